@@ -1,0 +1,189 @@
+//! Runs an image model on prepared tensors and returns L2-normalised embeddings.
+//!
+//! Two inference backends sit behind [`Embedder`]: ONNX Runtime (through `ort`, loaded
+//! at run time from the `onnxruntime` Python wheel or a path the user gives), the fast
+//! one, and pure-Rust `tract`, which always works, so that `cargo build` alone gives a
+//! working binary. Both must produce the same vectors for the same tensors.
+
+mod ort_backend;
+mod runtime;
+mod tract_backend;
+
+use std::path::PathBuf;
+
+use image::RgbImage;
+
+use crate::model::{ModelSpec, ResolvedModel};
+use crate::preprocess::{self, Crop, PreprocessError};
+
+pub use runtime::find_onnxruntime;
+
+/// Errors from loading or running a model.
+#[derive(Debug, thiserror::Error)]
+pub enum EmbedError {
+    #[error("cannot load ONNX Runtime from {path}: {message}")]
+    RuntimeLoad { path: PathBuf, message: String },
+    #[error(
+        "ONNX Runtime library not found: install it with scripts/setup.sh or set ORT_DYLIB_PATH"
+    )]
+    RuntimeMissing,
+    #[error("cannot load model {path}: {message}")]
+    ModelLoad { path: PathBuf, message: String },
+    #[error("inference failed: {0}")]
+    Inference(String),
+    #[error("model output has {got} values per image, the manifest says dim = {expected}")]
+    DimensionMismatch { expected: usize, got: usize },
+    #[error("model produced a non-finite embedding")]
+    NonFinite,
+    #[error(transparent)]
+    Preprocess(#[from] PreprocessError),
+}
+
+/// Which inference engine to use.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum BackendKind {
+    /// ONNX Runtime when its library can be found, tract otherwise.
+    #[default]
+    Auto,
+    Ort,
+    Tract,
+}
+
+impl std::str::FromStr for BackendKind {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        match s {
+            "auto" => Ok(Self::Auto),
+            "ort" | "onnxruntime" => Ok(Self::Ort),
+            "tract" => Ok(Self::Tract),
+            other => Err(format!("unknown backend '{other}': use auto, ort or tract")),
+        }
+    }
+}
+
+enum Backend {
+    Ort(ort_backend::OrtBackend),
+    Tract(tract_backend::TractBackend),
+}
+
+/// A loaded model ready to embed photos.
+pub struct Embedder {
+    spec: ModelSpec,
+    backend: Backend,
+}
+
+impl std::fmt::Debug for Embedder {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Embedder")
+            .field("model", &self.spec.name)
+            .field("backend", &self.backend_name())
+            .finish()
+    }
+}
+
+impl Embedder {
+    /// Load `model` on the chosen backend.
+    pub fn new(model: &ResolvedModel, kind: BackendKind) -> Result<Self, EmbedError> {
+        let backend = match kind {
+            BackendKind::Tract => Backend::Tract(tract_backend::TractBackend::load(model)?),
+            BackendKind::Ort => Backend::Ort(ort_backend::OrtBackend::load(model)?),
+            BackendKind::Auto => match ort_backend::OrtBackend::load(model) {
+                Ok(b) => Backend::Ort(b),
+                Err(EmbedError::RuntimeMissing) => {
+                    tracing::info!(
+                        "ONNX Runtime not found; using the slower pure-Rust tract backend"
+                    );
+                    Backend::Tract(tract_backend::TractBackend::load(model)?)
+                }
+                Err(e) => return Err(e),
+            },
+        };
+        Ok(Self { spec: model.spec.clone(), backend })
+    }
+
+    pub fn spec(&self) -> &ModelSpec {
+        &self.spec
+    }
+
+    pub fn backend_name(&self) -> &'static str {
+        match self.backend {
+            Backend::Ort(_) => "onnxruntime",
+            Backend::Tract(_) => "tract",
+        }
+    }
+
+    /// Elements of one input tensor.
+    pub fn input_len(&self) -> usize {
+        3 * (self.spec.size * self.spec.size) as usize
+    }
+
+    /// Embed `n` tensors laid end to end in `batch`; returns `n * dim` normalised values.
+    pub fn embed_tensors(&self, batch: &[f32], n: usize) -> Result<Vec<f32>, EmbedError> {
+        if n == 0 {
+            return Ok(Vec::new());
+        }
+        if batch.len() != n * self.input_len() {
+            return Err(EmbedError::Inference(format!(
+                "batch holds {} values, expected {} for {n} images",
+                batch.len(),
+                n * self.input_len()
+            )));
+        }
+        let mut out = match &self.backend {
+            Backend::Ort(b) => b.run(&self.spec, batch, n)?,
+            Backend::Tract(b) => b.run(&self.spec, batch, n)?,
+        };
+        if out.len() != n * self.spec.dim {
+            return Err(EmbedError::DimensionMismatch {
+                expected: self.spec.dim,
+                got: out.len() / n,
+            });
+        }
+        for v in out.chunks_exact_mut(self.spec.dim) {
+            normalise(v)?;
+        }
+        Ok(out)
+    }
+
+    /// Embed one decoded photo, optionally cropped first.
+    pub fn embed_image(&self, img: &RgbImage, crop: Option<Crop>) -> Result<Vec<f32>, EmbedError> {
+        let t = preprocess::tensor(img, &self.spec, crop)?;
+        self.embed_tensors(&t, 1)
+    }
+}
+
+/// Scale `v` to unit length; an all-zero vector stays zero (it matches nothing).
+pub fn normalise(v: &mut [f32]) -> Result<(), EmbedError> {
+    let norm = v.iter().map(|x| f64::from(*x) * f64::from(*x)).sum::<f64>().sqrt();
+    if !norm.is_finite() {
+        return Err(EmbedError::NonFinite);
+    }
+    if norm > 0.0 {
+        let inv = (1.0 / norm) as f32;
+        v.iter_mut().for_each(|x| *x *= inv);
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn normalise_gives_unit_length() {
+        let mut v = vec![3.0, 4.0];
+        normalise(&mut v).unwrap();
+        assert!((v[0] - 0.6).abs() < 1e-6 && (v[1] - 0.8).abs() < 1e-6);
+        let mut z = vec![0.0; 3];
+        normalise(&mut z).unwrap();
+        assert_eq!(z, vec![0.0; 3]);
+        assert!(normalise(&mut [f32::NAN, 1.0]).is_err());
+    }
+
+    #[test]
+    fn backend_names_parse() {
+        assert_eq!("ort".parse::<BackendKind>().unwrap(), BackendKind::Ort);
+        assert_eq!("tract".parse::<BackendKind>().unwrap(), BackendKind::Tract);
+        assert!("cuda".parse::<BackendKind>().is_err());
+    }
+}

@@ -1,0 +1,82 @@
+//! ONNX Runtime backend: the fast path, loaded from a shared library at run time.
+
+use std::sync::{Mutex, OnceLock};
+
+use ort::session::Session;
+use ort::session::builder::GraphOptimizationLevel;
+use ort::value::TensorRef;
+
+use super::{EmbedError, runtime};
+use crate::model::{Layout, ModelSpec, ResolvedModel};
+
+/// ONNX Runtime can be loaded once per process; every later model shares it.
+static ENVIRONMENT: OnceLock<Result<ort::environment::Environment, String>> = OnceLock::new();
+
+fn environment() -> Result<&'static ort::environment::Environment, EmbedError> {
+    let lib = runtime::find_onnxruntime().ok_or(EmbedError::RuntimeMissing)?;
+    let env = ENVIRONMENT.get_or_init(|| {
+        ort::init_from(&lib)
+            .map_err(|e| e.to_string())
+            .and_then(|b| b.with_name("lookalike").build().map_err(|e| e.to_string()))
+    });
+    env.as_ref().map_err(|message| EmbedError::RuntimeLoad { path: lib, message: message.clone() })
+}
+
+pub(super) struct OrtBackend {
+    // `Session::run` takes `&mut self`; batches are large enough that a lock costs nothing.
+    session: Mutex<Session>,
+}
+
+impl OrtBackend {
+    pub(super) fn load(model: &ResolvedModel) -> Result<Self, EmbedError> {
+        let env = environment()?;
+        let threads = std::thread::available_parallelism().map_or(1, |n| n.get());
+        let load_err = |e: &dyn std::fmt::Display| EmbedError::ModelLoad {
+            path: model.path.clone(),
+            message: e.to_string(),
+        };
+        let session = Session::builder(env)
+            .map_err(|e| load_err(&e))?
+            .with_optimization_level(GraphOptimizationLevel::Level3)
+            .map_err(|e| load_err(&e))?
+            .with_intra_threads(threads)
+            .map_err(|e| load_err(&e))?
+            .commit_from_file(&model.path)
+            .map_err(|e| load_err(&e))?;
+        if !session.outputs().iter().any(|o| o.name() == model.spec.output) {
+            return Err(load_err(&format!(
+                "the model has no output named '{}'",
+                model.spec.output
+            )));
+        }
+        if !session.inputs().iter().any(|i| i.name() == model.spec.input) {
+            return Err(load_err(&format!("the model has no input named '{}'", model.spec.input)));
+        }
+        Ok(Self { session: Mutex::new(session) })
+    }
+
+    pub(super) fn run(
+        &self,
+        spec: &ModelSpec,
+        batch: &[f32],
+        n: usize,
+    ) -> Result<Vec<f32>, EmbedError> {
+        let s = spec.size as usize;
+        let shape = match spec.layout {
+            Layout::Nchw => [n, 3, s, s],
+            Layout::Nhwc => [n, s, s, 3],
+        };
+        let err = |e: ort::Error| EmbedError::Inference(e.to_string());
+        let input = TensorRef::from_array_view((shape, batch)).map_err(err)?;
+        let mut session = self
+            .session
+            .lock()
+            .map_err(|_| EmbedError::Inference("inference session poisoned".into()))?;
+        let outputs = session.run(ort::inputs![spec.input.as_str() => input]).map_err(err)?;
+        let value = outputs
+            .get(&spec.output)
+            .ok_or_else(|| EmbedError::Inference(format!("no output '{}'", spec.output)))?;
+        let (_, data) = value.try_extract_tensor::<f32>().map_err(err)?;
+        Ok(data.to_vec())
+    }
+}

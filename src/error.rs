@@ -1,0 +1,59 @@
+//! The library's one public error type: every module's error, plus the mistakes a caller
+//! can make with an index (unknown id, unknown filter column, bad parameter).
+
+use std::path::PathBuf;
+
+use crate::catalog::CatalogError;
+use crate::embed::EmbedError;
+use crate::model::ModelError;
+use crate::preprocess::PreprocessError;
+use crate::store::StoreError;
+
+/// Everything that can go wrong in lookalike.
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    #[error(transparent)]
+    Catalog(#[from] CatalogError),
+    #[error(transparent)]
+    Model(#[from] ModelError),
+    #[error(transparent)]
+    Embed(#[from] EmbedError),
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    #[error("{0}")]
+    Image(#[from] PreprocessError),
+    #[error("cannot read {path}: {source}")]
+    Io { path: PathBuf, source: std::io::Error },
+    #[error(
+        "the index was built with model {index} but {requested} was asked for; use a new index folder"
+    )]
+    ModelMismatch { index: String, requested: String },
+    #[error("unknown id '{0}'")]
+    UnknownId(String),
+    #[error("unknown filter column '{column}' (columns: {known})")]
+    UnknownColumn { column: String, known: String },
+    #[error("invalid filter '{0}': expected column=value")]
+    BadFilter(String),
+    #[error("invalid parameter {name}: {message}")]
+    BadParameter { name: &'static str, message: String },
+}
+
+impl Error {
+    /// True when the caller's input, not the system, is at fault.
+    pub fn is_user_error(&self) -> bool {
+        matches!(
+            self,
+            Error::Image(_)
+                | Error::Embed(EmbedError::Preprocess(_))
+                | Error::UnknownId(_)
+                | Error::UnknownColumn { .. }
+                | Error::BadFilter(_)
+                | Error::BadParameter { .. }
+                | Error::ModelMismatch { .. }
+                | Error::Catalog(_)
+                | Error::Model(_)
+        )
+    }
+}
+
+pub type Result<T, E = Error> = std::result::Result<T, E>;

@@ -1,0 +1,414 @@
+//! Building and refreshing an index from a catalogue folder.
+//!
+//! The pipeline: scan the folder, read each photo once (hash it; unchanged photos stop
+//! there), decode and preprocess in parallel on the rayon pool, batch the tensors into
+//! the model, and commit each batch to the store in one transaction. A run that is
+//! interrupted keeps every committed batch, and the next run picks up where it stopped,
+//! since unchanged photos are never embedded again.
+
+use std::collections::{BTreeMap, HashMap};
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::{Duration, Instant};
+
+use rayon::prelude::*;
+
+use crate::catalog::{self, Metadata, Photo};
+use crate::embed::{BackendKind, Embedder};
+use crate::error::{Error, Result};
+use crate::model::{self, ResolvedModel};
+use crate::preprocess;
+use crate::store::{Change, FORMAT_VERSION, IndexInfo, ItemRecord, LmdbStore, Store};
+
+/// File name of the model copy kept inside every index folder.
+pub const MODEL_FILE: &str = "model.onnx";
+
+/// How to build an index.
+#[derive(Debug, Clone)]
+pub struct IndexOptions {
+    /// CSV with an `id` column; `None` uses `styles.csv` in the catalogue folder if any.
+    pub metadata: Option<PathBuf>,
+    /// `lite0`, `lite2` or a manifest path; `None` keeps the index's model (lite0 if new).
+    pub model: Option<String>,
+    pub backend: BackendKind,
+    pub batch_size: usize,
+    pub progress: bool,
+    /// Set to stop after the batch in flight (Ctrl-C).
+    pub cancel: Option<Arc<AtomicBool>>,
+}
+
+impl Default for IndexOptions {
+    fn default() -> Self {
+        Self {
+            metadata: None,
+            model: None,
+            backend: BackendKind::Auto,
+            batch_size: 32,
+            progress: false,
+            cancel: None,
+        }
+    }
+}
+
+/// What an indexing run did.
+#[derive(Debug, Default, Clone, serde::Serialize)]
+pub struct IndexReport {
+    pub photos_found: usize,
+    pub added: usize,
+    pub reembedded: usize,
+    pub metadata_updated: usize,
+    pub unchanged: usize,
+    pub removed: usize,
+    /// (relative path, reason) of photos that could not be indexed.
+    pub skipped: Vec<(String, String)>,
+    pub ignored_files: usize,
+    pub duplicate_photo_ids: usize,
+    pub metadata_file: Option<String>,
+    pub photos_without_metadata: usize,
+    pub metadata_rows_without_photo: usize,
+    pub csv_ragged_rows: usize,
+    pub csv_rows_without_id: usize,
+    pub csv_duplicate_ids: usize,
+    pub csv_unreadable_rows: usize,
+    pub total_items: usize,
+    pub backend: String,
+    pub model: String,
+    pub seconds: f64,
+    /// Photos embedded per second, whole pipeline.
+    pub images_per_second: f64,
+    pub interrupted: bool,
+}
+
+impl std::fmt::Display for IndexReport {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        writeln!(
+            f,
+            "{} photos found; index now holds {} items (model {}, backend {})",
+            self.photos_found, self.total_items, self.model, self.backend
+        )?;
+        writeln!(
+            f,
+            "  added {}, re-embedded {}, metadata updated {}, unchanged {}, removed {}",
+            self.added, self.reembedded, self.metadata_updated, self.unchanged, self.removed
+        )?;
+        let embedded = self.added + self.reembedded;
+        writeln!(
+            f,
+            "  embedded {embedded} photos in {:.1} s: {:.1} images/s",
+            self.seconds, self.images_per_second
+        )?;
+        match &self.metadata_file {
+            Some(m) => writeln!(
+                f,
+                "  metadata {m}: {} photos without a row, {} rows without a photo, {} ragged rows, {} rows without id, {} duplicate ids, {} unreadable rows",
+                self.photos_without_metadata,
+                self.metadata_rows_without_photo,
+                self.csv_ragged_rows,
+                self.csv_rows_without_id,
+                self.csv_duplicate_ids,
+                self.csv_unreadable_rows
+            )?,
+            None => writeln!(f, "  no metadata file")?,
+        }
+        if self.ignored_files > 0 || self.duplicate_photo_ids > 0 {
+            writeln!(
+                f,
+                "  ignored {} non-image files, {} photos repeating an id",
+                self.ignored_files, self.duplicate_photo_ids
+            )?;
+        }
+        if !self.skipped.is_empty() {
+            writeln!(f, "  skipped {} photos:", self.skipped.len())?;
+            for (p, why) in self.skipped.iter().take(50) {
+                writeln!(f, "    {p}: {why}")?;
+            }
+            if self.skipped.len() > 50 {
+                writeln!(f, "    ... and {} more", self.skipped.len() - 50)?;
+            }
+        }
+        if self.interrupted {
+            writeln!(f, "  interrupted: everything committed so far is kept; run again to finish")?;
+        }
+        Ok(())
+    }
+}
+
+/// What the parallel stage made of one photo.
+enum Prepared {
+    Unchanged,
+    Record { id: String, record: ItemRecord },
+    Embed { id: String, record: ItemRecord, tensor: Vec<f32>, is_new: bool },
+    Skipped { rel: String, reason: String },
+}
+
+/// Resolve the model for a run: the index's own copy, or the one asked for.
+fn choose_model(
+    index_dir: &Path,
+    existing: Option<&IndexInfo>,
+    requested: Option<&str>,
+) -> Result<(ResolvedModel, String)> {
+    match (existing, requested) {
+        (Some(info), req) => {
+            let path = index_dir.join(MODEL_FILE);
+            if let Some(r) = req {
+                let asked = model::resolve(r)?;
+                let hash = file_hash(&asked.path)?;
+                if hash != info.model_hash {
+                    return Err(Error::ModelMismatch {
+                        index: info.model.name.clone(),
+                        requested: asked.spec.name,
+                    });
+                }
+            }
+            Ok((ResolvedModel { spec: info.model.clone(), path }, info.model_hash.clone()))
+        }
+        (None, req) => {
+            let m = model::resolve(req.unwrap_or("lite0"))?;
+            let hash = file_hash(&m.path)?;
+            Ok((m, hash))
+        }
+    }
+}
+
+fn file_hash(path: &Path) -> Result<String> {
+    let bytes =
+        std::fs::read(path).map_err(|source| Error::Io { path: path.to_path_buf(), source })?;
+    Ok(blake3::hash(&bytes).to_hex().to_string())
+}
+
+/// Copy the model into the index folder atomically (write aside, then rename).
+fn install_model(src: &Path, index_dir: &Path) -> Result<()> {
+    let dst = index_dir.join(MODEL_FILE);
+    let tmp = index_dir.join(format!("{MODEL_FILE}.tmp"));
+    let io = |source| Error::Io { path: dst.clone(), source };
+    std::fs::copy(src, &tmp).map_err(io)?;
+    std::fs::rename(&tmp, &dst).map_err(io)?;
+    Ok(())
+}
+
+/// Index (or refresh the index of) the catalogue in `catalog_dir` into `index_dir`.
+pub fn index_catalog(
+    catalog_dir: &Path,
+    index_dir: &Path,
+    opts: &IndexOptions,
+) -> Result<IndexReport> {
+    if opts.batch_size == 0 || opts.batch_size > 1024 {
+        return Err(Error::BadParameter {
+            name: "batch-size",
+            message: format!("{} is not in 1..=1024", opts.batch_size),
+        });
+    }
+    let started = Instant::now();
+    let scan = catalog::scan(catalog_dir)?;
+    let metadata_path = opts.metadata.clone().or_else(|| {
+        let p = catalog_dir.join("styles.csv");
+        p.is_file().then_some(p)
+    });
+    let metadata = metadata_path.as_deref().map(Metadata::read_csv).transpose()?;
+
+    let store = LmdbStore::open(index_dir)?;
+    let existing_info = store.info()?;
+    let (model, model_hash) =
+        choose_model(index_dir, existing_info.as_ref(), opts.model.as_deref())?;
+    if existing_info.is_none() {
+        install_model(&model.path, index_dir)?;
+    }
+    let model = ResolvedModel { spec: model.spec, path: index_dir.join(MODEL_FILE) };
+    let embedder = Embedder::new(&model, opts.backend)?;
+
+    let columns = match (&metadata, &existing_info) {
+        (Some(md), _) => md.columns.clone(),
+        (None, Some(info)) => info.columns.clone(),
+        (None, None) => Vec::new(),
+    };
+    let mut spec = model.spec.clone();
+    spec.file = MODEL_FILE.to_string();
+    let catalog = std::fs::canonicalize(catalog_dir).ok().map(|p| p.display().to_string());
+    let info = IndexInfo {
+        format_version: FORMAT_VERSION,
+        model: spec,
+        model_hash,
+        dim: model.spec.dim,
+        columns,
+        catalog,
+    };
+
+    let existing: HashMap<String, ItemRecord> = store.records()?.into_iter().collect();
+    let mut report = IndexReport {
+        photos_found: scan.photos.len(),
+        ignored_files: scan.ignored,
+        duplicate_photo_ids: scan.duplicate_ids.len(),
+        metadata_file: metadata_path.as_ref().map(|p| p.display().to_string()),
+        backend: embedder.backend_name().to_string(),
+        model: info.model.name.clone(),
+        ..Default::default()
+    };
+    if let Some(md) = &metadata {
+        report.csv_ragged_rows = md.ragged_rows;
+        report.csv_rows_without_id = md.rows_without_id;
+        report.csv_duplicate_ids = md.duplicate_ids;
+        report.csv_unreadable_rows = md.unreadable_rows;
+        let found: std::collections::HashSet<&str> =
+            scan.photos.iter().map(|p| p.id.as_str()).collect();
+        report.metadata_rows_without_photo =
+            md.rows.keys().filter(|id| !found.contains(id.as_str())).count();
+        report.photos_without_metadata =
+            scan.photos.iter().filter(|p| !md.rows.contains_key(&p.id)).count();
+    }
+
+    // Deletions and the description land first, in one transaction.
+    let present: std::collections::HashSet<&str> =
+        scan.photos.iter().map(|p| p.id.as_str()).collect();
+    let deletions: Vec<Change> = existing
+        .keys()
+        .filter(|id| !present.contains(id.as_str()))
+        .map(|id| Change::Delete { id: id.clone() })
+        .collect();
+    report.removed = deletions.len();
+    store.apply(Some(&info), &deletions)?;
+
+    let bar = progress_bar(opts.progress, scan.photos.len() as u64);
+    let embed_started = Instant::now();
+    let mut embedded_secs = Duration::ZERO;
+    let (tx, rx) = crossbeam_channel::bounded::<Vec<Prepared>>(2);
+    let photos = &scan.photos;
+    let batch = opts.batch_size;
+    let cancel = opts.cancel.clone();
+    let outcome: Result<()> = std::thread::scope(|scope| {
+        // Producer: read, hash, decode and preprocess one batch at a time, in parallel.
+        scope.spawn(|| {
+            for chunk in photos.chunks(batch) {
+                if cancel.as_ref().is_some_and(|c| c.load(Ordering::Relaxed)) {
+                    break;
+                }
+                let prepared: Vec<Prepared> = chunk
+                    .par_iter()
+                    .map(|p| {
+                        prepare(
+                            p,
+                            existing.get(&p.id),
+                            metadata.as_ref(),
+                            &existing_info,
+                            embedder.spec(),
+                        )
+                    })
+                    .collect();
+                if tx.send(prepared).is_err() {
+                    break;
+                }
+            }
+            drop(tx);
+        });
+        // Consumer: batched inference and one commit per batch.
+        for prepared in rx.iter() {
+            let n_in = prepared.len() as u64;
+            let mut changes = Vec::with_capacity(prepared.len());
+            let mut tensors = Vec::new();
+            let mut pending = Vec::new();
+            for p in prepared {
+                match p {
+                    Prepared::Unchanged => report.unchanged += 1,
+                    Prepared::Record { id, record } => {
+                        report.metadata_updated += 1;
+                        changes.push(Change::Record { id, record });
+                    }
+                    Prepared::Skipped { rel, reason } => report.skipped.push((rel, reason)),
+                    Prepared::Embed { id, record, tensor, is_new } => {
+                        tensors.extend_from_slice(&tensor);
+                        pending.push((id, record, is_new));
+                    }
+                }
+            }
+            if !pending.is_empty() {
+                let t0 = Instant::now();
+                let vectors = embedder.embed_tensors(&tensors, pending.len())?;
+                embedded_secs += t0.elapsed();
+                for ((id, record, is_new), v) in
+                    pending.into_iter().zip(vectors.chunks_exact(info.dim))
+                {
+                    if is_new {
+                        report.added += 1
+                    } else {
+                        report.reembedded += 1
+                    }
+                    changes.push(Change::Put { id, record, vector: v.to_vec() });
+                }
+            }
+            if !changes.is_empty() {
+                store.apply(None, &changes)?;
+            }
+            bar.inc(n_in);
+            if opts.cancel.as_ref().is_some_and(|c| c.load(Ordering::Relaxed)) {
+                report.interrupted = true;
+                break;
+            }
+        }
+        Ok(())
+    });
+    // Dropping the receiver (on error or interrupt) stops the producer at its next send.
+    outcome?;
+    bar.finish_and_clear();
+    let _ = embedded_secs;
+    report.total_items = store.len()?;
+    report.seconds = started.elapsed().as_secs_f64();
+    let embedded = (report.added + report.reembedded) as f64;
+    let pipeline_secs = embed_started.elapsed().as_secs_f64();
+    report.images_per_second = if pipeline_secs > 0.0 { embedded / pipeline_secs } else { 0.0 };
+    report.skipped.sort();
+    Ok(report)
+}
+
+fn prepare(
+    photo: &Photo,
+    old: Option<&ItemRecord>,
+    metadata: Option<&Metadata>,
+    existing_info: &Option<IndexInfo>,
+    spec: &crate::model::ModelSpec,
+) -> Prepared {
+    let bytes = match std::fs::read(&photo.path) {
+        Ok(b) => b,
+        Err(e) => {
+            return Prepared::Skipped {
+                rel: photo.rel.clone(),
+                reason: format!("cannot read: {e}"),
+            };
+        }
+    };
+    let hash = blake3::hash(&bytes).to_hex().to_string();
+    let fields: BTreeMap<String, String> = match (metadata, old) {
+        (Some(md), _) => md.rows.get(&photo.id).cloned().unwrap_or_default(),
+        // Without a metadata file this run, keep what the index already had.
+        (None, Some(o)) => o.metadata.clone(),
+        (None, None) => BTreeMap::new(),
+    };
+    let record = ItemRecord { path: photo.rel.clone(), hash, metadata: fields };
+    if let Some(o) = old {
+        if o.hash == record.hash && existing_info.is_some() {
+            if *o == record {
+                return Prepared::Unchanged;
+            }
+            return Prepared::Record { id: photo.id.clone(), record };
+        }
+    }
+    let tensor = preprocess::decode(&bytes).and_then(|img| preprocess::tensor(&img, spec, None));
+    match tensor {
+        Ok(tensor) => {
+            Prepared::Embed { id: photo.id.clone(), record, tensor, is_new: old.is_none() }
+        }
+        Err(e) => Prepared::Skipped { rel: photo.rel.clone(), reason: e.to_string() },
+    }
+}
+
+fn progress_bar(show: bool, len: u64) -> indicatif::ProgressBar {
+    if !show {
+        return indicatif::ProgressBar::hidden();
+    }
+    let bar = indicatif::ProgressBar::new(len);
+    if let Ok(style) = indicatif::ProgressStyle::with_template(
+        "{spinner} [{elapsed_precise}] {wide_bar} {pos}/{len} photos, {per_sec}, ETA {eta}",
+    ) {
+        bar.set_style(style);
+    }
+    bar
+}

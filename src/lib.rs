@@ -1,0 +1,23 @@
+//! lookalike: visual search for fashion catalogues.
+//!
+//! Index a folder of product photos once ([`ingest::index_catalog`]), then find the
+//! catalogue items most similar to any photo ([`engine::Engine`]). See ARCHITECTURE.md
+//! for the codemap and the invariants between modules.
+
+pub mod catalog;
+pub mod embed;
+pub mod engine;
+pub mod error;
+pub mod eval;
+pub mod index;
+pub mod ingest;
+pub mod kernel;
+pub mod model;
+pub mod preprocess;
+pub mod report;
+pub mod server;
+pub mod store;
+
+pub use engine::{Engine, Query};
+pub use error::{Error, Result};
+pub use index::{Filter, Hit};

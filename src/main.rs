@@ -1,0 +1,492 @@
+//! The `lookalike` command: parses arguments, calls the library, maps errors to exit codes.
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::sync::Arc;
+use std::sync::atomic::AtomicBool;
+
+use anyhow::Context;
+use clap::{Args, Parser, Subcommand};
+use lookalike::embed::BackendKind;
+use lookalike::engine::{self, Engine, Query};
+use lookalike::eval;
+use lookalike::ingest::{self, IndexOptions};
+use lookalike::preprocess::{Crop, QueryResize};
+
+#[derive(Parser)]
+#[command(name = "lookalike", version, about = "Visual search for fashion catalogues")]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Args, Clone)]
+struct BackendArg {
+    /// Inference backend: auto (ONNX Runtime if found, else tract), ort, tract.
+    #[arg(long, default_value = "auto", value_parser = parse_backend)]
+    backend: BackendKind,
+}
+
+fn parse_backend(s: &str) -> Result<BackendKind, String> {
+    s.parse()
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Index (or refresh) a catalogue folder of product photos.
+    Index {
+        /// Folder of photos, searched recursively; a photo's id is its file stem.
+        catalog: PathBuf,
+        /// Index folder to create or update.
+        #[arg(long)]
+        index: PathBuf,
+        /// CSV with an `id` column (default: styles.csv in the catalogue folder, if any).
+        #[arg(long)]
+        metadata: Option<PathBuf>,
+        /// Model: lite0 (default), lite2, or the path of a model manifest (.toml).
+        #[arg(long)]
+        model: Option<String>,
+        /// Photos per inference batch.
+        #[arg(long, default_value_t = 32)]
+        batch_size: usize,
+        /// Print the report as JSON.
+        #[arg(long)]
+        json: bool,
+        #[command(flatten)]
+        backend: BackendArg,
+    },
+    /// Find the catalogue items most similar to photos (or to an indexed item).
+    Search {
+        #[arg(long)]
+        index: PathBuf,
+        /// Query photos.
+        images: Vec<PathBuf>,
+        /// Number of results.
+        #[arg(short, long, default_value_t = 5)]
+        k: usize,
+        /// Keep only items with column=value (repeat; same column = any of the values).
+        #[arg(long = "filter", value_name = "COLUMN=VALUE")]
+        filters: Vec<String>,
+        /// Search only this region of each photo: x,y,w,h in pixels.
+        #[arg(long)]
+        crop: Option<Crop>,
+        /// Search from an indexed item instead of a photo.
+        #[arg(long, value_name = "ID")]
+        similar_to: Option<String>,
+        /// How query photos are squared: auto (pad studio shots, crop snapshots), pad, crop.
+        #[arg(long, default_value = "auto")]
+        query_resize: QueryResize,
+        /// One JSON object per query, one per line.
+        #[arg(long)]
+        json: bool,
+        #[command(flatten)]
+        backend: BackendArg,
+    },
+    /// Measure retrieval quality: leave-one-out over the catalogue, or outside photos.
+    Eval {
+        #[arg(long)]
+        index: PathBuf,
+        /// Every catalogue item queries the rest (the default without --queries).
+        #[arg(long)]
+        leave_one_out: bool,
+        /// Relevance label: a column, or columns joined by '+' (repeat for several).
+        /// Default: articleType, subCategory, articleType+baseColour (those present).
+        #[arg(long = "label")]
+        labels: Vec<String>,
+        /// Column whose values break the figures down (default: masterCategory if present).
+        #[arg(long)]
+        group_by: Option<String>,
+        /// CSV of outside photos: file,label,...,match_article_types.
+        #[arg(long)]
+        queries: Option<PathBuf>,
+        /// Folder of the photos named in --queries (default: the CSV's folder/images).
+        #[arg(long)]
+        images: Option<PathBuf>,
+        /// Column that --queries' match lists name.
+        #[arg(long, default_value = "articleType")]
+        match_column: String,
+        #[arg(short, long, default_value_t = 5)]
+        k: usize,
+        /// Only evaluate (and search among) items with column=value.
+        #[arg(long = "filter", value_name = "COLUMN=VALUE")]
+        filters: Vec<String>,
+        /// How outside photos are squared: auto, pad, crop.
+        #[arg(long, default_value = "auto")]
+        query_resize: QueryResize,
+        /// One JSON object (per mode) instead of tables.
+        #[arg(long)]
+        json: bool,
+        /// Write an HTML page of sample queries beside their top-k.
+        #[arg(long)]
+        report: Option<PathBuf>,
+        /// Queries shown in the HTML report.
+        #[arg(long, default_value_t = 60)]
+        report_samples: usize,
+        #[command(flatten)]
+        backend: BackendArg,
+    },
+    /// Serve the web page and the JSON API.
+    Serve {
+        #[arg(long)]
+        index: PathBuf,
+        /// Address to listen on.
+        #[arg(long, default_value = "127.0.0.1:8080")]
+        addr: std::net::SocketAddr,
+        /// Catalogue folder to serve photos from (default: the one the index was built from).
+        #[arg(long)]
+        catalog: Option<PathBuf>,
+        /// Largest accepted upload, in MB.
+        #[arg(long, default_value_t = 20)]
+        max_upload_mb: usize,
+        /// Searches in flight before the server answers 503 (busy).
+        #[arg(long, default_value_t = 32)]
+        max_inflight: usize,
+        #[command(flatten)]
+        backend: BackendArg,
+    },
+    /// Describe an index: model, item count, dimension, columns.
+    Info {
+        #[arg(long)]
+        index: PathBuf,
+        #[arg(long)]
+        json: bool,
+    },
+}
+
+fn main() -> ExitCode {
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_env("LOOKALIKE_LOG")
+                .unwrap_or_else(|_| "warn".into()),
+        )
+        .with_writer(std::io::stderr)
+        .init();
+    let cli = Cli::parse();
+    match run(cli) {
+        Ok(code) => code,
+        Err(e) => {
+            eprintln!("error: {e:#}");
+            let user =
+                e.downcast_ref::<lookalike::Error>().is_some_and(lookalike::Error::is_user_error);
+            ExitCode::from(if user { 2 } else { 1 })
+        }
+    }
+}
+
+fn run(cli: Cli) -> anyhow::Result<ExitCode> {
+    match cli.command {
+        Command::Index { catalog, index, metadata, model, batch_size, json, backend } => {
+            let cancel = Arc::new(AtomicBool::new(false));
+            let flag = cancel.clone();
+            // First Ctrl-C: finish the batch in flight and commit; second: default action.
+            let _ = ctrlc::set_handler(move || {
+                if flag.swap(true, std::sync::atomic::Ordering::SeqCst) {
+                    std::process::exit(130);
+                }
+                eprintln!(
+                    "\ninterrupted: committing the current batch, then stopping (Ctrl-C again to abort)"
+                );
+            });
+            let opts = IndexOptions {
+                metadata,
+                model,
+                backend: backend.backend,
+                batch_size,
+                progress: !json,
+                cancel: Some(cancel),
+            };
+            let report = ingest::index_catalog(&catalog, &index, &opts)?;
+            if json {
+                println!("{}", serde_json::to_string(&report)?);
+            } else {
+                print!("{report}");
+            }
+            Ok(if report.interrupted { ExitCode::from(130) } else { ExitCode::SUCCESS })
+        }
+        Command::Search {
+            index,
+            images,
+            k,
+            filters,
+            crop,
+            similar_to,
+            query_resize,
+            json,
+            backend,
+        } => {
+            let engine = Engine::open(&index, backend.backend)?;
+            let query = Query { k, filter: engine.filter(&filters)?, crop, resize: query_resize };
+            if images.is_empty() && similar_to.is_none() {
+                anyhow::bail!(lookalike::Error::BadParameter {
+                    name: "images",
+                    message: "give at least one photo, or --similar-to ID".into()
+                });
+            }
+            if let Some(id) = similar_to {
+                let hits = engine.similar_to(&id, &query)?;
+                print_hits(&id, &hits, None, json)?;
+            }
+            let mut failed = false;
+            for path in &images {
+                let bytes = std::fs::read(path)
+                    .map_err(|source| lookalike::Error::Io { path: path.clone(), source })
+                    .with_context(|| format!("query {}", path.display()));
+                let result = bytes.and_then(|b| Ok(engine.search_photo(&b, &query)?));
+                match result {
+                    Ok((hits, timing)) => {
+                        print_hits(&path.display().to_string(), &hits, Some(timing), json)?
+                    }
+                    Err(e) if images.len() > 1 => {
+                        // One bad photo among many must not hide the others' results.
+                        failed = true;
+                        eprintln!("error: {}: {e:#}", path.display());
+                        if json {
+                            println!(
+                                "{}",
+                                serde_json::json!({"query": path.display().to_string(), "error": format!("{e:#}")})
+                            );
+                        }
+                    }
+                    Err(e) => return Err(e),
+                }
+            }
+            Ok(if failed { ExitCode::from(2) } else { ExitCode::SUCCESS })
+        }
+        Command::Eval {
+            index,
+            leave_one_out,
+            labels,
+            group_by,
+            queries,
+            images,
+            match_column,
+            k,
+            filters,
+            query_resize,
+            json,
+            report,
+            report_samples,
+            backend,
+        } => {
+            let engine = Engine::open(&index, backend.backend)?;
+            let filter = engine.filter(&filters)?;
+            let columns = engine.info().columns.clone();
+            let root = engine.info().catalog.clone();
+            let samples = if report.is_some() { report_samples } else { 0 };
+            let mut rows = Vec::new();
+            let mut summary = String::new();
+            if leave_one_out || queries.is_none() {
+                let specs = if labels.is_empty() {
+                    ["articleType", "subCategory", "articleType+baseColour"]
+                        .iter()
+                        .filter(|l| l.split('+').all(|c| columns.iter().any(|k| k == c)))
+                        .map(|s| s.to_string())
+                        .collect()
+                } else {
+                    labels
+                };
+                if specs.is_empty() {
+                    anyhow::bail!(lookalike::Error::BadParameter {
+                        name: "label",
+                        message: format!("give --label COLUMN (columns: {})", columns.join(", "))
+                    });
+                }
+                let parsed = eval::parse_labels(&specs, &columns)?;
+                let group = group_by
+                    .clone()
+                    .or_else(|| columns.iter().find(|c| *c == "masterCategory").cloned());
+                let t = std::time::Instant::now();
+                let r = eval::leave_one_out(
+                    engine.index(),
+                    k,
+                    &parsed,
+                    group.as_deref(),
+                    &filter,
+                    samples,
+                )?;
+                let secs = t.elapsed().as_secs_f64();
+                if json {
+                    let mut v = serde_json::to_value(&r)?;
+                    v["mode"] = "leave-one-out".into();
+                    v["seconds"] = secs.into();
+                    println!("{v}");
+                } else {
+                    let text = loo_table(&r, secs);
+                    print!("{text}");
+                    summary.push_str(&text);
+                }
+                rows.extend(eval::loo_rows(engine.index(), root.as_deref(), &r, &parsed));
+            }
+            if let Some(qcsv) = queries {
+                let dir = images.unwrap_or_else(|| {
+                    qcsv.parent().unwrap_or(std::path::Path::new(".")).join("images")
+                });
+                let qs = eval::read_queries(&qcsv, &dir)?;
+                let r = eval::photo_queries(
+                    &engine,
+                    qs.clone(),
+                    k,
+                    &match_column,
+                    &filter,
+                    query_resize,
+                    samples,
+                )?;
+                if json {
+                    let mut v = serde_json::to_value(&r)?;
+                    v["mode"] = "queries".into();
+                    println!("{v}");
+                } else {
+                    let text = photo_table(&r);
+                    print!("{text}");
+                    summary.push_str(&text);
+                }
+                rows.extend(eval::photo_rows(
+                    engine.index(),
+                    root.as_deref(),
+                    &r,
+                    &qs,
+                    &match_column,
+                ));
+            }
+            if let Some(path) = report {
+                lookalike::report::write_html(
+                    &path,
+                    &format!("lookalike eval: {}", index.display()),
+                    &summary,
+                    &rows,
+                )?;
+                eprintln!("report written to {}", path.display());
+            }
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Serve { index, addr, catalog, max_upload_mb, max_inflight, backend } => {
+            if max_upload_mb == 0 || max_upload_mb > 1024 {
+                anyhow::bail!(lookalike::Error::BadParameter {
+                    name: "max-upload-mb",
+                    message: format!("{max_upload_mb} is not in 1..=1024")
+                });
+            }
+            let engine = Engine::open(&index, backend.backend)?;
+            let opts = lookalike::server::ServeOptions {
+                catalog,
+                max_upload: max_upload_mb * 1024 * 1024,
+                max_inflight,
+            };
+            eprintln!(
+                "serving {} items ({}, {}) on http://{addr}",
+                engine.index().len(),
+                engine.info().model.name,
+                engine.embedder().backend_name()
+            );
+            let rt = tokio::runtime::Runtime::new()?;
+            rt.block_on(lookalike::server::serve(engine, addr, opts))
+                .with_context(|| format!("serving on {addr}"))?;
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Info { index, json } => {
+            let (info, count) = engine::read_info(&index)?;
+            if json {
+                println!(
+                    "{}",
+                    serde_json::json!({"model": info.model.name, "count": count, "dimension": info.dim,
+                        "columns": info.columns, "format_version": info.format_version,
+                        "input_size": info.model.size, "resize": info.model.resize})
+                );
+            } else {
+                println!("index:      {}", index.display());
+                println!(
+                    "model:      {} ({} px, {:?})",
+                    info.model.name, info.model.size, info.model.resize
+                );
+                println!("items:      {count}");
+                println!("dimension:  {}", info.dim);
+                println!("columns:    {}", info.columns.join(", "));
+                println!("format:     v{}", info.format_version);
+            }
+            Ok(ExitCode::SUCCESS)
+        }
+    }
+}
+
+fn print_hits(
+    query: &str,
+    hits: &[lookalike::Hit],
+    timing: Option<engine::Timing>,
+    json: bool,
+) -> anyhow::Result<()> {
+    if json {
+        let mut obj = serde_json::json!({"query": query, "results": hits});
+        if let Some(t) = timing {
+            obj["timing_ms"] = serde_json::to_value(t)?;
+        }
+        println!("{obj}");
+        return Ok(());
+    }
+    println!("{query}");
+    if hits.is_empty() {
+        println!("  (no results)");
+    }
+    for (i, h) in hits.iter().enumerate() {
+        let name = h.metadata.get("productDisplayName").map(String::as_str).unwrap_or("");
+        let kind = h.metadata.get("articleType").map(String::as_str).unwrap_or("");
+        println!("  {:>2}. {:<12} {:.4}  {:<16} {}", i + 1, h.id, h.score, kind, name);
+    }
+    if let Some(t) = timing {
+        println!(
+            "  ({:.1} ms decode, {:.1} ms embed, {:.2} ms search)",
+            t.decode_ms, t.embed_ms, t.search_ms
+        );
+    }
+    Ok(())
+}
+
+fn loo_table(r: &eval::LooReport, secs: f64) -> String {
+    let mut out = format!("leave-one-out, {} queries, k = {} ({secs:.1} s)\n", r.queries, r.k);
+    out.push_str(&format!("  {:<28} {:>10} {:>10}\n", "label", "P@k", "mAP@k"));
+    for l in &r.labels {
+        out.push_str(&format!(
+            "  {:<28} {:>10.3} {:>10.3}\n",
+            l.label, l.overall.precision, l.overall.map
+        ));
+    }
+    if let Some(g) = &r.group_by {
+        out.push_str(&format!("  by {g} (P@k per label):\n"));
+        let groups: std::collections::BTreeSet<&String> =
+            r.labels.iter().flat_map(|l| l.groups.keys()).collect();
+        for name in groups {
+            let cells: Vec<String> = r
+                .labels
+                .iter()
+                .map(|l| {
+                    l.groups.get(name).map_or("-".to_string(), |s| format!("{:.3}", s.precision))
+                })
+                .collect();
+            let n = r.labels[0].groups.get(name).map_or(0, |s| s.queries);
+            out.push_str(&format!("    {:<26} {:>7} queries  {}\n", name, n, cells.join("  ")));
+        }
+    }
+    out
+}
+
+fn photo_table(r: &eval::PhotoReport) -> String {
+    let mut out = format!(
+        "outside photos, {} queries, k = {}: precision@k {:.3}; no correct result in {:.1}% of queries\n",
+        r.queries,
+        r.k,
+        r.precision,
+        100.0 * r.none_correct
+    );
+    for (label, s) in &r.by_label {
+        out.push_str(&format!(
+            "    {:<20} {:>5} queries  P@k {:.3}\n",
+            label, s.queries, s.precision
+        ));
+    }
+    if !r.failed.is_empty() {
+        out.push_str(&format!("  {} photos could not be read:\n", r.failed.len()));
+        for (f, e) in r.failed.iter().take(20) {
+            out.push_str(&format!("    {f}: {e}\n"));
+        }
+    }
+    out
+}

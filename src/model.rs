@@ -1,0 +1,208 @@
+//! Which image model turns a photo into a vector, and how its input must be prepared.
+//!
+//! A model is an ONNX file plus a [`ModelSpec`]: input size and layout, normalisation,
+//! the output to read and its dimension. The built-in models (EfficientNet-Lite0 and
+//! Lite2, converted by `tools/convert_efficientnet_lite.py`) have their spec here; any
+//! other ONNX image model is described by a small TOML manifest beside it.
+
+use std::path::{Path, PathBuf};
+
+use serde::{Deserialize, Serialize};
+
+/// Errors while resolving or reading a model description.
+#[derive(Debug, thiserror::Error)]
+pub enum ModelError {
+    #[error("unknown model '{name}': use lite0, lite2 or the path of a manifest (.toml)")]
+    Unknown { name: String },
+    #[error(
+        "built-in model file {file} not found (looked in {searched}); set LOOKALIKE_MODELS to the folder holding it"
+    )]
+    BuiltinMissing { file: String, searched: String },
+    #[error("cannot read model manifest {path}: {source}")]
+    ManifestRead { path: PathBuf, source: std::io::Error },
+    #[error("invalid model manifest {path}: {message}")]
+    ManifestInvalid { path: PathBuf, message: String },
+}
+
+/// Tensor memory layout the model expects.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]
+#[serde(rename_all = "lowercase")]
+pub enum Layout {
+    #[default]
+    Nchw,
+    Nhwc,
+}
+
+/// How a non-square photo is made square before resizing.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]
+#[serde(rename_all = "lowercase")]
+pub enum ResizeMode {
+    /// Fit the whole photo, fill the rest with white (studio background).
+    #[default]
+    Pad,
+    /// Resize the shorter side, cut the centre square.
+    Crop,
+}
+
+/// Everything needed to run a model on a photo, except the model bytes.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ModelSpec {
+    pub name: String,
+    /// ONNX file, relative to the manifest (or the index folder once stored there).
+    pub file: String,
+    pub input: String,
+    pub output: String,
+    #[serde(default)]
+    pub layout: Layout,
+    pub size: u32,
+    #[serde(default)]
+    pub resize: ResizeMode,
+    /// Per-channel mean and std in 0..1 pixel scale: `(x/255 - mean) / std`.
+    pub mean: [f32; 3],
+    pub std: [f32; 3],
+    pub dim: usize,
+}
+
+/// Built-in models: (short name, spec).
+fn builtin(name: &str) -> Option<ModelSpec> {
+    // EfficientNet-Lite wants (x - 127) / 128 on 0..255 pixels.
+    let mean = [127.0 / 255.0; 3];
+    let std = [128.0 / 255.0; 3];
+    let (full, size) = match name {
+        "lite0" | "efficientnet-lite0" => ("efficientnet-lite0", 224),
+        "lite2" | "efficientnet-lite2" => ("efficientnet-lite2", 260),
+        _ => return None,
+    };
+    Some(ModelSpec {
+        name: full.to_string(),
+        file: format!("{full}.onnx"),
+        input: "input".into(),
+        output: "embedding".into(),
+        layout: Layout::Nchw,
+        size,
+        resize: ResizeMode::Pad,
+        mean,
+        std,
+        dim: 1280,
+    })
+}
+
+/// Folders searched for the built-in ONNX files, in order.
+pub fn builtin_dirs() -> Vec<PathBuf> {
+    let mut dirs = Vec::new();
+    if let Some(d) = std::env::var_os("LOOKALIKE_MODELS") {
+        dirs.push(PathBuf::from(d));
+    }
+    if let Ok(exe) = std::env::current_exe() {
+        if let Some(parent) = exe.parent() {
+            dirs.push(parent.join("models"));
+        }
+    }
+    // A build from the repository finds the models it was built beside.
+    dirs.push(Path::new(env!("CARGO_MANIFEST_DIR")).join("models"));
+    dirs
+}
+
+/// A model spec together with the folder its `file` is relative to.
+#[derive(Debug, Clone)]
+pub struct ResolvedModel {
+    pub spec: ModelSpec,
+    pub path: PathBuf,
+}
+
+impl ModelSpec {
+    /// Check the values a manifest could get wrong.
+    pub fn validate(&self, origin: &Path) -> Result<(), ModelError> {
+        let bad =
+            |message: String| ModelError::ManifestInvalid { path: origin.to_path_buf(), message };
+        if self.size < 8 || self.size > 4096 {
+            return Err(bad(format!("size {} out of range 8..=4096", self.size)));
+        }
+        if self.dim == 0 || self.dim > 65536 {
+            return Err(bad(format!("dim {} out of range 1..=65536", self.dim)));
+        }
+        if self.std.iter().any(|s| !s.is_finite() || *s <= 0.0) {
+            return Err(bad("std values must be positive".into()));
+        }
+        if self.mean.iter().any(|m| !m.is_finite()) {
+            return Err(bad("mean values must be finite".into()));
+        }
+        if self.file.is_empty() || self.input.is_empty() || self.output.is_empty() {
+            return Err(bad("file, input and output must not be empty".into()));
+        }
+        Ok(())
+    }
+}
+
+/// Resolve `lite0`, `lite2` or a manifest path to a spec and an ONNX file.
+pub fn resolve(name: &str) -> Result<ResolvedModel, ModelError> {
+    if let Some(spec) = builtin(name) {
+        let dirs = builtin_dirs();
+        for d in &dirs {
+            let p = d.join(&spec.file);
+            if p.is_file() {
+                return Ok(ResolvedModel { spec, path: p });
+            }
+        }
+        let searched = dirs.iter().map(|d| d.display().to_string()).collect::<Vec<_>>().join(", ");
+        return Err(ModelError::BuiltinMissing { file: spec.file, searched });
+    }
+    let path = Path::new(name);
+    if path.extension().is_some_and(|e| e == "toml") || path.is_file() {
+        return read_manifest(path);
+    }
+    Err(ModelError::Unknown { name: name.to_string() })
+}
+
+/// Read a TOML manifest; its `file` is relative to the manifest's folder.
+pub fn read_manifest(path: &Path) -> Result<ResolvedModel, ModelError> {
+    let text = std::fs::read_to_string(path)
+        .map_err(|source| ModelError::ManifestRead { path: path.to_path_buf(), source })?;
+    let spec: ModelSpec = toml::from_str(&text).map_err(|e| ModelError::ManifestInvalid {
+        path: path.to_path_buf(),
+        message: e.message().to_string(),
+    })?;
+    spec.validate(path)?;
+    let onnx = path.parent().unwrap_or(Path::new(".")).join(&spec.file);
+    if !onnx.is_file() {
+        return Err(ModelError::ManifestInvalid {
+            path: path.to_path_buf(),
+            message: format!("model file {} does not exist", onnx.display()),
+        });
+    }
+    Ok(ResolvedModel { spec, path: onnx })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn builtin_names_resolve_to_specs() {
+        let s = builtin("lite0").unwrap();
+        assert_eq!((s.size, s.dim, s.layout), (224, 1280, Layout::Nchw));
+        assert_eq!(builtin("lite2").unwrap().size, 260);
+        assert!(builtin("resnet").is_none());
+    }
+
+    #[test]
+    fn unknown_name_is_an_error() {
+        assert!(matches!(resolve("no-such-model"), Err(ModelError::Unknown { .. })));
+    }
+
+    #[test]
+    fn manifest_with_bad_values_is_rejected() {
+        let dir = tempfile::tempdir().unwrap();
+        let p = dir.path().join("m.toml");
+        std::fs::write(
+            &p,
+            "name='x'\nfile='x.onnx'\ninput='i'\noutput='o'\nsize=224\nmean=[0,0,0]\nstd=[0,1,1]\ndim=3\n",
+        )
+        .unwrap();
+        let err = read_manifest(&p).unwrap_err().to_string();
+        assert!(err.contains("std"), "{err}");
+        std::fs::write(&p, "name='x'\n").unwrap();
+        let err = read_manifest(&p).unwrap_err().to_string();
+        assert!(err.contains("missing field"), "{err}");
+    }
+}

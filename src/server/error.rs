@@ -1,0 +1,68 @@
+//! HTTP errors: a 4xx with a message that names the problem for bad input, a generic 500
+//! (details to the log only) for everything else.
+
+use axum::Json;
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
+
+use crate::embed::EmbedError;
+use crate::error::Error;
+use crate::preprocess::PreprocessError;
+
+/// The error body of every failed request.
+#[derive(Debug, serde::Serialize, utoipa::ToSchema)]
+pub struct ErrorBody {
+    /// What went wrong, fit to show to a person.
+    pub error: String,
+}
+
+/// An error on its way to becoming a response.
+#[derive(Debug)]
+pub enum AppError {
+    BadRequest(String),
+    NotFound(String),
+    TooLarge(String),
+    Unsupported(String),
+    Busy,
+    Internal(String),
+}
+
+impl From<Error> for AppError {
+    fn from(e: Error) -> Self {
+        let image = |p: &PreprocessError| match p {
+            PreprocessError::TooLarge { .. } | PreprocessError::OverLimits(_) => {
+                AppError::TooLarge(p.to_string())
+            }
+            PreprocessError::NotAnImage | PreprocessError::Unsupported(_) => {
+                AppError::Unsupported(format!("the upload is {p}"))
+            }
+            other => AppError::BadRequest(format!("cannot use the photo: {other}")),
+        };
+        match &e {
+            Error::UnknownId(_) => AppError::NotFound(e.to_string()),
+            Error::Image(p) | Error::Embed(EmbedError::Preprocess(p)) => image(p),
+            _ if e.is_user_error() => AppError::BadRequest(e.to_string()),
+            _ => AppError::Internal(format!("{e:#}")),
+        }
+    }
+}
+
+impl IntoResponse for AppError {
+    fn into_response(self) -> Response {
+        let (status, msg) = match self {
+            AppError::BadRequest(m) => (StatusCode::BAD_REQUEST, m),
+            AppError::NotFound(m) => (StatusCode::NOT_FOUND, m),
+            AppError::TooLarge(m) => (StatusCode::PAYLOAD_TOO_LARGE, m),
+            AppError::Unsupported(m) => (StatusCode::UNSUPPORTED_MEDIA_TYPE, m),
+            AppError::Busy => (
+                StatusCode::SERVICE_UNAVAILABLE,
+                "the server is busy; try again in a moment".to_string(),
+            ),
+            AppError::Internal(detail) => {
+                tracing::error!(%detail, "internal error");
+                (StatusCode::INTERNAL_SERVER_ERROR, "internal server error".to_string())
+            }
+        };
+        (status, Json(ErrorBody { error: msg })).into_response()
+    }
+}

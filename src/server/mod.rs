@@ -1,0 +1,561 @@
+//! The web app and JSON API (axum): upload a photo, see similar products; browse the
+//! catalogue; product photos and thumbnails. The only module that knows HTTP and JSON.
+//!
+//! Inference runs on the blocking pool behind a bounded number of slots: when all are
+//! taken a search gets 503 at once instead of queueing without limit.
+
+mod assets;
+mod error;
+mod openapi;
+mod thumbs;
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::Instant;
+
+use axum::body::Bytes;
+use axum::extract::{DefaultBodyLimit, Multipart, Path as UrlPath, RawQuery, State};
+use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use axum::{Json, Router};
+use serde::Serialize;
+use tokio::sync::Semaphore;
+
+pub use error::{AppError, ErrorBody};
+
+use crate::engine::{Engine, MAX_K, Query};
+use crate::index::{Filter, Hit};
+use crate::preprocess::{Crop, QueryResize};
+
+/// Largest k the page and API accept.
+pub const API_MAX_K: usize = 50;
+
+/// Server settings.
+#[derive(Debug, Clone)]
+pub struct ServeOptions {
+    /// Catalogue folder the photos are served from (default: the one the index was built from).
+    pub catalog: Option<PathBuf>,
+    /// Largest accepted upload, in bytes.
+    pub max_upload: usize,
+    /// Searches running or waiting at once before the server answers 503.
+    pub max_inflight: usize,
+}
+
+impl Default for ServeOptions {
+    fn default() -> Self {
+        Self { catalog: None, max_upload: 20 * 1024 * 1024, max_inflight: 32 }
+    }
+}
+
+/// Everything a request handler needs.
+pub struct AppState {
+    engine: Arc<Engine>,
+    catalog: Option<PathBuf>,
+    max_upload: usize,
+    slots: Arc<Semaphore>,
+    facets: Vec<Column>,
+    stats: Vec<Column>,
+    thumbs: thumbs::Cache,
+}
+
+impl AppState {
+    pub fn new(engine: Arc<Engine>, opts: &ServeOptions) -> Self {
+        let catalog = opts
+            .catalog
+            .clone()
+            .or_else(|| engine.info().catalog.clone().map(PathBuf::from))
+            .and_then(|p| std::fs::canonicalize(p).ok());
+        let stats = column_counts(&engine, usize::MAX);
+        let facets = column_counts(&engine, FACET_MAX_VALUES)
+            .into_iter()
+            // A column with a value per item (names, ids) is no filter.
+            .filter(|c| {
+                c.distinct <= FACET_MAX_VALUES
+                    && c.distinct > 1
+                    && c.distinct * 2 <= engine.index().len()
+            })
+            .collect();
+        Self {
+            engine,
+            catalog,
+            max_upload: opts.max_upload,
+            slots: Arc::new(Semaphore::new(opts.max_inflight.max(1))),
+            facets,
+            stats,
+            thumbs: thumbs::Cache::new(4096),
+        }
+    }
+}
+
+/// Columns with more distinct values than this are not offered as filters.
+const FACET_MAX_VALUES: usize = 200;
+/// Values listed per column in the statistics.
+const STATS_MAX_VALUES: usize = 100;
+
+/// Counts of one metadata column's values, most frequent first.
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
+pub struct Column {
+    pub name: String,
+    /// Number of distinct values.
+    pub distinct: usize,
+    /// Items with no value in this column.
+    pub missing: usize,
+    pub values: Vec<ValueCount>,
+}
+
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
+pub struct ValueCount {
+    pub value: String,
+    pub count: usize,
+}
+
+fn column_counts(engine: &Engine, limit: usize) -> Vec<Column> {
+    let idx = engine.index();
+    engine
+        .info()
+        .columns
+        .iter()
+        .map(|col| {
+            let mut counts: BTreeMap<&str, usize> = BTreeMap::new();
+            let mut missing = 0;
+            for r in 0..idx.len() {
+                match idx.metadata(r).get(col) {
+                    Some(v) => *counts.entry(v.as_str()).or_insert(0) += 1,
+                    None => missing += 1,
+                }
+            }
+            let distinct = counts.len();
+            let mut values: Vec<ValueCount> = counts
+                .into_iter()
+                .map(|(v, c)| ValueCount { value: v.to_string(), count: c })
+                .collect();
+            values.sort_by(|a, b| b.count.cmp(&a.count).then_with(|| a.value.cmp(&b.value)));
+            values.truncate(limit.min(STATS_MAX_VALUES.max(FACET_MAX_VALUES)));
+            Column { name: col.clone(), distinct, missing, values }
+        })
+        .collect()
+}
+
+/// The router, apart from `main` so tests can call it directly.
+pub fn app(state: Arc<AppState>) -> Router {
+    let limit = state.max_upload + 64 * 1024;
+    Router::new()
+        .route("/", get(assets::index))
+        .route("/assets/{file}", get(assets::asset))
+        .route("/healthz", get(|| async { "ok" }))
+        .route("/api/search", post(search).layer(DefaultBodyLimit::max(limit)))
+        .route("/api/items", get(list_items))
+        .route("/api/items/{id}", get(get_item))
+        .route("/api/items/{id}/similar", get(similar))
+        .route("/api/facets", get(facets))
+        .route("/api/stats", get(stats))
+        .route("/api/openapi.json", get(openapi::document))
+        .route("/images/{id}", get(image))
+        .route("/thumbs/{id}", get(thumbnail))
+        .fallback(|| async { AppError::NotFound("no such page".into()) })
+        .layer(tower_http::trace::TraceLayer::new_for_http())
+        .with_state(state)
+}
+
+/// Serve until Ctrl-C.
+pub async fn serve(
+    engine: Engine,
+    addr: std::net::SocketAddr,
+    opts: ServeOptions,
+) -> std::io::Result<()> {
+    let state = Arc::new(AppState::new(Arc::new(engine), &opts));
+    if state.catalog.is_none() {
+        tracing::warn!(
+            "catalogue folder not found: product photos will not be shown (use --catalog)"
+        );
+    }
+    let listener = tokio::net::TcpListener::bind(addr).await?;
+    axum::serve(listener, app(state))
+        .with_graceful_shutdown(async {
+            let _ = tokio::signal::ctrl_c().await;
+        })
+        .await
+}
+
+/// An item as the API shows it.
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+pub struct ItemOut {
+    pub id: String,
+    pub metadata: BTreeMap<String, String>,
+    /// URL of the full product photo.
+    pub image: String,
+    /// URL of a small JPEG thumbnail.
+    pub thumbnail: String,
+}
+
+/// A search result.
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+pub struct HitOut {
+    pub id: String,
+    /// Cosine similarity, 1 = identical.
+    pub score: f32,
+    pub metadata: BTreeMap<String, String>,
+    pub image: String,
+    pub thumbnail: String,
+}
+
+impl From<Hit> for HitOut {
+    fn from(h: Hit) -> Self {
+        let (image, thumbnail) = urls(&h.id);
+        HitOut { id: h.id, score: h.score, metadata: h.metadata, image, thumbnail }
+    }
+}
+
+fn urls(id: &str) -> (String, String) {
+    let enc: String = form_urlencoded::byte_serialize(id.as_bytes()).collect();
+    let enc = enc.replace('+', "%20");
+    (format!("/images/{enc}"), format!("/thumbs/{enc}"))
+}
+
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+pub struct SearchOut {
+    pub results: Vec<HitOut>,
+    /// Server time for the whole request, in milliseconds.
+    pub took_ms: f64,
+}
+
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+pub struct ItemsPage {
+    pub items: Vec<ItemOut>,
+    pub total: usize,
+    pub page: usize,
+    pub per_page: usize,
+}
+
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+pub struct FacetsOut {
+    pub columns: Vec<Column>,
+}
+
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+pub struct StatsOut {
+    pub count: usize,
+    pub dimension: usize,
+    pub model: String,
+    pub columns: Vec<Column>,
+}
+
+/// Query-string parameters; `filter` may repeat.
+#[derive(Debug, Default)]
+struct Params {
+    k: Option<String>,
+    page: Option<String>,
+    per_page: Option<String>,
+    filters: Vec<String>,
+}
+
+fn params(raw: Option<String>) -> Result<Params, AppError> {
+    let mut p = Params::default();
+    for (key, value) in form_urlencoded::parse(raw.unwrap_or_default().as_bytes()) {
+        match key.as_ref() {
+            "k" => p.k = Some(value.into_owned()),
+            "page" => p.page = Some(value.into_owned()),
+            "per_page" => p.per_page = Some(value.into_owned()),
+            "filter" => p.filters.push(value.into_owned()),
+            other => {
+                return Err(AppError::BadRequest(format!("unknown query parameter '{other}'")));
+            }
+        }
+    }
+    Ok(p)
+}
+
+fn number(name: &str, raw: Option<&str>, default: usize, max: usize) -> Result<usize, AppError> {
+    let Some(raw) = raw else { return Ok(default) };
+    match raw.trim().parse::<usize>() {
+        Ok(v) if (1..=max).contains(&v) => Ok(v),
+        _ => Err(AppError::BadRequest(format!(
+            "{name} must be a whole number from 1 to {max}, got '{raw}'"
+        ))),
+    }
+}
+
+fn filter(state: &AppState, specs: &[String]) -> Result<Filter, AppError> {
+    Ok(state.engine.filter(specs)?)
+}
+
+#[utoipa::path(
+    post,
+    path = "/api/search",
+    request_body(content_type = "multipart/form-data", description = "Fields: `image` (the photo, required), `k` (1..50, default 5), `crop` (`x,y,w,h` in pixels of the photo), `filter` (repeatable `column=value`), `resize` (`auto`: pad studio shots, crop snapshots; `pad`; `crop`)."),
+    responses(
+        (status = 200, body = SearchOut),
+        (status = 400, body = ErrorBody, description = "bad parameter or unusable photo"),
+        (status = 413, body = ErrorBody, description = "upload over the size limit"),
+        (status = 415, body = ErrorBody, description = "not an image"),
+        (status = 503, body = ErrorBody, description = "too many searches at once"),
+    )
+)]
+async fn search(
+    State(state): State<Arc<AppState>>,
+    form: Result<Multipart, axum::extract::multipart::MultipartRejection>,
+) -> Result<Json<SearchOut>, AppError> {
+    let t0 = Instant::now();
+    let mut form = form.map_err(|e| {
+        AppError::BadRequest(format!("expected a multipart/form-data upload: {}", e.body_text()))
+    })?;
+    let mut image: Option<Bytes> = None;
+    let (mut k, mut crop, mut filters, mut resize) = (None, None, Vec::new(), QueryResize::Auto);
+    loop {
+        let field = match form.next_field().await {
+            Ok(Some(f)) => f,
+            Ok(None) => break,
+            Err(e) => return Err(multipart_error(&e, state.max_upload)),
+        };
+        let name = field.name().unwrap_or("").to_string();
+        let data = field.bytes().await.map_err(|e| multipart_error(&e, state.max_upload))?;
+        let text = || String::from_utf8_lossy(&data).trim().to_string();
+        match name.as_str() {
+            "image" => image = Some(data.clone()),
+            "k" => k = Some(text()),
+            "crop" if !text().is_empty() => {
+                crop = Some(text().parse::<Crop>().map_err(AppError::BadRequest)?);
+            }
+            "crop" => {}
+            "filter" => filters.push(text()),
+            "resize" => resize = text().parse::<QueryResize>().map_err(AppError::BadRequest)?,
+            other => return Err(AppError::BadRequest(format!("unknown form field '{other}'"))),
+        }
+    }
+    let image = image.ok_or_else(|| {
+        AppError::BadRequest("missing the 'image' field (the photo to search with)".into())
+    })?;
+    if image.is_empty() {
+        return Err(AppError::BadRequest("the uploaded photo is an empty file".into()));
+    }
+    if image.len() > state.max_upload {
+        return Err(too_large(state.max_upload));
+    }
+    let query = Query {
+        k: number("k", k.as_deref(), 5, API_MAX_K.min(MAX_K))?,
+        filter: filter(&state, &filters)?,
+        crop,
+        resize,
+    };
+    let permit = state.slots.clone().try_acquire_owned().map_err(|_| AppError::Busy)?;
+    let engine = state.engine.clone();
+    let hits = tokio::task::spawn_blocking(move || {
+        let _permit = permit;
+        engine.search_photo(&image, &query)
+    })
+    .await
+    .map_err(|e| AppError::Internal(format!("search task failed: {e}")))??
+    .0;
+    Ok(Json(SearchOut {
+        results: hits.into_iter().map(HitOut::from).collect(),
+        took_ms: t0.elapsed().as_secs_f64() * 1e3,
+    }))
+}
+
+fn too_large(limit: usize) -> AppError {
+    AppError::TooLarge(format!("the upload is over the {} MB limit", limit / (1024 * 1024)))
+}
+
+fn multipart_error(e: &axum::extract::multipart::MultipartError, limit: usize) -> AppError {
+    if e.status() == StatusCode::PAYLOAD_TOO_LARGE {
+        too_large(limit)
+    } else {
+        AppError::BadRequest(format!("malformed upload: {}", e.body_text()))
+    }
+}
+
+fn item_out(state: &AppState, row: usize) -> ItemOut {
+    let idx = state.engine.index();
+    let id = idx.id(row).to_string();
+    let (image, thumbnail) = urls(&id);
+    ItemOut { id, metadata: idx.metadata(row).clone(), image, thumbnail }
+}
+
+fn row_of(state: &AppState, id: &str) -> Result<usize, AppError> {
+    state.engine.index().row_of(id).ok_or_else(|| AppError::NotFound(format!("unknown id '{id}'")))
+}
+
+#[utoipa::path(get, path = "/api/items/{id}",
+    params(("id" = String, Path, description = "item id")),
+    responses((status = 200, body = ItemOut), (status = 404, body = ErrorBody)))]
+async fn get_item(
+    State(state): State<Arc<AppState>>,
+    UrlPath(id): UrlPath<String>,
+) -> Result<Json<ItemOut>, AppError> {
+    let row = row_of(&state, &id)?;
+    Ok(Json(item_out(&state, row)))
+}
+
+#[utoipa::path(get, path = "/api/items/{id}/similar",
+    params(("id" = String, Path, description = "item id"),
+        ("k" = Option<usize>, Query, description = "number of results, 1..50 (default 5)"),
+        ("filter" = Option<Vec<String>>, Query, description = "column=value, repeatable")),
+    responses((status = 200, body = SearchOut), (status = 400, body = ErrorBody), (status = 404, body = ErrorBody)))]
+async fn similar(
+    State(state): State<Arc<AppState>>,
+    UrlPath(id): UrlPath<String>,
+    RawQuery(raw): RawQuery,
+) -> Result<Json<SearchOut>, AppError> {
+    let t0 = Instant::now();
+    let p = params(raw)?;
+    let q = Query {
+        k: number("k", p.k.as_deref(), 5, API_MAX_K)?,
+        filter: filter(&state, &p.filters)?,
+        ..Query::default()
+    };
+    row_of(&state, &id)?;
+    let hits = state.engine.similar_to(&id, &q)?;
+    Ok(Json(SearchOut {
+        results: hits.into_iter().map(HitOut::from).collect(),
+        took_ms: t0.elapsed().as_secs_f64() * 1e3,
+    }))
+}
+
+#[utoipa::path(get, path = "/api/items",
+    params(("page" = Option<usize>, Query, description = "1-based page (default 1)"),
+        ("per_page" = Option<usize>, Query, description = "1..100 (default 24)"),
+        ("filter" = Option<Vec<String>>, Query, description = "column=value, repeatable")),
+    responses((status = 200, body = ItemsPage), (status = 400, body = ErrorBody)))]
+async fn list_items(
+    State(state): State<Arc<AppState>>,
+    RawQuery(raw): RawQuery,
+) -> Result<Json<ItemsPage>, AppError> {
+    let p = params(raw)?;
+    let page = number("page", p.page.as_deref(), 1, usize::MAX / 1024)?;
+    let per_page = number("per_page", p.per_page.as_deref(), 24, 100)?;
+    let f = filter(&state, &p.filters)?;
+    let idx = state.engine.index();
+    let rows: Vec<usize> = (0..idx.len()).filter(|&r| f.matches(idx.metadata(r))).collect();
+    let items = rows
+        .iter()
+        .skip((page - 1) * per_page)
+        .take(per_page)
+        .map(|&r| item_out(&state, r))
+        .collect();
+    Ok(Json(ItemsPage { items, total: rows.len(), page, per_page }))
+}
+
+#[utoipa::path(get, path = "/api/facets", responses((status = 200, body = FacetsOut)))]
+async fn facets(State(state): State<Arc<AppState>>) -> Json<FacetsOut> {
+    Json(FacetsOut { columns: state.facets.clone() })
+}
+
+#[utoipa::path(get, path = "/api/stats", responses((status = 200, body = StatsOut)))]
+async fn stats(State(state): State<Arc<AppState>>) -> Json<StatsOut> {
+    let info = state.engine.info();
+    let columns = state
+        .stats
+        .iter()
+        .map(|c| Column {
+            values: c.values.iter().take(STATS_MAX_VALUES).cloned().collect(),
+            ..c.clone()
+        })
+        .collect();
+    Json(StatsOut {
+        count: state.engine.index().len(),
+        dimension: info.dim,
+        model: info.model.name.clone(),
+        columns,
+    })
+}
+
+/// The photo file of an item: resolved from the index (never from the request), and only
+/// inside the catalogue folder.
+fn photo_path(state: &AppState, row: usize) -> Result<PathBuf, AppError> {
+    let root = state
+        .catalog
+        .as_ref()
+        .ok_or_else(|| AppError::NotFound("the catalogue folder is not available".into()))?;
+    let rel = Path::new(state.engine.index().path(row));
+    if rel.is_absolute() || rel.components().any(|c| matches!(c, std::path::Component::ParentDir)) {
+        return Err(AppError::NotFound("photo outside the catalogue".into()));
+    }
+    let full = std::fs::canonicalize(root.join(rel))
+        .map_err(|_| AppError::NotFound("photo file is missing".into()))?;
+    if !full.starts_with(root) {
+        return Err(AppError::NotFound("photo outside the catalogue".into()));
+    }
+    Ok(full)
+}
+
+fn not_modified(headers: &HeaderMap, etag: &str) -> bool {
+    headers
+        .get(header::IF_NONE_MATCH)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| v.split(',').any(|t| t.trim() == etag))
+}
+
+fn cached(headers: &HeaderMap, etag: String, content_type: &'static str, body: Bytes) -> Response {
+    let mut res = if not_modified(headers, &etag) {
+        StatusCode::NOT_MODIFIED.into_response()
+    } else {
+        ([(header::CONTENT_TYPE, content_type)], body).into_response()
+    };
+    let h = res.headers_mut();
+    if let Ok(v) = HeaderValue::from_str(&etag) {
+        h.insert(header::ETAG, v);
+    }
+    h.insert(header::CACHE_CONTROL, HeaderValue::from_static("public, max-age=3600"));
+    res
+}
+
+fn content_type(path: &Path) -> &'static str {
+    match path.extension().and_then(|e| e.to_str()).map(str::to_ascii_lowercase).as_deref() {
+        Some("jpg" | "jpeg") => "image/jpeg",
+        Some("png") => "image/png",
+        Some("webp") => "image/webp",
+        Some("gif") => "image/gif",
+        Some("bmp") => "image/bmp",
+        Some("tif" | "tiff") => "image/tiff",
+        _ => "application/octet-stream",
+    }
+}
+
+#[utoipa::path(get, path = "/images/{id}", params(("id" = String, Path, description = "item id")),
+    responses((status = 200, description = "the product photo"), (status = 304, description = "not modified (ETag)"), (status = 404, body = ErrorBody)))]
+async fn image(
+    State(state): State<Arc<AppState>>,
+    UrlPath(id): UrlPath<String>,
+    headers: HeaderMap,
+) -> Result<Response, AppError> {
+    let row = row_of(&state, &id)?;
+    let etag = format!("\"{}\"", state.engine.index().hash(row));
+    let path = photo_path(&state, row)?;
+    if not_modified(&headers, &etag) {
+        return Ok(cached(&headers, etag, "image/jpeg", Bytes::new()));
+    }
+    let bytes = tokio::fs::read(&path)
+        .await
+        .map_err(|_| AppError::NotFound("photo file is missing".into()))?;
+    Ok(cached(&headers, etag, content_type(&path), Bytes::from(bytes)))
+}
+
+#[utoipa::path(get, path = "/thumbs/{id}", params(("id" = String, Path, description = "item id")),
+    responses((status = 200, description = "a JPEG thumbnail, at most 256 px"), (status = 304, description = "not modified (ETag)"), (status = 404, body = ErrorBody)))]
+async fn thumbnail(
+    State(state): State<Arc<AppState>>,
+    UrlPath(id): UrlPath<String>,
+    headers: HeaderMap,
+) -> Result<Response, AppError> {
+    let row = row_of(&state, &id)?;
+    let hash = state.engine.index().hash(row).to_string();
+    let etag = format!("\"{hash}-t\"");
+    if not_modified(&headers, &etag) {
+        return Ok(cached(&headers, etag, "image/jpeg", Bytes::new()));
+    }
+    if let Some(b) = state.thumbs.get(&hash) {
+        return Ok(cached(&headers, etag, "image/jpeg", b));
+    }
+    let path = photo_path(&state, row)?;
+    let bytes = tokio::task::spawn_blocking(move || thumbs::make(&path))
+        .await
+        .map_err(|e| AppError::Internal(format!("thumbnail task failed: {e}")))?
+        .map_err(|e| AppError::Internal(format!("thumbnail of {id}: {e}")))?;
+    state.thumbs.put(hash, bytes.clone());
+    Ok(cached(&headers, etag, "image/jpeg", bytes))
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,93 @@
+//! In-memory store: the reference behaviour of [`Store`], for tests and scratch indexes.
+
+use std::collections::BTreeMap;
+use std::sync::RwLock;
+
+use super::{Change, IndexInfo, ItemRecord, Store, StoreError, check_dims};
+
+#[derive(Default)]
+struct Inner {
+    info: Option<IndexInfo>,
+    items: BTreeMap<String, (ItemRecord, Vec<f32>)>,
+}
+
+/// A [`Store`] that lives and dies with the process.
+#[derive(Default)]
+pub struct MemoryStore {
+    inner: RwLock<Inner>,
+}
+
+impl MemoryStore {
+    pub fn new() -> Self {
+        Self::default()
+    }
+}
+
+fn poisoned<T>(_: T) -> StoreError {
+    StoreError::Backend("memory store lock poisoned".into())
+}
+
+impl Store for MemoryStore {
+    fn info(&self) -> Result<Option<IndexInfo>, StoreError> {
+        Ok(self.inner.read().map_err(poisoned)?.info.clone())
+    }
+
+    fn apply(&self, info: Option<&IndexInfo>, changes: &[Change]) -> Result<(), StoreError> {
+        let mut g = self.inner.write().map_err(poisoned)?;
+        let effective = info.cloned().or_else(|| g.info.clone());
+        check_dims(effective.as_ref(), changes)?;
+        // Validate first, then mutate: all or nothing.
+        for c in changes {
+            if let Change::Record { id, .. } = c {
+                if !g.items.contains_key(id)
+                    && !changes.iter().any(|o| matches!(o, Change::Put { id: i, .. } if i == id))
+                {
+                    return Err(StoreError::Corrupt {
+                        id: id.clone(),
+                        message: "record update for a missing item".into(),
+                    });
+                }
+            }
+        }
+        if let Some(i) = info {
+            g.info = Some(i.clone());
+        }
+        for c in changes {
+            match c {
+                Change::Put { id, record, vector } => {
+                    g.items.insert(id.clone(), (record.clone(), vector.clone()));
+                }
+                Change::Record { id, record } => {
+                    if let Some(entry) = g.items.get_mut(id) {
+                        entry.0 = record.clone();
+                    }
+                }
+                Change::Delete { id } => {
+                    g.items.remove(id);
+                }
+            }
+        }
+        Ok(())
+    }
+
+    fn get(&self, id: &str) -> Result<Option<(ItemRecord, Vec<f32>)>, StoreError> {
+        Ok(self.inner.read().map_err(poisoned)?.items.get(id).cloned())
+    }
+
+    fn len(&self) -> Result<usize, StoreError> {
+        Ok(self.inner.read().map_err(poisoned)?.items.len())
+    }
+
+    fn records(&self) -> Result<Vec<(String, ItemRecord)>, StoreError> {
+        let g = self.inner.read().map_err(poisoned)?;
+        Ok(g.items.iter().map(|(k, (r, _))| (k.clone(), r.clone())).collect())
+    }
+
+    fn for_each(&self, f: &mut dyn FnMut(&str, &ItemRecord, &[f32])) -> Result<(), StoreError> {
+        let g = self.inner.read().map_err(poisoned)?;
+        for (k, (r, v)) in &g.items {
+            f(k, r, v);
+        }
+        Ok(())
+    }
+}

@@ -1,0 +1,132 @@
+//! Persistence of an index: its description, its items' records and their vectors.
+//!
+//! Everything goes through the small [`Store`] trait so the same test suite runs against
+//! every backend: [`LmdbStore`] (the on-disk, transactional one) and [`MemoryStore`]
+//! (tests, throw-away indexes). A batch of changes is applied atomically or not at all,
+//! which is what makes an interrupted indexing run safe. The store knows nothing of
+//! images, models or HTTP.
+
+mod lmdb;
+mod memory;
+
+use std::collections::BTreeMap;
+
+use serde::{Deserialize, Serialize};
+
+pub use lmdb::LmdbStore;
+pub use memory::MemoryStore;
+
+use crate::model::ModelSpec;
+
+/// Version of the on-disk layout; bumped on any incompatible change. Every version ever
+/// released keeps a golden index under `tests/fixtures/` that must still open.
+pub const FORMAT_VERSION: u32 = 1;
+
+/// Errors of the storage layer.
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    #[error("index storage error: {0}")]
+    Backend(String),
+    #[error(
+        "index format version {found} is newer than this lookalike supports ({supported}); upgrade lookalike"
+    )]
+    UnsupportedVersion { found: u32, supported: u32 },
+    #[error("index record for '{id}' is corrupt: {message}")]
+    Corrupt { id: String, message: String },
+    #[error("vector for '{id}' has {got} dimensions, the index has {expected}")]
+    DimensionMismatch { id: String, expected: usize, got: usize },
+    #[error("{0} is not a lookalike index (no index description found)")]
+    NotAnIndex(String),
+}
+
+/// What an index is: format, model, dimension, metadata columns (CSV order).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct IndexInfo {
+    pub format_version: u32,
+    pub model: ModelSpec,
+    /// BLAKE3 of the ONNX file, so that a changed model is noticed.
+    pub model_hash: String,
+    pub dim: usize,
+    pub columns: Vec<String>,
+    /// Absolute path of the catalogue folder the photos were read from (item paths are
+    /// relative to it), so that the server and reports can show them.
+    #[serde(default)]
+    pub catalog: Option<String>,
+}
+
+/// Everything known about an item except its vector.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, Default)]
+pub struct ItemRecord {
+    /// Image path relative to the catalogue folder.
+    pub path: String,
+    /// BLAKE3 of the image file's bytes: a changed file is re-embedded.
+    pub hash: String,
+    pub metadata: BTreeMap<String, String>,
+}
+
+/// One change inside an atomic batch.
+#[derive(Debug, Clone)]
+pub enum Change {
+    /// Insert or replace an item with its vector.
+    Put {
+        id: String,
+        record: ItemRecord,
+        vector: Vec<f32>,
+    },
+    /// Replace an item's record, keeping its vector.
+    Record {
+        id: String,
+        record: ItemRecord,
+    },
+    Delete {
+        id: String,
+    },
+}
+
+/// A backend holding an index.
+pub trait Store: Send + Sync {
+    /// The index description, `None` for a new, empty store.
+    fn info(&self) -> Result<Option<IndexInfo>, StoreError>;
+    /// Apply `changes` (and `info`, if given) in one transaction.
+    fn apply(&self, info: Option<&IndexInfo>, changes: &[Change]) -> Result<(), StoreError>;
+    fn get(&self, id: &str) -> Result<Option<(ItemRecord, Vec<f32>)>, StoreError>;
+    fn len(&self) -> Result<usize, StoreError>;
+    fn is_empty(&self) -> Result<bool, StoreError> {
+        Ok(self.len()? == 0)
+    }
+    /// Every item's record, in id order.
+    fn records(&self) -> Result<Vec<(String, ItemRecord)>, StoreError>;
+    /// Visit every item with its vector, in id order.
+    fn for_each(&self, f: &mut dyn FnMut(&str, &ItemRecord, &[f32])) -> Result<(), StoreError>;
+}
+
+/// Check a stored description can be read by this version.
+pub(crate) fn check_version(info: &IndexInfo) -> Result<(), StoreError> {
+    if info.format_version > FORMAT_VERSION {
+        return Err(StoreError::UnsupportedVersion {
+            found: info.format_version,
+            supported: FORMAT_VERSION,
+        });
+    }
+    Ok(())
+}
+
+/// Check every vector in `changes` has the index's dimension before anything is written.
+pub(crate) fn check_dims(info: Option<&IndexInfo>, changes: &[Change]) -> Result<(), StoreError> {
+    let Some(info) = info else { return Ok(()) };
+    for c in changes {
+        if let Change::Put { id, vector, .. } = c {
+            if vector.len() != info.dim {
+                return Err(StoreError::DimensionMismatch {
+                    id: id.clone(),
+                    expected: info.dim,
+                    got: vector.len(),
+                });
+            }
+        }
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+pub(crate) mod suite;

@@ -1,0 +1,443 @@
+//! The `lookalike` command end to end on real photos: indexing the bundled sample,
+//! golden search results, JSON shapes, filters, bad input, incremental re-indexing and
+//! recovery from a killed run.
+
+mod common;
+
+use std::sync::OnceLock;
+
+use common::*;
+use serde_json::Value;
+
+/// The sample catalogue indexed once for every test of this file.
+fn sample_index() -> &'static (tempfile::TempDir, Value) {
+    static INDEX: OnceLock<(tempfile::TempDir, Value)> = OnceLock::new();
+    INDEX.get_or_init(|| {
+        require_ort();
+        let dir = tempfile::tempdir().unwrap();
+        let out = ok(&["index", p(&sample()), "--index", p(dir.path()), "--json"]);
+        (dir, serde_json::from_str(&out).unwrap())
+    })
+}
+
+fn index_path() -> &'static str {
+    p(sample_index().0.path())
+}
+
+fn search_json(args: &[&str]) -> Vec<Value> {
+    let mut all = vec!["search", "--index", index_path(), "--json"];
+    all.extend_from_slice(args);
+    json_lines(&ok(&all))
+}
+
+fn ids(v: &Value) -> Vec<String> {
+    v["results"].as_array().unwrap().iter().map(|r| r["id"].as_str().unwrap().to_string()).collect()
+}
+
+#[test]
+fn sample_catalogue_indexes_completely_with_metadata() {
+    let report = &sample_index().1;
+    assert_eq!(report["photos_found"], 387);
+    assert_eq!(report["total_items"], 387);
+    assert_eq!(report["added"], 387);
+    assert_eq!(report["skipped"].as_array().unwrap().len(), 0);
+    assert_eq!(report["photos_without_metadata"], 0);
+    assert_eq!(report["backend"], "onnxruntime");
+    assert!(report["images_per_second"].as_f64().unwrap() > 0.0);
+    let info: Value =
+        serde_json::from_str(&ok(&["info", "--index", index_path(), "--json"])).unwrap();
+    assert_eq!(info["count"], 387);
+    assert_eq!(info["dimension"], 1280);
+    assert_eq!(info["model"], "efficientnet-lite0");
+    let cols: Vec<&str> =
+        info["columns"].as_array().unwrap().iter().map(|c| c.as_str().unwrap()).collect();
+    assert_eq!(
+        cols,
+        vec!["gender", "masterCategory", "subCategory", "articleType", "productDisplayName"]
+    );
+}
+
+/// Golden results: fixed shopper photos against the bundled sample. Regenerate (and review
+/// by eye) only when the model or preprocessing changes on purpose.
+const GOLDEN: &[(&str, [&str; 5])] = &[
+    ("tshirt.jpg", ["1322", "1286", "1107", "1112", "1027"]),
+    ("shoes.jpg", ["1087", "1077", "1031", "1134", "1136"]),
+    ("dress.jpg", ["1201", "1180", "1262", "1276", "1215"]),
+    ("hat.jpg", ["1018", "1299", "1193", "1098", "1164"]),
+];
+
+#[test]
+fn golden_queries_return_the_expected_top_5() {
+    let queries: Vec<String> =
+        GOLDEN.iter().map(|(f, _)| p(&fixture(&format!("queries/{f}"))).to_string()).collect();
+    let mut args: Vec<&str> = vec!["-k", "5"];
+    args.extend(queries.iter().map(String::as_str));
+    let results = search_json(&args);
+    assert_eq!(results.len(), GOLDEN.len(), "one JSON line per query");
+    let mut report = String::new();
+    for ((file, want), got) in GOLDEN.iter().zip(&results) {
+        let got = ids(got);
+        report.push_str(&format!("    (\"{file}\", {got:?}),\n"));
+        assert_eq!(got, want.to_vec(), "golden top-5 of {file}; all results:\n{report}");
+    }
+}
+
+#[test]
+fn golden_queries_find_the_right_kind_of_garment() {
+    // What the golden ids mean: the top results have the photo's article type.
+    let expect = [
+        ("tshirt.jpg", "Tshirts"),
+        ("shoes.jpg", "Casual Shoes"),
+        ("dress.jpg", "Dresses"),
+        ("hat.jpg", "Caps"),
+    ];
+    for (file, kind) in expect {
+        let r = &search_json(&["-k", "5", p(&fixture(&format!("queries/{file}")))])[0];
+        let hits = r["results"].as_array().unwrap();
+        let right = hits.iter().filter(|h| h["metadata"]["articleType"] == kind).count();
+        assert!(right >= 3, "{file}: only {right} of 5 are {kind}: {r}");
+    }
+}
+
+#[test]
+fn a_catalogue_photo_finds_itself_first() {
+    for id in ["1000", "1100", "1250", "1386"] {
+        let file = sample().join(format!("images/{id}.jpg"));
+        let r = &search_json(&["-k", "3", "--query-resize", "pad", p(&file)])[0];
+        let first = &r["results"][0];
+        assert_eq!(first["id"], id);
+        assert!(first["score"].as_f64().unwrap() >= 0.999, "{r}");
+        assert!(first["metadata"]["articleType"].is_string());
+    }
+}
+
+#[test]
+fn json_shape_and_similar_to() {
+    let r = &search_json(&["--similar-to", "1000", "-k", "4"])[0];
+    let results = r["results"].as_array().unwrap();
+    assert_eq!(results.len(), 4);
+    assert!(results.iter().all(|h| h["id"] != "1000"), "the item itself is left out");
+    let scores: Vec<f64> = results.iter().map(|h| h["score"].as_f64().unwrap()).collect();
+    assert!(scores.windows(2).all(|w| w[0] >= w[1]), "sorted by score: {scores:?}");
+    assert!(results[0]["metadata"].is_object());
+}
+
+#[test]
+fn filter_returns_k_matching_items() {
+    let qp = fixture("queries/tshirt.jpg");
+    let q = p(&qp);
+    let r = &search_json(&["-k", "10", "--filter", "articleType=Caps", q])[0];
+    let hits = r["results"].as_array().unwrap();
+    assert_eq!(hits.len(), 10, "ten caps, not the caps among the ten nearest");
+    assert!(hits.iter().all(|h| h["metadata"]["articleType"] == "Caps"));
+    let two = &search_json(&[
+        "-k",
+        "50",
+        "--filter",
+        "articleType=Caps",
+        "--filter",
+        "articleType=Skirts",
+        q,
+    ])[0];
+    let n = two["results"].as_array().unwrap().len();
+    assert_eq!(n, 50, "same column twice means either value");
+    let none = &search_json(&["--filter", "articleType=Watches", q])[0];
+    assert!(none["results"].as_array().unwrap().is_empty());
+}
+
+#[test]
+fn bad_search_parameters_are_named_with_exit_code_2() {
+    let qp = fixture("queries/tshirt.jpg");
+    let q = p(&qp);
+    let text = fixture("bad/text.jpg");
+    let cases: &[(&[&str], &str)] = &[
+        (&["--filter", "colour=red", q], "unknown filter column 'colour'"),
+        (&["--filter", "nonsense", q], "invalid filter 'nonsense'"),
+        (&["-k", "0", q], "invalid parameter k"),
+        (&["--similar-to", "no-such-id"], "unknown id 'no-such-id'"),
+        (&["--crop", "1,2,3", q], "crop"),
+        (&[p(&text)], "not an image"),
+        (&[], "give at least one photo"),
+    ];
+    for (args, msg) in cases {
+        let mut all = vec!["search", "--index", index_path()];
+        all.extend_from_slice(args);
+        let out = lookalike(&all);
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(2), "{args:?}: {err}");
+        assert!(err.contains(msg), "{args:?}: expected '{msg}' in: {err}");
+    }
+    let out = lookalike(&["search", "--index", "/nonexistent/index", q]);
+    assert!(!out.status.success());
+    assert!(String::from_utf8_lossy(&out.stderr).contains("not a lookalike index"));
+}
+
+#[test]
+fn one_bad_photo_among_many_still_answers_the_others() {
+    let out = lookalike(&[
+        "search",
+        "--index",
+        index_path(),
+        "--json",
+        p(&fixture("bad/empty.jpg")),
+        p(&fixture("queries/hat.jpg")),
+    ]);
+    assert_eq!(out.status.code(), Some(2));
+    let lines = json_lines(&String::from_utf8_lossy(&out.stdout));
+    assert_eq!(lines.len(), 2);
+    assert!(lines[0]["error"].as_str().unwrap().contains("empty file"));
+    assert_eq!(lines[1]["results"].as_array().unwrap().len(), 5);
+}
+
+#[test]
+fn crop_searches_only_the_region() {
+    let qp = fixture("imagenet/coffee.png");
+    let q = p(&qp);
+    let whole = ids(&search_json(&["-k", "5", q])[0]);
+    let same = ids(&search_json(&["-k", "5", "--crop", "0,0,600,400", q])[0]);
+    assert_eq!(whole, same);
+    let out = lookalike(&["search", "--index", index_path(), "--crop", "700,0,10,10", q]);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("outside"));
+}
+
+#[test]
+fn every_bad_file_is_skipped_with_its_reason() {
+    require_ort();
+    let dir = tempfile::tempdir().unwrap();
+    let cat = dir.path().join("cat");
+    std::fs::create_dir_all(&cat).unwrap();
+    for entry in std::fs::read_dir(fixture("bad"))
+        .unwrap()
+        .chain(std::fs::read_dir(fixture("formats")).unwrap())
+    {
+        let e = entry.unwrap();
+        std::fs::copy(e.path(), cat.join(e.file_name())).unwrap();
+    }
+    let idx = dir.path().join("idx");
+    let report: Value =
+        serde_json::from_str(&ok(&["index", p(&cat), "--index", p(&idx), "--json"])).unwrap();
+    let skipped: Vec<(String, String)> = report["skipped"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|s| (s[0].as_str().unwrap().to_string(), s[1].as_str().unwrap().to_string()))
+        .collect();
+    let reason =
+        |f: &str| skipped.iter().find(|(p, _)| p == f).map(|(_, r)| r.clone()).unwrap_or_default();
+    assert!(reason("empty.jpg").contains("empty file"), "{skipped:?}");
+    assert!(reason("text.jpg").contains("not an image"), "{skipped:?}");
+    assert!(reason("truncated.jpg").contains("corrupt or truncated"), "{skipped:?}");
+    assert!(reason("garbage.png").contains("corrupt"), "{skipped:?}");
+    assert!(reason("huge.png").contains("too large"), "{skipped:?}");
+    assert_eq!(skipped.len(), 5, "{skipped:?}");
+    // Every good format made it in.
+    let good = ["cmyk", "gray", "rgb16", "alpha", "photo", "anim", "rotated", "upright"];
+    let total = report["total_items"].as_u64().unwrap() as usize;
+    assert!(total >= good.len(), "{report}");
+    assert!(report["ignored_files"].as_u64().unwrap() >= 1, "notes.txt is ignored");
+    // The EXIF-rotated copy is the upright photo.
+    let r = &json_lines(&ok(&[
+        "search",
+        "--index",
+        p(&idx),
+        "--json",
+        "--similar-to",
+        "upright",
+        "-k",
+        "1",
+    ]))[0];
+    assert_eq!(r["results"][0]["id"], "rotated", "{r}");
+    assert!(r["results"][0]["score"].as_f64().unwrap() > 0.98);
+}
+
+#[test]
+fn reindexing_is_incremental() {
+    require_ort();
+    let dir = tempfile::tempdir().unwrap();
+    let cat = dir.path().join("cat");
+    let ids = small_catalog(&cat, 6);
+    let idx = dir.path().join("idx");
+    let first: Value =
+        serde_json::from_str(&ok(&["index", p(&cat), "--index", p(&idx), "--json"])).unwrap();
+    assert_eq!((first["added"].as_u64(), first["total_items"].as_u64()), (Some(6), Some(6)));
+
+    let again: Value =
+        serde_json::from_str(&ok(&["index", p(&cat), "--index", p(&idx), "--json"])).unwrap();
+    assert_eq!(again["unchanged"], 6);
+    assert_eq!(
+        again["added"].as_u64().unwrap() + again["reembedded"].as_u64().unwrap(),
+        0,
+        "nothing embedded twice"
+    );
+
+    // Add one, change one photo's content, delete one, change one's metadata.
+    std::fs::copy(sample().join("images/1300.jpg"), cat.join("images/new1.jpg")).unwrap();
+    std::fs::copy(sample().join("images/1301.jpg"), cat.join(format!("images/{}.jpg", ids[1])))
+        .unwrap();
+    std::fs::remove_file(cat.join(format!("images/{}.jpg", ids[2]))).unwrap();
+    let csv = std::fs::read_to_string(cat.join("styles.csv")).unwrap();
+    let csv = csv.replacen(&format!("{},Unisex", ids[3]), &format!("{},Kids", ids[3]), 1);
+    std::fs::write(cat.join("styles.csv"), csv).unwrap();
+
+    let third: Value =
+        serde_json::from_str(&ok(&["index", p(&cat), "--index", p(&idx), "--json"])).unwrap();
+    assert_eq!(third["added"], 1, "{third}");
+    assert_eq!(third["reembedded"], 1, "{third}");
+    assert_eq!(third["removed"], 1, "{third}");
+    assert_eq!(third["metadata_updated"], 1, "{third}");
+    assert_eq!(third["unchanged"], 3, "{third}");
+    assert_eq!(third["total_items"], 6);
+    assert_eq!(third["photos_without_metadata"], 1, "new1 has no CSV row");
+    assert_eq!(third["metadata_rows_without_photo"], 1, "the deleted photo's row");
+    // The changed photo now finds the photo it was replaced with.
+    let r = &json_lines(&ok(&[
+        "search",
+        "--index",
+        p(&idx),
+        "--json",
+        "-k",
+        "1",
+        p(&sample().join("images/1301.jpg")),
+    ]))[0];
+    assert_eq!(r["results"][0]["id"], ids[1].as_str());
+    let r = &json_lines(&ok(&[
+        "search",
+        "--index",
+        p(&idx),
+        "--json",
+        "--similar-to",
+        &ids[0],
+        "-k",
+        "10",
+    ]))[0];
+    assert!(
+        r["results"].as_array().unwrap().iter().all(|h| h["id"] != ids[2].as_str()),
+        "deleted item is gone"
+    );
+    let kid = r["results"].as_array().unwrap().iter().find(|h| h["id"] == ids[3].as_str()).unwrap();
+    assert_eq!(kid["metadata"]["gender"], "Kids");
+}
+
+#[test]
+fn unusable_csv_is_an_error_and_leaves_the_index_alone() {
+    require_ort();
+    let dir = tempfile::tempdir().unwrap();
+    let cat = dir.path().join("cat");
+    small_catalog(&cat, 3);
+    let idx = dir.path().join("idx");
+    ok(&["index", p(&cat), "--index", p(&idx)]);
+    let bad = dir.path().join("bad.csv");
+    std::fs::write(&bad, "sku,gender\n1,Men\n").unwrap();
+    let out = lookalike(&["index", p(&cat), "--index", p(&idx), "--metadata", p(&bad)]);
+    assert_eq!(out.status.code(), Some(2));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("no 'id' column") && err.contains("sku, gender"), "{err}");
+    let info: Value = serde_json::from_str(&ok(&["info", "--index", p(&idx), "--json"])).unwrap();
+    assert_eq!(info["count"], 3);
+    let out = lookalike(&[
+        "index",
+        p(&cat),
+        "--index",
+        p(&idx),
+        "--metadata",
+        p(&dir.path().join("missing.csv")),
+    ]);
+    assert!(String::from_utf8_lossy(&out.stderr).contains("missing.csv"));
+    let out = lookalike(&["index", p(&dir.path().join("no-such-folder")), "--index", p(&idx)]);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("does not exist"));
+}
+
+#[test]
+fn another_model_on_an_existing_index_is_refused() {
+    require_ort();
+    let dir = tempfile::tempdir().unwrap();
+    let cat = dir.path().join("cat");
+    small_catalog(&cat, 2);
+    let idx = dir.path().join("idx");
+    ok(&["index", p(&cat), "--index", p(&idx)]);
+    let out = lookalike(&["index", p(&cat), "--index", p(&idx), "--model", "lite2"]);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("built with model efficientnet-lite0"));
+}
+
+#[test]
+fn a_manifest_model_indexes_and_searches() {
+    let dir = tempfile::tempdir().unwrap();
+    let cat = dir.path().join("cat");
+    small_catalog(&cat, 5);
+    let idx = dir.path().join("idx");
+    let manifest = fixture("tiny-model/manifest.toml");
+    ok(&["index", p(&cat), "--index", p(&idx), "--model", p(&manifest), "--backend", "tract"]);
+    let info: Value = serde_json::from_str(&ok(&["info", "--index", p(&idx), "--json"])).unwrap();
+    assert_eq!((info["dimension"].as_u64(), info["model"].as_str()), (Some(64), Some("tiny-test")));
+    let r = &json_lines(&ok(&[
+        "search",
+        "--index",
+        p(&idx),
+        "--json",
+        "-k",
+        "1",
+        p(&sample().join("images/1002.jpg")),
+    ]))[0];
+    assert_eq!(r["results"][0]["id"], "1002");
+}
+
+#[test]
+fn a_killed_indexing_run_leaves_an_index_that_opens_and_resumes() {
+    let dir = tempfile::tempdir().unwrap();
+    let idx = dir.path().join("idx");
+    // tract and small batches make the run slow enough to kill in the middle.
+    let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_lookalike"))
+        .args([
+            "index",
+            p(&sample()),
+            "--index",
+            p(&idx),
+            "--backend",
+            "tract",
+            "--batch-size",
+            "4",
+            "--json",
+        ])
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(120);
+    let mut committed = 0;
+    while std::time::Instant::now() < deadline {
+        std::thread::sleep(std::time::Duration::from_millis(100));
+        let out = lookalike(&["info", "--index", p(&idx), "--json"]);
+        if out.status.success() {
+            let info: Value = serde_json::from_slice(&out.stdout).unwrap();
+            committed = info["count"].as_u64().unwrap();
+            if committed >= 12 {
+                break;
+            }
+        }
+    }
+    child.kill().unwrap(); // SIGKILL: no chance to clean up
+    child.wait().unwrap();
+    let info: Value = serde_json::from_str(&ok(&["info", "--index", p(&idx), "--json"])).unwrap();
+    let kept = info["count"].as_u64().unwrap();
+    assert!(kept >= committed && kept > 0, "committed items survive: {kept} < {committed}");
+    assert!(kept < 387, "the run was really interrupted ({kept})");
+    let report: Value = serde_json::from_str(&ok(&[
+        "index",
+        p(&sample()),
+        "--index",
+        p(&idx),
+        "--backend",
+        "tract",
+        "--json",
+    ]))
+    .unwrap();
+    assert_eq!(report["total_items"], 387);
+    assert_eq!(
+        report["unchanged"].as_u64(),
+        Some(kept),
+        "resumed without embedding again: {report}"
+    );
+}

@@ -1,0 +1,237 @@
+// Browser end-to-end test of the lookalike web page.
+//   BASE_URL=http://127.0.0.1:18080 QUERY_IMAGE=photo.jpg SHOTS_DIR=shots node e2e.mjs
+// Exits 0 when every step passes, 1 (with a FAIL line) otherwise. Total timeout 120 s.
+import { chromium } from 'playwright-core';
+import fs from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+
+const BASE_URL = (process.env.BASE_URL || 'http://127.0.0.1:18080').replace(/\/$/, '');
+const QUERY_IMAGE = process.env.QUERY_IMAGE;
+const SHOTS_DIR = process.env.SHOTS_DIR || 'shots';
+const CHROMIUM = process.env.CHROMIUM || '/usr/bin/chromium';
+const STEP_TIMEOUT = 20_000;
+
+const t0 = Date.now();
+const log = (msg) => console.log(`[e2e ${((Date.now() - t0) / 1000).toFixed(1).padStart(5)}s] ${msg}`);
+let browser;
+async function fail(msg) {
+  console.error(`[e2e] FAIL: ${msg}`);
+  process.exitCode = 1;
+  try { if (browser) await browser.close(); } catch { /* ignore */ }
+  process.exit(1);
+}
+const check = (cond, msg) => { if (!cond) throw new Error(msg); };
+
+const total = setTimeout(() => fail('total timeout of 120 s exceeded'), 120_000);
+
+if (!QUERY_IMAGE || !fs.existsSync(QUERY_IMAGE)) await fail(`QUERY_IMAGE not set or missing: ${QUERY_IMAGE}`);
+if (!fs.existsSync(CHROMIUM)) await fail(`no browser at ${CHROMIUM} (apt-get install chromium, or set CHROMIUM)`);
+fs.mkdirSync(SHOTS_DIR, { recursive: true });
+
+/** Wait until the grid has re-rendered after `prevSeq`, is not busy, and all its card images loaded. */
+async function waitGrid(page, sel, prevSeq, { images = true, min = 1 } = {}) {
+  await page.waitForFunction(({ sel, prevSeq, images, min }) => {
+    const ul = document.querySelector(sel);
+    if (!ul || Number(ul.dataset.seq || 0) <= prevSeq || ul.getAttribute('aria-busy') === 'true') return false;
+    const imgs = [...ul.querySelectorAll('.card img')];
+    if (imgs.length < min) return false;
+    return !images || imgs.every((i) => i.complete && i.naturalWidth > 0);
+  }, { sel, prevSeq, images, min }, { timeout: STEP_TIMEOUT, polling: 100 }).catch(async () => {
+    const status = await page.textContent('#status').catch(() => '');
+    throw new Error(`grid ${sel} did not (re)load with images within ${STEP_TIMEOUT / 1000}s; status: "${(status || '').trim()}"`);
+  });
+}
+const seq = (page, sel) => page.$eval(sel, (el) => Number(el.dataset.seq || 0));
+const ids = (page, sel) => page.$$eval(`${sel} .card`, (els) => els.map((e) => e.dataset.id));
+const shot = async (page, name, fullPage = false) => {
+  await page.screenshot({ path: path.join(SHOTS_DIR, name), fullPage });
+  log(`  screenshot ${name}`);
+};
+const searchRequest = (page) => page.waitForRequest(
+  (r) => r.url().endsWith('/api/search') && r.method() === 'POST', { timeout: STEP_TIMEOUT });
+const noHScroll = async (page, where) => {
+  const w = await page.evaluate(() => document.scrollingElement.scrollWidth);
+  check(w <= 360, `${where}: horizontal scroll at 360 px (scrollWidth ${w})`);
+};
+
+try {
+  browser = await chromium.launch({
+    executablePath: CHROMIUM,
+    args: ['--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run', '--disable-background-networking',
+      '--disable-component-update', '--disable-sync'],
+  });
+  const context = await browser.newContext({ viewport: { width: 1280, height: 900 } });
+  const page = await context.newPage();
+  page.setDefaultTimeout(STEP_TIMEOUT);
+  const pageErrors = [];
+  page.on('pageerror', (e) => { pageErrors.push(e.message); console.error(`[page error] ${e.message}`); });
+  page.on('console', (m) => { if (m.type() === 'error') console.error(`[console] ${m.text()}`); });
+
+  // 1. upload
+  log(`1. open ${BASE_URL}/ and upload ${QUERY_IMAGE}`);
+  await page.goto(`${BASE_URL}/#/search`, { waitUntil: 'domcontentloaded' });
+  await page.waitForSelector('#file', { state: 'attached' });
+  await page.waitForSelector('#filter-fields select', { state: 'attached' }).catch(() => {
+    throw new Error('no filter selects appeared (GET /api/facets failed or returned no columns)');
+  });
+  const req1 = searchRequest(page);
+  await page.setInputFiles('#file', QUERY_IMAGE);
+  await req1;
+  await waitGrid(page, '#results', 0);
+  await page.waitForSelector('#preview-img', { state: 'visible' });
+  const first = await ids(page, '#results');
+  log(`  ${first.length} results: ${first.join(', ')}`);
+  await shot(page, '01-results.png');
+
+  // 2. crop: drag the bottom-right handle up/left, then move the box
+  log('2. drag the crop box');
+  let s = await seq(page, '#results');
+  const frame = await page.locator('#crop-frame').boundingBox();
+  const h = await page.locator('.handle[data-h="se"]').boundingBox();
+  await page.mouse.move(h.x + h.width / 2, h.y + h.height / 2);
+  await page.mouse.down();
+  await page.mouse.move(h.x + h.width / 2 - frame.width * 0.35, h.y + h.height / 2 - frame.height * 0.35, { steps: 6 });
+  await page.mouse.up();
+  const box = await page.locator('#crop').boundingBox();
+  await page.mouse.move(box.x + box.width / 2, box.y + box.height / 2);
+  await page.mouse.down();
+  await page.mouse.move(box.x + box.width / 2 + frame.width * 0.1, box.y + box.height / 2 + frame.height * 0.1, { steps: 4 });
+  await page.mouse.up();
+  await waitGrid(page, '#results', s);
+  // the page records the crop/filter fields of the search it rendered (multipart bodies are not visible to CDP)
+  const crop = await page.$eval('#results', (el) => el.dataset.crop);
+  check(crop && /^\d+,\d+,\d+,\d+$/.test(crop), `search after crop had no valid crop field (got "${crop}")`);
+  log(`  searched again with crop=${crop}`);
+  await shot(page, '02-crop.png');
+
+  // 3. filter: pick a value in the first facet select
+  log('3. apply a filter');
+  const sel = page.locator('#filter-fields select').first();
+  const col = await sel.getAttribute('name');
+  const values = await sel.locator('option').evaluateAll((os) => os.map((o) => o.value).filter((v) => v !== ''));
+  check(values.length > 0, `first facet "${col}" has no values`);
+  const metaOf = (list) => page.evaluate(async (list) => Promise.all(list.map((id) =>
+    fetch(`/api/items/${encodeURIComponent(id)}`).then((r) => r.json()).then((j) => j.metadata || {}))), list);
+  const cur = (await metaOf(await ids(page, '#results'))).map((m) => String(m[col]));
+  // prefer a value the current results do not all carry, so the results must change
+  const value = values.find((v) => cur.some((c) => c !== v) && !cur.includes(v))
+    || values.find((v) => cur.some((c) => c !== v)) || values[0];
+  s = await seq(page, '#results');
+  const before = await ids(page, '#results');
+  await sel.selectOption(value);
+  await waitGrid(page, '#results', s);
+  const sent = new URLSearchParams(await page.$eval('#results', (el) => el.dataset.filters));
+  check(sent.get(col) === value, `search was not sent with filter ${col}=${value} (sent "${sent}")`);
+  const after = await ids(page, '#results');
+  const wrong = (await metaOf(after)).map((m, i) => [after[i], m[col]]).filter(([, v]) => String(v) !== value);
+  check(wrong.length === 0, `results not matching ${col}=${value}: ${JSON.stringify(wrong)}`);
+  log(`  ${col}=${value}: ${after.length} results, all match (${JSON.stringify(before) === JSON.stringify(after) ? 'same' : 'changed'} ids)`);
+  await shot(page, '03-filter.png');
+
+  // 4. more like this
+  log('4. "More like this" on the first result');
+  s = await seq(page, '#results');
+  const firstId = after[0];
+  await page.locator('#results .card').first().getByRole('button', { name: /more like/i }).click();
+  await waitGrid(page, '#results', s);
+  const similar = await ids(page, '#results');
+  check(JSON.stringify(similar) !== JSON.stringify(after), 'results did not change after "More like this"');
+  check(!similar.includes(firstId), `similar results include the item itself (${firstId})`);
+  check(await page.locator('#based-on').isVisible(), '"based on" banner not shown');
+  log(`  based on ${firstId}: ${similar.join(', ')}`);
+  await shot(page, '04-more-like-this.png');
+
+  // 5. product view
+  log('5. open a product');
+  await page.locator('#results .card-link').first().click();
+  await page.waitForSelector('#item-detail h1');
+  await page.waitForSelector('#item-detail .meta-table dt');
+  await waitGrid(page, '#item-similar', 0, { images: false, min: 0 });
+  await page.waitForFunction(() => { const i = document.querySelector('#item-detail img'); return i && i.complete && i.naturalWidth > 0; })
+    .catch(() => { throw new Error('product image did not load'); });
+  log(`  ${await page.textContent('#item-detail h1')}`);
+  await shot(page, '05-item.png');
+
+  // 6. statistics
+  log('6. statistics page');
+  await page.getByRole('link', { name: 'Statistics' }).click();
+  await page.waitForSelector('#charts svg[role="img"] rect.bar');
+  const charts = await page.$$eval('#charts svg[role="img"]', (svgs) => svgs.map((g) => ({
+    label: g.getAttribute('aria-label') || '', title: g.querySelector('title')?.textContent || '',
+    bars: g.querySelectorAll('rect.bar').length, counts: g.querySelectorAll('text.count').length,
+  })));
+  check(charts.length > 0 && charts.every((c) => c.bars > 0 && c.counts === c.bars && c.label && c.title), `bad charts: ${JSON.stringify(charts)}`);
+  check(charts.every((c) => c.bars <= 26), 'a chart has more than 25 bars + other');
+  log(`  ${charts.length} charts, bars: ${charts.map((c) => c.bars).join(', ')}`);
+  await shot(page, '06-stats.png', true);
+
+  // 7. catalogue browser
+  log('7. catalogue browser');
+  s = await seq(page, '#browse-grid');
+  await page.getByRole('link', { name: 'Catalogue' }).click();
+  await waitGrid(page, '#browse-grid', s - 1, { images: false });
+  if (await page.locator('#filters-clear').isVisible()) {
+    s = await seq(page, '#browse-grid');
+    await page.locator('#filters-clear').click();
+    await waitGrid(page, '#browse-grid', s, { images: false });
+  }
+  const info1 = (await page.textContent('#page-info')).trim();
+  const p1 = await ids(page, '#browse-grid');
+  check(/Page 1 of \d+/.test(info1), `unexpected page info "${info1}"`);
+  log(`  ${info1}: ${p1.length} items`);
+  await shot(page, '07-browse.png');
+  if (await page.locator('#next').isEnabled()) {
+    s = await seq(page, '#browse-grid');
+    await page.locator('#next').click();
+    await waitGrid(page, '#browse-grid', s, { images: false });
+    const info2 = (await page.textContent('#page-info')).trim();
+    const p2 = await ids(page, '#browse-grid');
+    check(/Page 2 of/.test(info2), `after Next the page info is "${info2}"`);
+    check(p2.length > 0 && p2.every((id) => !p1.includes(id)), 'page 2 repeats items of page 1');
+    check(await page.locator('#prev').isEnabled(), 'Previous is disabled on page 2');
+    log(`  ${info2}: ${p2.length} items`);
+  } else {
+    log('  only one page: paging not exercised');
+  }
+
+  // 8. phone width
+  log('8. 360x740 viewport');
+  await page.setViewportSize({ width: 360, height: 740 });
+  await page.getByRole('link', { name: 'Search' }).first().click();
+  await page.waitForSelector('#view-search:not([hidden])');
+  await page.waitForTimeout(200);
+  await noHScroll(page, 'search');
+  await shot(page, '08-mobile-search.png', true);
+  await page.getByRole('link', { name: 'Catalogue' }).click();
+  await page.waitForSelector('#browse-grid .card');
+  await noHScroll(page, 'catalogue');
+  await shot(page, '09-mobile-browse.png');
+  await page.getByRole('link', { name: 'Statistics' }).click();
+  await page.waitForSelector('#charts svg rect.bar');
+  await page.waitForTimeout(300); // charts redraw to the new width
+  await noHScroll(page, 'statistics');
+  await shot(page, '10-mobile-stats.png');
+  log('  no horizontal scroll');
+
+  // 9. not an image
+  log('9. upload a text file');
+  await page.getByRole('link', { name: 'Search' }).first().click();
+  const tmp = fs.mkdtempSync(path.join(os.tmpdir(), 'lookalike-e2e-'));
+  const txt = path.join(tmp, 'notes.txt');
+  fs.writeFileSync(txt, 'this is not a photo\n');
+  await page.setInputFiles('#file', txt);
+  await page.waitForSelector('#status.error', { timeout: STEP_TIMEOUT });
+  const msg = (await page.textContent('#status')).trim();
+  check(/not an image|could not be read|not a supported image/i.test(msg), `unexpected error message "${msg}"`);
+  log(`  message: "${msg}"`);
+  await shot(page, '11-not-image.png');
+  fs.rmSync(tmp, { recursive: true, force: true });
+
+  check(pageErrors.length === 0, `uncaught errors in the page: ${pageErrors.join(' | ')}`);
+  await browser.close();
+  clearTimeout(total);
+  log(`PASS: all steps passed; screenshots in ${SHOTS_DIR}`);
+} catch (e) {
+  await fail(e.message);
+}

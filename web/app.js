@@ -1,0 +1,421 @@
+// Lookalike front end: hash-routed single page (#/search, #/browse, #/stats, #/item/{id}).
+import * as api from './api.js';
+import { CropBox } from './crop.js';
+import { barChart, esc } from './charts.js';
+
+const $ = (sel, root = document) => root.querySelector(sel);
+const $$ = (sel, root = document) => [...root.querySelectorAll(sel)];
+
+const state = {
+  file: null,          // the uploaded File
+  url: null,           // its object URL
+  natural: { w: 0, h: 0 },
+  mode: null,          // 'photo' | 'similar' | null
+  similarTo: null,     // item the similar search is based on
+  filters: {},         // column -> value ('' = any)
+  k: 5,
+  page: 1,
+  perPage: 24,
+  browseKey: '',
+  items: new Map(),    // id -> last seen item object
+  statsData: null,
+  ctl: {},             // AbortControllers per task
+  view: 'search',
+};
+
+/* ---------- helpers ---------- */
+
+export function humanize(col) {
+  const s = String(col).replace(/_/g, ' ').replace(/([a-z0-9])([A-Z])/g, '$1 $2').toLowerCase();
+  return s.charAt(0).toUpperCase() + s.slice(1);
+}
+const nameOf = (item) => (item.metadata && item.metadata.productDisplayName) || item.id;
+const colourOf = (md) => md.baseColour ?? md.colour ?? md.color ?? '';
+const pct = (score) => `${Math.round(Math.max(0, Math.min(1, Number(score) || 0)) * 100)}%`;
+
+function setStatus(msg, kind = 'info') {
+  const el = $('#status');
+  el.className = `status ${msg ? kind : ''}`;
+  el.textContent = msg || '';
+}
+
+/** Abort the previous request of this task and get a fresh signal. */
+function fresh(task) {
+  if (state.ctl[task]) state.ctl[task].abort();
+  state.ctl[task] = new AbortController();
+  return state.ctl[task].signal;
+}
+
+function busy(on) {
+  $('#spinner').hidden = !on;
+  $('#results').setAttribute('aria-busy', String(on));
+}
+
+function cardHTML(item, { score = true, lazy = false } = {}) {
+  state.items.set(String(item.id), item);
+  const md = item.metadata || {};
+  const bits = [md.articleType, colourOf(md)].filter((v) => v !== undefined && v !== null && v !== '');
+  const id = esc(item.id);
+  return `<li class="card" data-id="${id}">
+  <a class="card-link" href="#/item/${encodeURIComponent(item.id)}">
+    <span class="thumb"><img src="${esc(item.thumbnail || `/thumbs/${item.id}`)}" alt=""${lazy ? ' loading="lazy"' : ''}></span>
+    <span class="name">${esc(nameOf(item))}</span>
+  </a>
+  ${score && item.score !== undefined ? `<span class="score" title="Similarity">${pct(item.score)}<span class="sr-only"> similar</span></span>` : ''}
+  <span class="meta">${bits.map(esc).join(' · ') || '&nbsp;'}</span>
+  <button type="button" class="btn small more" data-id="${id}" aria-label="More like ${esc(nameOf(item))}">More like this</button>
+</li>`;
+}
+
+function renderGrid(ul, list, opts) {
+  ul.innerHTML = list.map((it) => cardHTML(it, opts)).join('');
+  ul.dataset.seq = String(Number(ul.dataset.seq || 0) + 1);
+}
+
+/* ---------- upload & search ---------- */
+
+let crop;
+
+function loadFile(file) {
+  if (!file) return;
+  if (state.view !== 'search') location.hash = '#/search';
+  if (file.type && !file.type.startsWith('image/')) {
+    setStatus(`“${file.name}” is not an image. Please choose a photo (JPEG, PNG or WebP).`, 'error');
+    return;
+  }
+  const url = URL.createObjectURL(file);
+  const img = $('#preview-img');
+  img.onload = async () => {
+    if (state.url) URL.revokeObjectURL(state.url);
+    state.url = url;
+    const up = await prepareUpload(file, img);
+    state.file = up.file;
+    state.natural = { w: up.w, h: up.h };
+    $('#preview').hidden = false;
+    $('#dz-empty').hidden = true;
+    $('#crop-reset').hidden = false;
+    $('#crop-hint').hidden = false;
+    $('#dropzone').classList.add('has-image');
+    crop.reset(false);
+    state.mode = 'photo';
+    state.similarTo = null;
+    runSearch();
+  };
+  img.onerror = () => {
+    URL.revokeObjectURL(url);
+    if (state.url) img.src = state.url; // keep showing the previous photo
+    setStatus(`“${file.name || 'That file'}” could not be read as an image. Please choose a JPEG, PNG or WebP photo.`, 'error');
+  };
+  img.src = url;
+}
+
+const MAX_SIDE = 2048;
+/**
+ * Big photos (phone cameras) are scaled down to MAX_SIDE px and re-encoded as JPEG before
+ * upload: faster on mobile networks, avoids HTTP 413, and bakes in the EXIF rotation the
+ * browser shows, so crop pixels match what the server decodes. Others are sent unchanged.
+ */
+async function prepareUpload(file, img) {
+  const w = img.naturalWidth, h = img.naturalHeight;
+  const scale = Math.min(1, MAX_SIDE / Math.max(w, h));
+  if (scale === 1 && file.size <= 4e6) return { file, w, h };
+  try {
+    const c = document.createElement('canvas');
+    c.width = Math.max(1, Math.round(w * scale));
+    c.height = Math.max(1, Math.round(h * scale));
+    c.getContext('2d').drawImage(img, 0, 0, c.width, c.height);
+    const blob = await new Promise((res) => c.toBlob(res, 'image/jpeg', 0.9));
+    if (!blob) throw new Error('toBlob failed');
+    const name = (file.name || 'photo').replace(/\.\w+$/, '') + '.jpg';
+    return { file: new File([blob], name, { type: 'image/jpeg' }), w: c.width, h: c.height };
+  } catch {
+    return { file, w, h };
+  }
+}
+
+async function runSearch() {
+  if (!state.mode) return;
+  const signal = fresh('search');
+  busy(true);
+  setStatus(state.mode === 'photo' ? 'Searching for lookalikes…' : 'Finding similar products…');
+  try {
+    let res;
+    if (state.mode === 'photo') {
+      const c = crop.toPixels(state.natural.w, state.natural.h);
+      res = await api.searchImage(state.file, { k: state.k, crop: c, filters: state.filters }, signal);
+      $('#results').dataset.crop = c ? `${c.x},${c.y},${c.w},${c.h}` : '';
+    } else {
+      res = await api.similar(state.similarTo.id, state.k, state.filters, signal);
+    }
+    $('#results').dataset.filters = new URLSearchParams(state.filters).toString();
+    showResults(res);
+  } catch (e) {
+    if (e.name === 'AbortError') return;
+    setStatus(e.message, 'error');
+  } finally {
+    if (!signal.aborted) busy(false);
+  }
+}
+
+function showResults(res) {
+  const list = res.results || [];
+  renderGrid($('#results'), list, { score: true });
+  $('#results-empty').hidden = list.length > 0;
+  $('#took').textContent = typeof res.took_ms === 'number' ? `${res.took_ms.toFixed(res.took_ms < 10 ? 1 : 0)} ms` : '';
+  renderBasedOn();
+  if (!list.length) {
+    $('#results-empty').innerHTML = '<p>No matching products found. Try removing a filter or making the crop box bigger.</p>';
+    setStatus('Nothing found. Try removing a filter or widening the crop.', 'warn');
+  } else {
+    const what = state.mode === 'similar' ? `similar to ${nameOf(state.similarTo)}` : 'that look like your photo';
+    setStatus(`Found ${list.length} product${list.length === 1 ? '' : 's'} ${what}.`, 'ok');
+  }
+}
+
+function renderBasedOn() {
+  const box = $('#based-on');
+  const it = state.similarTo;
+  $('#results-title').textContent = state.mode === 'similar' ? 'More like this' : 'Results';
+  if (state.mode !== 'similar' || !it) { box.hidden = true; box.innerHTML = ''; return; }
+  box.hidden = false;
+  box.innerHTML = `<img src="${esc(it.thumbnail || `/thumbs/${it.id}`)}" alt="">
+  <p>Based on <a href="#/item/${encodeURIComponent(it.id)}">${esc(nameOf(it))}</a></p>
+  ${state.file ? '<button type="button" class="btn small" id="back-to-photo">Back to my photo</button>' : ''}`;
+}
+
+async function moreLike(id) {
+  let item = state.items.get(String(id));
+  if (!item) {
+    try { item = await api.getItem(id); } catch (e) { setStatus(e.message, 'error'); return; }
+  }
+  state.mode = 'similar';
+  state.similarTo = item;
+  if (state.view !== 'search') location.hash = '#/search';
+  runSearch();
+  $('#results-title').scrollIntoView({ block: 'nearest' });
+}
+
+/* ---------- filters ---------- */
+
+async function loadFacets() {
+  try {
+    const { columns = [] } = await api.getFacets();
+    const fields = $('#filter-fields');
+    fields.innerHTML = columns.map((c) => {
+      const id = `f-${String(c.name).replace(/[^\w-]/g, '_')}`;
+      const opts = c.values.map((v) => `<option value="${esc(v.value)}">${esc(v.value)} (${Number(v.count).toLocaleString('en-US')})</option>`).join('');
+      return `<div class="field"><label for="${id}">${esc(humanize(c.name))}</label>
+        <select id="${id}" name="${esc(c.name)}"><option value="">Any</option>${opts}</select></div>`;
+    }).join('');
+    $('#filters').hidden = columns.length === 0;
+  } catch (e) {
+    $('#filters').hidden = true;
+    setStatus(`Filters are unavailable: ${e.message}`, 'error');
+  }
+}
+
+function filtersChanged() {
+  state.filters = {};
+  for (const sel of $$('#filter-fields select')) if (sel.value !== '') state.filters[sel.name] = sel.value;
+  $('#filters-clear').hidden = Object.keys(state.filters).length === 0;
+  if (currentView() === 'browse') { state.page = 1; loadBrowse(); } else runSearch();
+}
+
+/* ---------- browse ---------- */
+
+async function loadBrowse(force = false) {
+  const key = JSON.stringify([state.filters, state.page, state.perPage]);
+  if (!force && key === state.browseKey) return;
+  state.browseKey = key;
+  const signal = fresh('browse');
+  const grid = $('#browse-grid');
+  grid.setAttribute('aria-busy', 'true');
+  $('#page-info').textContent = 'Loading…';
+  try {
+    const res = await api.listItems(state.page, state.perPage, state.filters, signal);
+    const pages = Math.max(1, Math.ceil((res.total || 0) / (res.per_page || state.perPage)));
+    renderGrid(grid, res.items || [], { score: false, lazy: true });
+    $('#page-info').textContent = res.total
+      ? `Page ${res.page} of ${pages} · ${Number(res.total).toLocaleString('en-US')} items`
+      : 'No items match these filters.';
+    $('#prev').disabled = res.page <= 1;
+    $('#next').disabled = res.page >= pages;
+    setStatus('');
+  } catch (e) {
+    if (e.name === 'AbortError') return;
+    state.browseKey = '';
+    $('#page-info').textContent = '';
+    setStatus(e.message, 'error');
+  } finally {
+    if (!signal.aborted) grid.setAttribute('aria-busy', 'false');
+  }
+}
+
+/* ---------- statistics ---------- */
+
+async function loadStats() {
+  if (!state.statsData) {
+    $('#charts').innerHTML = '<p class="muted">Loading…</p>';
+    try { state.statsData = await api.getStats(); } catch (e) {
+      $('#charts').innerHTML = '';
+      setStatus(e.message, 'error');
+      return;
+    }
+  }
+  const s = state.statsData;
+  const cards = [['Products', Number(s.count).toLocaleString('en-US')], ['Model', s.model], ['Embedding size', s.dimension]]
+    .filter(([, v]) => v !== undefined && v !== null);
+  $('#stats-summary').innerHTML = cards.map(([k, v]) => `<div><dt>${esc(k)}</dt><dd>${esc(v)}</dd></div>`).join('');
+  drawCharts();
+}
+
+let chartWidth = 0;
+function drawCharts() {
+  const s = state.statsData;
+  const host = $('#charts');
+  if (!s || $('#view-stats').hidden) return;
+  host.innerHTML = '';
+  const hostW = host.clientWidth;
+  chartWidth = hostW;
+  const cols = hostW >= 880 ? 2 : 1;
+  const width = Math.max(220, Math.floor((hostW - 16 * (cols - 1)) / cols) - 34); // card padding + border
+  host.style.columnCount = cols;
+  host.innerHTML = (s.columns || []).map((c) => {
+    const n = c.values.length;
+    const head = `<figcaption><h2>${esc(humanize(c.name))}</h2><span class="muted">${n} value${n === 1 ? '' : 's'}</span></figcaption>`;
+    // identifier-like columns (every value unique) make no useful chart
+    if (n > 25 && c.values.every((v) => v.count <= 1)) {
+      return `<figure class="chart-card">${head}<p class="muted">All ${n} values are distinct; not charted.</p></figure>`;
+    }
+    return `<figure class="chart-card">${head}${barChart(humanize(c.name), c.values, width)}</figure>`;
+  }).join('') || '<p class="muted">No columns to chart.</p>';
+}
+
+/* ---------- product view ---------- */
+
+async function loadItem(id) {
+  const signal = fresh('item');
+  const detail = $('#item-detail');
+  detail.innerHTML = '<p class="muted">Loading…</p>';
+  $('#item-similar').innerHTML = '';
+  try {
+    const [item, sim] = await Promise.all([
+      api.getItem(id, signal),
+      api.similar(id, 10, {}, signal).catch((e) => (e.name === 'AbortError' ? Promise.reject(e) : { results: [], error: e })),
+    ]);
+    state.items.set(String(item.id), item);
+    const md = item.metadata || {};
+    const rows = Object.entries({ id: item.id, ...md })
+      .map(([k, v]) => `<div><dt>${esc(humanize(k))}</dt><dd>${esc(v ?? '')}</dd></div>`).join('');
+    detail.innerHTML = `<div class="item-photo"><img src="${esc(item.image || `/images/${item.id}`)}" alt="${esc(nameOf(item))}"></div>
+    <div class="item-info"><h1 id="h-item" tabindex="-1">${esc(nameOf(item))}</h1>
+      <dl class="meta-table">${rows}</dl>
+      <button type="button" class="btn primary more" data-id="${esc(item.id)}">Search more like this</button></div>`;
+    document.title = `${nameOf(item)} · Lookalike`;
+    renderGrid($('#item-similar'), sim.results || [], { score: true, lazy: true });
+    if (sim.error) setStatus(`Similar products are unavailable: ${sim.error.message}`, 'error');
+    else setStatus('');
+    if (focusNext) { $('#h-item').focus(); focusNext = false; }
+  } catch (e) {
+    if (e.name === 'AbortError') return;
+    detail.innerHTML = `<h1 id="h-item" tabindex="-1">Product not found</h1><p>${esc(e.message)}</p>`;
+    setStatus(e.message, 'error');
+  }
+}
+
+/* ---------- routing ---------- */
+
+const titles = { search: 'Visual search', browse: 'Catalogue', stats: 'Statistics' };
+let focusNext = false;
+let navCount = 0; // in-app navigations, so "Back" never leaves the app
+
+const currentView = () => state.view;
+
+function route() {
+  const name = location.hash.replace(/^#\/?/, '').split('/')[0];
+  const view = ['search', 'browse', 'stats', 'item'].includes(name) ? name : 'search';
+  state.view = view;
+  for (const v of $$('.view')) v.hidden = v.id !== `view-${view}`;
+  for (const a of $$('[data-nav]')) {
+    if (a.dataset.nav === view) a.setAttribute('aria-current', 'page'); else a.removeAttribute('aria-current');
+  }
+  const slot = $(`.filters-slot[data-slot="${view}"]`);
+  if (slot && !slot.contains($('#filters'))) slot.append($('#filters'));
+  if (view !== 'item') document.title = `${titles[view]} · Lookalike`;
+  if (view === 'browse') loadBrowse();
+  if (view === 'stats') loadStats();
+  if (view === 'item') {
+    const id = decodeURIComponent(location.hash.replace(/^#\/item\//, ''));
+    loadItem(id);
+  } else if (focusNext) {
+    $(`#h-${view}`).focus();
+    focusNext = false;
+  }
+  if (view !== 'item') window.scrollTo(0, 0);
+}
+
+/* ---------- wiring ---------- */
+
+function init() {
+  crop = new CropBox($('#crop-frame'), $('#crop'), $('#crop-shade'), () => { if (state.mode === 'photo') runSearch(); });
+  $('#crop-reset').addEventListener('click', () => crop.reset(true));
+
+  for (const input of [$('#file'), $('#camera')]) {
+    input.addEventListener('change', () => { loadFile(input.files[0]); input.value = ''; });
+  }
+
+  const dz = $('#dropzone');
+  let depth = 0;
+  dz.addEventListener('dragenter', (e) => { e.preventDefault(); depth++; dz.classList.add('over'); });
+  dz.addEventListener('dragleave', () => { if (--depth <= 0) { depth = 0; dz.classList.remove('over'); } });
+  document.addEventListener('dragover', (e) => e.preventDefault());
+  document.addEventListener('drop', (e) => {
+    e.preventDefault();
+    depth = 0;
+    dz.classList.remove('over');
+    const f = e.dataTransfer && e.dataTransfer.files[0];
+    if (f) loadFile(f);
+  });
+  document.addEventListener('paste', (e) => {
+    const items = [...((e.clipboardData && e.clipboardData.items) || [])];
+    const it = items.find((i) => i.kind === 'file' && i.type.startsWith('image/'));
+    if (it) { e.preventDefault(); loadFile(it.getAsFile()); }
+    else if (items.some((i) => i.kind === 'file')) { e.preventDefault(); loadFile(items.find((i) => i.kind === 'file').getAsFile()); }
+  });
+
+  $('#k').addEventListener('change', (e) => { state.k = Number(e.target.value); runSearch(); });
+  $('#filters').addEventListener('change', filtersChanged);
+  $('#filters').addEventListener('reset', () => setTimeout(filtersChanged));
+  $('#filters').addEventListener('submit', (e) => e.preventDefault());
+
+  document.addEventListener('click', (e) => {
+    const more = e.target.closest('button.more[data-id]');
+    if (more) { moreLike(more.dataset.id); return; }
+    if (e.target.closest('#back-to-photo')) { state.mode = 'photo'; state.similarTo = null; runSearch(); return; }
+    if (e.target.closest('#item-back') && navCount > 0) { e.preventDefault(); history.back(); }
+  });
+  $('#prev').addEventListener('click', () => { if (state.page > 1) { state.page--; loadBrowse(); } });
+  $('#next').addEventListener('click', () => { state.page++; loadBrowse(); });
+
+  // Broken thumbnails get a neutral placeholder instead of the browser's icon.
+  document.addEventListener('error', (e) => {
+    if (e.target.tagName === 'IMG' && e.target.closest('.thumb')) e.target.closest('.thumb').classList.add('broken');
+  }, true);
+
+  let rt = 0;
+  window.addEventListener('resize', () => {
+    clearTimeout(rt);
+    rt = setTimeout(() => { if ($('#charts').clientWidth !== chartWidth) drawCharts(); }, 150);
+  });
+  window.addEventListener('hashchange', () => {
+    if (location.hash && !location.hash.startsWith('#/')) return; // in-page anchors such as the skip link
+    focusNext = true;
+    navCount++;
+    route();
+  });
+
+  loadFacets();
+  route();
+}
+
+init();
