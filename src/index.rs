@@ -64,7 +64,7 @@ impl Filter {
         self.clauses.iter().all(|(col, vals)| {
             metadata.get(col).is_some_and(|v| {
                 let v = v.to_lowercase();
-                vals.iter().any(|want| *want == v)
+                vals.contains(&v)
             })
         })
     }

@@ -383,13 +383,14 @@ fn prepare(
         (None, None) => BTreeMap::new(),
     };
     let record = ItemRecord { path: photo.rel.clone(), hash, metadata: fields };
-    if let Some(o) = old {
-        if o.hash == record.hash && existing_info.is_some() {
-            if *o == record {
-                return Prepared::Unchanged;
-            }
-            return Prepared::Record { id: photo.id.clone(), record };
+    if let Some(o) = old
+        && o.hash == record.hash
+        && existing_info.is_some()
+    {
+        if *o == record {
+            return Prepared::Unchanged;
         }
+        return Prepared::Record { id: photo.id.clone(), record };
     }
     let tensor = preprocess::decode(&bytes).and_then(|img| preprocess::tensor(&img, spec, None));
     match tensor {

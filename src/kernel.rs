@@ -58,11 +58,11 @@ impl TopK {
         }
         if self.heap.len() < self.k {
             self.heap.push(Worst(s));
-        } else if let Some(worst) = self.heap.peek() {
-            if better(&s, &worst.0) == Ordering::Less {
-                self.heap.pop();
-                self.heap.push(Worst(s));
-            }
+        } else if let Some(worst) = self.heap.peek()
+            && better(&s, &worst.0) == Ordering::Less
+        {
+            self.heap.pop();
+            self.heap.push(Worst(s));
         }
     }
 

@@ -93,10 +93,10 @@ pub fn builtin_dirs() -> Vec<PathBuf> {
     if let Some(d) = std::env::var_os("LOOKALIKE_MODELS") {
         dirs.push(PathBuf::from(d));
     }
-    if let Ok(exe) = std::env::current_exe() {
-        if let Some(parent) = exe.parent() {
-            dirs.push(parent.join("models"));
-        }
+    if let Ok(exe) = std::env::current_exe()
+        && let Some(parent) = exe.parent()
+    {
+        dirs.push(parent.join("models"));
     }
     // A build from the repository finds the models it was built beside.
     dirs.push(Path::new(env!("CARGO_MANIFEST_DIR")).join("models"));

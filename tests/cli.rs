@@ -2,6 +2,8 @@
 //! golden search results, JSON shapes, filters, bad input, incremental re-indexing and
 //! recovery from a killed run.
 
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
 mod common;
 
 use std::sync::OnceLock;

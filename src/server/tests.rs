@@ -184,7 +184,8 @@ async fn search_with_filter_and_crop() {
 #[tokio::test]
 async fn search_bad_input_gets_a_named_4xx() {
     let img = photo("1000");
-    let cases: Vec<(Vec<(&str, &[u8])>, StatusCode, &str)> = vec![
+    type Case<'a> = (Vec<(&'a str, &'a [u8])>, StatusCode, &'a str);
+    let cases: Vec<Case> = vec![
         (vec![("k", b"5")], StatusCode::BAD_REQUEST, "missing the 'image' field"),
         (vec![("image", b"")], StatusCode::BAD_REQUEST, "empty"),
         (

@@ -88,7 +88,7 @@ impl LmdbStore {
 }
 
 fn decode_vector(id: &str, bytes: &[u8]) -> Result<Vec<f32>, StoreError> {
-    if bytes.len() % 4 != 0 {
+    if !bytes.len().is_multiple_of(4) {
         return Err(StoreError::Corrupt {
             id: id.to_string(),
             message: format!("vector of {} bytes", bytes.len()),

@@ -38,15 +38,14 @@ impl Store for MemoryStore {
         check_dims(effective.as_ref(), changes)?;
         // Validate first, then mutate: all or nothing.
         for c in changes {
-            if let Change::Record { id, .. } = c {
-                if !g.items.contains_key(id)
-                    && !changes.iter().any(|o| matches!(o, Change::Put { id: i, .. } if i == id))
-                {
-                    return Err(StoreError::Corrupt {
-                        id: id.clone(),
-                        message: "record update for a missing item".into(),
-                    });
-                }
+            if let Change::Record { id, .. } = c
+                && !g.items.contains_key(id)
+                && !changes.iter().any(|o| matches!(o, Change::Put { id: i, .. } if i == id))
+            {
+                return Err(StoreError::Corrupt {
+                    id: id.clone(),
+                    message: "record update for a missing item".into(),
+                });
             }
         }
         if let Some(i) = info {

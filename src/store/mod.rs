@@ -115,14 +115,14 @@ pub(crate) fn check_version(info: &IndexInfo) -> Result<(), StoreError> {
 pub(crate) fn check_dims(info: Option<&IndexInfo>, changes: &[Change]) -> Result<(), StoreError> {
     let Some(info) = info else { return Ok(()) };
     for c in changes {
-        if let Change::Put { id, vector, .. } = c {
-            if vector.len() != info.dim {
-                return Err(StoreError::DimensionMismatch {
-                    id: id.clone(),
-                    expected: info.dim,
-                    got: vector.len(),
-                });
-            }
+        if let Change::Put { id, vector, .. } = c
+            && vector.len() != info.dim
+        {
+            return Err(StoreError::DimensionMismatch {
+                id: id.clone(),
+                expected: info.dim,
+                got: vector.len(),
+            });
         }
     }
     Ok(())

@@ -1,4 +1,5 @@
 //! Helpers shared by the integration tests: paths, running the binary, temp catalogues.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
 #![allow(dead_code)]
 
 use std::path::{Path, PathBuf};
