@@ -69,7 +69,10 @@ pub fn scan(root: &Path) -> Result<Scan, CatalogError> {
             .and_then(|e| e.to_str())
             .is_some_and(|e| IMAGE_EXTENSIONS.contains(&e.to_ascii_lowercase().as_str()));
         if !is_image {
-            out.ignored += 1;
+            // A metadata table beside the photos is expected, not an oddity to report.
+            if !path.extension().is_some_and(|e| e.eq_ignore_ascii_case("csv")) {
+                out.ignored += 1;
+            }
             continue;
         }
         let Some(id) = path.file_stem().map(|s| s.to_string_lossy().to_string()) else { continue };

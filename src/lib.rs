@@ -4,6 +4,7 @@
 //! catalogue items most similar to any photo ([`engine::Engine`]). See ARCHITECTURE.md
 //! for the codemap and the invariants between modules.
 
+pub mod bench;
 pub mod catalog;
 pub mod embed;
 pub mod engine;

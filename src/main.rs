@@ -144,12 +144,61 @@ enum Command {
         #[command(flatten)]
         backend: BackendArg,
     },
+    /// Measure speed and memory (figures as JSON lines).
+    Bench {
+        #[command(subcommand)]
+        what: BenchCommand,
+    },
     /// Describe an index: model, item count, dimension, columns.
     Info {
         #[arg(long)]
         index: PathBuf,
         #[arg(long)]
         json: bool,
+    },
+}
+
+#[derive(Subcommand)]
+enum BenchCommand {
+    /// Each indexing stage alone (read, decode, resize+normalise, inference, store).
+    Stages {
+        catalog: PathBuf,
+        /// Photos to use (the first N in path order).
+        #[arg(long, default_value_t = 2000)]
+        limit: usize,
+        #[arg(long, default_value = "lite0")]
+        model: String,
+        #[arg(long, default_value_t = 32)]
+        batch_size: usize,
+        #[command(flatten)]
+        backend: BackendArg,
+    },
+    /// Exact search latency over the index's vectors, and over synthetic copies at scale.
+    Search {
+        #[arg(long)]
+        index: PathBuf,
+        /// Queries timed one by one.
+        #[arg(long, default_value_t = 200)]
+        queries: usize,
+        #[arg(short, long, default_value_t = 10)]
+        k: usize,
+        /// Also measure at these catalogue sizes (real vectors perturbed).
+        #[arg(long = "scale")]
+        scales: Vec<usize>,
+        /// Queries scored together for the batched figure.
+        #[arg(long, default_value_t = 256)]
+        batch: usize,
+    },
+    /// Photo in, results out, in process: decode + embed + search latency.
+    Query {
+        #[arg(long)]
+        index: PathBuf,
+        images: Vec<PathBuf>,
+        /// Times each photo is searched.
+        #[arg(long, default_value_t = 20)]
+        repeat: usize,
+        #[command(flatten)]
+        backend: BackendArg,
     },
 }
 
@@ -383,6 +432,10 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                 .with_context(|| format!("serving on {addr}"))?;
             Ok(ExitCode::SUCCESS)
         }
+        Command::Bench { what } => {
+            bench(what)?;
+            Ok(ExitCode::SUCCESS)
+        }
         Command::Info { index, json } => {
             let (info, count) = engine::read_info(&index)?;
             if json {
@@ -489,4 +542,75 @@ fn photo_table(r: &eval::PhotoReport) -> String {
         }
     }
     out
+}
+
+fn bench(what: BenchCommand) -> anyhow::Result<()> {
+    use lookalike::bench;
+    match what {
+        BenchCommand::Stages { catalog, limit, model, batch_size, backend } => {
+            let scan = lookalike::catalog::scan(&catalog)?;
+            let files: Vec<PathBuf> = scan.photos.into_iter().take(limit).map(|p| p.path).collect();
+            let m = lookalike::model::resolve(&model)?;
+            let embedder = lookalike::embed::Embedder::new(&m, backend.backend)?;
+            let scratch = tempfile_dir()?;
+            let r = bench::stages(&files, &embedder, batch_size, &scratch);
+            let _ = std::fs::remove_dir_all(&scratch);
+            println!("{}", serde_json::to_string(&r?)?);
+        }
+        BenchCommand::Search { index, queries, k, scales, batch } => {
+            let engine = Engine::open(&index, BackendKind::Auto)?;
+            let idx = engine.index();
+            let dim = idx.dim();
+            anyhow::ensure!(!idx.is_empty(), "the index is empty");
+            // Queries: catalogue vectors with noise, as a new photo of a known product.
+            let step = (idx.len() / queries.max(1)).max(1);
+            let picked: Vec<f32> = (0..idx.len())
+                .step_by(step)
+                .take(queries)
+                .flat_map(|r| idx.vector(r).to_vec())
+                .collect();
+            let n = picked.len() / dim;
+            let mut q = bench::synthesize(&picked, dim, 2 * n, 0.3);
+            q.drain(..n * dim);
+            let mut sizes = vec![idx.len()];
+            sizes.extend(scales);
+            for size in sizes {
+                let before = bench::rss_bytes();
+                let matrix = bench::synthesize(idx.matrix(), dim, size, 0.3);
+                let r = bench::search_latency(&matrix, dim, &q, k, batch, before);
+                println!("{}", serde_json::to_string(&r)?);
+            }
+        }
+        BenchCommand::Query { index, images, repeat, backend } => {
+            anyhow::ensure!(!images.is_empty(), "give query photos");
+            let engine = Engine::open(&index, backend.backend)?;
+            let query = Query::default();
+            let mut total = Vec::new();
+            let (mut dec, mut emb, mut srch) = (Vec::new(), Vec::new(), Vec::new());
+            for path in &images {
+                let bytes = std::fs::read(path).with_context(|| path.display().to_string())?;
+                for _ in 0..repeat.max(1) {
+                    let t = std::time::Instant::now();
+                    let (_, timing) = engine.search_photo(&bytes, &query)?;
+                    total.push(t.elapsed().as_secs_f64() * 1e3);
+                    dec.push(timing.decode_ms);
+                    emb.push(timing.embed_ms);
+                    srch.push(timing.search_ms);
+                }
+            }
+            println!(
+                "{}",
+                serde_json::json!({"items": engine.index().len(), "backend": engine.embedder().backend_name(),
+                    "total": bench::Latency::from_ms(total), "decode_preprocess": bench::Latency::from_ms(dec),
+                    "embed": bench::Latency::from_ms(emb), "search": bench::Latency::from_ms(srch)})
+            );
+        }
+    }
+    Ok(())
+}
+
+fn tempfile_dir() -> anyhow::Result<PathBuf> {
+    let dir = std::env::temp_dir().join(format!("lookalike-bench-{}", std::process::id()));
+    std::fs::create_dir_all(&dir)?;
+    Ok(dir)
 }

@@ -1,0 +1,274 @@
+//! Speed and memory measurements behind `lookalike bench`: the indexing pipeline stage by
+//! stage, exact search latency at the index's size and at synthetic scale, and memory per
+//! item. Figures are printed as JSON so scripts can put them beside a reference.
+
+use std::path::{Path, PathBuf};
+use std::time::Instant;
+
+use rayon::prelude::*;
+use serde::Serialize;
+
+use crate::embed::Embedder;
+use crate::error::{Error, Result};
+use crate::kernel;
+use crate::preprocess;
+
+/// Percentiles of a set of durations, in milliseconds.
+#[derive(Debug, Clone, Serialize, PartialEq)]
+pub struct Latency {
+    pub n: usize,
+    pub p50_ms: f64,
+    pub p90_ms: f64,
+    pub p99_ms: f64,
+    pub mean_ms: f64,
+}
+
+impl Latency {
+    pub fn from_ms(mut v: Vec<f64>) -> Self {
+        v.sort_by(f64::total_cmp);
+        let n = v.len();
+        let at = |q: f64| {
+            if n == 0 { 0.0 } else { v[((q * (n - 1) as f64).round() as usize).min(n - 1)] }
+        };
+        let mean = if n == 0 { 0.0 } else { v.iter().sum::<f64>() / n as f64 };
+        Latency { n, p50_ms: at(0.5), p90_ms: at(0.9), p99_ms: at(0.99), mean_ms: mean }
+    }
+}
+
+/// Resident memory of this process, in bytes (Linux; 0 elsewhere).
+pub fn rss_bytes() -> u64 {
+    std::fs::read_to_string("/proc/self/status")
+        .ok()
+        .and_then(|s| {
+            s.lines()
+                .find(|l| l.starts_with("VmRSS:"))
+                .and_then(|l| l.split_whitespace().nth(1))
+                .and_then(|kb| kb.parse::<u64>().ok())
+        })
+        .map_or(0, |kb| kb * 1024)
+}
+
+/// Seconds spent in each stage of the indexing pipeline, each run on its own.
+#[derive(Debug, Clone, Serialize)]
+pub struct StageReport {
+    pub images: usize,
+    pub backend: String,
+    pub batch: usize,
+    pub read_s: f64,
+    pub decode_s: f64,
+    pub resize_normalise_s: f64,
+    pub inference_s: f64,
+    pub store_s: f64,
+    /// Images per second of each stage alone.
+    pub read_ips: f64,
+    pub decode_ips: f64,
+    pub resize_normalise_ips: f64,
+    pub inference_ips: f64,
+    pub store_ips: f64,
+}
+
+/// Time each stage of the pipeline over `files` (decode and resize use the rayon pool,
+/// as indexing does; inference runs batches of `batch`).
+pub fn stages(
+    files: &[PathBuf],
+    embedder: &Embedder,
+    batch: usize,
+    scratch: &Path,
+) -> Result<StageReport> {
+    if files.is_empty() {
+        return Err(Error::BadParameter {
+            name: "catalog",
+            message: "no photos to measure".into(),
+        });
+    }
+    let ips = |n: usize, s: f64| if s > 0.0 { n as f64 / s } else { 0.0 };
+    let t = Instant::now();
+    let bytes: Vec<Vec<u8>> = files
+        .iter()
+        .map(|f| std::fs::read(f).map_err(|source| Error::Io { path: f.clone(), source }))
+        .collect::<Result<_>>()?;
+    let read_s = t.elapsed().as_secs_f64();
+    let t = Instant::now();
+    let images: Vec<image::RgbImage> =
+        bytes.par_iter().filter_map(|b| preprocess::decode(b).ok()).collect();
+    let decode_s = t.elapsed().as_secs_f64();
+    let n = images.len();
+    let t = Instant::now();
+    let spec = embedder.spec();
+    let tensors: Vec<Vec<f32>> =
+        images.par_iter().filter_map(|i| preprocess::tensor(i, spec, None).ok()).collect();
+    let resize_s = t.elapsed().as_secs_f64();
+    let t = Instant::now();
+    let mut vectors = Vec::with_capacity(n * spec.dim);
+    for chunk in tensors.chunks(batch.max(1)) {
+        let flat: Vec<f32> = chunk.concat();
+        vectors.extend(embedder.embed_tensors(&flat, chunk.len())?);
+    }
+    let inference_s = t.elapsed().as_secs_f64();
+    let t = Instant::now();
+    {
+        use crate::store::{Change, ItemRecord, LmdbStore, Store};
+        let store = LmdbStore::open(scratch)?;
+        let changes: Vec<Change> = vectors
+            .chunks_exact(spec.dim)
+            .enumerate()
+            .map(|(i, v)| Change::Put {
+                id: format!("{i:08}"),
+                record: ItemRecord::default(),
+                vector: v.to_vec(),
+            })
+            .collect();
+        for c in changes.chunks(batch.max(1)) {
+            store.apply(None, c)?;
+        }
+    }
+    let store_s = t.elapsed().as_secs_f64();
+    Ok(StageReport {
+        images: n,
+        backend: embedder.backend_name().to_string(),
+        batch,
+        read_s,
+        decode_s,
+        resize_normalise_s: resize_s,
+        inference_s,
+        store_s,
+        read_ips: ips(files.len(), read_s),
+        decode_ips: ips(n, decode_s),
+        resize_normalise_ips: ips(n, resize_s),
+        inference_ips: ips(n, inference_s),
+        store_ips: ips(n, store_s),
+    })
+}
+
+/// Exact search figures at one catalogue size.
+#[derive(Debug, Clone, Serialize)]
+pub struct SearchReport {
+    pub items: usize,
+    pub dim: usize,
+    pub k: usize,
+    pub single: Latency,
+    /// Per query, when `batch` queries are scored together (SGEMM) and ranked.
+    pub batched_per_query_ms: f64,
+    pub batch: usize,
+    /// Resident memory the matrix added, per 1,000 items, in MB.
+    pub mb_per_1000_items: f64,
+}
+
+/// Deterministic xorshift noise in [-1, 1).
+fn noise(state: &mut u64) -> f32 {
+    *state ^= *state << 13;
+    *state ^= *state >> 7;
+    *state ^= *state << 17;
+    ((*state >> 40) as f32 / (1u64 << 23) as f32) - 1.0
+}
+
+/// Grow `base` (unit rows of `dim`) to `target` rows: copies of real rows with Gaussian-ish
+/// noise of relative size `sigma`, renormalised, so the distribution stays realistic.
+pub fn synthesize(base: &[f32], dim: usize, target: usize, sigma: f32) -> Vec<f32> {
+    let rows = base.len() / dim;
+    let mut out = Vec::with_capacity(target * dim);
+    let mut state = 0x9E37_79B9_7F4A_7C15u64;
+    let scale = sigma / (dim as f32).sqrt() * 1.7;
+    for i in 0..target {
+        let src = &base[(i % rows) * dim..(i % rows + 1) * dim];
+        let start = out.len();
+        if i < rows {
+            out.extend_from_slice(src);
+            continue;
+        }
+        out.extend(
+            src.iter()
+                .map(|x| x + scale * (noise(&mut state) + noise(&mut state) + noise(&mut state))),
+        );
+        let v = &mut out[start..];
+        let norm = v.iter().map(|x| x * x).sum::<f32>().sqrt().max(f32::MIN_POSITIVE);
+        v.iter_mut().for_each(|x| *x /= norm);
+    }
+    out
+}
+
+/// Measure exact top-k over `matrix` with `queries` (unit rows).
+pub fn search_latency(
+    matrix: &[f32],
+    dim: usize,
+    queries: &[f32],
+    k: usize,
+    batch: usize,
+    rss_before: u64,
+) -> SearchReport {
+    let items = matrix.len() / dim;
+    let mb =
+        (rss_bytes().saturating_sub(rss_before)) as f64 / 1e6 / (items as f64 / 1000.0).max(1e-9);
+    let nq = queries.len() / dim;
+    // Warm-up: fault the matrix in.
+    let _ = kernel::top_k(matrix, dim, &queries[..dim], k, |_| true);
+    let single: Vec<f64> = queries
+        .chunks_exact(dim)
+        .map(|q| {
+            let t = Instant::now();
+            let r = kernel::top_k(matrix, dim, q, k, |_| true);
+            std::hint::black_box(r);
+            t.elapsed().as_secs_f64() * 1e3
+        })
+        .collect();
+    let b = batch.min(nq).max(1);
+    let t = Instant::now();
+    let scores = kernel::scores_batch(matrix, dim, &queries[..b * dim], b);
+    let tops: Vec<Vec<kernel::Scored>> = scores
+        .par_chunks(items)
+        .map(|row| {
+            let mut top = kernel::TopK::new(k);
+            for (j, s) in row.iter().enumerate() {
+                top.push(kernel::Scored { row: j, score: *s });
+            }
+            top.into_sorted()
+        })
+        .collect();
+    std::hint::black_box(tops);
+    let batched = t.elapsed().as_secs_f64() * 1e3 / b as f64;
+    SearchReport {
+        items,
+        dim,
+        k,
+        single: Latency::from_ms(single),
+        batched_per_query_ms: batched,
+        batch: b,
+        mb_per_1000_items: mb,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn percentiles_of_a_known_set() {
+        let l = Latency::from_ms((1..=100).map(f64::from).collect());
+        assert_eq!((l.n, l.p50_ms, l.p99_ms), (100, 51.0, 99.0));
+        assert!((l.mean_ms - 50.5).abs() < 1e-9);
+        assert_eq!(Latency::from_ms(vec![]).n, 0);
+    }
+
+    #[test]
+    fn synthetic_rows_are_unit_and_near_their_source() {
+        let dim = 64;
+        let mut base = vec![0.0f32; 3 * dim];
+        for (i, x) in base.iter_mut().enumerate() {
+            *x = ((i * 7919) % 13) as f32 - 6.0;
+        }
+        for r in base.chunks_exact_mut(dim) {
+            let n = r.iter().map(|x| x * x).sum::<f32>().sqrt();
+            r.iter_mut().for_each(|x| *x /= n);
+        }
+        let big = synthesize(&base, dim, 30, 0.3);
+        assert_eq!(big.len(), 30 * dim);
+        assert_eq!(&big[..3 * dim], &base[..], "real rows come first, unchanged");
+        for (i, r) in big.chunks_exact(dim).enumerate().skip(3) {
+            let norm: f32 = r.iter().map(|x| x * x).sum::<f32>().sqrt();
+            assert!((norm - 1.0).abs() < 1e-4);
+            let src = &base[(i % 3) * dim..(i % 3 + 1) * dim];
+            let cos = kernel::dot_scalar(r, src);
+            assert!(cos > 0.8 && cos < 0.9999, "row {i}: cosine {cos}");
+        }
+    }
+}
