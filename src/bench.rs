@@ -146,7 +146,15 @@ pub struct SearchReport {
     pub items: usize,
     pub dim: usize,
     pub k: usize,
+    /// Plain f32 scan, one query at a time.
     pub single: Latency,
+    /// f16 scan with exact f32 re-ranking (what `search` does on large indexes).
+    pub single_f16_rerank: Latency,
+    /// Queries whose f16+re-rank top-k ids differ from the f32 scan's.
+    pub f16_rerank_mismatches: usize,
+    /// i8 scan (per-row scale) with exact f32 re-ranking.
+    pub single_i8_rerank: Latency,
+    pub i8_rerank_mismatches: usize,
     /// Per query, when `batch` queries are scored together (SGEMM) and ranked.
     pub batched_per_query_ms: f64,
     pub batch: usize,
@@ -211,6 +219,38 @@ pub fn search_latency(
             t.elapsed().as_secs_f64() * 1e3
         })
         .collect();
+    let half: Vec<half::f16> = matrix.iter().map(|x| half::f16::from_f32(*x)).collect();
+    let mut mismatches = 0;
+    let single_f16: Vec<f64> = queries
+        .chunks_exact(dim)
+        .map(|q| {
+            let t = Instant::now();
+            let r = kernel::top_k_f16(matrix, &half, dim, q, k, |_| true);
+            let ms = t.elapsed().as_secs_f64() * 1e3;
+            let exact = kernel::top_k(matrix, dim, q, k, |_| true);
+            if r.iter().map(|s| s.row).ne(exact.iter().map(|s| s.row)) {
+                mismatches += 1;
+            }
+            ms
+        })
+        .collect();
+    drop(half);
+    let q8 = kernel::Int8Rows::quantise(matrix, dim);
+    let mut mismatches_i8 = 0;
+    let single_i8: Vec<f64> = queries
+        .chunks_exact(dim)
+        .map(|q| {
+            let t = Instant::now();
+            let r = kernel::top_k_i8(matrix, &q8, dim, q, k, |_| true);
+            let ms = t.elapsed().as_secs_f64() * 1e3;
+            let exact = kernel::top_k(matrix, dim, q, k, |_| true);
+            if r.iter().map(|s| s.row).ne(exact.iter().map(|s| s.row)) {
+                mismatches_i8 += 1;
+            }
+            ms
+        })
+        .collect();
+    drop(q8);
     let b = batch.min(nq).max(1);
     let t = Instant::now();
     let scores = kernel::scores_batch(matrix, dim, &queries[..b * dim], b);
@@ -231,6 +271,10 @@ pub fn search_latency(
         dim,
         k,
         single: Latency::from_ms(single),
+        single_f16_rerank: Latency::from_ms(single_f16),
+        f16_rerank_mismatches: mismatches,
+        single_i8_rerank: Latency::from_ms(single_i8),
+        i8_rerank_mismatches: mismatches_i8,
         batched_per_query_ms: batched,
         batch: b,
         mb_per_1000_items: mb,

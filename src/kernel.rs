@@ -9,6 +9,8 @@
 use std::cmp::Ordering;
 use std::collections::BinaryHeap;
 
+use half::f16;
+
 use rayon::prelude::*;
 
 /// One result of a scan: row number and cosine similarity.
@@ -110,6 +112,25 @@ pub fn dot(a: &[f32], b: &[f32]) -> f32 {
     dot_scalar(a, b)
 }
 
+/// Reference dot product of an f16 row with an f32 query.
+pub fn dot_f16_scalar(a: &[f16], b: &[f32]) -> f32 {
+    a.iter().zip(b).map(|(x, y)| x.to_f32() * y).sum()
+}
+
+/// Dot product of an f16 row with an f32 query, AVX2/FMA/F16C when available.
+#[inline]
+pub fn dot_f16(a: &[f16], b: &[f32]) -> f32 {
+    debug_assert_eq!(a.len(), b.len());
+    #[cfg(target_arch = "x86_64")]
+    {
+        if simd::available_f16() {
+            // SAFETY: the CPU supports AVX2, FMA and F16C (checked just above).
+            return unsafe { simd::dot_f16_avx2(a, b) };
+        }
+    }
+    dot_f16_scalar(a, b)
+}
+
 #[cfg(target_arch = "x86_64")]
 mod simd {
     use std::arch::x86_64::*;
@@ -118,6 +139,89 @@ mod simd {
     pub fn available() -> bool {
         static HAS: OnceLock<bool> = OnceLock::new();
         *HAS.get_or_init(|| is_x86_feature_detected!("avx2") && is_x86_feature_detected!("fma"))
+    }
+
+    /// Sum of the eight lanes.
+    #[target_feature(enable = "avx2")]
+    fn hsum(s: __m256) -> f32 {
+        let q = _mm_add_ps(_mm256_extractf128_ps(s, 1), _mm256_castps256_ps128(s));
+        let q = _mm_add_ps(q, _mm_movehl_ps(q, q));
+        let q = _mm_add_ss(q, _mm_shuffle_ps(q, q, 1));
+        _mm_cvtss_f32(q)
+    }
+
+    pub fn available_f16() -> bool {
+        static HAS: OnceLock<bool> = OnceLock::new();
+        *HAS.get_or_init(|| available() && is_x86_feature_detected!("f16c"))
+    }
+
+    /// # Safety
+    /// The CPU must support AVX2, FMA and F16C.
+    #[target_feature(enable = "avx2,fma,f16c")]
+    pub unsafe fn dot_f16_avx2(a: &[half::f16], b: &[f32]) -> f32 {
+        let n = a.len().min(b.len());
+        let (pa, pb) = (a.as_ptr().cast::<u16>(), b.as_ptr());
+        let mut acc = [_mm256_setzero_ps(); 4];
+        let mut i = 0;
+        while i + 32 <= n {
+            for (j, slot) in acc.iter_mut().enumerate() {
+                // SAFETY: i + 8 * j + 8 <= n; f16 is a transparent u16, 8 of them are 128 bits.
+                let (x, y) = unsafe {
+                    (
+                        _mm256_cvtph_ps(_mm_loadu_si128(pa.add(i + 8 * j).cast())),
+                        _mm256_loadu_ps(pb.add(i + 8 * j)),
+                    )
+                };
+                *slot = _mm256_fmadd_ps(x, y, *slot);
+            }
+            i += 32;
+        }
+        while i + 8 <= n {
+            // SAFETY: i + 8 <= n.
+            let (x, y) = unsafe {
+                (_mm256_cvtph_ps(_mm_loadu_si128(pa.add(i).cast())), _mm256_loadu_ps(pb.add(i)))
+            };
+            acc[0] = _mm256_fmadd_ps(x, y, acc[0]);
+            i += 8;
+        }
+        let mut total =
+            hsum(_mm256_add_ps(_mm256_add_ps(acc[0], acc[1]), _mm256_add_ps(acc[2], acc[3])));
+        while i < n {
+            total += a[i].to_f32() * b[i];
+            i += 1;
+        }
+        total
+    }
+
+    /// # Safety
+    /// The CPU must support AVX2 and FMA.
+    #[target_feature(enable = "avx2,fma")]
+    pub unsafe fn dot_i8_avx2(a: &[i8], b: &[f32]) -> f32 {
+        let n = a.len().min(b.len());
+        let (pa, pb) = (a.as_ptr(), b.as_ptr());
+        let mut acc = [_mm256_setzero_ps(); 2];
+        let mut i = 0;
+        while i + 16 <= n {
+            // SAFETY: i + 16 <= n: 16 codes (128 bits) and 16 floats are in bounds.
+            let (v, y0, y1) = unsafe {
+                (
+                    _mm_loadu_si128(pa.add(i).cast()),
+                    _mm256_loadu_ps(pb.add(i)),
+                    _mm256_loadu_ps(pb.add(i + 8)),
+                )
+            };
+            let lo = _mm256_cvtepi32_ps(_mm256_cvtepi8_epi32(v));
+            let hi = _mm256_cvtepi32_ps(_mm256_cvtepi8_epi32(_mm_srli_si128(v, 8)));
+            acc[0] = _mm256_fmadd_ps(lo, y0, acc[0]);
+            acc[1] = _mm256_fmadd_ps(hi, y1, acc[1]);
+            i += 16;
+        }
+        let mut total = hsum(_mm256_add_ps(acc[0], acc[1]));
+        while i < n {
+            total += f32::from(a[i]) * b[i];
+            i += 1;
+        }
+        total
     }
 
     /// # Safety
@@ -145,13 +249,8 @@ mod simd {
             acc[0] = _mm256_fmadd_ps(x, y, acc[0]);
             i += 8;
         }
-        let s = _mm256_add_ps(_mm256_add_ps(acc[0], acc[1]), _mm256_add_ps(acc[2], acc[3]));
-        let hi = _mm256_extractf128_ps(s, 1);
-        let lo = _mm256_castps256_ps128(s);
-        let q = _mm_add_ps(hi, lo);
-        let q = _mm_add_ps(q, _mm_movehl_ps(q, q));
-        let q = _mm_add_ss(q, _mm_shuffle_ps(q, q, 1));
-        let mut total = _mm_cvtss_f32(q);
+        let mut total =
+            hsum(_mm256_add_ps(_mm256_add_ps(acc[0], acc[1]), _mm256_add_ps(acc[2], acc[3])));
         while i < n {
             total += a[i] * b[i];
             i += 1;
@@ -194,6 +293,134 @@ where
         .map(|(c, block)| scan(c * CHUNK_ROWS, block))
         .reduce(|| TopK::new(k), TopK::merge)
         .into_sorted()
+}
+
+/// Candidates an f16 scan keeps for exact re-ranking: generous enough that rounding
+/// (about 1e-3 on a cosine) cannot push a true top-k item out.
+pub fn rerank_depth(k: usize) -> usize {
+    (4 * k).max(k + 32)
+}
+
+/// Top-k by scanning a compact copy of the matrix (less memory traffic), then
+/// re-scoring the best [`rerank_depth`] candidates exactly in f32. `approx(row, codes,
+/// query)` scores one row of `codes`, which holds `dim` codes per row.
+fn top_k_rerank<T, A, F>(
+    matrix: &[f32],
+    codes: &[T],
+    dim: usize,
+    query: &[f32],
+    k: usize,
+    approx: A,
+    keep: F,
+) -> Vec<Scored>
+where
+    T: Sync,
+    A: Fn(usize, &[T], &[f32]) -> f32 + Sync,
+    F: Fn(usize) -> bool + Sync,
+{
+    if dim == 0 || k == 0 {
+        return Vec::new();
+    }
+    let depth = rerank_depth(k);
+    let rows = codes.len() / dim;
+    let scan = |start: usize, block: &[T]| {
+        let mut top = TopK::new(depth);
+        for (i, row) in block.chunks_exact(dim).enumerate() {
+            let r = start + i;
+            if keep(r) {
+                let score = approx(r, row, query);
+                if score > top.floor() || top.heap.len() < depth {
+                    top.push(Scored { row: r, score });
+                }
+            }
+        }
+        top
+    };
+    let candidates = if rows <= CHUNK_ROWS {
+        scan(0, codes)
+    } else {
+        codes
+            .par_chunks(CHUNK_ROWS * dim)
+            .enumerate()
+            .map(|(c, block)| scan(c * CHUNK_ROWS, block))
+            .reduce(|| TopK::new(depth), TopK::merge)
+    };
+    let mut exact = TopK::new(k);
+    for c in candidates.heap {
+        let r = c.0.row;
+        exact.push(Scored { row: r, score: dot(&matrix[r * dim..(r + 1) * dim], query) });
+    }
+    exact.into_sorted()
+}
+
+/// [`top_k_rerank`] over a half-precision copy.
+pub fn top_k_f16<F>(
+    matrix: &[f32],
+    half: &[f16],
+    dim: usize,
+    query: &[f32],
+    k: usize,
+    keep: F,
+) -> Vec<Scored>
+where
+    F: Fn(usize) -> bool + Sync,
+{
+    top_k_rerank(matrix, half, dim, query, k, |_, row, q| dot_f16(row, q), keep)
+}
+
+/// Rows quantised to i8 with one scale per row: `x ≈ scale * code`.
+#[derive(Debug, Default, Clone)]
+pub struct Int8Rows {
+    pub codes: Vec<i8>,
+    pub scales: Vec<f32>,
+}
+
+impl Int8Rows {
+    /// Symmetric per-row quantisation: the largest magnitude of a row maps to 127.
+    pub fn quantise(matrix: &[f32], dim: usize) -> Self {
+        let mut out = Int8Rows { codes: Vec::with_capacity(matrix.len()), scales: Vec::new() };
+        for row in matrix.chunks_exact(dim) {
+            let max = row.iter().fold(0.0f32, |m, x| m.max(x.abs()));
+            let scale = if max > 0.0 { max / 127.0 } else { 1.0 };
+            out.scales.push(scale);
+            out.codes.extend(row.iter().map(|x| (x / scale).round().clamp(-127.0, 127.0) as i8));
+        }
+        out
+    }
+}
+
+/// Reference dot product of an i8 row with an f32 query (without the row's scale).
+pub fn dot_i8_scalar(a: &[i8], b: &[f32]) -> f32 {
+    a.iter().zip(b).map(|(x, y)| f32::from(*x) * y).sum()
+}
+
+/// Dot product of an i8 row with an f32 query, AVX2/FMA when available.
+#[inline]
+pub fn dot_i8(a: &[i8], b: &[f32]) -> f32 {
+    debug_assert_eq!(a.len(), b.len());
+    #[cfg(target_arch = "x86_64")]
+    {
+        if simd::available() {
+            // SAFETY: the CPU supports AVX2 and FMA (checked just above).
+            return unsafe { simd::dot_i8_avx2(a, b) };
+        }
+    }
+    dot_i8_scalar(a, b)
+}
+
+/// [`top_k_rerank`] over i8 codes (a quarter of the f32 memory traffic).
+pub fn top_k_i8<F>(
+    matrix: &[f32],
+    q8: &Int8Rows,
+    dim: usize,
+    query: &[f32],
+    k: usize,
+    keep: F,
+) -> Vec<Scored>
+where
+    F: Fn(usize) -> bool + Sync,
+{
+    top_k_rerank(matrix, &q8.codes, dim, query, k, |r, row, q| q8.scales[r] * dot_i8(row, q), keep)
 }
 
 /// Reference top-k: score everything with the scalar dot, sort, cut.
@@ -284,6 +511,67 @@ mod tests {
                     assert_eq!(f.row, s.row, "rows={rows} k={k}");
                     assert!((f.score - s.score).abs() < 1e-4);
                     assert!(keep(f.row));
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn f16_dot_matches_its_scalar_reference() {
+        for n in [0, 1, 7, 8, 9, 33, 1280, 1283] {
+            let a: Vec<f16> = pseudo_random(n, 1).iter().map(|x| f16::from_f32(*x)).collect();
+            let b = pseudo_random(n, 2);
+            let (fast, slow) = (dot_f16(&a, &b), dot_f16_scalar(&a, &b));
+            assert!((fast - slow).abs() <= 1e-4 * (1.0 + slow.abs()), "n={n}: {fast} vs {slow}");
+        }
+    }
+
+    #[test]
+    fn i8_dot_matches_its_scalar_reference() {
+        for n in [0, 1, 15, 16, 17, 100, 1280, 1283] {
+            let a: Vec<i8> =
+                (0..n).map(|i| ((i * 37) % 255) as i32 - 127).map(|v| v as i8).collect();
+            let b = pseudo_random(n, 3);
+            let (fast, slow) = (dot_i8(&a, &b), dot_i8_scalar(&a, &b));
+            assert!((fast - slow).abs() <= 1e-3 * (1.0 + slow.abs()), "n={n}: {fast} vs {slow}");
+        }
+    }
+
+    #[test]
+    fn i8_scan_with_rerank_equals_exact_search() {
+        let dim = 64;
+        for rows in [50, 3 * CHUNK_ROWS + 5] {
+            let m = pseudo_random(rows * dim, 11 + rows as u64);
+            let q8 = Int8Rows::quantise(&m, dim);
+            for seed in 0..5 {
+                let q = pseudo_random(dim, 200 + seed);
+                for k in [1, 10] {
+                    let fast = top_k_i8(&m, &q8, dim, &q, k, |_| true);
+                    let slow = top_k_scalar(&m, dim, &q, k, |_| true);
+                    let ids = |v: &[Scored]| v.iter().map(|s| s.row).collect::<Vec<_>>();
+                    assert_eq!(ids(&fast), ids(&slow), "rows={rows} seed={seed} k={k}");
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn f16_scan_with_rerank_equals_exact_search() {
+        let dim = 64;
+        for rows in [50, 3 * CHUNK_ROWS + 5] {
+            let m = pseudo_random(rows * dim, 7 + rows as u64);
+            let h: Vec<f16> = m.iter().map(|x| f16::from_f32(*x)).collect();
+            for seed in 0..5 {
+                let q = pseudo_random(dim, 100 + seed);
+                for k in [1, 10] {
+                    let keep = |r: usize| r % 5 != 2;
+                    let fast = top_k_f16(&m, &h, dim, &q, k, keep);
+                    let slow = top_k_scalar(&m, dim, &q, k, keep);
+                    let ids = |v: &[Scored]| v.iter().map(|s| s.row).collect::<Vec<_>>();
+                    assert_eq!(ids(&fast), ids(&slow), "rows={rows} seed={seed} k={k}");
+                    for (f, s) in fast.iter().zip(&slow) {
+                        assert!((f.score - s.score).abs() < 1e-4, "scores are the exact f32 ones");
+                    }
                 }
             }
         }

@@ -41,6 +41,10 @@ impl OrtBackend {
             .map_err(|e| load_err(&e))?
             .with_intra_threads(threads)
             .map_err(|e| load_err(&e))?
+            // Spinning workers would keep both cores busy after each run, starving the
+            // decode threads while indexing and the search scan right after a query.
+            .with_intra_op_spinning(false)
+            .map_err(|e| load_err(&e))?
             .commit_from_file(&model.path)
             .map_err(|e| load_err(&e))?;
         if !session.outputs().iter().any(|o| o.name() == model.spec.output) {

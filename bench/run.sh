@@ -1,0 +1,71 @@
+#!/usr/bin/env bash
+# Every figure of BENCHMARKS.md in one run, Rust and the Python reference side by side on
+# the same machine at the same time. Results: target/bench/*.json (one JSON line each).
+#   bench/run.sh                 # SUBSET=8000 photos for the throughput ratio; the full 44k for the rest
+set -euo pipefail
+cd "$(dirname "$0")/.."
+D=${DATA:-../shared/data}
+CAT=$D/fashion-product-images-small
+OUT=target/bench
+SUBSET=${SUBSET:-8000}
+M=models/efficientnet-lite0.onnx
+PY=bench/.venv/bin/python
+mkdir -p $OUT
+./scripts/setup.sh
+bench/setup-venv.sh >/dev/null
+cargo build --release --locked
+BIN=target/release/lookalike
+date -u +"%Y-%m-%dT%H:%MZ" > $OUT/date.txt
+{ lscpu | grep -E "Model name|^CPU\(s\)|Flags" | sed 's/Flags:.*avx512f.*/Flags: AVX-512 present/'; free -g | head -2; } > $OUT/machine.txt
+
+echo "== indexing throughput, first $SUBSET photos: Rust then Python (same files)"
+rm -rf $OUT/subset $OUT/idx-subset; mkdir -p $OUT/subset
+ls $CAT/images | sort > $OUT/all-files.txt
+head -n "$SUBSET" $OUT/all-files.txt | while read -r f; do ln -s "$(realpath $CAT/images/$f)" $OUT/subset/$f; done
+$BIN index $OUT/subset --index $OUT/idx-subset --json > $OUT/rust-index-subset.json
+$PY bench/reference.py index --images $OUT/subset --model $M --size 224 --out $OUT/ref-subset.npy > $OUT/py-index-subset.json
+$PY bench/reference.py index --images $OUT/subset --model $M --size 224 --workers 2 --limit 2000 --out $OUT/ref-subset-w2.npy > $OUT/py-index-subset-workers2.json
+
+echo "== per stage, 2000 photos"
+$BIN bench stages $CAT/images --limit 2000 > $OUT/rust-stages.json
+
+echo "== full catalogue index (44k)"
+rm -rf $OUT/idx44k
+/usr/bin/time -v $BIN index $CAT/images --metadata $CAT/styles.csv --index $OUT/idx44k --json > $OUT/rust-index-44k.json 2> $OUT/rust-index-44k.time
+
+echo "== quality"
+$BIN eval --index $OUT/idx44k --leave-one-out -k 5 --json > $OUT/eval-loo.json
+$BIN eval --index $OUT/idx44k --leave-one-out -k 10 --label articleType --json > $OUT/eval-loo-k10.json
+$BIN eval --index $OUT/idx44k --queries $D/street-photos/queries.csv -k 5 --json > $OUT/eval-street.json
+$BIN eval --index $OUT/idx44k --queries $D/street-photos/queries.csv -k 5 --query-resize crop --json > $OUT/eval-street-crop.json
+$BIN eval --index $OUT/idx44k --queries $D/street-photos/queries.csv -k 5 --query-resize pad --json > $OUT/eval-street-pad.json
+
+echo "== search latency: Rust (44k and 1M) and numpy (44k)"
+$BIN bench search --index $OUT/idx44k --scale 1000000 > $OUT/rust-search.json
+# numpy peer: the same exact top-10 over a 44,441 x 1280 float32 matrix (latency does not
+# depend on the values; the Python reference's own embeddings are used when present).
+EMB=/tmp/ref-lite0.npy
+if [ ! -f $EMB ]; then
+  $PY -c "import numpy as np; r=np.random.default_rng(7).standard_normal((44441,1280),dtype=np.float32); r/=np.linalg.norm(r,axis=1,keepdims=True); np.save('$OUT/random44k.npy', r)"
+  EMB=$OUT/random44k.npy
+fi
+$PY bench/reference.py search-bench --emb $EMB -k 10 --queries 200 > $OUT/py-search.json
+
+FIRST_STREET=$(ls $D/street-photos/images | sort > $OUT/street-files.txt; head -n 1 $OUT/street-files.txt)
+echo "== query latency, photo in -> results out"
+$BIN bench query --index $OUT/idx44k $D/street-photos/images/$FIRST_STREET $CAT/images/15970.jpg --repeat 30 > $OUT/rust-query.json
+/usr/bin/time -f "%e" -o $OUT/cli-search.time $BIN search --index $OUT/idx44k $CAT/images/15970.jpg > /dev/null
+
+echo "== HTTP: POST /api/search with ab, 1 and 16 clients"
+$BIN serve --index $OUT/idx44k --addr 127.0.0.1:18181 > $OUT/serve.log 2>&1 &
+SPID=$!
+trap 'kill $SPID 2>/dev/null || true' EXIT
+for i in $(seq 1 120); do curl -fsS -o /dev/null http://127.0.0.1:18181/healthz 2>/dev/null && break; sleep 0.5; done
+B=lookalikebenchboundary
+{ printf -- "--$B\r\nContent-Disposition: form-data; name=\"image\"; filename=\"q.jpg\"\r\nContent-Type: image/jpeg\r\n\r\n"
+  cat $D/street-photos/images/$FIRST_STREET
+  printf -- "\r\n--$B\r\nContent-Disposition: form-data; name=\"k\"\r\n\r\n5\r\n--$B--\r\n"; } > $OUT/body.bin
+ab -q -n 300 -c 1 -p $OUT/body.bin -T "multipart/form-data; boundary=$B" http://127.0.0.1:18181/api/search > $OUT/ab-c1.txt
+ab -q -n 800 -c 16 -p $OUT/body.bin -T "multipart/form-data; boundary=$B" http://127.0.0.1:18181/api/search > $OUT/ab-c16.txt
+kill $SPID
+echo "done: $OUT"
