@@ -443,3 +443,94 @@ fn a_killed_indexing_run_leaves_an_index_that_opens_and_resumes() {
         "resumed without embedding again: {report}"
     );
 }
+
+#[test]
+fn eval_leave_one_out_agrees_with_searching_each_item() {
+    let out = ok(&[
+        "eval",
+        "--index",
+        index_path(),
+        "--leave-one-out",
+        "--label",
+        "articleType",
+        "-k",
+        "5",
+        "--json",
+    ]);
+    let r: Value = serde_json::from_str(out.trim()).unwrap();
+    assert_eq!((r["k"].as_u64(), r["queries"].as_u64()), (Some(5), Some(387)));
+    // The same figure through the search path: every item's five nearest others.
+    let engine =
+        lookalike::Engine::open(sample_index().0.path(), lookalike::embed::BackendKind::Auto)
+            .unwrap();
+    let idx = engine.index();
+    let q = lookalike::Query { k: 5, ..lookalike::Query::default() };
+    let mut sum = 0.0;
+    for row in 0..idx.len() {
+        let own = &idx.metadata(row)["articleType"];
+        let hits = engine.similar_to(idx.id(row), &q).unwrap();
+        sum += hits.iter().filter(|h| &h.metadata["articleType"] == own).count() as f64 / 5.0;
+    }
+    let want = sum / idx.len() as f64;
+    let got = r["precision"].as_f64().unwrap();
+    assert!((got - want).abs() < 1e-9, "eval {got} vs search {want}");
+    assert!(r["labels"][0]["groups"]["Footwear"]["queries"].as_u64() == Some(25), "{r}");
+}
+
+#[test]
+fn eval_with_outside_photos_scores_the_match_lists() {
+    let dir = tempfile::tempdir().unwrap();
+    let images = fixture("queries");
+    let csv = dir.path().join("queries.csv");
+    let rows = [
+        ("tshirt.jpg", "T-Shirt", "Tshirts"),
+        ("shoes.jpg", "Shoes", "Casual Shoes|Sports Shoes"),
+        ("dress.jpg", "Dress", "Dresses"),
+        ("hat.jpg", "Hat", "Caps|Hat"),
+    ];
+    let mut text = String::from("file,label,kids,match_article_types\n");
+    for (f, l, m) in rows {
+        text.push_str(&format!("{f},{l},False,{m}\n"));
+    }
+    std::fs::write(&csv, text).unwrap();
+    let report = dir.path().join("report.html");
+    let out = ok(&[
+        "eval",
+        "--index",
+        index_path(),
+        "--queries",
+        p(&csv),
+        "--images",
+        p(&images),
+        "-k",
+        "5",
+        "--json",
+        "--report",
+        p(&report),
+    ]);
+    let r: Value = serde_json::from_str(out.trim()).unwrap();
+    assert_eq!((r["k"].as_u64(), r["queries"].as_u64()), (Some(5), Some(4)));
+    // Recompute from `search`: share of each photo's top 5 whose type is in its list.
+    let mut sum = 0.0;
+    for (f, _, m) in rows {
+        let s = &search_json(&["-k", "5", p(&images.join(f))])[0];
+        let ok_types: Vec<&str> = m.split('|').collect();
+        let hits = s["results"].as_array().unwrap();
+        sum += hits
+            .iter()
+            .filter(|h| ok_types.contains(&h["metadata"]["articleType"].as_str().unwrap()))
+            .count() as f64
+            / 5.0;
+    }
+    let got = r["precision"].as_f64().unwrap();
+    assert!((got - sum / 4.0).abs() < 1e-9, "eval {got} vs search {}", sum / 4.0);
+    let html = std::fs::read_to_string(&report).unwrap();
+    assert!(
+        html.contains("tshirt.jpg") && html.contains("class=\"r ok\""),
+        "report shows queries and marks results"
+    );
+    let bad =
+        lookalike(&["eval", "--index", index_path(), "--queries", p(&fixture("bad/notes.txt"))]);
+    assert_eq!(bad.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&bad.stderr).contains("match_article_types"));
+}
