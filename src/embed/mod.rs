@@ -152,6 +152,15 @@ impl Embedder {
     }
 }
 
+/// Shape of the input tensor for `n` images.
+pub(crate) fn input_shape(spec: &ModelSpec, n: usize) -> [usize; 4] {
+    let s = spec.size as usize;
+    match spec.layout {
+        crate::model::Layout::Nchw => [n, 3, s, s],
+        crate::model::Layout::Nhwc => [n, s, s, 3],
+    }
+}
+
 /// Scale `v` to unit length; an all-zero vector stays zero (it matches nothing).
 pub fn normalise(v: &mut [f32]) -> Result<(), EmbedError> {
     let norm = v.iter().map(|x| f64::from(*x) * f64::from(*x)).sum::<f64>().sqrt();

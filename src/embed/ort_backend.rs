@@ -7,7 +7,7 @@ use ort::session::builder::GraphOptimizationLevel;
 use ort::value::TensorRef;
 
 use super::{EmbedError, runtime};
-use crate::model::{Layout, ModelSpec, ResolvedModel};
+use crate::model::{ModelSpec, ResolvedModel};
 
 /// ONNX Runtime can be loaded once per process; every later model shares it.
 static ENVIRONMENT: OnceLock<Result<ort::environment::Environment, String>> = OnceLock::new();
@@ -65,11 +65,7 @@ impl OrtBackend {
         batch: &[f32],
         n: usize,
     ) -> Result<Vec<f32>, EmbedError> {
-        let s = spec.size as usize;
-        let shape = match spec.layout {
-            Layout::Nchw => [n, 3, s, s],
-            Layout::Nhwc => [n, s, s, 3],
-        };
+        let shape = super::input_shape(spec, n);
         let err = |e: ort::Error| EmbedError::Inference(e.to_string());
         let input = TensorRef::from_array_view((shape, batch)).map_err(err)?;
         let mut session = self

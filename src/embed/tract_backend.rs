@@ -3,7 +3,7 @@
 use tract_onnx::prelude::*;
 
 use super::EmbedError;
-use crate::model::{Layout, ModelSpec, ResolvedModel};
+use crate::model::{ModelSpec, ResolvedModel};
 
 type Plan = Arc<TypedRunnableModel>;
 
@@ -20,11 +20,7 @@ impl TractBackend {
             path: model.path.clone(),
             message: format!("{e:#}"),
         };
-        let s = spec.size as usize;
-        let shape: [usize; 4] = match spec.layout {
-            Layout::Nchw => [1, 3, s, s],
-            Layout::Nhwc => [1, s, s, 3],
-        };
+        let shape = super::input_shape(spec, 1);
         let mut m = tract_onnx::onnx().model_for_path(&model.path).map_err(err)?;
         let output = m.find_outlet_label(&spec.output).ok_or_else(|| EmbedError::ModelLoad {
             path: model.path.clone(),
@@ -46,11 +42,7 @@ impl TractBackend {
         n: usize,
     ) -> Result<Vec<f32>, EmbedError> {
         use rayon::prelude::*;
-        let s = spec.size as usize;
-        let shape: [usize; 4] = match spec.layout {
-            Layout::Nchw => [1, 3, s, s],
-            Layout::Nhwc => [1, s, s, 3],
-        };
+        let shape = super::input_shape(spec, 1);
         let per = batch.len() / n;
         let outs: Result<Vec<Vec<f32>>, EmbedError> = batch
             .par_chunks_exact(per)
