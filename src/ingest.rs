@@ -10,7 +10,7 @@ use std::collections::{BTreeMap, HashMap};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
 use rayon::prelude::*;
 
@@ -270,7 +270,6 @@ pub fn index_catalog(
 
     let bar = progress_bar(opts.progress, scan.photos.len() as u64);
     let embed_started = Instant::now();
-    let mut embedded_secs = Duration::ZERO;
     let (tx, rx) = crossbeam_channel::bounded::<Vec<Prepared>>(2);
     let photos = &scan.photos;
     let batch = opts.batch_size;
@@ -284,15 +283,7 @@ pub fn index_catalog(
                 }
                 let prepared: Vec<Prepared> = chunk
                     .par_iter()
-                    .map(|p| {
-                        prepare(
-                            p,
-                            existing.get(&p.id),
-                            metadata.as_ref(),
-                            &existing_info,
-                            embedder.spec(),
-                        )
-                    })
+                    .map(|p| prepare(p, existing.get(&p.id), metadata.as_ref(), embedder.spec()))
                     .collect();
                 if tx.send(prepared).is_err() {
                     break;
@@ -321,9 +312,7 @@ pub fn index_catalog(
                 }
             }
             if !pending.is_empty() {
-                let t0 = Instant::now();
                 let vectors = embedder.embed_tensors(&tensors, pending.len())?;
-                embedded_secs += t0.elapsed();
                 for ((id, record, is_new), v) in
                     pending.into_iter().zip(vectors.chunks_exact(info.dim))
                 {
@@ -349,7 +338,6 @@ pub fn index_catalog(
     // Dropping the receiver (on error or interrupt) stops the producer at its next send.
     outcome?;
     bar.finish_and_clear();
-    let _ = embedded_secs;
     report.total_items = store.len()?;
     report.seconds = started.elapsed().as_secs_f64();
     let embedded = (report.added + report.reembedded) as f64;
@@ -363,7 +351,6 @@ fn prepare(
     photo: &Photo,
     old: Option<&ItemRecord>,
     metadata: Option<&Metadata>,
-    existing_info: &Option<IndexInfo>,
     spec: &crate::model::ModelSpec,
 ) -> Prepared {
     let bytes = match std::fs::read(&photo.path) {
@@ -385,7 +372,6 @@ fn prepare(
     let record = ItemRecord { path: photo.rel.clone(), hash, metadata: fields };
     if let Some(o) = old
         && o.hash == record.hash
-        && existing_info.is_some()
     {
         if *o == record {
             return Prepared::Unchanged;

@@ -67,9 +67,10 @@ impl AppState {
             .clone()
             .or_else(|| engine.info().catalog.clone().map(PathBuf::from))
             .and_then(|p| std::fs::canonicalize(p).ok());
-        let stats = column_counts(&engine, usize::MAX);
-        let facets = column_counts(&engine, FACET_MAX_VALUES)
-            .into_iter()
+        let stats = column_counts(&engine);
+        let facets = stats
+            .iter()
+            .cloned()
             // A column with a value per item (names, ids) is no filter.
             .filter(|c| {
                 c.distinct <= FACET_MAX_VALUES
@@ -111,7 +112,8 @@ pub struct ValueCount {
     pub count: usize,
 }
 
-fn column_counts(engine: &Engine, limit: usize) -> Vec<Column> {
+/// Every column's value counts, the most frequent `FACET_MAX_VALUES` kept.
+fn column_counts(engine: &Engine) -> Vec<Column> {
     let idx = engine.index();
     engine
         .info()
@@ -132,7 +134,7 @@ fn column_counts(engine: &Engine, limit: usize) -> Vec<Column> {
                 .map(|(v, c)| ValueCount { value: v.to_string(), count: c })
                 .collect();
             values.sort_by(|a, b| b.count.cmp(&a.count).then_with(|| a.value.cmp(&b.value)));
-            values.truncate(limit.min(STATS_MAX_VALUES.max(FACET_MAX_VALUES)));
+            values.truncate(FACET_MAX_VALUES);
             Column { name: col.clone(), distinct, missing, values }
         })
         .collect()
