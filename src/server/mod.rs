@@ -70,13 +70,13 @@ impl AppState {
         let stats = column_counts(&engine);
         let facets = stats
             .iter()
-            .cloned()
             // A column with a value per item (names, ids) is no filter.
             .filter(|c| {
                 c.distinct <= FACET_MAX_VALUES
                     && c.distinct > 1
                     && c.distinct * 2 <= engine.index().len()
             })
+            .cloned()
             .collect();
         Self {
             engine,
