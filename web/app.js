@@ -281,11 +281,12 @@ function drawCharts() {
   const width = Math.max(220, Math.floor((hostW - 16 * (cols - 1)) / cols) - 34); // card padding + border
   host.style.columnCount = cols;
   host.innerHTML = (s.columns || []).map((c) => {
-    const n = c.values.length;
+    // `distinct` counts every value; `values` lists only the most frequent ones.
+    const n = c.distinct ?? c.values.length;
     const head = `<figcaption><h2>${esc(humanize(c.name))}</h2><span class="muted">${n} value${n === 1 ? '' : 's'}</span></figcaption>`;
     // identifier-like columns (every value unique) make no useful chart
     if (n > 25 && c.values.every((v) => v.count <= 1)) {
-      return `<figure class="chart-card">${head}<p class="muted">All ${n} values are distinct; not charted.</p></figure>`;
+      return `<figure class="chart-card">${head}<p class="muted">Nearly every item has its own value; not charted.</p></figure>`;
     }
     return `<figure class="chart-card">${head}${barChart(humanize(c.name), c.values, width)}</figure>`;
   }).join('') || '<p class="muted">No columns to chart.</p>';
