@@ -43,7 +43,8 @@ enum Command {
         /// CSV with an `id` column (default: styles.csv in the catalogue folder, if any).
         #[arg(long)]
         metadata: Option<PathBuf>,
-        /// Model: lite0 (default), lite2, or the path of a model manifest (.toml).
+        /// Model: lite0 (default), lite2, lite0-int8 (faster, slightly less precise), or the
+        /// path of a model manifest (.toml).
         #[arg(long)]
         model: Option<String>,
         /// Photos per inference batch.
