@@ -52,6 +52,7 @@ impl Error {
                 | Error::ModelMismatch { .. }
                 | Error::Catalog(_)
                 | Error::Model(_)
+                | Error::Store(StoreError::NotAnIndex(_) | StoreError::UnsupportedVersion { .. })
         )
     }
 }
