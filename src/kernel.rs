@@ -262,6 +262,36 @@ mod simd {
 /// Rows per parallel task: large enough that scheduling costs nothing.
 const CHUNK_ROWS: usize = 4096;
 
+/// The `depth` best rows of `rows` (row-major, `dim` values each) by `score(row, values)`
+/// among those `keep` accepts; in parallel over row blocks when there are many.
+fn scan<T, S, F>(rows: &[T], dim: usize, depth: usize, score: S, keep: F) -> TopK
+where
+    T: Sync,
+    S: Fn(usize, &[T]) -> f32 + Sync,
+    F: Fn(usize) -> bool + Sync,
+{
+    let block_scan = |start: usize, block: &[T]| {
+        let mut top = TopK::new(depth);
+        for (i, row) in block.chunks_exact(dim).enumerate() {
+            let r = start + i;
+            if keep(r) {
+                let s = score(r, row);
+                if s > top.floor() || top.heap.len() < depth {
+                    top.push(Scored { row: r, score: s });
+                }
+            }
+        }
+        top
+    };
+    if rows.len() / dim <= CHUNK_ROWS {
+        return block_scan(0, rows);
+    }
+    rows.par_chunks(CHUNK_ROWS * dim)
+        .enumerate()
+        .map(|(c, block)| block_scan(c * CHUNK_ROWS, block))
+        .reduce(|| TopK::new(depth), TopK::merge)
+}
+
 /// Exact top-k of `query` against every row of `matrix` that `keep` accepts.
 pub fn top_k<F>(matrix: &[f32], dim: usize, query: &[f32], k: usize, keep: F) -> Vec<Scored>
 where
@@ -270,29 +300,7 @@ where
     if dim == 0 || k == 0 {
         return Vec::new();
     }
-    let rows = matrix.len() / dim;
-    let scan = |start: usize, block: &[f32]| {
-        let mut top = TopK::new(k);
-        for (i, row) in block.chunks_exact(dim).enumerate() {
-            let r = start + i;
-            if keep(r) {
-                let score = dot(row, query);
-                if score > top.floor() || top.heap.len() < k {
-                    top.push(Scored { row: r, score });
-                }
-            }
-        }
-        top
-    };
-    if rows <= CHUNK_ROWS {
-        return scan(0, matrix).into_sorted();
-    }
-    matrix
-        .par_chunks(CHUNK_ROWS * dim)
-        .enumerate()
-        .map(|(c, block)| scan(c * CHUNK_ROWS, block))
-        .reduce(|| TopK::new(k), TopK::merge)
-        .into_sorted()
+    scan(matrix, dim, k, |_, row| dot(row, query), keep).into_sorted()
 }
 
 /// Candidates an f16 scan keeps for exact re-ranking: generous enough that rounding
@@ -302,8 +310,8 @@ pub fn rerank_depth(k: usize) -> usize {
 }
 
 /// Top-k by scanning a compact copy of the matrix (less memory traffic), then
-/// re-scoring the best [`rerank_depth`] candidates exactly in f32. `approx(row, codes,
-/// query)` scores one row of `codes`, which holds `dim` codes per row.
+/// re-scoring the best [`rerank_depth`] candidates exactly in f32. `approx(row, codes)`
+/// scores one row of `codes`, which holds `dim` codes per row.
 fn top_k_rerank<T, A, F>(
     matrix: &[f32],
     codes: &[T],
@@ -315,36 +323,13 @@ fn top_k_rerank<T, A, F>(
 ) -> Vec<Scored>
 where
     T: Sync,
-    A: Fn(usize, &[T], &[f32]) -> f32 + Sync,
+    A: Fn(usize, &[T]) -> f32 + Sync,
     F: Fn(usize) -> bool + Sync,
 {
     if dim == 0 || k == 0 {
         return Vec::new();
     }
-    let depth = rerank_depth(k);
-    let rows = codes.len() / dim;
-    let scan = |start: usize, block: &[T]| {
-        let mut top = TopK::new(depth);
-        for (i, row) in block.chunks_exact(dim).enumerate() {
-            let r = start + i;
-            if keep(r) {
-                let score = approx(r, row, query);
-                if score > top.floor() || top.heap.len() < depth {
-                    top.push(Scored { row: r, score });
-                }
-            }
-        }
-        top
-    };
-    let candidates = if rows <= CHUNK_ROWS {
-        scan(0, codes)
-    } else {
-        codes
-            .par_chunks(CHUNK_ROWS * dim)
-            .enumerate()
-            .map(|(c, block)| scan(c * CHUNK_ROWS, block))
-            .reduce(|| TopK::new(depth), TopK::merge)
-    };
+    let candidates = scan(codes, dim, rerank_depth(k), approx, keep);
     let mut exact = TopK::new(k);
     for c in candidates.heap {
         let r = c.0.row;
@@ -365,7 +350,7 @@ pub fn top_k_f16<F>(
 where
     F: Fn(usize) -> bool + Sync,
 {
-    top_k_rerank(matrix, half, dim, query, k, |_, row, q| dot_f16(row, q), keep)
+    top_k_rerank(matrix, half, dim, query, k, |_, row| dot_f16(row, query), keep)
 }
 
 /// Rows quantised to i8 with one scale per row: `x ≈ scale * code`.
@@ -420,7 +405,7 @@ pub fn top_k_i8<F>(
 where
     F: Fn(usize) -> bool + Sync,
 {
-    top_k_rerank(matrix, &q8.codes, dim, query, k, |r, row, q| q8.scales[r] * dot_i8(row, q), keep)
+    top_k_rerank(matrix, &q8.codes, dim, query, k, |r, row| q8.scales[r] * dot_i8(row, query), keep)
 }
 
 /// Reference top-k: score everything with the scalar dot, sort, cut.
