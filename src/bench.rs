@@ -301,3 +301,236 @@ mod tests {
         }
     }
 }
+
+/// ANN at scale: the HNSW graph of an LMDB store built over `matrix`, against exact search
+/// through the same planner, unfiltered and with a filter keeping 1% of the items.
+#[derive(Debug, Serialize)]
+pub struct AnnReport {
+    pub items: usize,
+    pub dim: usize,
+    pub k: usize,
+    /// Writing items and vectors to the store (one transaction per 10,000).
+    pub write_seconds: f64,
+    /// Linking every item into the graph.
+    pub build_seconds: f64,
+    /// Size of the store's file (items, vectors and graph).
+    pub disk_mb: f64,
+    /// Growth of resident memory over loading the in-memory index, per 1,000 items.
+    pub memory_mb_per_1000_items: f64,
+    pub exact: Latency,
+    pub ann: Latency,
+    pub recall_at_k: f64,
+    pub speedup_p50: f64,
+    /// Recall and latency of the raw graph search for other breadths (`ef`).
+    pub ef_sweep: Vec<EfPoint>,
+    pub filtered_items: usize,
+    pub filtered_exact: Latency,
+    /// The default planner (exact over the filter's rows while they are few).
+    pub filtered_auto: Latency,
+    pub filtered_auto_recall: f64,
+    /// The graph forced (`--ann`) with the filter as its candidates.
+    pub filtered_ann: Latency,
+    pub filtered_ann_recall: f64,
+    /// Fewest results any filtered query returned (k expected).
+    pub filtered_min_results: usize,
+}
+
+#[derive(Debug, Serialize)]
+pub struct EfPoint {
+    pub ef: usize,
+    pub recall_at_k: f64,
+    pub latency: Latency,
+}
+
+/// Build the graph over `matrix` in a fresh store under `scratch`, then time searches.
+pub fn ann(
+    matrix: Vec<f32>,
+    dim: usize,
+    queries: &[f32],
+    k: usize,
+    efs: &[usize],
+    scratch: &Path,
+) -> Result<AnnReport> {
+    use crate::index::{Filter, SearchMode, VectorIndex};
+    use crate::model::{Layout, ModelSpec, ResizeMode};
+    use crate::store::{Change, FORMAT_VERSION, IndexInfo, ItemRecord, LmdbStore, Store};
+    let items = matrix.len() / dim;
+    let store = LmdbStore::open(scratch)?;
+    let spec = ModelSpec {
+        name: "bench".into(),
+        file: "none".into(),
+        input: "input".into(),
+        output: "output".into(),
+        layout: Layout::Nchw,
+        size: 1,
+        resize: ResizeMode::Pad,
+        mean: [0.0; 3],
+        std: [1.0; 3],
+        dim,
+    };
+    let info = IndexInfo {
+        format_version: FORMAT_VERSION,
+        model: spec,
+        model_hash: String::new(),
+        dim,
+        columns: vec!["bucket".into()],
+        catalog: None,
+    };
+    store.apply(Some(&info), &[])?;
+    let t = Instant::now();
+    for (c, block) in matrix.chunks(10_000 * dim).enumerate() {
+        let changes: Vec<Change> = block
+            .chunks_exact(dim)
+            .enumerate()
+            .map(|(i, v)| {
+                let n = c * 10_000 + i;
+                let mut record = ItemRecord::default();
+                record.metadata.insert("bucket".into(), format!("b{}", n % 100));
+                Change::Put { id: format!("{n:08}"), record, vector: v.to_vec() }
+            })
+            .collect();
+        store.apply(None, &changes)?;
+    }
+    // The store and the index hold the vectors from here on: keep one copy less.
+    drop(matrix);
+    let write_seconds = t.elapsed().as_secs_f64();
+    let t = Instant::now();
+    store.build_ann()?;
+    let build_seconds = t.elapsed().as_secs_f64();
+    let disk_mb = std::fs::metadata(scratch.join("data.mdb")).map_or(0.0, |m| m.len() as f64 / 1e6);
+    let before = rss_bytes();
+    let index = VectorIndex::load(&store, dim)?;
+    let memory = (rss_bytes().saturating_sub(before)) as f64 / 1e6 / (items as f64 / 1000.0);
+
+    let ids = |hits: &[crate::Hit]| hits.iter().map(|h| h.id.clone()).collect::<Vec<_>>();
+    let recall = |got: &[String], want: &[String]| {
+        want.iter().filter(|w| got.contains(w)).count() as f64 / want.len().max(1) as f64
+    };
+    let run = |filter: &Filter, mode: SearchMode| -> Result<(Latency, Vec<Vec<String>>)> {
+        let mut ms = Vec::new();
+        let mut out = Vec::new();
+        for q in queries.chunks_exact(dim) {
+            let t = Instant::now();
+            let hits = index.search(Some(&store), q, k, filter, None, mode)?;
+            ms.push(t.elapsed().as_secs_f64() * 1e3);
+            out.push(ids(&hits));
+        }
+        Ok((Latency::from_ms(ms), out))
+    };
+    let mean_recall = |got: &[Vec<String>], want: &[Vec<String>]| {
+        got.iter().zip(want).map(|(g, w)| recall(g, w)).sum::<f64>() / want.len().max(1) as f64
+    };
+    let none = Filter::default();
+    let (exact, exact_ids) = run(&none, SearchMode::Exact)?;
+    let (ann, ann_ids) = run(&none, SearchMode::Ann)?;
+    let mut ef_sweep = Vec::new();
+    for &ef in efs {
+        let mut ms = Vec::new();
+        let mut r = 0.0;
+        for (q, want) in queries.chunks_exact(dim).zip(&exact_ids) {
+            let t = Instant::now();
+            let found = store.ann_search(q, k, ef, None)?.unwrap_or_default();
+            ms.push(t.elapsed().as_secs_f64() * 1e3);
+            let got: Vec<String> =
+                found.iter().filter_map(|(key, _)| index.id(*key).map(str::to_string)).collect();
+            r += recall(&got, want);
+        }
+        ef_sweep.push(EfPoint {
+            ef,
+            recall_at_k: r / exact_ids.len().max(1) as f64,
+            latency: Latency::from_ms(ms),
+        });
+    }
+    let mut one_percent = Filter::default();
+    one_percent.add("bucket", "b7");
+    let filtered_items = index.filter_keys(&one_percent).map_or(0, |b| b.len() as usize);
+    let (filtered_exact, fe_ids) = run(&one_percent, SearchMode::Exact)?;
+    let (filtered_auto, fa_ids) = run(&one_percent, SearchMode::Auto)?;
+    let (filtered_ann, fn_ids) = run(&one_percent, SearchMode::Ann)?;
+    let filtered_min_results = fa_ids.iter().chain(&fn_ids).map(Vec::len).min().unwrap_or(0);
+    Ok(AnnReport {
+        items,
+        dim,
+        k,
+        write_seconds,
+        build_seconds,
+        disk_mb,
+        memory_mb_per_1000_items: memory,
+        speedup_p50: exact.p50_ms / ann.p50_ms.max(1e-9),
+        recall_at_k: mean_recall(&ann_ids, &exact_ids),
+        exact,
+        ann,
+        ef_sweep,
+        filtered_items,
+        filtered_exact,
+        filtered_auto_recall: mean_recall(&fa_ids, &fe_ids),
+        filtered_auto,
+        filtered_ann_recall: mean_recall(&fn_ids, &fe_ids),
+        filtered_ann,
+        filtered_min_results,
+    })
+}
+
+/// Live writes into an opened index: one batch, then single-item writes (the worst case:
+/// each commits, links the graph and publishes a snapshot on its own).
+#[derive(Debug, Serialize)]
+pub struct AddReport {
+    pub items_before: usize,
+    pub batch_items: usize,
+    pub batch_seconds: f64,
+    pub batch_ms_per_item: f64,
+    /// One `add_items` call per photo.
+    pub single: Latency,
+    /// Removing the single-item adds again, one call each.
+    pub remove_single: Latency,
+    pub items_after: usize,
+    pub segments_after: usize,
+}
+
+/// Add `photos[single..]` in one batch and `photos[..single]` one at a time.
+pub fn add(engine: &crate::Engine, photos: &[PathBuf], single: usize) -> Result<AddReport> {
+    use crate::engine::NewItem;
+    let read = |i: usize, p: &PathBuf, tag: &str| -> Result<NewItem> {
+        let photo = std::fs::read(p).map_err(|source| Error::Io { path: p.clone(), source })?;
+        Ok(NewItem { id: format!("bench-{tag}-{i}"), photo, metadata: Default::default() })
+    };
+    let single = single.min(photos.len());
+    let items_before = engine.index().len();
+    let batch: Vec<NewItem> = photos[single..]
+        .iter()
+        .enumerate()
+        .map(|(i, p)| read(i, p, "batch"))
+        .collect::<Result<_>>()?;
+    let batch_items = batch.len();
+    let t = Instant::now();
+    if !batch.is_empty() {
+        engine.add_items(batch)?;
+    }
+    let batch_seconds = t.elapsed().as_secs_f64();
+    let mut ms = Vec::new();
+    let mut ids = Vec::new();
+    for (i, p) in photos[..single].iter().enumerate() {
+        let item = read(i, p, "single")?;
+        ids.push(item.id.clone());
+        let t = Instant::now();
+        engine.add_items(vec![item])?;
+        ms.push(t.elapsed().as_secs_f64() * 1e3);
+    }
+    let mut rm = Vec::new();
+    for id in ids {
+        let t = Instant::now();
+        engine.remove_items(&[id])?;
+        rm.push(t.elapsed().as_secs_f64() * 1e3);
+    }
+    let index = engine.index();
+    Ok(AddReport {
+        items_before,
+        batch_items,
+        batch_seconds,
+        batch_ms_per_item: batch_seconds * 1e3 / batch_items.max(1) as f64,
+        single: Latency::from_ms(ms),
+        remove_single: Latency::from_ms(rm),
+        items_after: index.len(),
+        segments_after: index.segment_count(),
+    })
+}

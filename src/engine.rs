@@ -1,18 +1,32 @@
 //! An opened index ready to answer queries: store, model and in-memory vectors together.
 //!
 //! This is what the CLI's `search`, the server and the evaluator hold. Queries are
-//! photos (bytes), ids of indexed items, or raw vectors.
+//! photos (bytes), ids of indexed items, or raw vectors. Items can be added and removed
+//! while it answers: each write commits to the store, links the new items into the ANN
+//! graph, then publishes the next in-memory snapshot; searches read whichever snapshot
+//! is current and never wait for a writer.
 
+use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex};
 use std::time::Instant;
+
+use arc_swap::ArcSwap;
+use rayon::prelude::*;
 
 use crate::embed::{BackendKind, Embedder};
 use crate::error::{Error, Result};
-use crate::index::{Filter, Hit, VectorIndex};
+use crate::index::{Filter, Hit, Item, SearchMode, VectorIndex};
 use crate::ingest::MODEL_FILE;
 use crate::model::ResolvedModel;
 use crate::preprocess::{self, Crop, QueryResize};
-use crate::store::{IndexInfo, LmdbStore, Store, StoreError};
+use crate::store::{Change, FORMAT_VERSION, IndexInfo, ItemRecord, LmdbStore, Store, StoreError};
+
+/// Folder inside the index that keeps the photos of items added by `add` or the API.
+pub const ADDED_PHOTOS_DIR: &str = "photos";
+
+/// Longest item id accepted from `add` or the API.
+pub const MAX_ID_LEN: usize = 200;
 
 /// Largest k a query may ask for.
 pub const MAX_K: usize = 1000;
@@ -25,12 +39,41 @@ pub struct Query {
     pub crop: Option<Crop>,
     /// How a query photo is squared (the catalogue is always padded).
     pub resize: QueryResize,
+    /// Exact comparison, the ANN graph, or chosen by the number of candidates.
+    pub mode: SearchMode,
 }
 
 impl Default for Query {
     fn default() -> Self {
-        Self { k: 5, filter: Filter::default(), crop: None, resize: QueryResize::Auto }
+        Self {
+            k: 5,
+            filter: Filter::default(),
+            crop: None,
+            resize: QueryResize::Auto,
+            mode: SearchMode::Auto,
+        }
     }
+}
+
+/// An item to add: its id, its photo's bytes and its metadata (known columns only).
+#[derive(Debug, Clone)]
+pub struct NewItem {
+    pub id: String,
+    pub photo: Vec<u8>,
+    pub metadata: BTreeMap<String, String>,
+}
+
+/// What a write did.
+#[derive(Debug, Clone, Default, serde::Serialize)]
+pub struct WriteReport {
+    /// Ids new to the index.
+    pub added: Vec<String>,
+    /// Ids that were there and now hold the new photo and metadata.
+    pub replaced: Vec<String>,
+    pub removed: Vec<String>,
+    /// Items in the index after the write.
+    pub total_items: usize,
+    pub seconds: f64,
 }
 
 /// Time spent answering a photo query, in milliseconds.
@@ -47,12 +90,17 @@ pub struct Engine {
     info: IndexInfo,
     store: LmdbStore,
     embedder: Embedder,
-    index: VectorIndex,
+    index: ArcSwap<VectorIndex>,
+    /// One writer at a time; readers never take it.
+    writer: Mutex<()>,
 }
 
 impl std::fmt::Debug for Engine {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Engine").field("dir", &self.dir).field("items", &self.index.len()).finish()
+        f.debug_struct("Engine")
+            .field("dir", &self.dir)
+            .field("items", &self.index.load().len())
+            .finish()
     }
 }
 
@@ -71,8 +119,8 @@ impl Engine {
             store.info()?.ok_or_else(|| StoreError::NotAnIndex(dir.display().to_string()))?;
         let model = ResolvedModel { spec: info.model.clone(), path: dir.join(MODEL_FILE) };
         let embedder = Embedder::new(&model, backend)?;
-        let index = VectorIndex::load(&store, info.dim)?;
-        Ok(Self { dir: dir.to_path_buf(), info, store, embedder, index })
+        let index = ArcSwap::from_pointee(VectorIndex::load(&store, info.dim)?);
+        Ok(Self { dir: dir.to_path_buf(), info, store, embedder, index, writer: Mutex::new(()) })
     }
 
     pub fn dir(&self) -> &Path {
@@ -83,8 +131,9 @@ impl Engine {
         &self.info
     }
 
-    pub fn index(&self) -> &VectorIndex {
-        &self.index
+    /// The current snapshot of the index: stays valid (and unchanged) while held.
+    pub fn index(&self) -> Arc<VectorIndex> {
+        self.index.load_full()
     }
 
     pub fn store(&self) -> &LmdbStore {
@@ -191,7 +240,7 @@ impl Engine {
         Self::check_k(q.k)?;
         let (v, mut timing) = self.embed_photo(bytes, q.crop, q.resize)?;
         let t = Instant::now();
-        let hits = self.index.search(&v, q.k, &q.filter, None)?;
+        let hits = self.search_vector(&v, q)?;
         timing.search_ms = t.elapsed().as_secs_f64() * 1e3;
         Ok((hits, timing))
     }
@@ -199,13 +248,205 @@ impl Engine {
     /// Items most similar to an indexed item, the item itself left out.
     pub fn similar_to(&self, id: &str, q: &Query) -> Result<Vec<Hit>> {
         Self::check_k(q.k)?;
-        let row = self.index.row_of(id).ok_or_else(|| Error::UnknownId(id.to_string()))?;
-        self.index.search(self.index.vector(row), q.k, &q.filter, Some(row))
+        let index = self.index();
+        let key = index.key_of(id).ok_or_else(|| Error::UnknownId(id.to_string()))?;
+        let v = index.vector(key).ok_or_else(|| Error::UnknownId(id.to_string()))?;
+        index.search(Some(&self.store), v, q.k, &q.filter, Some(key), q.mode)
     }
 
     /// Search with a ready vector.
     pub fn search_vector(&self, v: &[f32], q: &Query) -> Result<Vec<Hit>> {
         Self::check_k(q.k)?;
-        self.index.search(v, q.k, &q.filter, None)
+        self.index().search(Some(&self.store), v, q.k, &q.filter, None, q.mode)
     }
+
+    /// Add (or replace) items with their photos, visible to searches once this returns.
+    /// Every photo is checked and embedded before anything is written; the write itself
+    /// is one transaction. Time goes in proportion to the items given, not to the index.
+    pub fn add_items(&self, items: Vec<NewItem>) -> Result<WriteReport> {
+        let started = Instant::now();
+        self.check_writable()?;
+        let mut seen = std::collections::HashSet::new();
+        for item in &items {
+            check_id(&item.id)?;
+            if !seen.insert(item.id.as_str()) {
+                return Err(bad_item(&item.id, "given twice"));
+            }
+            if let Some(col) = item.metadata.keys().find(|c| !self.info.columns.contains(c)) {
+                return Err(Error::UnknownColumn {
+                    column: col.clone(),
+                    known: self.info.columns.join(", "),
+                });
+            }
+        }
+        // Decode and embed first: a bad photo refuses the whole batch before any write.
+        let tensors: Vec<Vec<f32>> = items
+            .par_iter()
+            .map(|item| {
+                let img = preprocess::decode(&item.photo)
+                    .map_err(|e| bad_item(&item.id, &e.to_string()))?;
+                preprocess::tensor(&img, self.embedder.spec(), None)
+                    .map_err(|e| bad_item(&item.id, &e.to_string()))
+            })
+            .collect::<Result<_>>()?;
+        let mut vectors = Vec::with_capacity(items.len() * self.info.dim);
+        for chunk in tensors.chunks(32) {
+            let flat: Vec<f32> = chunk.concat();
+            vectors.extend(self.embedder.embed_tensors(&flat, chunk.len())?);
+        }
+        let photos_dir = self.dir.join(ADDED_PHOTOS_DIR);
+        std::fs::create_dir_all(&photos_dir)
+            .map_err(|source| Error::Io { path: photos_dir.clone(), source })?;
+        let mut changes = Vec::with_capacity(items.len());
+        for (item, vector) in items.iter().zip(vectors.chunks_exact(self.info.dim)) {
+            let hash = blake3::hash(&item.photo).to_hex().to_string();
+            let ext = image::guess_format(&item.photo)
+                .ok()
+                .and_then(|f| f.extensions_str().first().copied())
+                .unwrap_or("img");
+            let rel = format!("{ADDED_PHOTOS_DIR}/{}-{}.{ext}", file_safe(&item.id), &hash[..16]);
+            write_atomically(&self.dir.join(&rel), &item.photo)?;
+            let record = ItemRecord {
+                path: rel,
+                hash,
+                metadata: item.metadata.clone(),
+                key: None,
+                added: true,
+            };
+            changes.push(Change::Put { id: item.id.clone(), record, vector: vector.to_vec() });
+        }
+
+        let _writer = self.writer.lock().map_err(|_| poisoned())?;
+        let before = self.index();
+        let mut report = WriteReport::default();
+        let mut old_keys = Vec::new();
+        let mut old_files = Vec::new();
+        for item in &items {
+            match before.key_of(&item.id) {
+                Some(k) => {
+                    old_keys.push(k);
+                    if let Some(r) = before.record(k).filter(|r| r.added) {
+                        old_files.push(r.path.clone());
+                    }
+                    report.replaced.push(item.id.clone());
+                }
+                None => report.added.push(item.id.clone()),
+            }
+        }
+        let keys = self.store.apply(None, &changes)?;
+        self.store.build_ann()?;
+        let new_items: Vec<Item> = changes
+            .into_iter()
+            .zip(keys)
+            .filter_map(|(c, key)| match c {
+                Change::Put { id, record, vector } => {
+                    Some(Item { key, id, record: ItemRecord { key: Some(key), ..record }, vector })
+                }
+                _ => None,
+            })
+            .collect();
+        let kept: std::collections::HashSet<&str> =
+            new_items.iter().map(|i| i.record.path.as_str()).collect();
+        let old_files: Vec<String> =
+            old_files.into_iter().filter(|p| !kept.contains(p.as_str())).collect();
+        let next = before.with_changes(new_items, &old_keys);
+        report.total_items = next.len();
+        self.index.store(Arc::new(next));
+        self.remove_files(&old_files);
+        report.seconds = started.elapsed().as_secs_f64();
+        Ok(report)
+    }
+
+    /// Remove items by id, gone from searches once this returns. An unknown id refuses the
+    /// whole batch.
+    pub fn remove_items(&self, ids: &[String]) -> Result<WriteReport> {
+        let started = Instant::now();
+        self.check_writable()?;
+        let _writer = self.writer.lock().map_err(|_| poisoned())?;
+        let before = self.index();
+        let mut keys = Vec::with_capacity(ids.len());
+        let mut files = Vec::new();
+        for id in ids {
+            let key = before.key_of(id).ok_or_else(|| Error::UnknownId(id.clone()))?;
+            if let Some(r) = before.record(key).filter(|r| r.added) {
+                files.push(r.path.clone());
+            }
+            keys.push(key);
+        }
+        let changes: Vec<Change> = ids.iter().map(|id| Change::Delete { id: id.clone() }).collect();
+        self.store.apply(None, &changes)?;
+        self.store.build_ann()?;
+        let next = before.with_changes(Vec::new(), &keys);
+        let report = WriteReport {
+            removed: ids.to_vec(),
+            total_items: next.len(),
+            seconds: started.elapsed().as_secs_f64(),
+            ..Default::default()
+        };
+        self.index.store(Arc::new(next));
+        self.remove_files(&files);
+        Ok(report)
+    }
+
+    fn check_writable(&self) -> Result<()> {
+        if self.info.format_version < FORMAT_VERSION {
+            return Err(Error::BadParameter {
+                name: "index",
+                message: format!(
+                    "{} is in format v{}; run `lookalike index` on it once to upgrade it before adding or removing items",
+                    self.dir.display(),
+                    self.info.format_version
+                ),
+            });
+        }
+        Ok(())
+    }
+
+    /// Photos of removed or replaced added items; a leftover file only wastes space.
+    fn remove_files(&self, rels: &[String]) {
+        for rel in rels {
+            if let Err(e) = std::fs::remove_file(self.dir.join(rel)) {
+                tracing::warn!("cannot remove {rel}: {e}");
+            }
+        }
+    }
+}
+
+fn poisoned() -> Error {
+    Error::Store(StoreError::Backend("a writer panicked; reopen the index".into()))
+}
+
+fn bad_item(id: &str, message: &str) -> Error {
+    Error::BadItem { id: id.to_string(), message: message.to_string() }
+}
+
+/// Ids become file names and URL segments: printable, no path separators, not too long.
+fn check_id(id: &str) -> Result<()> {
+    let problem = if id.trim().is_empty() {
+        Some("the id is empty")
+    } else if id.len() > MAX_ID_LEN {
+        Some("the id is longer than 200 bytes")
+    } else if id.chars().any(|c| c.is_control() || c == '/' || c == '\\') {
+        Some("the id holds a control character or a slash")
+    } else {
+        None
+    };
+    match problem {
+        Some(p) => Err(bad_item(id, p)),
+        None => Ok(()),
+    }
+}
+
+fn file_safe(id: &str) -> String {
+    id.chars()
+        .map(|c| if c.is_ascii_alphanumeric() || c == '-' || c == '_' { c } else { '_' })
+        .collect()
+}
+
+/// Write aside, then rename: a crash never leaves half a photo under the final name.
+fn write_atomically(path: &Path, bytes: &[u8]) -> Result<()> {
+    let tmp = path.with_extension("tmp");
+    let io = |source| Error::Io { path: path.to_path_buf(), source };
+    std::fs::write(&tmp, bytes).map_err(io)?;
+    std::fs::rename(&tmp, path).map_err(io)
 }

@@ -34,6 +34,8 @@ pub enum Error {
     UnknownColumn { column: String, known: String },
     #[error("invalid filter '{0}': expected column=value")]
     BadFilter(String),
+    #[error("item '{id}': {message}")]
+    BadItem { id: String, message: String },
     #[error("invalid parameter {name}: {message}")]
     BadParameter { name: &'static str, message: String },
 }
@@ -49,6 +51,7 @@ impl Error {
                 | Error::UnknownColumn { .. }
                 | Error::BadFilter(_)
                 | Error::BadParameter { .. }
+                | Error::BadItem { .. }
                 | Error::ModelMismatch { .. }
                 | Error::Catalog(_)
                 | Error::Model(_)

@@ -15,7 +15,7 @@ use rayon::prelude::*;
 use serde::Serialize;
 
 use crate::error::{Error, Result};
-use crate::index::{Filter, VectorIndex};
+use crate::index::{Filter, Segment};
 use crate::kernel::{self, Scored, TopK};
 
 /// precision@k of a ranking given as relevance flags, best first.
@@ -125,14 +125,19 @@ pub fn parse_labels(specs: &[String], columns: &[String]) -> Result<Vec<Vec<Stri
 /// that the block of scores (block x catalogue) stays a few hundred MB at most.
 const BLOCK: usize = 256;
 
+/// Ranks the rest of the catalogue for the item in a row (itself excluded), when the
+/// ranking must come from a search path other than the exact batched scan (`--ann`).
+pub type Ranker<'a> = dyn Fn(usize) -> Result<Vec<Scored>> + Sync + 'a;
+
 /// Every item (passing `filter`) queries the rest; relevance = same label value.
 pub fn leave_one_out(
-    index: &VectorIndex,
+    index: &Segment,
     k: usize,
     labels: &[Vec<String>],
     group_by: Option<&str>,
     filter: &Filter,
     samples: usize,
+    ranker: Option<&Ranker<'_>>,
 ) -> Result<LooReport> {
     if k == 0 {
         return Err(Error::BadParameter { name: "k", message: "must be at least 1".into() });
@@ -172,25 +177,32 @@ pub fn leave_one_out(
     let mut sample_out = Vec::new();
     let mut qbuf = Vec::with_capacity(BLOCK * dim);
     for block in queries.chunks(BLOCK) {
-        qbuf.clear();
-        for &r in block {
-            qbuf.extend_from_slice(index.vector(r));
-        }
-        let scores = kernel::scores_batch(index.matrix(), dim, &qbuf, block.len());
-        let ranked: Vec<(usize, Vec<Scored>)> = block
-            .par_iter()
-            .enumerate()
-            .map(|(qi, &r)| {
-                let row = &scores[qi * n..(qi + 1) * n];
-                let mut top = TopK::new(k);
-                for (j, s) in row.iter().enumerate() {
-                    if j != r {
-                        top.push(Scored { row: j, score: *s });
-                    }
+        let ranked: Vec<(usize, Vec<Scored>)> = match ranker {
+            Some(rank) => {
+                block.par_iter().map(|&r| rank(r).map(|t| (r, t))).collect::<Result<_>>()?
+            }
+            None => {
+                qbuf.clear();
+                for &r in block {
+                    qbuf.extend_from_slice(index.vector(r));
                 }
-                (r, top.into_sorted())
-            })
-            .collect();
+                let scores = kernel::scores_batch(index.matrix(), dim, &qbuf, block.len());
+                block
+                    .par_iter()
+                    .enumerate()
+                    .map(|(qi, &r)| {
+                        let row = &scores[qi * n..(qi + 1) * n];
+                        let mut top = TopK::new(k);
+                        for (j, s) in row.iter().enumerate() {
+                            if j != r {
+                                top.push(Scored { row: j, score: *s });
+                            }
+                        }
+                        (r, top.into_sorted())
+                    })
+                    .collect()
+            }
+        };
         for (r, top) in ranked {
             for l in 0..nl {
                 let Some(want) = values[l][r].as_deref() else { continue };
@@ -295,7 +307,7 @@ pub struct PhotoReport {
 
 /// Score ranked results of photo queries: relevant = the item's `column` is in `matches`.
 pub fn score_photo_queries(
-    index: &VectorIndex,
+    index: &Segment,
     column: &str,
     k: usize,
     results: Vec<(PhotoQuery, std::result::Result<Vec<Scored>, String>)>,
@@ -346,20 +358,21 @@ pub fn score_photo_queries(
     }
 }
 
-/// Run outside-photo queries against an opened index.
+/// Run outside-photo queries against an opened index, with `query`'s k, filter, squaring
+/// and search mode (through the engine's own search path, so the figures are what
+/// `search` gives).
 pub fn photo_queries(
     engine: &crate::engine::Engine,
     queries: Vec<PhotoQuery>,
-    k: usize,
     column: &str,
-    filter: &Filter,
-    resize: crate::preprocess::QueryResize,
+    query: &crate::engine::Query,
     samples: usize,
 ) -> Result<PhotoReport> {
+    let k = query.k;
     if k == 0 {
         return Err(Error::BadParameter { name: "k", message: "must be at least 1".into() });
     }
-    let index = engine.index();
+    let index = engine.index().compacted();
     if !engine.info().columns.iter().any(|c| c == column) {
         return Err(Error::UnknownColumn {
             column: column.to_string(),
@@ -367,25 +380,26 @@ pub fn photo_queries(
         });
     }
     let files: Vec<PathBuf> = queries.iter().map(|q| q.file.clone()).collect();
-    let vectors = engine.embed_files(&files, resize);
-    let mask = index.mask(filter);
+    let vectors = engine.embed_files(&files, query.resize);
     let results: Vec<_> = queries
         .into_iter()
         .zip(vectors)
         .map(|(q, v)| {
-            let top = v.map(|v| {
-                kernel::top_k(index.matrix(), index.dim(), &v, k, |r| {
-                    mask.as_ref().is_none_or(|m| m[r])
-                })
+            let top = v.and_then(|v| {
+                let hits = engine.search_vector(&v, query).map_err(|e| e.to_string())?;
+                Ok(hits
+                    .into_iter()
+                    .filter_map(|h| index.row_of(&h.id).map(|row| Scored { row, score: h.score }))
+                    .collect())
             });
             (q, top)
         })
         .collect();
-    Ok(score_photo_queries(index, column, k, results, samples))
+    Ok(score_photo_queries(&index, column, k, results, samples))
 }
 
 fn item_tile(
-    index: &VectorIndex,
+    index: &Segment,
     root: Option<&str>,
     s: &Scored,
     label: &str,
@@ -410,7 +424,7 @@ fn item_tile(
 
 /// Rows of the HTML report for a leave-one-out run (first label decides right/wrong).
 pub fn loo_rows(
-    index: &VectorIndex,
+    index: &Segment,
     root: Option<&str>,
     report: &LooReport,
     labels: &[Vec<String>],
@@ -437,7 +451,7 @@ pub fn loo_rows(
 
 /// Rows of the HTML report for outside-photo queries.
 pub fn photo_rows(
-    index: &VectorIndex,
+    index: &Segment,
     root: Option<&str>,
     report: &PhotoReport,
     queries: &[PhotoQuery],
@@ -498,7 +512,7 @@ mod tests {
         assert_eq!(average_precision_at_k(&[false; 5], 5, 0), 0.0);
     }
 
-    fn tiny_index() -> VectorIndex {
+    fn tiny_index() -> Segment {
         // Two tight clusters; one item of cluster A is labelled B (a hard case).
         let items: [(&str, [f32; 2], &str, &str); 5] = [
             ("a1", [1.0, 0.0], "A", "red"),
@@ -521,7 +535,7 @@ mod tests {
             })
             .collect();
         s.apply(None, &changes).unwrap();
-        VectorIndex::load(&s, 2).unwrap()
+        crate::index::VectorIndex::load(&s, 2).unwrap().compacted().as_ref().clone()
     }
 
     #[test]
@@ -529,7 +543,8 @@ mod tests {
         let idx = tiny_index();
         let cols = vec!["type".to_string(), "colour".to_string(), "master".to_string()];
         let labels = parse_labels(&["type".into(), "type+colour".into()], &cols).unwrap();
-        let r = leave_one_out(&idx, 1, &labels, Some("master"), &Filter::default(), 0).unwrap();
+        let r =
+            leave_one_out(&idx, 1, &labels, Some("master"), &Filter::default(), 0, None).unwrap();
         // Nearest neighbours: a1->a2 (A ok), a2->a3 (A vs B wrong), a3->a2 (B vs A wrong),
         // b1->b2 (ok), b2->b1 (ok): 3 of 5.
         assert_eq!(r.queries, 5);

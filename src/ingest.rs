@@ -77,6 +77,8 @@ pub struct IndexReport {
     pub seconds: f64,
     /// Photos embedded per second, whole pipeline.
     pub images_per_second: f64,
+    /// Time spent linking new items into the ANN graph, after embedding.
+    pub ann_seconds: f64,
     pub interrupted: bool,
 }
 
@@ -95,8 +97,8 @@ impl std::fmt::Display for IndexReport {
         let embedded = self.added + self.reembedded;
         writeln!(
             f,
-            "  embedded {embedded} photos in {:.1} s: {:.1} images/s",
-            self.seconds, self.images_per_second
+            "  embedded {embedded} photos in {:.1} s: {:.1} images/s; search graph linked in {:.1} s",
+            self.seconds, self.images_per_second, self.ann_seconds
         )?;
         match &self.metadata_file {
             Some(m) => writeln!(
@@ -260,10 +262,11 @@ pub fn index_catalog(
     // Deletions and the description land first, in one transaction.
     let present: std::collections::HashSet<&str> =
         scan.photos.iter().map(|p| p.id.as_str()).collect();
+    // Items added through `add` or the API are not the folder's: they stay.
     let deletions: Vec<Change> = existing
-        .keys()
-        .filter(|id| !present.contains(id.as_str()))
-        .map(|id| Change::Delete { id: id.clone() })
+        .iter()
+        .filter(|(id, r)| !r.added && !present.contains(id.as_str()))
+        .map(|(id, _)| Change::Delete { id: id.clone() })
         .collect();
     report.removed = deletions.len();
     store.apply(Some(&info), &deletions)?;
@@ -338,6 +341,16 @@ pub fn index_catalog(
     // Dropping the receiver (on error or interrupt) stops the producer at its next send.
     outcome?;
     bar.finish_and_clear();
+    // Link what this run changed into the ANN graph, in one transaction. Until then (an
+    // interrupted run) searches are exact, and the next run links it.
+    let ann_started = Instant::now();
+    if !report.interrupted {
+        if opts.progress {
+            eprintln!("linking the search graph...");
+        }
+        store.build_ann()?;
+    }
+    report.ann_seconds = ann_started.elapsed().as_secs_f64();
     report.total_items = store.len()?;
     report.seconds = started.elapsed().as_secs_f64();
     let embedded = (report.added + report.reembedded) as f64;
@@ -369,10 +382,13 @@ fn prepare(
         (None, Some(o)) => o.metadata.clone(),
         (None, None) => BTreeMap::new(),
     };
-    let record = ItemRecord { path: photo.rel.clone(), hash, metadata: fields };
+    let mut record =
+        ItemRecord { path: photo.rel.clone(), hash, metadata: fields, key: None, added: false };
     if let Some(o) = old
         && o.hash == record.hash
+        && !o.added
     {
+        record.key = o.key;
         if *o == record {
             return Prepared::Unchanged;
         }

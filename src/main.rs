@@ -8,8 +8,10 @@ use std::sync::atomic::AtomicBool;
 use anyhow::Context;
 use clap::{Args, Parser, Subcommand};
 use lookalike::embed::BackendKind;
+use lookalike::engine::NewItem;
 use lookalike::engine::{self, Engine, Query};
 use lookalike::eval;
+use lookalike::index::SearchMode;
 use lookalike::ingest::{self, IndexOptions};
 use lookalike::preprocess::{Crop, QueryResize};
 
@@ -29,6 +31,26 @@ struct BackendArg {
 
 fn parse_backend(s: &str) -> Result<BackendKind, String> {
     s.parse()
+}
+
+#[derive(Args, Clone, Copy)]
+struct ModeArg {
+    /// Compare the query with every candidate (default below 100,000 candidates).
+    #[arg(long, conflicts_with = "ann")]
+    exact: bool,
+    /// Search the approximate (HNSW) graph (default from 100,000 candidates on).
+    #[arg(long)]
+    ann: bool,
+}
+
+impl ModeArg {
+    fn mode(self) -> SearchMode {
+        match (self.exact, self.ann) {
+            (true, _) => SearchMode::Exact,
+            (_, true) => SearchMode::Ann,
+            _ => SearchMode::Auto,
+        }
+    }
 }
 
 #[derive(Subcommand)]
@@ -81,7 +103,39 @@ enum Command {
         #[arg(long)]
         json: bool,
         #[command(flatten)]
+        mode: ModeArg,
+        #[command(flatten)]
         backend: BackendArg,
+    },
+    /// Add photos to an index (or replace items with the same ids), without re-indexing.
+    Add {
+        #[arg(long)]
+        index: PathBuf,
+        /// Photos to add; an item's id is its file stem (or --id).
+        #[arg(required = true)]
+        photos: Vec<PathBuf>,
+        /// Id of the item (one photo only).
+        #[arg(long)]
+        id: Option<String>,
+        /// CSV with an `id` column giving the new items' metadata.
+        #[arg(long)]
+        metadata: Option<PathBuf>,
+        /// Metadata for every photo given: column=value (repeat).
+        #[arg(long = "set", value_name = "COLUMN=VALUE")]
+        set: Vec<String>,
+        #[arg(long)]
+        json: bool,
+        #[command(flatten)]
+        backend: BackendArg,
+    },
+    /// Remove items from an index by id.
+    Remove {
+        #[arg(long)]
+        index: PathBuf,
+        #[arg(required = true)]
+        ids: Vec<String>,
+        #[arg(long)]
+        json: bool,
     },
     /// Measure retrieval quality: leave-one-out over the catalogue, or outside photos.
     Eval {
@@ -124,6 +178,8 @@ enum Command {
         #[arg(long, default_value_t = 60)]
         report_samples: usize,
         #[command(flatten)]
+        mode: ModeArg,
+        #[command(flatten)]
         backend: BackendArg,
     },
     /// Serve the web page and the JSON API.
@@ -142,6 +198,10 @@ enum Command {
         /// Searches in flight before the server answers 503 (busy).
         #[arg(long, default_value_t = 32)]
         max_inflight: usize,
+        /// Bearer token that enables the write endpoints (POST /api/items,
+        /// DELETE /api/items/{id}); without it they are disabled.
+        #[arg(long, env = "LOOKALIKE_ADMIN_TOKEN", hide_env_values = true)]
+        admin_token: Option<String>,
         #[command(flatten)]
         backend: BackendArg,
     },
@@ -189,6 +249,39 @@ enum BenchCommand {
         /// Queries scored together for the batched figure.
         #[arg(long, default_value_t = 256)]
         batch: usize,
+    },
+    /// Live writes: a batch of photos, then photos one write each, into a copy of an index.
+    Add {
+        #[arg(long)]
+        index: PathBuf,
+        /// Folder of photos to add (the first --count, in path order).
+        photos: PathBuf,
+        #[arg(long, default_value_t = 1000)]
+        count: usize,
+        /// How many of them are added one write each (the rest in one batch).
+        #[arg(long, default_value_t = 200)]
+        single: usize,
+        #[command(flatten)]
+        backend: BackendArg,
+    },
+    /// Approximate search (HNSW) against exact search at scale: build time, recall, latency,
+    /// filtered queries.
+    Ann {
+        #[arg(long)]
+        index: PathBuf,
+        /// Catalogue size (real vectors perturbed).
+        #[arg(long, default_value_t = 1_000_000)]
+        scale: usize,
+        #[arg(long, default_value_t = 200)]
+        queries: usize,
+        #[arg(short, long, default_value_t = 10)]
+        k: usize,
+        /// Graph search breadths to sweep.
+        #[arg(long, value_delimiter = ',', default_value = "40,80,160,320")]
+        ef: Vec<usize>,
+        /// Scratch folder for the store (default: a temporary folder).
+        #[arg(long)]
+        scratch: Option<PathBuf>,
     },
     /// Photo in, results out, in process: decode + embed + search latency.
     Query {
@@ -262,10 +355,17 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             similar_to,
             query_resize,
             json,
+            mode,
             backend,
         } => {
             let engine = Engine::open(&index, backend.backend)?;
-            let query = Query { k, filter: engine.filter(&filters)?, crop, resize: query_resize };
+            let query = Query {
+                k,
+                filter: engine.filter(&filters)?,
+                crop,
+                resize: query_resize,
+                mode: mode.mode(),
+            };
             if images.is_empty() && similar_to.is_none() {
                 anyhow::bail!(lookalike::Error::BadParameter {
                     name: "images",
@@ -316,9 +416,12 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             json,
             report,
             report_samples,
+            mode,
             backend,
         } => {
             let engine = Engine::open(&index, backend.backend)?;
+            let segment = engine.index().compacted();
+            let mode = mode.mode();
             let filter = engine.filter(&filters)?;
             let columns = engine.info().columns.clone();
             let root = engine.info().catalog.clone();
@@ -346,13 +449,26 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                     .clone()
                     .or_else(|| columns.iter().find(|c| *c == "masterCategory").cloned());
                 let t = std::time::Instant::now();
+                // `--ann`: every item's ranking through the graph, as `search --similar-to`.
+                let ranker = |row: usize| -> lookalike::Result<Vec<lookalike::kernel::Scored>> {
+                    let q = Query { k, filter: filter.clone(), mode, ..Query::default() };
+                    let hits = engine.similar_to(segment.id(row), &q)?;
+                    Ok(hits
+                        .iter()
+                        .filter_map(|h| {
+                            let row = segment.row_of(&h.id)?;
+                            Some(lookalike::kernel::Scored { row, score: h.score })
+                        })
+                        .collect())
+                };
                 let r = eval::leave_one_out(
-                    engine.index(),
+                    &segment,
                     k,
                     &parsed,
                     group.as_deref(),
                     &filter,
                     samples,
+                    (mode == SearchMode::Ann).then_some(&ranker as &eval::Ranker<'_>),
                 )?;
                 let secs = t.elapsed().as_secs_f64();
                 if json {
@@ -365,22 +481,21 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                     print!("{text}");
                     summary.push_str(&text);
                 }
-                rows.extend(eval::loo_rows(engine.index(), root.as_deref(), &r, &parsed));
+                rows.extend(eval::loo_rows(&segment, root.as_deref(), &r, &parsed));
             }
             if let Some(qcsv) = queries {
                 let dir = images.unwrap_or_else(|| {
                     qcsv.parent().unwrap_or(std::path::Path::new(".")).join("images")
                 });
                 let qs = eval::read_queries(&qcsv, &dir)?;
-                let r = eval::photo_queries(
-                    &engine,
-                    qs.clone(),
+                let query = Query {
                     k,
-                    &match_column,
-                    &filter,
-                    query_resize,
-                    samples,
-                )?;
+                    filter: filter.clone(),
+                    resize: query_resize,
+                    mode,
+                    ..Query::default()
+                };
+                let r = eval::photo_queries(&engine, qs.clone(), &match_column, &query, samples)?;
                 if json {
                     let mut v = serde_json::to_value(&r)?;
                     v["mode"] = "queries".into();
@@ -390,13 +505,7 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                     print!("{text}");
                     summary.push_str(&text);
                 }
-                rows.extend(eval::photo_rows(
-                    engine.index(),
-                    root.as_deref(),
-                    &r,
-                    &qs,
-                    &match_column,
-                ));
+                rows.extend(eval::photo_rows(&segment, root.as_deref(), &r, &qs, &match_column));
             }
             if let Some(path) = report {
                 lookalike::report::write_html(
@@ -409,7 +518,83 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             }
             Ok(ExitCode::SUCCESS)
         }
-        Command::Serve { index, addr, catalog, max_upload_mb, max_inflight, backend } => {
+        Command::Add { index, photos, id, metadata, set, json, backend } => {
+            if id.is_some() && photos.len() != 1 {
+                anyhow::bail!(lookalike::Error::BadParameter {
+                    name: "id",
+                    message: "--id names one item: give exactly one photo".into()
+                });
+            }
+            let engine = Engine::open(&index, backend.backend)?;
+            let csv =
+                metadata.as_deref().map(lookalike::catalog::Metadata::read_csv).transpose()?;
+            let mut fixed = std::collections::BTreeMap::new();
+            for s in &set {
+                let (col, val) = s
+                    .split_once('=')
+                    .ok_or_else(|| lookalike::Error::BadFilter(format!("--set {s}")))?;
+                fixed.insert(col.trim().to_string(), val.trim().to_string());
+            }
+            let mut items = Vec::with_capacity(photos.len());
+            for path in &photos {
+                let item_id = match &id {
+                    Some(i) => i.clone(),
+                    None => path
+                        .file_stem()
+                        .map(|s| s.to_string_lossy().into_owned())
+                        .unwrap_or_default(),
+                };
+                let photo = std::fs::read(path)
+                    .map_err(|source| lookalike::Error::Io { path: path.clone(), source })?;
+                let mut md =
+                    csv.as_ref().and_then(|m| m.rows.get(&item_id).cloned()).unwrap_or_default();
+                md.extend(fixed.clone());
+                items.push(NewItem { id: item_id, photo, metadata: md });
+            }
+            let report = engine.add_items(items)?;
+            if json {
+                println!("{}", serde_json::to_string(&report)?);
+            } else {
+                println!(
+                    "added {}, replaced {}; the index holds {} items ({:.2} s)",
+                    report.added.len(),
+                    report.replaced.len(),
+                    report.total_items,
+                    report.seconds
+                );
+            }
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Remove { index, ids, json } => {
+            let engine = Engine::open(&index, BackendKind::Auto)?;
+            let report = engine.remove_items(&ids)?;
+            if json {
+                println!("{}", serde_json::to_string(&report)?);
+            } else {
+                println!(
+                    "removed {}; the index holds {} items ({:.2} s)",
+                    report.removed.len(),
+                    report.total_items,
+                    report.seconds
+                );
+            }
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Serve {
+            index,
+            addr,
+            catalog,
+            max_upload_mb,
+            max_inflight,
+            admin_token,
+            backend,
+        } => {
+            if admin_token.as_deref().is_some_and(|t| t.trim().len() < 8) {
+                anyhow::bail!(lookalike::Error::BadParameter {
+                    name: "admin-token",
+                    message: "use a token of at least 8 characters".into()
+                });
+            }
             if max_upload_mb == 0 || max_upload_mb > 1024 {
                 anyhow::bail!(lookalike::Error::BadParameter {
                     name: "max-upload-mb",
@@ -421,6 +606,7 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                 catalog,
                 max_upload: max_upload_mb * 1024 * 1024,
                 max_inflight,
+                admin_token,
             };
             eprintln!(
                 "serving {} items ({}, {}) on http://{addr}",
@@ -560,19 +746,10 @@ fn bench(what: BenchCommand) -> anyhow::Result<()> {
         }
         BenchCommand::Search { index, queries, k, scales, batch } => {
             let engine = Engine::open(&index, BackendKind::Auto)?;
-            let idx = engine.index();
+            let idx = engine.index().compacted();
             let dim = idx.dim();
             anyhow::ensure!(!idx.is_empty(), "the index is empty");
-            // Queries: catalogue vectors with noise, as a new photo of a known product.
-            let step = (idx.len() / queries.max(1)).max(1);
-            let picked: Vec<f32> = (0..idx.len())
-                .step_by(step)
-                .take(queries)
-                .flat_map(|r| idx.vector(r).to_vec())
-                .collect();
-            let n = picked.len() / dim;
-            let mut q = bench::synthesize(&picked, dim, 2 * n, 0.3);
-            q.drain(..n * dim);
+            let q = bench_queries(&idx, queries);
             let mut sizes = vec![idx.len()];
             sizes.extend(scales);
             for size in sizes {
@@ -581,6 +758,40 @@ fn bench(what: BenchCommand) -> anyhow::Result<()> {
                 let r = bench::search_latency(&matrix, dim, &q, k, batch, before);
                 println!("{}", serde_json::to_string(&r)?);
             }
+        }
+        BenchCommand::Ann { index, scale, queries, k, ef, scratch } => {
+            let engine = Engine::open(&index, BackendKind::Auto)?;
+            let idx = engine.index().compacted();
+            let dim = idx.dim();
+            anyhow::ensure!(!idx.is_empty(), "the index is empty");
+            let q = bench_queries(&idx, queries);
+            let matrix = bench::synthesize(idx.matrix(), dim, scale, 0.3);
+            drop(engine);
+            let dir = match scratch {
+                Some(d) => d,
+                None => tempfile_dir()?,
+            };
+            anyhow::ensure!(
+                !dir.join("data.mdb").exists(),
+                "{} already holds a store; give an empty folder",
+                dir.display()
+            );
+            let r = bench::ann(matrix, dim, &q, k, &ef, &dir);
+            let _ = std::fs::remove_dir_all(&dir);
+            println!("{}", serde_json::to_string(&r?)?);
+        }
+        BenchCommand::Add { index, photos, count, single, backend } => {
+            let scan = lookalike::catalog::scan(&photos)?;
+            let files: Vec<PathBuf> = scan.photos.into_iter().take(count).map(|p| p.path).collect();
+            let copy = tempfile_dir()?;
+            for f in ["data.mdb", "model.onnx"] {
+                std::fs::copy(index.join(f), copy.join(f))
+                    .with_context(|| format!("copying {}", index.join(f).display()))?;
+            }
+            let r = Engine::open(&copy, backend.backend)
+                .and_then(|engine| bench::add(&engine, &files, single));
+            let _ = std::fs::remove_dir_all(&copy);
+            println!("{}", serde_json::to_string(&r?)?);
         }
         BenchCommand::Query { index, images, repeat, backend } => {
             anyhow::ensure!(!images.is_empty(), "give query photos");
@@ -608,6 +819,18 @@ fn bench(what: BenchCommand) -> anyhow::Result<()> {
         }
     }
     Ok(())
+}
+
+/// Benchmark queries: catalogue vectors with noise, as a new photo of a known product.
+fn bench_queries(idx: &lookalike::index::Segment, queries: usize) -> Vec<f32> {
+    let dim = idx.dim();
+    let step = (idx.len() / queries.max(1)).max(1);
+    let picked: Vec<f32> =
+        (0..idx.len()).step_by(step).take(queries).flat_map(|r| idx.vector(r).to_vec()).collect();
+    let n = picked.len() / dim;
+    let mut q = lookalike::bench::synthesize(&picked, dim, 2 * n, 0.3);
+    q.drain(..n * dim);
+    q
 }
 
 fn tempfile_dir() -> anyhow::Result<PathBuf> {

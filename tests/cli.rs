@@ -466,9 +466,9 @@ fn eval_leave_one_out_agrees_with_searching_each_item() {
     let idx = engine.index();
     let q = lookalike::Query { k: 5, ..lookalike::Query::default() };
     let mut sum = 0.0;
-    for row in 0..idx.len() {
-        let own = &idx.metadata(row)["articleType"];
-        let hits = engine.similar_to(idx.id(row), &q).unwrap();
+    for key in idx.keys() {
+        let own = &idx.metadata(key).unwrap()["articleType"];
+        let hits = engine.similar_to(idx.id(key).unwrap(), &q).unwrap();
         sum += hits.iter().filter(|h| &h.metadata["articleType"] == own).count() as f64 / 5.0;
     }
     let want = sum / idx.len() as f64;

@@ -1,5 +1,7 @@
 //! Every on-disk format version ever written keeps a golden index that must still open
 //! and answer. v1: six sample photos, the tiny test model (64-d), written by lookalike 0.1.
+//! v2 (`tools/make_golden_index.sh 2`): the same six, then a hat photo added with `add` and
+//! item 1001 removed; items carry keys and the HNSW graph is in the file.
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
@@ -14,6 +16,13 @@ fn open_copy(version: u32) -> (tempfile::TempDir, Engine) {
     let dir = tempfile::tempdir().unwrap();
     for f in ["data.mdb", "model.onnx"] {
         std::fs::copy(src.join(f), dir.path().join(f)).unwrap();
+    }
+    if src.join("photos").is_dir() {
+        std::fs::create_dir(dir.path().join("photos")).unwrap();
+        for e in std::fs::read_dir(src.join("photos")).unwrap() {
+            let e = e.unwrap();
+            std::fs::copy(e.path(), dir.path().join("photos").join(e.file_name())).unwrap();
+        }
     }
     let engine = Engine::open(dir.path(), BackendKind::Tract).unwrap();
     (dir, engine)
@@ -40,4 +49,39 @@ fn golden_index_v1_opens_and_answers() {
     let (hits, _) = engine.search_photo(&bytes, &q).unwrap();
     assert_eq!(hits[0].id, "1087");
     assert!(hits[0].score > 0.999);
+}
+
+#[test]
+fn golden_index_v2_opens_and_answers_exactly_and_through_its_graph() {
+    let (dir, engine) = open_copy(2);
+    let info = engine.info();
+    assert_eq!((info.format_version, info.dim), (2, 64));
+    assert_eq!(engine.index().len(), 6);
+    assert!(engine.index().key_of("1001").is_none(), "removed before the fixture was written");
+    let want = vec!["1180", "added-hat", "1087", "1299", "1030"];
+    for mode in [lookalike::index::SearchMode::Exact, lookalike::index::SearchMode::Ann] {
+        let q = Query { mode, ..Query::default() };
+        let hits = engine.similar_to("1000", &q).unwrap();
+        let ids: Vec<&str> = hits.iter().map(|h| h.id.as_str()).collect();
+        assert_eq!(ids, want, "{mode:?}");
+    }
+    // The added item's photo lives in the index folder, and its metadata came with it.
+    let key = engine.index().key_of("added-hat").unwrap();
+    let record = engine.index().record(key).unwrap().clone();
+    assert!(record.added && dir.path().join(&record.path).is_file());
+    assert_eq!(record.metadata["articleType"], "Caps");
+    let bytes = std::fs::read(fixture("queries/hat.jpg")).unwrap();
+    let q = Query { k: 1, resize: lookalike::preprocess::QueryResize::Pad, ..Query::default() };
+    let (hits, _) = engine.search_photo(&bytes, &q).unwrap();
+    assert_eq!(hits[0].id, "added-hat");
+    assert!(hits[0].score > 0.999);
+    // And it takes new writes: keys continue after the stored ones.
+    let report = engine
+        .add_items(vec![lookalike::engine::NewItem {
+            id: "again".into(),
+            photo: std::fs::read(sample().join("images/1001.jpg")).unwrap(),
+            metadata: Default::default(),
+        }])
+        .unwrap();
+    assert_eq!((report.added.len(), report.total_items), (1, 7));
 }

@@ -2,7 +2,7 @@
 //! (details to the log only) for everything else.
 
 use axum::Json;
-use axum::http::StatusCode;
+use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 
 use crate::embed::EmbedError;
@@ -20,6 +20,10 @@ pub struct ErrorBody {
 #[derive(Debug)]
 pub enum AppError {
     BadRequest(String),
+    /// No or a wrong bearer token (answered with `WWW-Authenticate: Bearer`).
+    Unauthorized(String),
+    /// The operation is switched off on this server.
+    Forbidden(String),
     NotFound(String),
     TooLarge(String),
     Unsupported(String),
@@ -40,6 +44,9 @@ impl From<Error> for AppError {
         };
         match &e {
             Error::UnknownId(_) => AppError::NotFound(e.to_string()),
+            Error::BadItem { .. } | Error::UnknownColumn { .. } | Error::BadFilter(_) => {
+                AppError::BadRequest(e.to_string())
+            }
             Error::Image(p) | Error::Embed(EmbedError::Preprocess(p)) => image(p),
             _ if e.is_user_error() => AppError::BadRequest(e.to_string()),
             _ => AppError::Internal(format!("{e:#}")),
@@ -51,6 +58,14 @@ impl IntoResponse for AppError {
     fn into_response(self) -> Response {
         let (status, msg) = match self {
             AppError::BadRequest(m) => (StatusCode::BAD_REQUEST, m),
+            AppError::Unauthorized(m) => {
+                let mut res =
+                    (StatusCode::UNAUTHORIZED, Json(ErrorBody { error: m })).into_response();
+                res.headers_mut()
+                    .insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer"));
+                return res;
+            }
+            AppError::Forbidden(m) => (StatusCode::FORBIDDEN, m),
             AppError::NotFound(m) => (StatusCode::NOT_FOUND, m),
             AppError::TooLarge(m) => (StatusCode::PAYLOAD_TOO_LARGE, m),
             AppError::Unsupported(m) => (StatusCode::UNSUPPORTED_MEDIA_TYPE, m),

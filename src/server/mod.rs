@@ -3,6 +3,9 @@
 //!
 //! Inference runs on the blocking pool behind a bounded number of slots: when all are
 //! taken a search gets 503 at once instead of queueing without limit.
+//!
+//! Items can be added (`POST /api/items`) and removed (`DELETE /api/items/{id}`) while the
+//! server answers, with a bearer token given at start-up; without one these are disabled.
 
 mod assets;
 mod error;
@@ -11,8 +14,10 @@ mod thumbs;
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 use std::time::Instant;
+
+use arc_swap::ArcSwap;
 
 use axum::body::Bytes;
 use axum::extract::{DefaultBodyLimit, Multipart, Path as UrlPath, RawQuery, State};
@@ -21,13 +26,15 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::{Json, Router};
 use serde::Serialize;
+use serde_json::Value;
 use tokio::sync::Semaphore;
 
 pub use error::{AppError, ErrorBody};
 
-use crate::engine::{Engine, MAX_K, Query};
-use crate::index::{Filter, Hit};
+use crate::engine::{Engine, MAX_K, NewItem, Query, WriteReport};
+use crate::index::{Filter, Hit, VectorIndex};
 use crate::preprocess::{Crop, QueryResize};
+use crate::store::ItemRecord;
 
 /// Largest k the page and API accept.
 pub const API_MAX_K: usize = 50;
@@ -41,11 +48,14 @@ pub struct ServeOptions {
     pub max_upload: usize,
     /// Searches running or waiting at once before the server answers 503.
     pub max_inflight: usize,
+    /// Bearer token the write endpoints (`POST /api/items`, `DELETE /api/items/{id}`)
+    /// require; `None` (or empty) disables them.
+    pub admin_token: Option<String>,
 }
 
 impl Default for ServeOptions {
     fn default() -> Self {
-        Self { catalog: None, max_upload: 20 * 1024 * 1024, max_inflight: 32 }
+        Self { catalog: None, max_upload: 20 * 1024 * 1024, max_inflight: 32, admin_token: None }
     }
 }
 
@@ -53,11 +63,40 @@ impl Default for ServeOptions {
 pub struct AppState {
     engine: Arc<Engine>,
     catalog: Option<PathBuf>,
+    /// Canonical index folder: where photos of items added through the API live.
+    index_dir: PathBuf,
     max_upload: usize,
     slots: Arc<Semaphore>,
+    /// Digest of the admin token; `None`: write endpoints disabled.
+    admin_token: Option<blake3::Hash>,
+    /// Facets and statistics, recomputed after each write.
+    summary: ArcSwap<Summary>,
+    /// Serialises recomputing `summary`, so an older snapshot never replaces a newer one.
+    summary_writer: Mutex<()>,
+    thumbs: thumbs::Cache,
+}
+
+/// Value counts of the metadata columns, as of one snapshot of the index.
+#[derive(Debug, Default)]
+struct Summary {
     facets: Vec<Column>,
     stats: Vec<Column>,
-    thumbs: thumbs::Cache,
+}
+
+impl Summary {
+    fn of(engine: &Engine) -> Self {
+        let idx = engine.index();
+        let stats = column_counts(&engine.info().columns, &idx);
+        let facets = stats
+            .iter()
+            // A column with a value per item (names, ids) is no filter.
+            .filter(|c| {
+                c.distinct <= FACET_MAX_VALUES && c.distinct > 1 && c.distinct * 2 <= idx.len()
+            })
+            .cloned()
+            .collect();
+        Self { facets, stats }
+    }
 }
 
 impl AppState {
@@ -67,24 +106,24 @@ impl AppState {
             .clone()
             .or_else(|| engine.info().catalog.clone().map(PathBuf::from))
             .and_then(|p| std::fs::canonicalize(p).ok());
-        let stats = column_counts(&engine);
-        let facets = stats
-            .iter()
-            // A column with a value per item (names, ids) is no filter.
-            .filter(|c| {
-                c.distinct <= FACET_MAX_VALUES
-                    && c.distinct > 1
-                    && c.distinct * 2 <= engine.index().len()
-            })
-            .cloned()
-            .collect();
+        let summary = ArcSwap::from_pointee(Summary::of(&engine));
+        let admin_token = opts
+            .admin_token
+            .as_deref()
+            .map(str::trim)
+            .filter(|t| !t.is_empty())
+            .map(|t| blake3::hash(t.as_bytes()));
+        let index_dir =
+            std::fs::canonicalize(engine.dir()).unwrap_or_else(|_| engine.dir().to_path_buf());
         Self {
             engine,
             catalog,
+            index_dir,
             max_upload: opts.max_upload,
             slots: Arc::new(Semaphore::new(opts.max_inflight.max(1))),
-            facets,
-            stats,
+            admin_token,
+            summary,
+            summary_writer: Mutex::new(()),
             thumbs: thumbs::Cache::new(4096),
         }
     }
@@ -113,17 +152,14 @@ pub struct ValueCount {
 }
 
 /// Every column's value counts, the most frequent `FACET_MAX_VALUES` kept.
-fn column_counts(engine: &Engine) -> Vec<Column> {
-    let idx = engine.index();
-    engine
-        .info()
-        .columns
+fn column_counts(columns: &[String], idx: &VectorIndex) -> Vec<Column> {
+    columns
         .iter()
         .map(|col| {
             let mut counts: BTreeMap<&str, usize> = BTreeMap::new();
             let mut missing = 0;
-            for r in 0..idx.len() {
-                match idx.metadata(r).get(col) {
+            for key in idx.keys() {
+                match idx.metadata(key).and_then(|m| m.get(col)) {
                     Some(v) => *counts.entry(v.as_str()).or_insert(0) += 1,
                     None => missing += 1,
                 }
@@ -148,8 +184,8 @@ pub fn app(state: Arc<AppState>) -> Router {
         .route("/assets/{file}", get(assets::asset))
         .route("/healthz", get(|| async { "ok" }))
         .route("/api/search", post(search).layer(DefaultBodyLimit::max(limit)))
-        .route("/api/items", get(list_items))
-        .route("/api/items/{id}", get(get_item))
+        .route("/api/items", get(list_items).post(add_item).layer(DefaultBodyLimit::max(limit)))
+        .route("/api/items/{id}", get(get_item).delete(remove_item))
         .route("/api/items/{id}/similar", get(similar))
         .route("/api/facets", get(facets))
         .route("/api/stats", get(stats))
@@ -172,6 +208,11 @@ pub async fn serve(
         tracing::warn!(
             "catalogue folder not found: product photos will not be shown (use --catalog)"
         );
+    }
+    if state.admin_token.is_some() {
+        tracing::info!("write endpoints enabled (POST /api/items, DELETE /api/items/{{id}})");
+    } else {
+        tracing::info!("write endpoints disabled (no --admin-token)");
     }
     let listener = tokio::net::TcpListener::bind(addr).await?;
     axum::serve(listener, app(state))
@@ -211,9 +252,13 @@ impl From<Hit> for HitOut {
 }
 
 fn urls(id: &str) -> (String, String) {
+    (urls_of("/images/", id), urls_of("/thumbs/", id))
+}
+
+/// `prefix` followed by the id, percent-encoded as one path segment.
+fn urls_of(prefix: &str, id: &str) -> String {
     let enc: String = form_urlencoded::byte_serialize(id.as_bytes()).collect();
-    let enc = enc.replace('+', "%20");
-    (format!("/images/{enc}"), format!("/thumbs/{enc}"))
+    format!("{prefix}{}", enc.replace('+', "%20"))
 }
 
 #[derive(Debug, Serialize, utoipa::ToSchema)]
@@ -340,6 +385,7 @@ async fn search(
         filter: filter(&state, &filters)?,
         crop,
         resize,
+        ..Query::default()
     };
     let permit = state.slots.clone().try_acquire_owned().map_err(|_| AppError::Busy)?;
     let engine = state.engine.clone();
@@ -368,15 +414,20 @@ fn multipart_error(e: &axum::extract::multipart::MultipartError, limit: usize) -
     }
 }
 
-fn item_out(state: &AppState, row: usize) -> ItemOut {
-    let idx = state.engine.index();
-    let id = idx.id(row).to_string();
+fn item_out(idx: &VectorIndex, key: u32) -> Option<ItemOut> {
+    let id = idx.id(key)?.to_string();
     let (image, thumbnail) = urls(&id);
-    ItemOut { id, metadata: idx.metadata(row).clone(), image, thumbnail }
+    Some(ItemOut { id, metadata: idx.metadata(key)?.clone(), image, thumbnail })
 }
 
-fn row_of(state: &AppState, id: &str) -> Result<usize, AppError> {
-    state.engine.index().row_of(id).ok_or_else(|| AppError::NotFound(format!("unknown id '{id}'")))
+fn unknown(id: &str) -> AppError {
+    AppError::NotFound(format!("unknown id '{id}'"))
+}
+
+/// The item's record, from one snapshot of the index.
+fn record_of(state: &AppState, id: &str) -> Result<ItemRecord, AppError> {
+    let idx = state.engine.index();
+    idx.key_of(id).and_then(|k| idx.record(k)).cloned().ok_or_else(|| unknown(id))
 }
 
 #[utoipa::path(get, path = "/api/items/{id}",
@@ -386,8 +437,9 @@ async fn get_item(
     State(state): State<Arc<AppState>>,
     UrlPath(id): UrlPath<String>,
 ) -> Result<Json<ItemOut>, AppError> {
-    let row = row_of(&state, &id)?;
-    Ok(Json(item_out(&state, row)))
+    let idx = state.engine.index();
+    let item = idx.key_of(&id).and_then(|k| item_out(&idx, k)).ok_or_else(|| unknown(&id))?;
+    Ok(Json(item))
 }
 
 #[utoipa::path(get, path = "/api/items/{id}/similar",
@@ -407,7 +459,6 @@ async fn similar(
         filter: filter(&state, &p.filters)?,
         ..Query::default()
     };
-    row_of(&state, &id)?;
     let hits = state.engine.similar_to(&id, &q)?;
     Ok(Json(SearchOut {
         results: hits.into_iter().map(HitOut::from).collect(),
@@ -429,25 +480,29 @@ async fn list_items(
     let per_page = number("per_page", p.per_page.as_deref(), 24, 100)?;
     let f = filter(&state, &p.filters)?;
     let idx = state.engine.index();
-    let rows: Vec<usize> = (0..idx.len()).filter(|&r| f.matches(idx.metadata(r))).collect();
-    let items = rows
+    let keys: Vec<u32> = match idx.filter_keys(&f) {
+        Some(keys) => keys.iter().collect(),
+        None => idx.keys().collect(),
+    };
+    let items = keys
         .iter()
         .skip((page - 1) * per_page)
         .take(per_page)
-        .map(|&r| item_out(&state, r))
+        .filter_map(|&k| item_out(&idx, k))
         .collect();
-    Ok(Json(ItemsPage { items, total: rows.len(), page, per_page }))
+    Ok(Json(ItemsPage { items, total: keys.len(), page, per_page }))
 }
 
 #[utoipa::path(get, path = "/api/facets", responses((status = 200, body = FacetsOut)))]
 async fn facets(State(state): State<Arc<AppState>>) -> Json<FacetsOut> {
-    Json(FacetsOut { columns: state.facets.clone() })
+    Json(FacetsOut { columns: state.summary.load().facets.clone() })
 }
 
 #[utoipa::path(get, path = "/api/stats", responses((status = 200, body = StatsOut)))]
 async fn stats(State(state): State<Arc<AppState>>) -> Json<StatsOut> {
     let info = state.engine.info();
-    let columns = state
+    let summary = state.summary.load();
+    let columns = summary
         .stats
         .iter()
         .map(|c| Column {
@@ -464,13 +519,17 @@ async fn stats(State(state): State<Arc<AppState>>) -> Json<StatsOut> {
 }
 
 /// The photo file of an item: resolved from the index (never from the request), and only
-/// inside the catalogue folder.
-fn photo_path(state: &AppState, row: usize) -> Result<PathBuf, AppError> {
-    let root = state
-        .catalog
-        .as_ref()
-        .ok_or_else(|| AppError::NotFound("the catalogue folder is not available".into()))?;
-    let rel = Path::new(state.engine.index().path(row));
+/// inside the catalogue folder (or, for items added through the API, the index folder).
+fn photo_path(state: &AppState, record: &ItemRecord) -> Result<PathBuf, AppError> {
+    let root = if record.added {
+        &state.index_dir
+    } else {
+        state
+            .catalog
+            .as_ref()
+            .ok_or_else(|| AppError::NotFound("the catalogue folder is not available".into()))?
+    };
+    let rel = Path::new(&record.path);
     if rel.is_absolute() || rel.components().any(|c| matches!(c, std::path::Component::ParentDir)) {
         return Err(AppError::NotFound("photo outside the catalogue".into()));
     }
@@ -522,9 +581,9 @@ async fn image(
     UrlPath(id): UrlPath<String>,
     headers: HeaderMap,
 ) -> Result<Response, AppError> {
-    let row = row_of(&state, &id)?;
-    let etag = format!("\"{}\"", state.engine.index().hash(row));
-    let path = photo_path(&state, row)?;
+    let record = record_of(&state, &id)?;
+    let etag = format!("\"{}\"", record.hash);
+    let path = photo_path(&state, &record)?;
     if not_modified(&headers, &etag) {
         return Ok(cached(&headers, etag, "image/jpeg", Bytes::new()));
     }
@@ -541,8 +600,8 @@ async fn thumbnail(
     UrlPath(id): UrlPath<String>,
     headers: HeaderMap,
 ) -> Result<Response, AppError> {
-    let row = row_of(&state, &id)?;
-    let hash = state.engine.index().hash(row).to_string();
+    let record = record_of(&state, &id)?;
+    let hash = record.hash.clone();
     let etag = format!("\"{hash}-t\"");
     if not_modified(&headers, &etag) {
         return Ok(cached(&headers, etag, "image/jpeg", Bytes::new()));
@@ -550,13 +609,249 @@ async fn thumbnail(
     if let Some(b) = state.thumbs.get(&hash) {
         return Ok(cached(&headers, etag, "image/jpeg", b));
     }
-    let path = photo_path(&state, row)?;
+    let path = photo_path(&state, &record)?;
     let bytes = tokio::task::spawn_blocking(move || thumbs::make(&path))
         .await
         .map_err(|e| AppError::Internal(format!("thumbnail task failed: {e}")))?
         .map_err(|e| AppError::Internal(format!("thumbnail of {id}: {e}")))?;
     state.thumbs.put(hash, bytes.clone());
     Ok(cached(&headers, etag, "image/jpeg", bytes))
+}
+
+/// What a write did, as the API answers it.
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+pub struct WriteOut {
+    /// Ids new to the index.
+    pub added: Vec<String>,
+    /// Ids that were there and now hold the new photo and metadata.
+    pub replaced: Vec<String>,
+    /// Ids removed.
+    pub removed: Vec<String>,
+    /// Items in the index after the write.
+    pub total_items: usize,
+    /// Server time for the write, in seconds.
+    pub seconds: f64,
+}
+
+impl From<WriteReport> for WriteOut {
+    fn from(r: WriteReport) -> Self {
+        WriteOut {
+            added: r.added,
+            replaced: r.replaced,
+            removed: r.removed,
+            total_items: r.total_items,
+            seconds: r.seconds,
+        }
+    }
+}
+
+/// Equal in time independent of where they differ: both sides are digests of one length.
+fn same_digest(a: &blake3::Hash, b: &blake3::Hash) -> bool {
+    a.as_bytes().iter().zip(b.as_bytes()).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
+}
+
+/// Refuse a write unless the server has an admin token and the request carries it as
+/// `Authorization: Bearer <token>`.
+fn authorize(state: &AppState, headers: &HeaderMap) -> Result<(), AppError> {
+    let Some(expected) = &state.admin_token else {
+        return Err(AppError::Forbidden(
+            "write endpoints are disabled: start the server with --admin-token or LOOKALIKE_ADMIN_TOKEN"
+                .into(),
+        ));
+    };
+    let given = headers
+        .get(header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.trim().split_once(' '))
+        .filter(|(scheme, _)| scheme.eq_ignore_ascii_case("bearer"))
+        .map(|(_, token)| token.trim())
+        .ok_or_else(|| {
+            AppError::Unauthorized("missing 'Authorization: Bearer <token>' header".into())
+        })?;
+    if same_digest(&blake3::hash(given.as_bytes()), expected) {
+        Ok(())
+    } else {
+        Err(AppError::Unauthorized("wrong admin token".into()))
+    }
+}
+
+/// Recompute facets and statistics after a write. Each recomputation reads the newest
+/// snapshot under the lock, so the last one stored is never older than the last write.
+fn refresh_summary(state: &AppState) {
+    // The lock guards no data, so a panic elsewhere while holding it leaves nothing broken.
+    let _writer = state.summary_writer.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+    state.summary.store(Arc::new(Summary::of(&state.engine)));
+}
+
+/// A metadata value from the `metadata` JSON object: text, or a number or boolean as text.
+fn metadata_value(column: &str, v: &Value) -> Result<String, AppError> {
+    match v {
+        Value::String(s) => Ok(s.clone()),
+        Value::Number(n) => Ok(n.to_string()),
+        Value::Bool(b) => Ok(b.to_string()),
+        _ => Err(AppError::BadRequest(format!(
+            "metadata column '{column}' must be a string, got {v}"
+        ))),
+    }
+}
+
+fn put_metadata(
+    state: &AppState,
+    metadata: &mut BTreeMap<String, String>,
+    column: &str,
+    value: String,
+) -> Result<(), AppError> {
+    let columns = &state.engine.info().columns;
+    if !columns.iter().any(|c| c == column) {
+        return Err(AppError::BadRequest(format!(
+            "unknown metadata column '{column}' (columns: {})",
+            columns.join(", ")
+        )));
+    }
+    if metadata.insert(column.to_string(), value).is_some() {
+        return Err(AppError::BadRequest(format!("metadata column '{column}' is given twice")));
+    }
+    Ok(())
+}
+
+#[utoipa::path(
+    post,
+    path = "/api/items",
+    request_body(content_type = "multipart/form-data", description = "Fields: `image` (the photo, required), `id` (the item id; default: the uploaded file name without its extension), `metadata` (a JSON object of column → value), and any index column by name as a metadata value. Columns must already exist in the index. An existing id is replaced."),
+    security(("admin_token" = [])),
+    responses(
+        (status = 201, body = WriteOut, description = "added; searches find it at once", headers(("Location" = String, description = "the item's URL"))),
+        (status = 200, body = WriteOut, description = "an item with this id was replaced"),
+        (status = 400, body = ErrorBody, description = "missing id or photo, unknown field or column, unusable photo"),
+        (status = 401, body = ErrorBody, description = "missing or wrong bearer token"),
+        (status = 403, body = ErrorBody, description = "write endpoints disabled (no admin token configured)"),
+        (status = 413, body = ErrorBody, description = "upload over the size limit"),
+        (status = 503, body = ErrorBody, description = "too many searches or writes at once"),
+    )
+)]
+async fn add_item(
+    State(state): State<Arc<AppState>>,
+    headers: HeaderMap,
+    form: Result<Multipart, axum::extract::multipart::MultipartRejection>,
+) -> Result<Response, AppError> {
+    authorize(&state, &headers)?;
+    let mut form = form.map_err(|e| {
+        AppError::BadRequest(format!("expected a multipart/form-data upload: {}", e.body_text()))
+    })?;
+    let mut image: Option<(Bytes, Option<String>)> = None;
+    let mut id: Option<String> = None;
+    let mut metadata = BTreeMap::new();
+    loop {
+        let field = match form.next_field().await {
+            Ok(Some(f)) => f,
+            Ok(None) => break,
+            Err(e) => return Err(multipart_error(&e, state.max_upload)),
+        };
+        let name = field.name().unwrap_or("").to_string();
+        let file_name = field.file_name().map(str::to_string);
+        let data = field.bytes().await.map_err(|e| multipart_error(&e, state.max_upload))?;
+        let text = || String::from_utf8_lossy(&data).trim().to_string();
+        match name.as_str() {
+            "image" if image.is_some() => {
+                return Err(AppError::BadRequest("only one 'image' field per request".into()));
+            }
+            "image" => image = Some((data.clone(), file_name)),
+            "id" => id = Some(text()),
+            "metadata" if text().is_empty() => {}
+            "metadata" => {
+                let object: BTreeMap<String, Value> =
+                    serde_json::from_slice(&data).map_err(|e| {
+                        AppError::BadRequest(format!(
+                            "the 'metadata' field must be a JSON object of column to value: {e}"
+                        ))
+                    })?;
+                for (column, v) in &object {
+                    put_metadata(&state, &mut metadata, column, metadata_value(column, v)?)?;
+                }
+            }
+            column if state.engine.info().columns.iter().any(|c| c == column) => {
+                put_metadata(&state, &mut metadata, column, text())?;
+            }
+            other => {
+                return Err(AppError::BadRequest(format!(
+                    "unknown form field '{other}' (expected image, id, metadata or an index column: {})",
+                    state.engine.info().columns.join(", ")
+                )));
+            }
+        }
+    }
+    let (photo, file_name) = image.ok_or_else(|| {
+        AppError::BadRequest("missing the 'image' field (the item's photo)".into())
+    })?;
+    if photo.is_empty() {
+        return Err(AppError::BadRequest("the uploaded photo is an empty file".into()));
+    }
+    if photo.len() > state.max_upload {
+        return Err(too_large(state.max_upload));
+    }
+    let id = id
+        .filter(|id| !id.is_empty())
+        .or_else(|| {
+            let stem = Path::new(file_name.as_deref()?).file_stem()?.to_str()?.trim();
+            (!stem.is_empty()).then(|| stem.to_string())
+        })
+        .ok_or_else(|| {
+            AppError::BadRequest(
+                "missing the item id: give an 'id' field or a file name with the photo".into(),
+            )
+        })?;
+    let permit = state.slots.clone().try_acquire_owned().map_err(|_| AppError::Busy)?;
+    let task_state = state.clone();
+    let item = NewItem { id: id.clone(), photo: photo.to_vec(), metadata };
+    let report = tokio::task::spawn_blocking(move || {
+        let _permit = permit;
+        let report = task_state.engine.add_items(vec![item])?;
+        refresh_summary(&task_state);
+        Ok::<_, AppError>(report)
+    })
+    .await
+    .map_err(|e| AppError::Internal(format!("write task failed: {e}")))??;
+    let created = report.replaced.is_empty();
+    let body = Json(WriteOut::from(report));
+    if created {
+        let location = urls_of("/api/items/", &id);
+        let mut res = (StatusCode::CREATED, body).into_response();
+        if let Ok(v) = HeaderValue::from_str(&location) {
+            res.headers_mut().insert(header::LOCATION, v);
+        }
+        Ok(res)
+    } else {
+        Ok((StatusCode::OK, body).into_response())
+    }
+}
+
+#[utoipa::path(
+    delete,
+    path = "/api/items/{id}",
+    params(("id" = String, Path, description = "item id")),
+    security(("admin_token" = [])),
+    responses(
+        (status = 200, body = WriteOut, description = "removed; searches no longer return it"),
+        (status = 401, body = ErrorBody, description = "missing or wrong bearer token"),
+        (status = 403, body = ErrorBody, description = "write endpoints disabled (no admin token configured)"),
+        (status = 404, body = ErrorBody, description = "unknown id"),
+    )
+)]
+async fn remove_item(
+    State(state): State<Arc<AppState>>,
+    UrlPath(id): UrlPath<String>,
+    headers: HeaderMap,
+) -> Result<Json<WriteOut>, AppError> {
+    authorize(&state, &headers)?;
+    let task_state = state.clone();
+    let report = tokio::task::spawn_blocking(move || {
+        let report = task_state.engine.remove_items(&[id])?;
+        refresh_summary(&task_state);
+        Ok::<_, AppError>(report)
+    })
+    .await
+    .map_err(|e| AppError::Internal(format!("write task failed: {e}")))??;
+    Ok(Json(WriteOut::from(report)))
 }
 
 #[cfg(test)]

@@ -1,7 +1,8 @@
 //! The OpenAPI document, generated from the handlers' annotations.
 
 use axum::Json;
-use utoipa::OpenApi;
+use utoipa::openapi::security::{Http, HttpAuthScheme, SecurityScheme};
+use utoipa::{Modify, OpenApi};
 
 use super::*;
 
@@ -9,14 +10,35 @@ use super::*;
 #[openapi(
     info(
         title = "lookalike",
-        description = "Visual search for fashion catalogues: upload a photo, get similar products."
+        description = "Visual search for fashion catalogues: upload a photo, get similar products. \
+            Adding and removing items needs the server's admin token as a bearer token; \
+            without one configured at start-up those endpoints answer 403."
     ),
-    paths(search, get_item, similar, list_items, facets, stats, image, thumbnail),
+    paths(
+        search, get_item, similar, list_items, add_item, remove_item, facets, stats, image,
+        thumbnail
+    ),
     components(schemas(
-        SearchOut, HitOut, ItemOut, ItemsPage, FacetsOut, StatsOut, Column, ValueCount, ErrorBody
-    ))
+        SearchOut, HitOut, ItemOut, ItemsPage, FacetsOut, StatsOut, Column, ValueCount, WriteOut,
+        ErrorBody
+    )),
+    modifiers(&AdminToken)
 )]
 pub(super) struct ApiDoc;
+
+/// The `admin_token` bearer scheme the write endpoints name.
+struct AdminToken;
+
+impl Modify for AdminToken {
+    fn modify(&self, doc: &mut utoipa::openapi::OpenApi) {
+        let components = doc.components.get_or_insert_with(Default::default);
+        let mut scheme = Http::new(HttpAuthScheme::Bearer);
+        scheme.description = Some(
+            "The token given to `lookalike serve --admin-token` (or LOOKALIKE_ADMIN_TOKEN).".into(),
+        );
+        components.add_security_scheme("admin_token", SecurityScheme::Http(scheme));
+    }
+}
 
 pub(super) async fn document() -> Json<utoipa::openapi::OpenApi> {
     Json(ApiDoc::openapi())

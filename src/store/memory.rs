@@ -1,14 +1,18 @@
 //! In-memory store: the reference behaviour of [`Store`], for tests and scratch indexes.
+//! Its "approximate" search is exact, which makes it the yardstick for the real graph.
 
 use std::collections::BTreeMap;
 use std::sync::RwLock;
 
-use super::{Change, IndexInfo, ItemRecord, Store, StoreError, check_dims};
+use roaring::RoaringBitmap;
+
+use super::{AnnHit, Change, IndexInfo, ItemRecord, Store, StoreError, check_dims};
 
 #[derive(Default)]
 struct Inner {
     info: Option<IndexInfo>,
     items: BTreeMap<String, (ItemRecord, Vec<f32>)>,
+    next_key: u32,
 }
 
 /// A [`Store`] that lives and dies with the process.
@@ -32,7 +36,7 @@ impl Store for MemoryStore {
         Ok(self.inner.read().map_err(poisoned)?.info.clone())
     }
 
-    fn apply(&self, info: Option<&IndexInfo>, changes: &[Change]) -> Result<(), StoreError> {
+    fn apply(&self, info: Option<&IndexInfo>, changes: &[Change]) -> Result<Vec<u32>, StoreError> {
         let mut g = self.inner.write().map_err(poisoned)?;
         let effective = info.cloned().or_else(|| g.info.clone());
         check_dims(effective.as_ref(), changes)?;
@@ -51,14 +55,19 @@ impl Store for MemoryStore {
         if let Some(i) = info {
             g.info = Some(i.clone());
         }
+        let mut keys = Vec::new();
         for c in changes {
             match c {
                 Change::Put { id, record, vector } => {
-                    g.items.insert(id.clone(), (record.clone(), vector.clone()));
+                    let key = g.next_key;
+                    g.next_key += 1;
+                    let record = ItemRecord { key: Some(key), ..record.clone() };
+                    g.items.insert(id.clone(), (record, vector.clone()));
+                    keys.push(key);
                 }
                 Change::Record { id, record } => {
                     if let Some(entry) = g.items.get_mut(id) {
-                        entry.0 = record.clone();
+                        entry.0 = ItemRecord { key: entry.0.key, ..record.clone() };
                     }
                 }
                 Change::Delete { id } => {
@@ -66,7 +75,30 @@ impl Store for MemoryStore {
                 }
             }
         }
+        Ok(keys)
+    }
+
+    fn build_ann(&self) -> Result<(), StoreError> {
         Ok(())
+    }
+
+    fn ann_search(
+        &self,
+        query: &[f32],
+        count: usize,
+        _ef: usize,
+        candidates: Option<&RoaringBitmap>,
+    ) -> Result<Option<Vec<AnnHit>>, StoreError> {
+        let g = self.inner.read().map_err(poisoned)?;
+        let mut all: Vec<AnnHit> = g
+            .items
+            .values()
+            .filter_map(|(r, v)| Some((r.key?, crate::kernel::dot_scalar(v, query))))
+            .filter(|(k, _)| candidates.is_none_or(|c| c.contains(*k)))
+            .collect();
+        all.sort_by(|a, b| b.1.total_cmp(&a.1).then(a.0.cmp(&b.0)));
+        all.truncate(count);
+        Ok(Some(all))
     }
 
     fn get(&self, id: &str) -> Result<Option<(ItemRecord, Vec<f32>)>, StoreError> {

@@ -5,6 +5,12 @@
 //! (tests, throw-away indexes). A batch of changes is applied atomically or not at all,
 //! which is what makes an interrupted indexing run safe. The store knows nothing of
 //! images, models or HTTP.
+//!
+//! Every item gets a key, a `u32` the store hands out once and never again: an item that
+//! is replaced gets a new key. Keys name items in the approximate-nearest-neighbour graph
+//! and in the in-memory index's bitmaps. The graph is a derived structure: the store
+//! keeps its vectors in step within each transaction, and [`Store::build_ann`] links the
+//! pending ones; until it has, [`Store::ann_search`] answers `None` and search is exact.
 
 mod lmdb;
 mod memory;
@@ -20,7 +26,12 @@ use crate::model::ModelSpec;
 
 /// Version of the on-disk layout; bumped on any incompatible change. Every version ever
 /// released keeps a golden index under `tests/fixtures/` that must still open.
-pub const FORMAT_VERSION: u32 = 1;
+///
+/// - 1: items, vectors and the description.
+/// - 2: items carry a key, and an HNSW graph (hannoy) lives beside them. A v1 index opens
+///   as it is (keys are then the items' places in id order, which is also what the upgrade
+///   on the first write gives them) and is searched exactly until upgraded.
+pub const FORMAT_VERSION: u32 = 2;
 
 /// Errors of the storage layer.
 #[derive(Debug, thiserror::Error)]
@@ -62,6 +73,13 @@ pub struct ItemRecord {
     /// BLAKE3 of the image file's bytes: a changed file is re-embedded.
     pub hash: String,
     pub metadata: BTreeMap<String, String>,
+    /// The item's key, given by the store when the item is put (absent in v1 indexes).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub key: Option<u32>,
+    /// The photo was added by `add` or the API and is kept in the index folder (`path` is
+    /// relative to it); re-indexing the catalogue folder leaves such items alone.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub added: bool,
 }
 
 /// One change inside an atomic batch.
@@ -83,12 +101,29 @@ pub enum Change {
     },
 }
 
+/// One nearest neighbour found by [`Store::ann_search`]: item key and cosine similarity.
+pub type AnnHit = (u32, f32);
+
 /// A backend holding an index.
 pub trait Store: Send + Sync {
     /// The index description, `None` for a new, empty store.
     fn info(&self) -> Result<Option<IndexInfo>, StoreError>;
-    /// Apply `changes` (and `info`, if given) in one transaction.
-    fn apply(&self, info: Option<&IndexInfo>, changes: &[Change]) -> Result<(), StoreError>;
+    /// Apply `changes` (and `info`, if given) in one transaction. Returns the key given to
+    /// each `Put`, in order. A `Record` keeps its item's key.
+    fn apply(&self, info: Option<&IndexInfo>, changes: &[Change]) -> Result<Vec<u32>, StoreError>;
+    /// Link the items put or deleted since the last build into the ANN graph. Cheap when
+    /// nothing is pending; proportional to the pending items otherwise.
+    fn build_ann(&self) -> Result<(), StoreError>;
+    /// The `count` approximate nearest items to `query` among `candidates` (keys; `None`:
+    /// all), best first, exploring `ef` candidates. `None` when the backend has no graph
+    /// that is up to date: the caller then searches exactly.
+    fn ann_search(
+        &self,
+        query: &[f32],
+        count: usize,
+        ef: usize,
+        candidates: Option<&roaring::RoaringBitmap>,
+    ) -> Result<Option<Vec<AnnHit>>, StoreError>;
     fn get(&self, id: &str) -> Result<Option<(ItemRecord, Vec<f32>)>, StoreError>;
     fn len(&self) -> Result<usize, StoreError>;
     fn is_empty(&self) -> Result<bool, StoreError> {

@@ -36,7 +36,11 @@ pub(crate) fn run_all(store: &dyn Store) {
     assert!(store.info().unwrap().is_none(), "new store has no description");
     assert!(store.is_empty().unwrap());
 
-    store.apply(Some(&info(2)), &[put("b", vec![0.0, 1.0]), put("a", vec![1.0, 0.0])]).unwrap();
+    let keys =
+        store.apply(Some(&info(2)), &[put("b", vec![0.0, 1.0]), put("a", vec![1.0, 0.0])]).unwrap();
+    assert_eq!(keys.len(), 2);
+    assert_ne!(keys[0], keys[1], "every item gets its own key");
+    assert_eq!(store.get("b").unwrap().unwrap().0.key, Some(keys[0]));
     assert_eq!(store.info().unwrap().unwrap().dim, 2);
     assert_eq!(store.len().unwrap(), 2);
     let (rec, v) = store.get("a").unwrap().unwrap();
@@ -75,8 +79,27 @@ pub(crate) fn run_all(store: &dyn Store) {
     let (rec, v) = store.get("a").unwrap().unwrap();
     assert_eq!(rec.metadata["articleType"], "Watches");
     assert_eq!(v, vec![1.0, 0.0]);
+    assert_eq!(rec.key, Some(keys[1]), "a record update keeps the key");
     assert!(store.get("b").unwrap().is_none());
     assert_eq!(store.records().unwrap().len(), 1);
+
+    // Replacing an item gives it a new key; keys are never handed out twice.
+    let again = store.apply(None, &[put("a", vec![0.6, 0.8]), put("b", vec![0.0, 1.0])]).unwrap();
+    assert!(again.iter().all(|k| !keys.contains(k)), "{again:?} reuses {keys:?}");
+    assert_eq!(store.get("a").unwrap().unwrap().0.key, Some(again[0]));
+
+    // The ANN search, once linked, answers among live items and honours candidates.
+    store.build_ann().unwrap();
+    let found = store.ann_search(&[0.6, 0.8], 2, 16, None).unwrap().unwrap();
+    assert_eq!(found.iter().map(|h| h.0).collect::<Vec<_>>(), vec![again[0], again[1]]);
+    assert!((found[0].1 - 1.0).abs() < 1e-5, "cosine of a vector with itself: {}", found[0].1);
+    let only_b: roaring::RoaringBitmap = [again[1]].into_iter().collect();
+    let found = store.ann_search(&[0.6, 0.8], 2, 16, Some(&only_b)).unwrap().unwrap();
+    assert_eq!(found.iter().map(|h| h.0).collect::<Vec<_>>(), vec![again[1]]);
+    store.apply(None, &[Change::Delete { id: "a".into() }]).unwrap();
+    store.build_ann().unwrap();
+    let found = store.ann_search(&[0.6, 0.8], 2, 16, None).unwrap().unwrap();
+    assert_eq!(found.iter().map(|h| h.0).collect::<Vec<_>>(), vec![again[1]]);
 }
 
 #[test]
@@ -114,6 +137,32 @@ fn newer_format_version_is_refused() {
         Err(StoreError::UnsupportedVersion { found, .. }) => assert_eq!(found, FORMAT_VERSION + 1),
         other => panic!("expected UnsupportedVersion, got {:?}", other.err()),
     }
+}
+
+#[test]
+fn a_v1_index_opens_read_only_and_upgrades_on_the_first_write() {
+    let dir = tempfile::tempdir().unwrap();
+    let golden =
+        std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/golden-index-v1");
+    std::fs::copy(golden.join("data.mdb"), dir.path().join("data.mdb")).unwrap();
+    {
+        let s = LmdbStore::open_existing(dir.path()).unwrap();
+        assert_eq!(s.info().unwrap().unwrap().format_version, 1);
+        assert!(s.records().unwrap().iter().all(|(_, r)| r.key.is_none()));
+        assert!(s.ann_search(&[0.0; 64], 3, 10, None).unwrap().is_none(), "no graph in v1");
+    }
+    let s = LmdbStore::open(dir.path()).unwrap();
+    assert_eq!(s.info().unwrap().unwrap().format_version, FORMAT_VERSION);
+    // Keys in id order: what readers of the v1 index assumed.
+    let keys: Vec<Option<u32>> = s.records().unwrap().iter().map(|(_, r)| r.key).collect();
+    assert_eq!(keys, (0..6).map(Some).collect::<Vec<_>>());
+    assert!(s.ann_search(&[0.0; 64], 3, 10, None).unwrap().is_none(), "not linked yet");
+    s.build_ann().unwrap();
+    let (rec, v) = s.get("1087").unwrap().unwrap();
+    let found = s.ann_search(&v, 1, 10, None).unwrap().unwrap();
+    assert_eq!(found[0].0, rec.key.unwrap());
+    let new = s.apply(None, &[Change::Delete { id: "1000".into() }, put("z", v.clone())]).unwrap();
+    assert_eq!(new, vec![6], "new keys continue after the upgraded ones");
 }
 
 #[test]

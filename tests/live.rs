@@ -1,0 +1,257 @@
+//! Live updates on real photos: `add` and `remove` on the command line and through the
+//! library from several threads at once, bad input refused whole, and a process killed
+//! in the middle of a write.
+
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+mod common;
+
+use std::collections::HashSet;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+
+use common::*;
+use lookalike::embed::BackendKind;
+use lookalike::engine::NewItem;
+use lookalike::{Engine, Query};
+use serde_json::Value;
+
+const TINY: &str = "tests/fixtures/tiny-model/manifest.toml";
+
+/// A small catalogue indexed with the tiny model (fast enough for many writes).
+fn tiny_index(n: usize) -> (tempfile::TempDir, std::path::PathBuf, Vec<String>) {
+    let dir = tempfile::tempdir().unwrap();
+    let cat = dir.path().join("cat");
+    let ids = small_catalog(&cat, n);
+    let idx = dir.path().join("idx");
+    let model = root().join(TINY);
+    ok(&["index", p(&cat), "--index", p(&idx), "--model", p(&model), "--backend", "tract"]);
+    (dir, idx, ids)
+}
+
+fn count(idx: &std::path::Path) -> u64 {
+    let info: Value = serde_json::from_str(&ok(&["info", "--index", p(idx), "--json"])).unwrap();
+    info["count"].as_u64().unwrap()
+}
+
+fn top(idx: &std::path::Path, photo: &std::path::Path, extra: &[&str]) -> Vec<String> {
+    let mut args = vec!["search", "--index", p(idx), p(photo), "--json", "--backend", "tract"];
+    args.extend_from_slice(extra);
+    let v = &json_lines(&ok(&args))[0];
+    v["results"].as_array().unwrap().iter().map(|r| r["id"].as_str().unwrap().to_string()).collect()
+}
+
+#[test]
+fn add_and_remove_from_the_cli_are_visible_at_once_and_survive_reindexing() {
+    let (dir, idx, _) = tiny_index(20);
+    let hat = fixture("queries/hat.jpg");
+    let out = ok(&[
+        "add",
+        "--index",
+        p(&idx),
+        p(&hat),
+        "--set",
+        "articleType=Caps",
+        "--json",
+        "--backend",
+        "tract",
+    ]);
+    let report: Value = serde_json::from_str(&out).unwrap();
+    assert_eq!(report["added"], serde_json::json!(["hat"]));
+    assert_eq!(report["total_items"], 21);
+    assert_eq!(top(&idx, &hat, &["--query-resize", "pad"])[0], "hat");
+    for mode in ["--exact", "--ann"] {
+        let caps = top(&idx, &hat, &["--filter", "articleType=caps", mode]);
+        assert!(caps.contains(&"hat".to_string()), "{mode}: {caps:?}");
+    }
+    // Re-indexing the catalogue folder leaves the added item alone.
+    let cat = dir.path().join("cat");
+    let r: Value = serde_json::from_str(&ok(&[
+        "index",
+        p(&cat),
+        "--index",
+        p(&idx),
+        "--backend",
+        "tract",
+        "--json",
+    ]))
+    .unwrap();
+    assert_eq!((r["removed"].as_u64(), r["total_items"].as_u64()), (Some(0), Some(21)));
+    // Adding the same id again replaces it.
+    let again: Value = serde_json::from_str(&ok(&[
+        "add",
+        "--index",
+        p(&idx),
+        p(&hat),
+        "--json",
+        "--backend",
+        "tract",
+    ]))
+    .unwrap();
+    assert_eq!(again["replaced"], serde_json::json!(["hat"]));
+    assert_eq!(count(&idx), 21);
+    let photos: Vec<_> = std::fs::read_dir(idx.join("photos")).unwrap().collect();
+    assert_eq!(photos.len(), 1, "one photo file per added item");
+
+    let out = ok(&["remove", "--index", p(&idx), "hat", "--json"]);
+    assert_eq!(serde_json::from_str::<Value>(&out).unwrap()["total_items"], 20);
+    assert!(!top(&idx, &hat, &[]).contains(&"hat".to_string()));
+    assert_eq!(std::fs::read_dir(idx.join("photos")).unwrap().count(), 0, "its photo is gone");
+}
+
+#[test]
+fn bad_writes_are_refused_whole_and_leave_the_index_alone() {
+    let (_dir, idx, ids) = tiny_index(10);
+    let good = fixture("queries/hat.jpg");
+    let garbage = fixture("bad/garbage.png");
+    let cases: Vec<(Vec<&str>, &str)> = vec![
+        (vec!["add", "--index", p(&idx), p(&good), p(&garbage)], "garbage"),
+        (vec!["add", "--index", p(&idx), p(&good), "--set", "colour=red"], "unknown filter column"),
+        (vec!["add", "--index", p(&idx), p(&good), p(&good), "--id", "x"], "exactly one photo"),
+        (vec!["add", "--index", p(&idx), p(&good), "--id", "a/b"], "slash"),
+        (vec!["remove", "--index", p(&idx), &ids[0], "no-such-id"], "no-such-id"),
+    ];
+    for (args, needle) in cases {
+        let out = lookalike(&args);
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(2), "{args:?}: {err}");
+        assert!(err.contains(needle), "{args:?}: error should name {needle:?}: {err}");
+        assert_eq!(count(&idx), 10, "{args:?} changed the index");
+    }
+    let v1 = tempfile::tempdir().unwrap();
+    for f in ["data.mdb", "model.onnx"] {
+        std::fs::copy(fixture("golden-index-v1").join(f), v1.path().join(f)).unwrap();
+    }
+    let out = lookalike(&["add", "--index", p(v1.path()), p(&good), "--backend", "tract"]);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("upgrade"));
+}
+
+#[test]
+fn writers_and_readers_interleave_from_several_threads() {
+    let (_dir, idx, ids) = tiny_index(12);
+    let engine = Arc::new(Engine::open(&idx, BackendKind::Tract).unwrap());
+    let photos: Vec<Vec<u8>> = std::fs::read_dir(sample().join("images"))
+        .unwrap()
+        .take(60)
+        .map(|e| std::fs::read(e.unwrap().path()).unwrap())
+        .collect();
+    let done = Arc::new(AtomicBool::new(false));
+    let readers: Vec<_> = (0..2)
+        .map(|r| {
+            let (engine, done, photos) = (engine.clone(), done.clone(), photos.clone());
+            std::thread::spawn(move || {
+                let mut searches = 0;
+                while !done.load(Ordering::Relaxed) || searches < 5 {
+                    let q = Query { k: 5, ..Query::default() };
+                    let (hits, _) =
+                        engine.search_photo(&photos[searches % photos.len()], &q).unwrap();
+                    assert_eq!(hits.len(), 5, "reader {r}");
+                    // A snapshot is whole: no id twice (a replaced item's old row), best first.
+                    let mut uniq = HashSet::new();
+                    assert!(hits.iter().all(|h| uniq.insert(h.id.clone())), "{hits:?}");
+                    assert!(hits.windows(2).all(|w| w[0].score >= w[1].score));
+                    searches += 1;
+                }
+                searches
+            })
+        })
+        .collect();
+    let writers: Vec<_> = (0..2)
+        .map(|w| {
+            let (engine, photos) = (engine.clone(), photos.clone());
+            std::thread::spawn(move || {
+                for i in 0..15 {
+                    let id = format!("w{w}-{i}");
+                    let item = NewItem {
+                        id: id.clone(),
+                        photo: photos[(w * 15 + i) % photos.len()].clone(),
+                        metadata: Default::default(),
+                    };
+                    engine.add_items(vec![item]).unwrap();
+                    assert!(engine.index().key_of(&id).is_some(), "visible at once");
+                    if i % 3 == 0 {
+                        engine.remove_items(std::slice::from_ref(&id)).unwrap();
+                        assert!(engine.index().key_of(&id).is_none());
+                    }
+                }
+            })
+        })
+        .collect();
+    let remover = {
+        let (engine, ids) = (engine.clone(), ids.clone());
+        std::thread::spawn(move || {
+            for id in &ids[..6] {
+                engine.remove_items(std::slice::from_ref(id)).unwrap();
+            }
+        })
+    };
+    for w in writers {
+        w.join().unwrap();
+    }
+    remover.join().unwrap();
+    done.store(true, Ordering::Relaxed);
+    for r in readers {
+        assert!(r.join().unwrap() >= 5);
+    }
+    // 12 - 6 removed + 2 writers x (15 - 5 removed) = 26, in memory and on disk alike.
+    assert_eq!(engine.index().len(), 26);
+    drop(engine);
+    let reopened = Engine::open(&idx, BackendKind::Tract).unwrap();
+    assert_eq!(reopened.index().len(), 26);
+    for id in &ids[..6] {
+        assert!(reopened.index().key_of(id).is_none());
+    }
+    // The graph holds exactly the live items: forced ANN finds every one of them.
+    let q = Query { k: 26, mode: lookalike::index::SearchMode::Ann, ..Query::default() };
+    let hits = reopened.similar_to("w0-1", &q).unwrap();
+    assert_eq!(hits.len(), 25);
+}
+
+#[test]
+fn a_write_killed_at_any_moment_leaves_an_index_that_opens_and_answers() {
+    let (_dir, idx, ids) = tiny_index(8);
+    let photos: Vec<String> = std::fs::read_dir(sample().join("images"))
+        .unwrap()
+        .skip(100)
+        .take(120)
+        .map(|e| e.unwrap().path().display().to_string())
+        .collect();
+    let stems: Vec<String> = photos
+        .iter()
+        .map(|f| std::path::Path::new(f).file_stem().unwrap().to_string_lossy().into_owned())
+        .collect();
+    let full = stems.iter().chain(&ids).collect::<HashSet<_>>().len() as u64;
+    let query = fixture("queries/tshirt.jpg");
+    let mut seen = HashSet::new();
+    // Kill the same 120-photo `add` after different delays: before, during and after its
+    // one transaction, and during the graph's linking.
+    for delay_ms in [5u64, 40, 120, 250, 400, 700, 1200] {
+        let before = count(&idx);
+        let mut args = vec!["add", "--index", p(&idx), "--backend", "tract"];
+        args.extend(photos.iter().map(String::as_str));
+        let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_lookalike"))
+            .args(&args)
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .unwrap();
+        std::thread::sleep(std::time::Duration::from_millis(delay_ms));
+        let _ = child.kill(); // SIGKILL
+        child.wait().unwrap();
+        let after = count(&idx);
+        // All or nothing: the batch is one transaction.
+        assert!(after == before || after == full, "{delay_ms} ms: {before} -> {after}");
+        seen.insert(after);
+        for mode in ["--exact", "--ann"] {
+            assert_eq!(top(&idx, &query, &[mode]).len(), 5, "{delay_ms} ms {mode}");
+        }
+        if after == full {
+            // Back to the start for the next kill (the replaced catalogue items stay).
+            let mut rm = vec!["remove", "--index", p(&idx)];
+            rm.extend(stems.iter().filter(|s| !ids.contains(s)).map(String::as_str));
+            ok(&rm);
+        }
+    }
+    assert!(seen.contains(&8), "some kill landed before the commit");
+}
