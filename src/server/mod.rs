@@ -11,9 +11,11 @@ mod assets;
 mod error;
 mod openapi;
 mod thumbs;
+mod write;
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Instant;
 
@@ -30,6 +32,7 @@ use serde_json::Value;
 use tokio::sync::Semaphore;
 
 pub use error::{AppError, ErrorBody};
+pub use write::WriteOut;
 
 use crate::engine::{Engine, MAX_K, NewItem, Query, WriteReport};
 use crate::index::{Filter, Hit, VectorIndex};
@@ -69,8 +72,10 @@ pub struct AppState {
     slots: Arc<Semaphore>,
     /// Digest of the admin token; `None`: write endpoints disabled.
     admin_token: Option<blake3::Hash>,
-    /// Facets and statistics, recomputed after each write.
+    /// Facets and statistics, recomputed when first asked for after a write (a write
+    /// only marks them stale: its cost stays in proportion to its own items).
     summary: ArcSwap<Summary>,
+    summary_stale: AtomicBool,
     /// Serialises recomputing `summary`, so an older snapshot never replaces a newer one.
     summary_writer: Mutex<()>,
     thumbs: thumbs::Cache,
@@ -123,6 +128,7 @@ impl AppState {
             slots: Arc::new(Semaphore::new(opts.max_inflight.max(1))),
             admin_token,
             summary,
+            summary_stale: AtomicBool::new(false),
             summary_writer: Mutex::new(()),
             thumbs: thumbs::Cache::new(4096),
         }
@@ -184,8 +190,11 @@ pub fn app(state: Arc<AppState>) -> Router {
         .route("/assets/{file}", get(assets::asset))
         .route("/healthz", get(|| async { "ok" }))
         .route("/api/search", post(search).layer(DefaultBodyLimit::max(limit)))
-        .route("/api/items", get(list_items).post(add_item).layer(DefaultBodyLimit::max(limit)))
-        .route("/api/items/{id}", get(get_item).delete(remove_item))
+        .route(
+            "/api/items",
+            get(list_items).post(write::add_item).layer(DefaultBodyLimit::max(limit)),
+        )
+        .route("/api/items/{id}", get(get_item).delete(write::remove_item))
         .route("/api/items/{id}/similar", get(similar))
         .route("/api/facets", get(facets))
         .route("/api/stats", get(stats))
@@ -493,15 +502,31 @@ async fn list_items(
     Ok(Json(ItemsPage { items, total: keys.len(), page, per_page }))
 }
 
+/// The facets and statistics of the current index, recomputed (off the async threads)
+/// if a write made them stale.
+async fn summary(state: &Arc<AppState>) -> Result<Arc<Summary>, AppError> {
+    if state.summary_stale.swap(false, Ordering::AcqRel) {
+        let s = state.clone();
+        tokio::task::spawn_blocking(move || {
+            // The lock guards no data: a panic elsewhere while holding it breaks nothing.
+            let _one = s.summary_writer.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+            s.summary.store(Arc::new(Summary::of(&s.engine)));
+        })
+        .await
+        .map_err(|e| AppError::Internal(format!("statistics task failed: {e}")))?;
+    }
+    Ok(state.summary.load_full())
+}
+
 #[utoipa::path(get, path = "/api/facets", responses((status = 200, body = FacetsOut)))]
-async fn facets(State(state): State<Arc<AppState>>) -> Json<FacetsOut> {
-    Json(FacetsOut { columns: state.summary.load().facets.clone() })
+async fn facets(State(state): State<Arc<AppState>>) -> Result<Json<FacetsOut>, AppError> {
+    Ok(Json(FacetsOut { columns: summary(&state).await?.facets.clone() }))
 }
 
 #[utoipa::path(get, path = "/api/stats", responses((status = 200, body = StatsOut)))]
-async fn stats(State(state): State<Arc<AppState>>) -> Json<StatsOut> {
+async fn stats(State(state): State<Arc<AppState>>) -> Result<Json<StatsOut>, AppError> {
     let info = state.engine.info();
-    let summary = state.summary.load();
+    let summary = summary(&state).await?;
     let columns = summary
         .stats
         .iter()
@@ -510,12 +535,12 @@ async fn stats(State(state): State<Arc<AppState>>) -> Json<StatsOut> {
             ..c.clone()
         })
         .collect();
-    Json(StatsOut {
+    Ok(Json(StatsOut {
         count: state.engine.index().len(),
         dimension: info.dim,
         model: info.model.name.clone(),
         columns,
-    })
+    }))
 }
 
 /// The photo file of an item: resolved from the index (never from the request), and only
@@ -616,242 +641,6 @@ async fn thumbnail(
         .map_err(|e| AppError::Internal(format!("thumbnail of {id}: {e}")))?;
     state.thumbs.put(hash, bytes.clone());
     Ok(cached(&headers, etag, "image/jpeg", bytes))
-}
-
-/// What a write did, as the API answers it.
-#[derive(Debug, Serialize, utoipa::ToSchema)]
-pub struct WriteOut {
-    /// Ids new to the index.
-    pub added: Vec<String>,
-    /// Ids that were there and now hold the new photo and metadata.
-    pub replaced: Vec<String>,
-    /// Ids removed.
-    pub removed: Vec<String>,
-    /// Items in the index after the write.
-    pub total_items: usize,
-    /// Server time for the write, in seconds.
-    pub seconds: f64,
-}
-
-impl From<WriteReport> for WriteOut {
-    fn from(r: WriteReport) -> Self {
-        WriteOut {
-            added: r.added,
-            replaced: r.replaced,
-            removed: r.removed,
-            total_items: r.total_items,
-            seconds: r.seconds,
-        }
-    }
-}
-
-/// Equal in time independent of where they differ: both sides are digests of one length.
-fn same_digest(a: &blake3::Hash, b: &blake3::Hash) -> bool {
-    a.as_bytes().iter().zip(b.as_bytes()).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
-}
-
-/// Refuse a write unless the server has an admin token and the request carries it as
-/// `Authorization: Bearer <token>`.
-fn authorize(state: &AppState, headers: &HeaderMap) -> Result<(), AppError> {
-    let Some(expected) = &state.admin_token else {
-        return Err(AppError::Forbidden(
-            "write endpoints are disabled: start the server with --admin-token or LOOKALIKE_ADMIN_TOKEN"
-                .into(),
-        ));
-    };
-    let given = headers
-        .get(header::AUTHORIZATION)
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.trim().split_once(' '))
-        .filter(|(scheme, _)| scheme.eq_ignore_ascii_case("bearer"))
-        .map(|(_, token)| token.trim())
-        .ok_or_else(|| {
-            AppError::Unauthorized("missing 'Authorization: Bearer <token>' header".into())
-        })?;
-    if same_digest(&blake3::hash(given.as_bytes()), expected) {
-        Ok(())
-    } else {
-        Err(AppError::Unauthorized("wrong admin token".into()))
-    }
-}
-
-/// Recompute facets and statistics after a write. Each recomputation reads the newest
-/// snapshot under the lock, so the last one stored is never older than the last write.
-fn refresh_summary(state: &AppState) {
-    // The lock guards no data, so a panic elsewhere while holding it leaves nothing broken.
-    let _writer = state.summary_writer.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
-    state.summary.store(Arc::new(Summary::of(&state.engine)));
-}
-
-/// A metadata value from the `metadata` JSON object: text, or a number or boolean as text.
-fn metadata_value(column: &str, v: &Value) -> Result<String, AppError> {
-    match v {
-        Value::String(s) => Ok(s.clone()),
-        Value::Number(n) => Ok(n.to_string()),
-        Value::Bool(b) => Ok(b.to_string()),
-        _ => Err(AppError::BadRequest(format!(
-            "metadata column '{column}' must be a string, got {v}"
-        ))),
-    }
-}
-
-fn put_metadata(
-    state: &AppState,
-    metadata: &mut BTreeMap<String, String>,
-    column: &str,
-    value: String,
-) -> Result<(), AppError> {
-    let columns = &state.engine.info().columns;
-    if !columns.iter().any(|c| c == column) {
-        return Err(AppError::BadRequest(format!(
-            "unknown metadata column '{column}' (columns: {})",
-            columns.join(", ")
-        )));
-    }
-    if metadata.insert(column.to_string(), value).is_some() {
-        return Err(AppError::BadRequest(format!("metadata column '{column}' is given twice")));
-    }
-    Ok(())
-}
-
-#[utoipa::path(
-    post,
-    path = "/api/items",
-    request_body(content_type = "multipart/form-data", description = "Fields: `image` (the photo, required), `id` (the item id; default: the uploaded file name without its extension), `metadata` (a JSON object of column → value), and any index column by name as a metadata value. Columns must already exist in the index. An existing id is replaced."),
-    security(("admin_token" = [])),
-    responses(
-        (status = 201, body = WriteOut, description = "added; searches find it at once", headers(("Location" = String, description = "the item's URL"))),
-        (status = 200, body = WriteOut, description = "an item with this id was replaced"),
-        (status = 400, body = ErrorBody, description = "missing id or photo, unknown field or column, unusable photo"),
-        (status = 401, body = ErrorBody, description = "missing or wrong bearer token"),
-        (status = 403, body = ErrorBody, description = "write endpoints disabled (no admin token configured)"),
-        (status = 413, body = ErrorBody, description = "upload over the size limit"),
-        (status = 503, body = ErrorBody, description = "too many searches or writes at once"),
-    )
-)]
-async fn add_item(
-    State(state): State<Arc<AppState>>,
-    headers: HeaderMap,
-    form: Result<Multipart, axum::extract::multipart::MultipartRejection>,
-) -> Result<Response, AppError> {
-    authorize(&state, &headers)?;
-    let mut form = form.map_err(|e| {
-        AppError::BadRequest(format!("expected a multipart/form-data upload: {}", e.body_text()))
-    })?;
-    let mut image: Option<(Bytes, Option<String>)> = None;
-    let mut id: Option<String> = None;
-    let mut metadata = BTreeMap::new();
-    loop {
-        let field = match form.next_field().await {
-            Ok(Some(f)) => f,
-            Ok(None) => break,
-            Err(e) => return Err(multipart_error(&e, state.max_upload)),
-        };
-        let name = field.name().unwrap_or("").to_string();
-        let file_name = field.file_name().map(str::to_string);
-        let data = field.bytes().await.map_err(|e| multipart_error(&e, state.max_upload))?;
-        let text = || String::from_utf8_lossy(&data).trim().to_string();
-        match name.as_str() {
-            "image" if image.is_some() => {
-                return Err(AppError::BadRequest("only one 'image' field per request".into()));
-            }
-            "image" => image = Some((data.clone(), file_name)),
-            "id" => id = Some(text()),
-            "metadata" if text().is_empty() => {}
-            "metadata" => {
-                let object: BTreeMap<String, Value> =
-                    serde_json::from_slice(&data).map_err(|e| {
-                        AppError::BadRequest(format!(
-                            "the 'metadata' field must be a JSON object of column to value: {e}"
-                        ))
-                    })?;
-                for (column, v) in &object {
-                    put_metadata(&state, &mut metadata, column, metadata_value(column, v)?)?;
-                }
-            }
-            column if state.engine.info().columns.iter().any(|c| c == column) => {
-                put_metadata(&state, &mut metadata, column, text())?;
-            }
-            other => {
-                return Err(AppError::BadRequest(format!(
-                    "unknown form field '{other}' (expected image, id, metadata or an index column: {})",
-                    state.engine.info().columns.join(", ")
-                )));
-            }
-        }
-    }
-    let (photo, file_name) = image.ok_or_else(|| {
-        AppError::BadRequest("missing the 'image' field (the item's photo)".into())
-    })?;
-    if photo.is_empty() {
-        return Err(AppError::BadRequest("the uploaded photo is an empty file".into()));
-    }
-    if photo.len() > state.max_upload {
-        return Err(too_large(state.max_upload));
-    }
-    let id = id
-        .filter(|id| !id.is_empty())
-        .or_else(|| {
-            let stem = Path::new(file_name.as_deref()?).file_stem()?.to_str()?.trim();
-            (!stem.is_empty()).then(|| stem.to_string())
-        })
-        .ok_or_else(|| {
-            AppError::BadRequest(
-                "missing the item id: give an 'id' field or a file name with the photo".into(),
-            )
-        })?;
-    let permit = state.slots.clone().try_acquire_owned().map_err(|_| AppError::Busy)?;
-    let task_state = state.clone();
-    let item = NewItem { id: id.clone(), photo: photo.to_vec(), metadata };
-    let report = tokio::task::spawn_blocking(move || {
-        let _permit = permit;
-        let report = task_state.engine.add_items(vec![item])?;
-        refresh_summary(&task_state);
-        Ok::<_, AppError>(report)
-    })
-    .await
-    .map_err(|e| AppError::Internal(format!("write task failed: {e}")))??;
-    let created = report.replaced.is_empty();
-    let body = Json(WriteOut::from(report));
-    if created {
-        let location = urls_of("/api/items/", &id);
-        let mut res = (StatusCode::CREATED, body).into_response();
-        if let Ok(v) = HeaderValue::from_str(&location) {
-            res.headers_mut().insert(header::LOCATION, v);
-        }
-        Ok(res)
-    } else {
-        Ok((StatusCode::OK, body).into_response())
-    }
-}
-
-#[utoipa::path(
-    delete,
-    path = "/api/items/{id}",
-    params(("id" = String, Path, description = "item id")),
-    security(("admin_token" = [])),
-    responses(
-        (status = 200, body = WriteOut, description = "removed; searches no longer return it"),
-        (status = 401, body = ErrorBody, description = "missing or wrong bearer token"),
-        (status = 403, body = ErrorBody, description = "write endpoints disabled (no admin token configured)"),
-        (status = 404, body = ErrorBody, description = "unknown id"),
-    )
-)]
-async fn remove_item(
-    State(state): State<Arc<AppState>>,
-    UrlPath(id): UrlPath<String>,
-    headers: HeaderMap,
-) -> Result<Json<WriteOut>, AppError> {
-    authorize(&state, &headers)?;
-    let task_state = state.clone();
-    let report = tokio::task::spawn_blocking(move || {
-        let report = task_state.engine.remove_items(&[id])?;
-        refresh_summary(&task_state);
-        Ok::<_, AppError>(report)
-    })
-    .await
-    .map_err(|e| AppError::Internal(format!("write task failed: {e}")))??;
-    Ok(Json(WriteOut::from(report)))
 }
 
 #[cfg(test)]

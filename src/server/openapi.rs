@@ -15,7 +15,7 @@ use super::*;
             without one configured at start-up those endpoints answer 403."
     ),
     paths(
-        search, get_item, similar, list_items, add_item, remove_item, facets, stats, image,
+        search, get_item, similar, list_items, write::add_item, write::remove_item, facets, stats, image,
         thumbnail
     ),
     components(schemas(
