@@ -5,9 +5,11 @@
 //! Filters are resolved to a bitmap of keys (facet bitmaps) *before* any vector is
 //! compared, so a filter that keeps 1% of the catalogue still returns k matching items,
 //! not the matching few among the k nearest. The planner compares every candidate exactly
-//! while there are fewer than [`ANN_MIN_CANDIDATES`], and asks the store's HNSW graph
-//! beyond; it falls back to exact search whenever the graph is missing, lags, or finds
-//! fewer than k.
+//! while there are fewer than [`ANN_MIN_CANDIDATES`], or when a filter keeps less than
+//! 1/[`ANN_MIN_SELECTIVITY`] of the index (a graph walk then wanders through items the
+//! filter rejects, while the exact scan costs only the matches); otherwise it asks the
+//! store's HNSW graph. It falls back to exact search whenever the graph is missing, lags,
+//! or finds fewer than k.
 //!
 //! Live updates never touch a snapshot: [`VectorIndex::with_changes`] makes the next one,
 //! sharing every segment it does not merge, so readers holding the old one are never
@@ -65,9 +67,15 @@ impl FromStr for SearchMode {
 }
 
 /// From this many candidates on, `Auto` searches the HNSW graph instead of comparing
-/// every candidate. Below it the exact scan (i8 + re-rank) is fast enough and perfect
-/// (3.5 ms at 44k); at 1M it is not (BENCHMARKS.md).
-pub const ANN_MIN_CANDIDATES: usize = 100_000;
+/// every candidate. Below it the exact scan (i8 + re-rank) is fast and perfect (3.5 ms at
+/// the 44k catalogue); at 100k it is 7x slower than the graph at recall@10 0.99
+/// (BENCHMARKS.md).
+pub const ANN_MIN_CANDIDATES: usize = 50_000;
+
+/// A filter must keep at least one item in this many for `Auto` to use the graph: at 1%
+/// of 100k, the graph restricted to the filter took 69 ms, the exact scan of the 1,000
+/// matches 0.4 ms (BENCHMARKS.md).
+pub const ANN_MIN_SELECTIVITY: usize = 10;
 
 /// Breadth of an ANN search: the graph explores `max(ANN_EF, ANN_EF_PER_RESULT * k)`
 /// candidates. Chosen on the 1M benchmark for recall@10 >= 0.99 (BENCHMARKS.md).
@@ -286,7 +294,7 @@ impl VectorIndex {
         let ann = match mode {
             SearchMode::Exact => false,
             SearchMode::Ann => true,
-            SearchMode::Auto => n >= ANN_MIN_CANDIDATES,
+            SearchMode::Auto => n >= ANN_MIN_CANDIDATES && n * ANN_MIN_SELECTIVITY >= self.len(),
         };
         if ann
             && let Some(store) = store
@@ -639,5 +647,79 @@ mod tests {
             &idx.search(Some(&s), q, 1, &Filter::default(), None, SearchMode::Ann).unwrap()[0];
         let v = idx.vector(idx.key_of(&hit.id).unwrap()).unwrap();
         assert_eq!(hit.score, kernel::dot(v, q));
+    }
+
+    /// A store that counts the graph searches it is asked for.
+    struct Counting(MemoryStore, std::sync::atomic::AtomicUsize);
+
+    impl Store for Counting {
+        fn info(&self) -> Result<Option<crate::store::IndexInfo>, crate::store::StoreError> {
+            self.0.info()
+        }
+        fn apply(
+            &self,
+            info: Option<&crate::store::IndexInfo>,
+            changes: &[Change],
+        ) -> Result<Vec<u32>, crate::store::StoreError> {
+            self.0.apply(info, changes)
+        }
+        fn build_ann(&self) -> Result<(), crate::store::StoreError> {
+            self.0.build_ann()
+        }
+        fn ann_search(
+            &self,
+            query: &[f32],
+            count: usize,
+            ef: usize,
+            candidates: Option<&RoaringBitmap>,
+        ) -> Result<Option<Vec<crate::store::AnnHit>>, crate::store::StoreError> {
+            self.1.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+            self.0.ann_search(query, count, ef, candidates)
+        }
+        fn get(
+            &self,
+            id: &str,
+        ) -> Result<Option<(ItemRecord, Vec<f32>)>, crate::store::StoreError> {
+            self.0.get(id)
+        }
+        fn len(&self) -> Result<usize, crate::store::StoreError> {
+            self.0.len()
+        }
+        fn records(&self) -> Result<Vec<(String, ItemRecord)>, crate::store::StoreError> {
+            self.0.records()
+        }
+        fn for_each(
+            &self,
+            f: &mut dyn FnMut(&str, &ItemRecord, &[f32]),
+        ) -> Result<(), crate::store::StoreError> {
+            self.0.for_each(f)
+        }
+    }
+
+    #[test]
+    fn auto_uses_the_graph_only_for_many_candidates_and_broad_filters() {
+        let dim = 4;
+        let vectors = clustered(ANN_MIN_CANDIDATES + 500, dim, 30, 9);
+        let s = Counting(MemoryStore::new(), Default::default());
+        let changes: Vec<Change> = vectors.iter().enumerate().map(|(i, v)| put(i, v)).collect();
+        s.apply(Some(&info(dim)), &changes).unwrap();
+        let idx = VectorIndex::load(&s, dim).unwrap();
+        let cols: Vec<String> = ["bucket", "single", "parity"].map(String::from).to_vec();
+        let calls = || s.1.load(std::sync::atomic::Ordering::Relaxed);
+        let q = &vectors[3];
+        let cases = [
+            (None, SearchMode::Auto, 1),             // 50,500 candidates: the graph
+            (Some("parity=1"), SearchMode::Auto, 0), // half of them: too few candidates
+            (Some("bucket=rare"), SearchMode::Auto, 0), // 1%: exact over the matches
+            (Some("bucket=rare"), SearchMode::Ann, 1), // forced
+            (None, SearchMode::Exact, 0),
+        ];
+        for (spec, mode, want) in cases {
+            let f = spec.map_or(Filter::default(), |s| Filter::parse(&[s], &cols).unwrap());
+            let before = calls();
+            let hits = idx.search(Some(&s), q, 10, &f, None, mode).unwrap();
+            assert_eq!(hits.len(), 10);
+            assert_eq!(calls() - before, want, "{spec:?} {mode:?}");
+        }
     }
 }
