@@ -303,8 +303,27 @@ where
     scan(matrix, dim, k, |_, row| dot(row, query), keep).into_sorted()
 }
 
-/// Exact top-k among the listed `rows` of `matrix` only: time in proportion to the list,
-/// which is what a selective filter needs.
+/// The `depth` best of the listed `rows` by `score(row)`; in parallel over blocks of the
+/// list when it is long. Time in proportion to the list, which is what a selective filter
+/// needs.
+fn scan_rows<S>(rows: &[usize], depth: usize, score: S) -> TopK
+where
+    S: Fn(usize) -> f32 + Sync,
+{
+    let block = |part: &[usize]| {
+        let mut top = TopK::new(depth);
+        for &r in part {
+            top.push(Scored { row: r, score: score(r) });
+        }
+        top
+    };
+    if rows.len() <= CHUNK_ROWS {
+        return block(rows);
+    }
+    rows.par_chunks(CHUNK_ROWS).map(block).reduce(|| TopK::new(depth), TopK::merge)
+}
+
+/// Exact top-k among the listed `rows` of `matrix` only.
 pub fn top_k_rows(
     matrix: &[f32],
     dim: usize,
@@ -315,19 +334,33 @@ pub fn top_k_rows(
     if dim == 0 || k == 0 {
         return Vec::new();
     }
-    let block = |part: &[usize]| {
-        let mut top = TopK::new(k);
-        for &r in part {
-            top.push(Scored { row: r, score: dot(&matrix[r * dim..(r + 1) * dim], query) });
-        }
-        top
-    };
-    let top = if rows.len() <= CHUNK_ROWS {
-        block(rows)
-    } else {
-        rows.par_chunks(CHUNK_ROWS).map(block).reduce(|| TopK::new(k), TopK::merge)
-    };
-    top.into_sorted()
+    scan_rows(rows, k, |r| dot(&matrix[r * dim..(r + 1) * dim], query)).into_sorted()
+}
+
+/// [`top_k_rows`] reading the i8 codes first, then re-ranking exactly in f32.
+pub fn top_k_rows_i8(
+    matrix: &[f32],
+    q8: &Int8Rows,
+    dim: usize,
+    query: &[f32],
+    k: usize,
+    rows: &[usize],
+) -> Vec<Scored> {
+    if dim == 0 || k == 0 {
+        return Vec::new();
+    }
+    let approx = |r: usize| q8.scales[r] * dot_i8(&q8.codes[r * dim..(r + 1) * dim], query);
+    rerank(matrix, dim, query, k, scan_rows(rows, rerank_depth(k), approx))
+}
+
+/// The best k of `candidates`, scored again exactly in f32.
+fn rerank(matrix: &[f32], dim: usize, query: &[f32], k: usize, candidates: TopK) -> Vec<Scored> {
+    let mut exact = TopK::new(k);
+    for c in candidates.heap {
+        let r = c.0.row;
+        exact.push(Scored { row: r, score: dot(&matrix[r * dim..(r + 1) * dim], query) });
+    }
+    exact.into_sorted()
 }
 
 /// Candidates an f16 scan keeps for exact re-ranking: generous enough that rounding
@@ -356,13 +389,7 @@ where
     if dim == 0 || k == 0 {
         return Vec::new();
     }
-    let candidates = scan(codes, dim, rerank_depth(k), approx, keep);
-    let mut exact = TopK::new(k);
-    for c in candidates.heap {
-        let r = c.0.row;
-        exact.push(Scored { row: r, score: dot(&matrix[r * dim..(r + 1) * dim], query) });
-    }
-    exact.into_sorted()
+    rerank(matrix, dim, query, k, scan(codes, dim, rerank_depth(k), approx, keep))
 }
 
 /// [`top_k_rerank`] over a half-precision copy.
@@ -630,6 +657,10 @@ mod tests {
         let rows: Vec<usize> = (0..9000).filter(|r| r % 3 == 1).collect();
         let got = top_k_rows(&m, dim, &q, 12, &rows);
         let want = top_k_scalar(&m, dim, &q, 12, |r| r % 3 == 1);
+        let q8 = Int8Rows::quantise(&m, dim);
+        let got8 = top_k_rows_i8(&m, &q8, dim, &q, 12, &rows);
+        let rows_of = |v: &[Scored]| v.iter().map(|s| s.row).collect::<Vec<_>>();
+        assert_eq!(rows_of(&got8), rows_of(&want), "i8 row scan + re-rank: the exact top-k");
         assert_eq!(
             got.iter().map(|s| s.row).collect::<Vec<_>>(),
             want.iter().map(|s| s.row).collect::<Vec<_>>()

@@ -390,7 +390,10 @@ impl VectorIndex {
                     .filter_map(|key| seg.row_of_key(key))
                     .filter(|&r| not_excluded(r))
                     .collect();
-                kernel::top_k_rows(seg.matrix(), seg.dim(), query, k, &rows)
+                match seg.q8() {
+                    Some(q8) => kernel::top_k_rows_i8(seg.matrix(), q8, seg.dim(), query, k, &rows),
+                    None => kernel::top_k_rows(seg.matrix(), seg.dim(), query, k, &rows),
+                }
             }
             Some(a) => {
                 let mut mask = vec![false; seg.len()];
