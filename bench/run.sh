@@ -29,9 +29,10 @@ $PY bench/reference.py index --images $OUT/subset --model $M --size 224 --worker
 echo "== per stage, 2000 photos"
 $BIN bench stages $CAT/images --limit 2000 > $OUT/rust-stages.json
 
-echo "== full catalogue index (44k)"
-rm -rf $OUT/idx44k
-/usr/bin/time -v $BIN index $CAT/images --metadata $CAT/styles.csv --index $OUT/idx44k --json > $OUT/rust-index-44k.json 2> $OUT/rust-index-44k.time
+echo "== full catalogue index (44k): plain Lite0 (the reference's features, 1280-d), then with colour (the default)"
+rm -rf $OUT/idx44k $OUT/idx44k-colour
+/usr/bin/time -v $BIN index $CAT/images --metadata $CAT/styles.csv --index $OUT/idx44k --colour-weight 0 --json > $OUT/rust-index-44k.json 2> $OUT/rust-index-44k.time
+$BIN index $CAT/images --metadata $CAT/styles.csv --index $OUT/idx44k-colour --json > $OUT/rust-index-44k-colour.json
 
 echo "== quality"
 $BIN eval --index $OUT/idx44k --leave-one-out -k 5 --json > $OUT/eval-loo.json
@@ -39,6 +40,12 @@ $BIN eval --index $OUT/idx44k --leave-one-out -k 10 --label articleType --json >
 $BIN eval --index $OUT/idx44k --queries $D/street-photos/queries.csv -k 5 --json > $OUT/eval-street.json
 $BIN eval --index $OUT/idx44k --queries $D/street-photos/queries.csv -k 5 --query-resize crop --json > $OUT/eval-street-crop.json
 $BIN eval --index $OUT/idx44k --queries $D/street-photos/queries.csv -k 5 --query-resize pad --json > $OUT/eval-street-pad.json
+
+echo "== fashion quality: the colour descriptor, index weight 0.5, query weights swept"
+for W in 0 0.3 0.5 0.7 1; do
+  $BIN eval --index $OUT/idx44k-colour --leave-one-out -k 5 --colour $W --json > $OUT/eval-loo-colour-$W.json
+  $BIN eval --index $OUT/idx44k-colour --queries $D/street-photos/queries.csv -k 5 --colour $W --json > $OUT/eval-street-colour-$W.json
+done
 
 echo "== search latency: Rust (44k and 1M) and numpy (44k)"
 $BIN bench search --index $OUT/idx44k --scale 1000000 > $OUT/rust-search.json
@@ -55,6 +62,14 @@ FIRST_STREET=$(ls $D/street-photos/images | sort > $OUT/street-files.txt; head -
 echo "== query latency, photo in -> results out"
 $BIN bench query --index $OUT/idx44k $D/street-photos/images/$FIRST_STREET $CAT/images/15970.jpg --repeat 30 > $OUT/rust-query.json
 /usr/bin/time -f "%e" -o $OUT/cli-search.time $BIN search --index $OUT/idx44k $CAT/images/15970.jpg > /dev/null
+
+echo "== scale: HNSW graph vs exact search at 1M (1280-d); live adds of 1,000 photos into 44k and into 387 items"
+rm -rf $OUT/ann-scratch
+$BIN bench ann --index $OUT/idx44k --scale 1000000 --scratch $OUT/ann-scratch > $OUT/rust-ann-1m.json
+rm -rf $OUT/idx-sample
+$BIN index sample-catalog --index $OUT/idx-sample --colour-weight 0 --json > /dev/null
+$BIN bench add --index $OUT/idx44k $D/street-photos/images --count 1000 --single 100 > $OUT/rust-add-44k.json
+$BIN bench add --index $OUT/idx-sample $D/street-photos/images --count 1000 --single 100 > $OUT/rust-add-sample.json
 
 echo "== HTTP: POST /api/search with ab, 1 and 16 clients"
 $BIN serve --index $OUT/idx44k --addr 127.0.0.1:18181 > $OUT/serve.log 2>&1 &

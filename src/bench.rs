@@ -309,6 +309,8 @@ pub struct AnnReport {
     pub items: usize,
     pub dim: usize,
     pub k: usize,
+    pub ef_construction: usize,
+    pub alpha: f32,
     /// Writing items and vectors to the store (one transaction per 10,000).
     pub write_seconds: f64,
     /// Linking every item into the graph.
@@ -350,6 +352,7 @@ pub fn ann(
     k: usize,
     efs: &[usize],
     scratch: &Path,
+    graph: crate::store::GraphParams,
 ) -> Result<AnnReport> {
     use crate::index::{Filter, SearchMode, VectorIndex};
     use crate::model::{Layout, ModelSpec, ResizeMode};
@@ -375,6 +378,7 @@ pub fn ann(
         dim,
         columns: vec!["bucket".into()],
         catalog: None,
+        colour_weight: 0.0,
     };
     store.apply(Some(&info), &[])?;
     let t = Instant::now();
@@ -395,7 +399,7 @@ pub fn ann(
     drop(matrix);
     let write_seconds = t.elapsed().as_secs_f64();
     let t = Instant::now();
-    store.build_ann()?;
+    store.build_ann_with(graph)?;
     let build_seconds = t.elapsed().as_secs_f64();
     let disk_mb = std::fs::metadata(scratch.join("data.mdb")).map_or(0.0, |m| m.len() as f64 / 1e6);
     let before = rss_bytes();
@@ -452,6 +456,8 @@ pub fn ann(
         items,
         dim,
         k,
+        ef_construction: graph.ef_construction,
+        alpha: graph.alpha,
         write_seconds,
         build_seconds,
         disk_mb,

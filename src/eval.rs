@@ -129,7 +129,12 @@ const BLOCK: usize = 256;
 /// ranking must come from a search path other than the exact batched scan (`--ann`).
 pub type Ranker<'a> = dyn Fn(usize) -> Result<Vec<Scored>> + Sync + 'a;
 
+/// Turns a stored vector into the query that searches with it (e.g. another colour
+/// weight); `None` in [`leave_one_out`] queries with the stored vector as it is.
+pub type QueryOf<'a> = dyn Fn(&[f32]) -> Result<Vec<f32>> + Sync + 'a;
+
 /// Every item (passing `filter`) queries the rest; relevance = same label value.
+#[allow(clippy::too_many_arguments)]
 pub fn leave_one_out(
     index: &Segment,
     k: usize,
@@ -138,6 +143,7 @@ pub fn leave_one_out(
     filter: &Filter,
     samples: usize,
     ranker: Option<&Ranker<'_>>,
+    query_of: Option<&QueryOf<'_>>,
 ) -> Result<LooReport> {
     if k == 0 {
         return Err(Error::BadParameter { name: "k", message: "must be at least 1".into() });
@@ -184,7 +190,10 @@ pub fn leave_one_out(
             None => {
                 qbuf.clear();
                 for &r in block {
-                    qbuf.extend_from_slice(index.vector(r));
+                    match query_of {
+                        Some(f) => qbuf.extend_from_slice(&f(index.vector(r))?),
+                        None => qbuf.extend_from_slice(index.vector(r)),
+                    }
                 }
                 let scores = kernel::scores_batch(index.matrix(), dim, &qbuf, block.len());
                 block
@@ -386,7 +395,7 @@ pub fn photo_queries(
         .zip(vectors)
         .map(|(q, v)| {
             let top = v.and_then(|v| {
-                let hits = engine.search_vector(&v, query).map_err(|e| e.to_string())?;
+                let hits = engine.search_embedded(&v, query).map_err(|e| e.to_string())?;
                 Ok(hits
                     .into_iter()
                     .filter_map(|h| index.row_of(&h.id).map(|row| Scored { row, score: h.score }))
@@ -543,8 +552,8 @@ mod tests {
         let idx = tiny_index();
         let cols = vec!["type".to_string(), "colour".to_string(), "master".to_string()];
         let labels = parse_labels(&["type".into(), "type+colour".into()], &cols).unwrap();
-        let r =
-            leave_one_out(&idx, 1, &labels, Some("master"), &Filter::default(), 0, None).unwrap();
+        let r = leave_one_out(&idx, 1, &labels, Some("master"), &Filter::default(), 0, None, None)
+            .unwrap();
         // Nearest neighbours: a1->a2 (A ok), a2->a3 (A vs B wrong), a3->a2 (B vs A wrong),
         // b1->b2 (ok), b2->b1 (ok): 3 of 5.
         assert_eq!(r.queries, 5);

@@ -24,6 +24,13 @@ use crate::store::{Change, FORMAT_VERSION, IndexInfo, ItemRecord, LmdbStore, Sto
 /// File name of the model copy kept inside every index folder.
 pub const MODEL_FILE: &str = "model.onnx";
 
+/// Colour weight of a new index (see [`crate::colour`]; chosen on `lookalike eval`,
+/// BENCHMARKS.md).
+pub const DEFAULT_COLOUR_WEIGHT: f32 = 0.3;
+
+/// Largest colour weight accepted (beyond it colour alone decides).
+pub const MAX_COLOUR_WEIGHT: f32 = 4.0;
+
 /// How to build an index.
 #[derive(Debug, Clone)]
 pub struct IndexOptions {
@@ -32,6 +39,9 @@ pub struct IndexOptions {
     /// `lite0`, `lite2` or a manifest path; `None` keeps the index's model (lite0 if new).
     pub model: Option<String>,
     pub backend: BackendKind,
+    /// Weight of the colour descriptor for a new index (`None`: [`DEFAULT_COLOUR_WEIGHT`]);
+    /// an existing index keeps its own, and asking for another is refused.
+    pub colour_weight: Option<f32>,
     pub batch_size: usize,
     pub progress: bool,
     /// Set to stop after the batch in flight (Ctrl-C).
@@ -44,6 +54,7 @@ impl Default for IndexOptions {
             metadata: None,
             model: None,
             backend: BackendKind::Auto,
+            colour_weight: None,
             batch_size: 32,
             progress: false,
             cancel: None,
@@ -173,6 +184,24 @@ fn choose_model(
     }
 }
 
+/// The colour weight of a run: the index's own, or the one asked for a new index.
+fn choose_colour_weight(existing: Option<&IndexInfo>, requested: Option<f32>) -> Result<f32> {
+    match (existing, requested) {
+        (Some(info), Some(w)) if (w - info.colour_weight).abs() > 1e-6 => {
+            Err(Error::BadParameter {
+                name: "colour-weight",
+                message: format!(
+                    "the index was built with colour weight {} and its vectors hold it; use a \
+                     new index folder for {w} (or give the weight per query)",
+                    info.colour_weight
+                ),
+            })
+        }
+        (Some(info), _) => Ok(info.colour_weight),
+        (None, w) => Ok(w.unwrap_or(DEFAULT_COLOUR_WEIGHT)),
+    }
+}
+
 fn file_hash(path: &Path) -> Result<String> {
     let bytes =
         std::fs::read(path).map_err(|source| Error::Io { path: path.to_path_buf(), source })?;
@@ -201,6 +230,14 @@ pub fn index_catalog(
             message: format!("{} is not in 1..=1024", opts.batch_size),
         });
     }
+    if let Some(w) = opts.colour_weight
+        && !(0.0..=MAX_COLOUR_WEIGHT).contains(&w)
+    {
+        return Err(Error::BadParameter {
+            name: "colour-weight",
+            message: format!("{w} is not in 0..={MAX_COLOUR_WEIGHT}"),
+        });
+    }
     let started = Instant::now();
     let scan = catalog::scan(catalog_dir)?;
     let metadata_path = opts.metadata.clone().or_else(|| {
@@ -213,11 +250,12 @@ pub fn index_catalog(
     let existing_info = store.info()?;
     let (model, model_hash) =
         choose_model(index_dir, existing_info.as_ref(), opts.model.as_deref())?;
+    let colour_weight = choose_colour_weight(existing_info.as_ref(), opts.colour_weight)?;
     if existing_info.is_none() {
         install_model(&model.path, index_dir)?;
     }
     let model = ResolvedModel { spec: model.spec, path: index_dir.join(MODEL_FILE) };
-    let embedder = Embedder::new(&model, opts.backend)?;
+    let embedder = Embedder::new(&model, opts.backend)?.with_colour(colour_weight);
 
     let columns = match (&metadata, &existing_info) {
         (Some(md), _) => md.columns.clone(),
@@ -231,9 +269,10 @@ pub fn index_catalog(
         format_version: FORMAT_VERSION,
         model: spec,
         model_hash,
-        dim: model.spec.dim,
+        dim: embedder.dim(),
         columns,
         catalog,
+        colour_weight,
     };
 
     let existing: HashMap<String, ItemRecord> = store.records()?.into_iter().collect();

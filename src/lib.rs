@@ -6,6 +6,7 @@
 
 pub mod bench;
 pub mod catalog;
+pub mod colour;
 pub mod embed;
 pub mod engine;
 pub mod error;

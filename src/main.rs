@@ -54,6 +54,14 @@ impl ModeArg {
     }
 }
 
+#[derive(Args, Clone, Copy)]
+struct ColourArg {
+    /// How much colour counts against shape: 0 (shape only) to 4 (default: the index's
+    /// weight, 0.3 for new indexes; shape only for snapshots).
+    #[arg(long)]
+    colour: Option<f32>,
+}
+
 #[derive(Subcommand)]
 enum Command {
     /// Index (or refresh) a catalogue folder of product photos.
@@ -70,6 +78,10 @@ enum Command {
         /// path of a model manifest (.toml).
         #[arg(long)]
         model: Option<String>,
+        /// Weight of the colour descriptor appended to each embedding, for a new index
+        /// (default 0.3; 0: shape only). Queries may ask for another with --colour.
+        #[arg(long)]
+        colour_weight: Option<f32>,
         /// Photos per inference batch.
         #[arg(long, default_value_t = 32)]
         batch_size: usize,
@@ -103,8 +115,17 @@ enum Command {
         /// One JSON object per query, one per line.
         #[arg(long)]
         json: bool,
+        /// Leave out results scoring below this (-1..1).
+        #[arg(long)]
+        min_score: Option<f32>,
+        /// Leave out results nearly identical to a better one: cosine at least this (0..1,
+        /// e.g. 0.95).
+        #[arg(long)]
+        collapse: Option<f32>,
         #[command(flatten)]
         mode: ModeArg,
+        #[command(flatten)]
+        colour: ColourArg,
         #[command(flatten)]
         backend: BackendArg,
     },
@@ -180,6 +201,8 @@ enum Command {
         report_samples: usize,
         #[command(flatten)]
         mode: ModeArg,
+        #[command(flatten)]
+        colour: ColourArg,
         #[command(flatten)]
         backend: BackendArg,
     },
@@ -280,6 +303,16 @@ enum BenchCommand {
         /// Graph search breadths to sweep.
         #[arg(long, value_delimiter = ',', default_value = "40,80,160,320")]
         ef: Vec<usize>,
+        /// Catalogue vectors the synthetic ones are made from (default: all). Fewer give
+        /// a smaller catalogue the near-duplicate clusters of a bigger one.
+        #[arg(long)]
+        sources: Option<usize>,
+        /// Graph build breadth (default: the store's).
+        #[arg(long)]
+        ef_construction: Option<usize>,
+        /// Graph link pruning tolerance (default: the store's).
+        #[arg(long)]
+        alpha: Option<f32>,
         /// Scratch folder for the store (default: a temporary folder).
         #[arg(long)]
         scratch: Option<PathBuf>,
@@ -319,7 +352,16 @@ fn main() -> ExitCode {
 
 fn run(cli: Cli) -> anyhow::Result<ExitCode> {
     match cli.command {
-        Command::Index { catalog, index, metadata, model, batch_size, json, backend } => {
+        Command::Index {
+            catalog,
+            index,
+            metadata,
+            model,
+            colour_weight,
+            batch_size,
+            json,
+            backend,
+        } => {
             let cancel = Arc::new(AtomicBool::new(false));
             let flag = cancel.clone();
             // First Ctrl-C: finish the batch in flight and commit; second: default action.
@@ -335,6 +377,7 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                 metadata,
                 model,
                 backend: backend.backend,
+                colour_weight,
                 batch_size,
                 progress: !json,
                 cancel: Some(cancel),
@@ -356,7 +399,10 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             similar_to,
             query_resize,
             json,
+            min_score,
+            collapse,
             mode,
+            colour,
             backend,
         } => {
             let engine = Engine::open(&index, backend.backend)?;
@@ -366,6 +412,9 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                 crop,
                 resize: query_resize,
                 mode: mode.mode(),
+                colour: colour.colour,
+                min_score,
+                collapse,
             };
             if images.is_empty() && similar_to.is_none() {
                 anyhow::bail!(lookalike::Error::BadParameter {
@@ -418,6 +467,7 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             report,
             report_samples,
             mode,
+            colour,
             backend,
         } => {
             let engine = Engine::open(&index, backend.backend)?;
@@ -452,7 +502,13 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                 let t = std::time::Instant::now();
                 // `--ann`: every item's ranking through the graph, as `search --similar-to`.
                 let ranker = |row: usize| -> lookalike::Result<Vec<lookalike::kernel::Scored>> {
-                    let q = Query { k, filter: filter.clone(), mode, ..Query::default() };
+                    let q = Query {
+                        k,
+                        filter: filter.clone(),
+                        mode,
+                        colour: colour.colour,
+                        ..Query::default()
+                    };
                     let hits = engine.similar_to(segment.id(row), &q)?;
                     Ok(hits
                         .iter()
@@ -462,6 +518,8 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                         })
                         .collect())
                 };
+                // The exact path scores stored vectors in blocks: each query reweighted first.
+                let query_of = |v: &[f32]| engine.query_vector(v, colour.colour);
                 let r = eval::leave_one_out(
                     &segment,
                     k,
@@ -470,6 +528,7 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                     &filter,
                     samples,
                     (mode == SearchMode::Ann).then_some(&ranker as &eval::Ranker<'_>),
+                    Some(&query_of as &eval::QueryOf<'_>),
                 )?;
                 let secs = t.elapsed().as_secs_f64();
                 if json {
@@ -494,6 +553,7 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                     filter: filter.clone(),
                     resize: query_resize,
                     mode,
+                    colour: colour.colour,
                     ..Query::default()
                 };
                 let r = eval::photo_queries(&engine, qs.clone(), &match_column, &query, samples)?;
@@ -631,7 +691,8 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                     "{}",
                     serde_json::json!({"model": info.model.name, "count": count, "dimension": info.dim,
                         "columns": info.columns, "format_version": info.format_version,
-                        "input_size": info.model.size, "resize": info.model.resize})
+                        "input_size": info.model.size, "resize": info.model.resize,
+                        "colour_weight": info.colour_weight})
                 );
             } else {
                 println!("index:      {}", index.display());
@@ -641,6 +702,15 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                 );
                 println!("items:      {count}");
                 println!("dimension:  {}", info.dim);
+                if info.colour_weight > 0.0 {
+                    println!(
+                        "colour:     weight {} ({} bins)",
+                        info.colour_weight,
+                        lookalike::colour::BINS
+                    );
+                } else {
+                    println!("colour:     none (shape only)");
+                }
                 println!("columns:    {}", info.columns.join(", "));
                 println!("format:     v{}", info.format_version);
             }
@@ -760,13 +830,27 @@ fn bench(what: BenchCommand) -> anyhow::Result<()> {
                 println!("{}", serde_json::to_string(&r)?);
             }
         }
-        BenchCommand::Ann { index, scale, queries, k, ef, scratch } => {
+        BenchCommand::Ann {
+            index,
+            scale,
+            queries,
+            k,
+            ef,
+            scratch,
+            sources,
+            ef_construction,
+            alpha,
+        } => {
             let engine = Engine::open(&index, BackendKind::Auto)?;
             let idx = engine.index().compacted();
             let dim = idx.dim();
             anyhow::ensure!(!idx.is_empty(), "the index is empty");
-            let q = bench_queries(&idx, queries);
-            let matrix = bench::synthesize(idx.matrix(), dim, scale, 0.3);
+            let base = &idx.matrix()[..sources.unwrap_or(idx.len()).min(idx.len()) * dim];
+            let q = bench_queries_from(base, dim, queries);
+            let matrix = bench::synthesize(base, dim, scale, 0.3);
+            let mut graph = lookalike::store::GraphParams::default();
+            graph.ef_construction = ef_construction.unwrap_or(graph.ef_construction);
+            graph.alpha = alpha.unwrap_or(graph.alpha);
             drop(engine);
             let dir = match scratch {
                 Some(d) => d,
@@ -777,7 +861,7 @@ fn bench(what: BenchCommand) -> anyhow::Result<()> {
                 "{} already holds a store; give an empty folder",
                 dir.display()
             );
-            let r = bench::ann(matrix, dim, &q, k, &ef, &dir);
+            let r = bench::ann(matrix, dim, &q, k, &ef, &dir, graph);
             let _ = std::fs::remove_dir_all(&dir);
             println!("{}", serde_json::to_string(&r?)?);
         }
@@ -824,10 +908,18 @@ fn bench(what: BenchCommand) -> anyhow::Result<()> {
 
 /// Benchmark queries: catalogue vectors with noise, as a new photo of a known product.
 fn bench_queries(idx: &lookalike::index::Segment, queries: usize) -> Vec<f32> {
-    let dim = idx.dim();
-    let step = (idx.len() / queries.max(1)).max(1);
-    let picked: Vec<f32> =
-        (0..idx.len()).step_by(step).take(queries).flat_map(|r| idx.vector(r).to_vec()).collect();
+    bench_queries_from(idx.matrix(), idx.dim(), queries)
+}
+
+/// [`bench_queries`] from the rows of a matrix.
+fn bench_queries_from(matrix: &[f32], dim: usize, queries: usize) -> Vec<f32> {
+    let rows = matrix.len() / dim;
+    let step = (rows / queries.max(1)).max(1);
+    let picked: Vec<f32> = (0..rows)
+        .step_by(step)
+        .take(queries)
+        .flat_map(|r| matrix[r * dim..(r + 1) * dim].to_vec())
+        .collect();
     let n = picked.len() / dim;
     let mut q = lookalike::bench::synthesize(&picked, dim, 2 * n, 0.3);
     q.drain(..n * dim);

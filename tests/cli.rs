@@ -49,7 +49,9 @@ fn sample_catalogue_indexes_completely_with_metadata() {
     let info: Value =
         serde_json::from_str(&ok(&["info", "--index", index_path(), "--json"])).unwrap();
     assert_eq!(info["count"], 387);
-    assert_eq!(info["dimension"], 1280);
+    // The model's 1280 values, then the colour histogram.
+    assert_eq!(info["dimension"], 1280 + lookalike::colour::BINS);
+    assert_eq!(info["colour_weight"], lookalike::ingest::DEFAULT_COLOUR_WEIGHT);
     assert_eq!(info["model"], "efficientnet-lite0");
     let cols: Vec<&str> =
         info["columns"].as_array().unwrap().iter().map(|c| c.as_str().unwrap()).collect();
@@ -373,7 +375,11 @@ fn a_manifest_model_indexes_and_searches() {
     let manifest = fixture("tiny-model/manifest.toml");
     ok(&["index", p(&cat), "--index", p(&idx), "--model", p(&manifest), "--backend", "tract"]);
     let info: Value = serde_json::from_str(&ok(&["info", "--index", p(&idx), "--json"])).unwrap();
-    assert_eq!((info["dimension"].as_u64(), info["model"].as_str()), (Some(64), Some("tiny-test")));
+    let dim = 64 + lookalike::colour::BINS as u64;
+    assert_eq!(
+        (info["dimension"].as_u64(), info["model"].as_str()),
+        (Some(dim), Some("tiny-test"))
+    );
     let r = &json_lines(&ok(&[
         "search",
         "--index",

@@ -14,6 +14,7 @@ const state = {
   similarTo: null,     // item the similar search is based on
   filters: {},         // column -> value ('' = any)
   k: 5,
+  colour: '',          // '' = the index's own colour weight
   page: 1,
   perPage: 24,
   browseKey: '',
@@ -142,10 +143,10 @@ async function runSearch() {
     let res;
     if (state.mode === 'photo') {
       const c = crop.toPixels(state.natural.w, state.natural.h);
-      res = await api.searchImage(state.file, { k: state.k, crop: c, filters: state.filters }, signal);
+      res = await api.searchImage(state.file, { k: state.k, crop: c, filters: state.filters, colour: state.colour }, signal);
       $('#results').dataset.crop = c ? `${c.x},${c.y},${c.w},${c.h}` : '';
     } else {
-      res = await api.similar(state.similarTo.id, state.k, state.filters, signal);
+      res = await api.similar(state.similarTo.id, state.k, state.filters, signal, state.colour);
     }
     $('#results').dataset.filters = new URLSearchParams(state.filters).toString();
     showResults(res);
@@ -385,6 +386,7 @@ function init() {
   });
 
   $('#k').addEventListener('change', (e) => { state.k = Number(e.target.value); runSearch(); });
+  $('#colour').addEventListener('change', (e) => { state.colour = e.target.value; runSearch(); });
   $('#filters').addEventListener('change', filtersChanged);
   $('#filters').addEventListener('reset', () => setTimeout(filtersChanged));
   $('#filters').addEventListener('submit', (e) => e.preventDefault());
@@ -416,6 +418,8 @@ function init() {
   });
 
   loadFacets();
+  // The colour choice only exists for an index built with the colour descriptor.
+  api.getStats().then((s) => { state.statsData = s; $('#colour-pick').hidden = !(s.colour_weight > 0); }).catch(() => {});
   route();
 }
 

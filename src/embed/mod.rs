@@ -13,6 +13,7 @@ use std::path::PathBuf;
 
 use image::RgbImage;
 
+use crate::colour;
 use crate::model::{ModelSpec, ResolvedModel};
 use crate::preprocess::{self, Crop, PreprocessError};
 
@@ -70,6 +71,8 @@ enum Backend {
 pub struct Embedder {
     spec: ModelSpec,
     backend: Backend,
+    /// Weight of the colour histogram appended to each embedding (0: none).
+    colour_weight: f32,
 }
 
 impl std::fmt::Debug for Embedder {
@@ -98,7 +101,19 @@ impl Embedder {
                 Err(e) => return Err(e),
             },
         };
-        Ok(Self { spec: model.spec.clone(), backend })
+        Ok(Self { spec: model.spec.clone(), backend, colour_weight: 0.0 })
+    }
+
+    /// Append the colour histogram of each photo with weight `w` (0: none); see
+    /// [`crate::colour`].
+    pub fn with_colour(mut self, w: f32) -> Self {
+        self.colour_weight = w;
+        self
+    }
+
+    /// Length of the vectors this embedder returns.
+    pub fn dim(&self) -> usize {
+        self.spec.dim + if self.colour_weight > 0.0 { colour::BINS } else { 0 }
     }
 
     pub fn spec(&self) -> &ModelSpec {
@@ -142,7 +157,15 @@ impl Embedder {
         for v in out.chunks_exact_mut(self.spec.dim) {
             normalise(v)?;
         }
-        Ok(out)
+        if self.colour_weight <= 0.0 {
+            return Ok(out);
+        }
+        let mut full = Vec::with_capacity(n * self.dim());
+        for (v, t) in out.chunks_exact(self.spec.dim).zip(batch.chunks_exact(self.input_len())) {
+            let h = colour::histogram_of_tensor(t, &self.spec);
+            colour::compose(v, &h, self.colour_weight, &mut full);
+        }
+        Ok(full)
     }
 
     /// Embed one decoded photo, optionally cropped first.

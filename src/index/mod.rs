@@ -493,6 +493,7 @@ mod tests {
             dim,
             columns: vec!["bucket".into(), "single".into(), "parity".into()],
             catalog: None,
+            colour_weight: 0.0,
         }
     }
 

@@ -295,6 +295,9 @@ pub struct StatsOut {
     pub count: usize,
     pub dimension: usize,
     pub model: String,
+    /// Weight of the colour descriptor in the stored vectors (0: none; queries may then
+    /// not ask for colour).
+    pub colour_weight: f32,
     pub columns: Vec<Column>,
 }
 
@@ -305,6 +308,9 @@ struct Params {
     page: Option<String>,
     per_page: Option<String>,
     filters: Vec<String>,
+    colour: Option<String>,
+    min_score: Option<String>,
+    collapse: Option<String>,
 }
 
 fn params(raw: Option<String>) -> Result<Params, AppError> {
@@ -315,6 +321,9 @@ fn params(raw: Option<String>) -> Result<Params, AppError> {
             "page" => p.page = Some(value.into_owned()),
             "per_page" => p.per_page = Some(value.into_owned()),
             "filter" => p.filters.push(value.into_owned()),
+            "colour" => p.colour = Some(value.into_owned()),
+            "min_score" => p.min_score = Some(value.into_owned()),
+            "collapse" => p.collapse = Some(value.into_owned()),
             other => {
                 return Err(AppError::BadRequest(format!("unknown query parameter '{other}'")));
             }
@@ -333,6 +342,29 @@ fn number(name: &str, raw: Option<&str>, default: usize, max: usize) -> Result<u
     }
 }
 
+/// A colour weight (`colour` field): how much colour counts against shape, 0..=4.
+fn colour(raw: Option<&str>) -> Result<Option<f32>, AppError> {
+    let Some(raw) = raw.map(str::trim).filter(|r| !r.is_empty()) else { return Ok(None) };
+    let max = crate::ingest::MAX_COLOUR_WEIGHT;
+    match raw.parse::<f32>() {
+        Ok(w) if (0.0..=max).contains(&w) => Ok(Some(w)),
+        _ => Err(AppError::BadRequest(format!(
+            "colour must be a number from 0 to {max}, got '{raw}'"
+        ))),
+    }
+}
+
+/// An optional number in `lo..=hi` (`min_score`, `collapse`).
+fn fraction(name: &str, raw: Option<&str>, lo: f32, hi: f32) -> Result<Option<f32>, AppError> {
+    let Some(raw) = raw.map(str::trim).filter(|r| !r.is_empty()) else { return Ok(None) };
+    match raw.parse::<f32>() {
+        Ok(x) if (lo..=hi).contains(&x) => Ok(Some(x)),
+        _ => Err(AppError::BadRequest(format!(
+            "{name} must be a number from {lo} to {hi}, got '{raw}'"
+        ))),
+    }
+}
+
 fn filter(state: &AppState, specs: &[String]) -> Result<Filter, AppError> {
     Ok(state.engine.filter(specs)?)
 }
@@ -340,7 +372,7 @@ fn filter(state: &AppState, specs: &[String]) -> Result<Filter, AppError> {
 #[utoipa::path(
     post,
     path = "/api/search",
-    request_body(content_type = "multipart/form-data", description = "Fields: `image` (the photo, required), `k` (1..50, default 5), `crop` (`x,y,w,h` in pixels of the photo), `filter` (repeatable `column=value`), `resize` (`auto`: pad studio shots, crop snapshots; `pad`; `crop`)."),
+    request_body(content_type = "multipart/form-data", description = "Fields: `image` (the photo, required), `k` (1..50, default 5), `crop` (`x,y,w,h` in pixels of the photo), `filter` (repeatable `column=value`), `resize` (`auto`: pad studio shots, crop snapshots; `pad`; `crop`), `colour` (0..4: how much colour counts against shape; default: the index's weight), `min_score` (-1..1: leave out weaker results), `collapse` (0..1: leave out results with at least this cosine to a better one)."),
     responses(
         (status = 200, body = SearchOut),
         (status = 400, body = ErrorBody, description = "bad parameter or unusable photo"),
@@ -359,6 +391,7 @@ async fn search(
     })?;
     let mut image: Option<Bytes> = None;
     let (mut k, mut crop, mut filters, mut resize) = (None, None, Vec::new(), QueryResize::Auto);
+    let (mut colour_weight, mut min_score, mut collapse) = (None, None, None);
     loop {
         let field = match form.next_field().await {
             Ok(Some(f)) => f,
@@ -377,6 +410,9 @@ async fn search(
             "crop" => {}
             "filter" => filters.push(text()),
             "resize" => resize = text().parse::<QueryResize>().map_err(AppError::BadRequest)?,
+            "colour" => colour_weight = colour(Some(&text()))?,
+            "min_score" => min_score = fraction("min_score", Some(&text()), -1.0, 1.0)?,
+            "collapse" => collapse = fraction("collapse", Some(&text()), 0.0, 1.0)?,
             other => return Err(AppError::BadRequest(format!("unknown form field '{other}'"))),
         }
     }
@@ -394,6 +430,9 @@ async fn search(
         filter: filter(&state, &filters)?,
         crop,
         resize,
+        colour: colour_weight,
+        min_score,
+        collapse,
         ..Query::default()
     };
     let permit = state.slots.clone().try_acquire_owned().map_err(|_| AppError::Busy)?;
@@ -454,7 +493,10 @@ async fn get_item(
 #[utoipa::path(get, path = "/api/items/{id}/similar",
     params(("id" = String, Path, description = "item id"),
         ("k" = Option<usize>, Query, description = "number of results, 1..50 (default 5)"),
-        ("filter" = Option<Vec<String>>, Query, description = "column=value, repeatable")),
+        ("filter" = Option<Vec<String>>, Query, description = "column=value, repeatable"),
+        ("colour" = Option<f32>, Query, description = "0..4: how much colour counts against shape (default: the index's weight)"),
+        ("min_score" = Option<f32>, Query, description = "-1..1: leave out weaker results"),
+        ("collapse" = Option<f32>, Query, description = "0..1: leave out results with at least this cosine to a better one")),
     responses((status = 200, body = SearchOut), (status = 400, body = ErrorBody), (status = 404, body = ErrorBody)))]
 async fn similar(
     State(state): State<Arc<AppState>>,
@@ -466,6 +508,9 @@ async fn similar(
     let q = Query {
         k: number("k", p.k.as_deref(), 5, API_MAX_K)?,
         filter: filter(&state, &p.filters)?,
+        colour: colour(p.colour.as_deref())?,
+        min_score: fraction("min_score", p.min_score.as_deref(), -1.0, 1.0)?,
+        collapse: fraction("collapse", p.collapse.as_deref(), 0.0, 1.0)?,
         ..Query::default()
     };
     let hits = state.engine.similar_to(&id, &q)?;
@@ -539,6 +584,7 @@ async fn stats(State(state): State<Arc<AppState>>) -> Result<Json<StatsOut>, App
         count: state.engine.index().len(),
         dimension: info.dim,
         model: info.model.name.clone(),
+        colour_weight: info.colour_weight,
         columns,
     }))
 }

@@ -219,10 +219,14 @@ async fn search_bad_input_gets_a_named_4xx() {
         (vec![("image", &img), ("crop", b"1,2")], StatusCode::BAD_REQUEST, "crop"),
         (vec![("image", &img), ("crop", b"5000,0,10,10")], StatusCode::BAD_REQUEST, "outside"),
         (
-            vec![("image", &img), ("colour", b"red")],
+            vec![("image", &img), ("color", b"red")],
             StatusCode::BAD_REQUEST,
-            "unknown form field 'colour'",
+            "unknown form field 'color'",
         ),
+        (vec![("image", &img), ("colour", b"red")], StatusCode::BAD_REQUEST, "colour must be"),
+        (vec![("image", &img), ("colour", b"9")], StatusCode::BAD_REQUEST, "colour must be"),
+        (vec![("image", &img), ("min_score", b"2")], StatusCode::BAD_REQUEST, "min_score must"),
+        (vec![("image", &img), ("collapse", b"x")], StatusCode::BAD_REQUEST, "collapse must"),
         (
             vec![("image", &img), ("resize", b"stretch")],
             StatusCode::BAD_REQUEST,
@@ -286,6 +290,25 @@ async fn items_similar_and_listing() {
     assert_eq!(get_json("/api/items/nope/similar").await.0, StatusCode::NOT_FOUND);
     assert_eq!(get_json("/api/items/1001/similar?k=100").await.0, StatusCode::BAD_REQUEST);
     assert_eq!(get_json("/api/items/1001/similar?filter=x%3Dy").await.0, StatusCode::BAD_REQUEST);
+    for bad in ["colour=-1", "colour=x", "min_score=3", "collapse=1.5"] {
+        let (s, v) = get_json(&format!("/api/items/1001/similar?{bad}")).await;
+        assert_eq!(s, StatusCode::BAD_REQUEST, "{bad}: {v}");
+    }
+    // Colour weight 0 ranks by shape alone; a high one by colour: other rankings.
+    let (_, shape) = get_json("/api/items/1001/similar?k=10&colour=0").await;
+    let (_, colour) = get_json("/api/items/1001/similar?k=10&colour=4").await;
+    let ids = |v: &Value| -> Vec<String> {
+        v["results"].as_array().unwrap().iter().map(|h| h["id"].to_string()).collect()
+    };
+    assert_eq!(ids(&shape).len(), 10);
+    assert_ne!(ids(&shape), ids(&colour));
+    // A floor no other item reaches, then near-duplicate collapsing (nothing collapses
+    // at cosine 1 among distinct photos).
+    let (s, v) = get_json("/api/items/1001/similar?k=5&min_score=0.9999").await;
+    assert_eq!(s, StatusCode::OK);
+    assert_eq!(ids(&v).len(), 0, "{v}");
+    let (_, v) = get_json("/api/items/1001/similar?k=5&collapse=1").await;
+    assert_eq!(ids(&v).len(), 5);
 
     let (s, v) = get_json("/api/items?page=2&per_page=10").await;
     assert_eq!(s, StatusCode::OK);
@@ -325,7 +348,8 @@ async fn facets_and_stats_describe_the_catalogue() {
     let (s, v) = get_json("/api/stats").await;
     assert_eq!(s, StatusCode::OK);
     assert_eq!(v["count"], 25);
-    assert_eq!(v["dimension"], 1280);
+    assert_eq!(v["dimension"], 1280 + crate::colour::BINS);
+    assert_eq!(v["colour_weight"], crate::ingest::DEFAULT_COLOUR_WEIGHT);
     let at = v["columns"].as_array().unwrap().iter().find(|c| c["name"] == "articleType").unwrap();
     let total: u64 =
         at["values"].as_array().unwrap().iter().map(|x| x["count"].as_u64().unwrap()).sum();

@@ -19,7 +19,7 @@ use std::collections::BTreeMap;
 
 use serde::{Deserialize, Serialize};
 
-pub use lmdb::LmdbStore;
+pub use lmdb::{GraphParams, LmdbStore};
 pub use memory::MemoryStore;
 
 use crate::model::ModelSpec;
@@ -63,6 +63,14 @@ pub struct IndexInfo {
     /// relative to it), so that the server and reports can show them.
     #[serde(default)]
     pub catalog: Option<String>,
+    /// Weight of the colour histogram appended to every vector (0: none; then `dim` is the
+    /// model's). See [`crate::colour`].
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub colour_weight: f32,
+}
+
+fn is_zero(w: &f32) -> bool {
+    *w == 0.0
 }
 
 /// Everything known about an item except its vector.

@@ -22,6 +22,7 @@ fn info(dim: usize) -> IndexInfo {
         dim,
         columns: vec!["articleType".into()],
         catalog: None,
+        colour_weight: 0.0,
     }
 }
 
