@@ -149,6 +149,7 @@ async function runSearch() {
       res = await api.similar(state.similarTo.id, state.k, state.filters, signal, state.colour);
     }
     $('#results').dataset.filters = new URLSearchParams(state.filters).toString();
+    $('#results').dataset.colour = state.colour;
     showResults(res);
   } catch (e) {
     if (e.name === 'AbortError') return;

@@ -129,6 +129,22 @@ try {
   log(`  ${col}=${value}: ${after.length} results, all match (${JSON.stringify(before) === JSON.stringify(after) ? 'same' : 'changed'} ids)`);
   await shot(page, '03-filter.png');
 
+  // 3b. the "Match" menu (shown for an index with the colour descriptor): shape only
+  if (await page.locator('#colour-pick').isVisible()) {
+    log('3b. match by shape only, then back');
+    s = await seq(page, '#results');
+    await page.locator('#colour').selectOption('0');
+    await waitGrid(page, '#results', s);
+    const sentColour = await page.$eval('#results', (el) => el.dataset.colour);
+    check(sentColour === '0', `search was not sent with colour=0 (sent "${sentColour}")`);
+    log(`  shape only: ${(await ids(page, '#results')).length} results`);
+    s = await seq(page, '#results');
+    await page.locator('#colour').selectOption('');
+    await waitGrid(page, '#results', s);
+  } else {
+    log('3b. no "Match" menu (index without colour)');
+  }
+
   // 4. more like this
   log('4. "More like this" on the first result');
   s = await seq(page, '#results');
