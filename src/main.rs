@@ -35,11 +35,11 @@ fn parse_backend(s: &str) -> Result<BackendKind, String> {
 
 #[derive(Args, Clone, Copy)]
 struct ModeArg {
-    /// Compare the query with every candidate (default below 50,000 candidates, or with a
+    /// Compare the query with every candidate (default below 200,000 candidates, or with a
     /// filter keeping under a tenth of the index).
     #[arg(long, conflicts_with = "ann")]
     exact: bool,
-    /// Search the approximate (HNSW) graph (default from 50,000 candidates on).
+    /// Search the approximate (HNSW) graph (default from 200,000 candidates on).
     #[arg(long)]
     ann: bool,
 }

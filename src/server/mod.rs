@@ -342,19 +342,7 @@ fn number(name: &str, raw: Option<&str>, default: usize, max: usize) -> Result<u
     }
 }
 
-/// A colour weight (`colour` field): how much colour counts against shape, 0..=4.
-fn colour(raw: Option<&str>) -> Result<Option<f32>, AppError> {
-    let Some(raw) = raw.map(str::trim).filter(|r| !r.is_empty()) else { return Ok(None) };
-    let max = crate::ingest::MAX_COLOUR_WEIGHT;
-    match raw.parse::<f32>() {
-        Ok(w) if (0.0..=max).contains(&w) => Ok(Some(w)),
-        _ => Err(AppError::BadRequest(format!(
-            "colour must be a number from 0 to {max}, got '{raw}'"
-        ))),
-    }
-}
-
-/// An optional number in `lo..=hi` (`min_score`, `collapse`).
+/// An optional number in `lo..=hi` (`colour`, `min_score`, `collapse`).
 fn fraction(name: &str, raw: Option<&str>, lo: f32, hi: f32) -> Result<Option<f32>, AppError> {
     let Some(raw) = raw.map(str::trim).filter(|r| !r.is_empty()) else { return Ok(None) };
     match raw.parse::<f32>() {
@@ -364,6 +352,8 @@ fn fraction(name: &str, raw: Option<&str>, lo: f32, hi: f32) -> Result<Option<f3
         ))),
     }
 }
+
+const MAX_COLOUR: f32 = crate::ingest::MAX_COLOUR_WEIGHT;
 
 fn filter(state: &AppState, specs: &[String]) -> Result<Filter, AppError> {
     Ok(state.engine.filter(specs)?)
@@ -410,7 +400,7 @@ async fn search(
             "crop" => {}
             "filter" => filters.push(text()),
             "resize" => resize = text().parse::<QueryResize>().map_err(AppError::BadRequest)?,
-            "colour" => colour_weight = colour(Some(&text()))?,
+            "colour" => colour_weight = fraction("colour", Some(&text()), 0.0, MAX_COLOUR)?,
             "min_score" => min_score = fraction("min_score", Some(&text()), -1.0, 1.0)?,
             "collapse" => collapse = fraction("collapse", Some(&text()), 0.0, 1.0)?,
             other => return Err(AppError::BadRequest(format!("unknown form field '{other}'"))),
@@ -508,7 +498,7 @@ async fn similar(
     let q = Query {
         k: number("k", p.k.as_deref(), 5, API_MAX_K)?,
         filter: filter(&state, &p.filters)?,
-        colour: colour(p.colour.as_deref())?,
+        colour: fraction("colour", p.colour.as_deref(), 0.0, MAX_COLOUR)?,
         min_score: fraction("min_score", p.min_score.as_deref(), -1.0, 1.0)?,
         collapse: fraction("collapse", p.collapse.as_deref(), 0.0, 1.0)?,
         ..Query::default()
