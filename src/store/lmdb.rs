@@ -31,10 +31,11 @@ const ANN_INDEX: u16 = 0;
 /// the search that places a new node (BENCHMARKS.md, "Scale").
 const ANN_M: usize = 16;
 const ANN_M0: usize = 32;
-/// 48 rather than hannoy's usual 100+: on near-duplicate clusters a broader build search
-/// fills the link lists with cluster mates (recall@10 0.945 at 48, 0.933 at 128, 0.888 at
-/// 400, 100k vectors in clusters of 23), and on the real catalogue it loses nothing that
-/// matters (0.999 vs 0.9995 at the planner's ef) while linking 2.4x faster (BENCHMARKS.md).
+/// 48 rather than hannoy's usual 100+: links 2.4x faster (10 vs 24 s at 44k) for the same
+/// recall where it matters: 0.999 vs 0.9995 at the planner's ef on the real catalogue; on
+/// near-duplicate clusters a broader build search fills link lists with cluster mates
+/// (100k in clusters of 23: 0.945 at 48, 0.933 at 128, 0.888 at 400; 1M: 0.913 vs 0.918).
+/// BENCHMARKS.md, "Scale".
 const ANN_EF_CONSTRUCTION: usize = 48;
 /// Link pruning tolerance (hannoy's `alpha`; 1.0 = plain HNSW, above = DiskANN-like, more
 /// links kept). 1.2 measured worse on near-duplicate clusters (recall@10 0.77 against 0.93
