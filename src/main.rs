@@ -518,8 +518,10 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                         })
                         .collect())
                 };
-                // The exact path scores stored vectors in blocks: each query reweighted first.
+                // The exact path scores stored vectors in blocks: with --colour, each query
+                // is reweighted first; without, the stored vectors are the queries.
                 let query_of = |v: &[f32]| engine.query_vector(v, colour.colour);
+                let query_of = colour.colour.is_some().then_some(&query_of as &eval::QueryOf<'_>);
                 let r = eval::leave_one_out(
                     &segment,
                     k,
@@ -528,7 +530,7 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                     &filter,
                     samples,
                     (mode == SearchMode::Ann).then_some(&ranker as &eval::Ranker<'_>),
-                    Some(&query_of as &eval::QueryOf<'_>),
+                    query_of,
                 )?;
                 let secs = t.elapsed().as_secs_f64();
                 if json {
