@@ -309,13 +309,14 @@ pub struct AnnReport {
     pub items: usize,
     pub dim: usize,
     pub k: usize,
-    pub ef_construction: usize,
-    pub alpha: f32,
     /// Writing items and vectors to the store (one transaction per 10,000).
     pub write_seconds: f64,
-    /// Linking every item into the graph.
-    pub build_seconds: f64,
-    /// Size of the store's file (items, vectors and graph).
+    /// Training the partition (k-means) and placing every item in its cell.
+    pub partition_seconds: f64,
+    pub cells: usize,
+    /// Cells the planner's approximate search scans.
+    pub probes: usize,
+    /// Size of the store's file (items, vectors, centroids).
     pub disk_mb: f64,
     /// Growth of resident memory over loading the in-memory index, per 1,000 items.
     pub memory_mb_per_1000_items: f64,
@@ -323,14 +324,14 @@ pub struct AnnReport {
     pub ann: Latency,
     pub recall_at_k: f64,
     pub speedup_p50: f64,
-    /// Recall and latency of the raw graph search for other breadths (`ef`).
-    pub ef_sweep: Vec<EfPoint>,
+    /// Recall and latency of the cell scan for other numbers of probed cells.
+    pub probe_sweep: Vec<ProbePoint>,
     pub filtered_items: usize,
     pub filtered_exact: Latency,
     /// The default planner (exact over the filter's rows while they are few).
     pub filtered_auto: Latency,
     pub filtered_auto_recall: f64,
-    /// The graph forced (`--ann`) with the filter as its candidates.
+    /// The partition forced (`--ann`) with the filter as its candidates.
     pub filtered_ann: Latency,
     pub filtered_ann_recall: f64,
     /// Fewest results any filtered query returned (k expected).
@@ -338,21 +339,20 @@ pub struct AnnReport {
 }
 
 #[derive(Debug, Serialize)]
-pub struct EfPoint {
-    pub ef: usize,
+pub struct ProbePoint {
+    pub probes: usize,
     pub recall_at_k: f64,
     pub latency: Latency,
 }
 
-/// Build the graph over `matrix` in a fresh store under `scratch`, then time searches.
+/// Build the partition over `matrix` in a fresh store under `scratch`, then time searches.
 pub fn ann(
     matrix: Vec<f32>,
     dim: usize,
     queries: &[f32],
     k: usize,
-    efs: &[usize],
+    probes: &[usize],
     scratch: &Path,
-    graph: crate::store::GraphParams,
 ) -> Result<AnnReport> {
     use crate::index::{Filter, SearchMode, VectorIndex};
     use crate::model::{Layout, ModelSpec, ResizeMode};
@@ -399,8 +399,8 @@ pub fn ann(
     drop(matrix);
     let write_seconds = t.elapsed().as_secs_f64();
     let t = Instant::now();
-    store.build_ann_with(graph)?;
-    let build_seconds = t.elapsed().as_secs_f64();
+    let refreshed = crate::index::partition::refresh(&store, dim)?;
+    let partition_seconds = t.elapsed().as_secs_f64();
     let disk_mb = std::fs::metadata(scratch.join("data.mdb")).map_or(0.0, |m| m.len() as f64 / 1e6);
     let before = rss_bytes();
     let index = VectorIndex::load(&store, dim)?;
@@ -415,7 +415,7 @@ pub fn ann(
         let mut out = Vec::new();
         for q in queries.chunks_exact(dim) {
             let t = Instant::now();
-            let hits = index.search(Some(&store), q, k, filter, None, mode)?;
+            let hits = index.search(q, k, filter, None, mode)?;
             ms.push(t.elapsed().as_secs_f64() * 1e3);
             out.push(ids(&hits));
         }
@@ -427,20 +427,18 @@ pub fn ann(
     let none = Filter::default();
     let (exact, exact_ids) = run(&none, SearchMode::Exact)?;
     let (ann, ann_ids) = run(&none, SearchMode::Ann)?;
-    let mut ef_sweep = Vec::new();
-    for &ef in efs {
+    let mut probe_sweep = Vec::new();
+    for &p in probes {
         let mut ms = Vec::new();
         let mut r = 0.0;
         for (q, want) in queries.chunks_exact(dim).zip(&exact_ids) {
             let t = Instant::now();
-            let found = store.ann_search(q, k, ef, None)?.unwrap_or_default();
+            let found = index.search_probes(q, k, &none, p).unwrap_or_default();
             ms.push(t.elapsed().as_secs_f64() * 1e3);
-            let got: Vec<String> =
-                found.iter().filter_map(|(key, _)| index.id(*key).map(str::to_string)).collect();
-            r += recall(&got, want);
+            r += recall(&ids(&found), want);
         }
-        ef_sweep.push(EfPoint {
-            ef,
+        probe_sweep.push(ProbePoint {
+            probes: p,
             recall_at_k: r / exact_ids.len().max(1) as f64,
             latency: Latency::from_ms(ms),
         });
@@ -456,17 +454,17 @@ pub fn ann(
         items,
         dim,
         k,
-        ef_construction: graph.ef_construction,
-        alpha: graph.alpha,
         write_seconds,
-        build_seconds,
+        partition_seconds,
+        cells: refreshed.cells,
+        probes: crate::index::probes_for(refreshed.cells),
         disk_mb,
         memory_mb_per_1000_items: memory,
         speedup_p50: exact.p50_ms / ann.p50_ms.max(1e-9),
         recall_at_k: mean_recall(&ann_ids, &exact_ids),
         exact,
         ann,
-        ef_sweep,
+        probe_sweep,
         filtered_items,
         filtered_exact,
         filtered_auto_recall: mean_recall(&fa_ids, &fe_ids),

@@ -20,7 +20,7 @@ use crate::index::{Filter, Hit, Item, SearchMode, VectorIndex};
 use crate::ingest::MODEL_FILE;
 use crate::model::ResolvedModel;
 use crate::preprocess::{self, Crop, QueryResize};
-use crate::store::{Change, FORMAT_VERSION, IndexInfo, ItemRecord, LmdbStore, Store, StoreError};
+use crate::store::{Change, IndexInfo, ItemRecord, LmdbStore, Store, StoreError};
 
 /// Folder inside the index that keeps the photos of items added by `add` or the API.
 pub const ADDED_PHOTOS_DIR: &str = "photos";
@@ -131,6 +131,21 @@ pub fn read_info(dir: &Path) -> Result<(IndexInfo, usize)> {
     let store = LmdbStore::open_existing(dir)?;
     let info = store.info()?.ok_or_else(|| StoreError::NotAnIndex(dir.display().to_string()))?;
     Ok((info, store.len()?))
+}
+
+/// The partition of an index folder: cells (0: none) and items no cell holds yet.
+pub fn read_partition(dir: &Path) -> Result<(usize, usize)> {
+    let store = LmdbStore::open_existing(dir)?;
+    let info = store.info()?.ok_or_else(|| StoreError::NotAnIndex(dir.display().to_string()))?;
+    let Some(cells) =
+        store.centroids()?.and_then(|c| crate::index::Partition::from_centroids(info.dim, c))
+    else {
+        return Ok((0, store.len()?));
+    };
+    let n = cells.cells();
+    let unplaced =
+        store.records()?.iter().filter(|(_, r)| r.cell.is_none_or(|c| c as usize >= n)).count();
+    Ok((n, unplaced))
 }
 
 impl Engine {
@@ -281,7 +296,7 @@ impl Engine {
         let key = index.key_of(id).ok_or_else(|| Error::UnknownId(id.to_string()))?;
         let v = index.vector(key).ok_or_else(|| Error::UnknownId(id.to_string()))?;
         let v = self.query_vector(v, q.colour)?;
-        Self::search_in(&index, &self.store, &v, q, Some(key))
+        Self::search_in(&index, &v, q, Some(key))
     }
 
     /// Search with an embedded query photo. A snapshot that does not say how much colour
@@ -298,13 +313,12 @@ impl Engine {
     pub fn search_vector(&self, v: &[f32], q: &Query) -> Result<Vec<Hit>> {
         Self::check_k(q.k)?;
         let v = self.query_vector(v, q.colour)?;
-        Self::search_in(&self.index(), &self.store, &v, q, None)
+        Self::search_in(&self.index(), &v, q, None)
     }
 
     /// The planner's top k, then the score floor and near-duplicate collapsing.
     fn search_in(
         index: &VectorIndex,
-        store: &LmdbStore,
         v: &[f32],
         q: &Query,
         exclude: Option<u32>,
@@ -321,7 +335,7 @@ impl Engine {
         }
         // Collapsing drops results: look deeper so that k usually remain.
         let depth = if q.collapse.is_some() { (q.k * COLLAPSE_DEPTH).min(MAX_K) } else { q.k };
-        let mut hits = index.search(Some(store), v, depth, &q.filter, exclude, q.mode)?;
+        let mut hits = index.search(v, depth, &q.filter, exclude, q.mode)?;
         if let Some(floor) = q.min_score {
             hits.retain(|h| h.score >= floor);
         }
@@ -423,12 +437,21 @@ impl Engine {
                 metadata: item.metadata.clone(),
                 key: None,
                 added: true,
+                cell: None,
             };
             changes.push(Change::Put { id: item.id.clone(), record, vector: vector.to_vec() });
         }
 
         let _writer = self.writer.lock().map_err(|_| poisoned())?;
         let before = self.index();
+        // Place each item in its partition cell: one comparison with the centroids each.
+        if let Some(p) = before.partition() {
+            for (change, cell) in changes.iter_mut().zip(p.assign(&vectors)) {
+                if let Change::Put { record, .. } = change {
+                    record.cell = Some(cell);
+                }
+            }
+        }
         let mut report = WriteReport::default();
         let mut old_keys = Vec::new();
         let mut old_files = Vec::new();
@@ -445,7 +468,6 @@ impl Engine {
             }
         }
         let keys = self.store.apply(None, &changes)?;
-        self.store.build_ann()?;
         let new_items: Vec<Item> = changes
             .into_iter()
             .zip(keys)
@@ -486,7 +508,6 @@ impl Engine {
         }
         let changes: Vec<Change> = ids.iter().map(|id| Change::Delete { id: id.clone() }).collect();
         self.store.apply(None, &changes)?;
-        self.store.build_ann()?;
         let next = before.with_changes(Vec::new(), &keys);
         let report = WriteReport {
             removed: ids.to_vec(),
@@ -500,7 +521,8 @@ impl Engine {
     }
 
     fn check_writable(&self) -> Result<()> {
-        if self.info.format_version < FORMAT_VERSION {
+        // v1 items have no keys; v2 and later take writes (a v2 index just has no partition).
+        if self.info.format_version < 2 {
             return Err(Error::BadParameter {
                 name: "index",
                 message: format!(

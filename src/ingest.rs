@@ -88,8 +88,10 @@ pub struct IndexReport {
     pub seconds: f64,
     /// Photos embedded per second, whole pipeline.
     pub images_per_second: f64,
-    /// Time spent linking new items into the ANN graph, after embedding.
-    pub ann_seconds: f64,
+    /// Cells of the index's partition (the approximate index; 0: none).
+    pub cells: usize,
+    /// Time spent training the partition or placing new items in it.
+    pub partition_seconds: f64,
     pub interrupted: bool,
 }
 
@@ -108,8 +110,8 @@ impl std::fmt::Display for IndexReport {
         let embedded = self.added + self.reembedded;
         writeln!(
             f,
-            "  embedded {embedded} photos in {:.1} s: {:.1} images/s; search graph linked in {:.1} s",
-            self.seconds, self.images_per_second, self.ann_seconds
+            "  embedded {embedded} photos in {:.1} s: {:.1} images/s; partition of {} cells fitted in {:.1} s",
+            self.seconds, self.images_per_second, self.cells, self.partition_seconds
         )?;
         match &self.metadata_file {
             Some(m) => writeln!(
@@ -380,16 +382,17 @@ pub fn index_catalog(
     // Dropping the receiver (on error or interrupt) stops the producer at its next send.
     outcome?;
     bar.finish_and_clear();
-    // Link what this run changed into the ANN graph, in one transaction. Until then (an
-    // interrupted run) searches are exact, and the next run links it.
-    let ann_started = Instant::now();
+    // Train the partition, or place this run's new items in it, in one transaction. Until
+    // then (an interrupted run) unplaced items are scanned by every search, and the next
+    // run places them.
     if !report.interrupted {
         if opts.progress {
-            eprintln!("linking the search graph...");
+            eprintln!("partitioning the index...");
         }
-        store.build_ann()?;
+        let p = crate::index::partition::refresh(&store, info.dim)?;
+        report.cells = p.cells;
+        report.partition_seconds = p.seconds;
     }
-    report.ann_seconds = ann_started.elapsed().as_secs_f64();
     report.total_items = store.len()?;
     report.seconds = started.elapsed().as_secs_f64();
     let embedded = (report.added + report.reembedded) as f64;
@@ -421,13 +424,21 @@ fn prepare(
         (None, Some(o)) => o.metadata.clone(),
         (None, None) => BTreeMap::new(),
     };
-    let mut record =
-        ItemRecord { path: photo.rel.clone(), hash, metadata: fields, key: None, added: false };
+    let mut record = ItemRecord {
+        path: photo.rel.clone(),
+        hash,
+        metadata: fields,
+        key: None,
+        added: false,
+        cell: None,
+    };
     if let Some(o) = old
         && o.hash == record.hash
         && !o.added
     {
+        // Same photo, same vector: its key and cell stay.
         record.key = o.key;
+        record.cell = o.cell;
         if *o == record {
             return Prepared::Unchanged;
         }

@@ -39,7 +39,8 @@ struct ModeArg {
     /// filter keeping under a tenth of the index).
     #[arg(long, conflicts_with = "ann")]
     exact: bool,
-    /// Search the approximate (HNSW) graph (default from 200,000 candidates on).
+    /// Scan only the partition cells nearest to the query (default from 200,000
+    /// candidates on).
     #[arg(long)]
     ann: bool,
 }
@@ -288,8 +289,8 @@ enum BenchCommand {
         #[command(flatten)]
         backend: BackendArg,
     },
-    /// Approximate search (HNSW) against exact search at scale: build time, recall, latency,
-    /// filtered queries.
+    /// Approximate search (partition cells) against exact search at scale: build time,
+    /// recall, latency, filtered queries.
     Ann {
         #[arg(long)]
         index: PathBuf,
@@ -300,19 +301,13 @@ enum BenchCommand {
         queries: usize,
         #[arg(short, long, default_value_t = 10)]
         k: usize,
-        /// Graph search breadths to sweep.
-        #[arg(long, value_delimiter = ',', default_value = "40,80,160,320")]
-        ef: Vec<usize>,
+        /// Numbers of partition cells to probe, swept.
+        #[arg(long, value_delimiter = ',', default_value = "8,16,32,64,128")]
+        probes: Vec<usize>,
         /// Catalogue vectors the synthetic ones are made from (default: all). Fewer give
         /// a smaller catalogue the near-duplicate clusters of a bigger one.
         #[arg(long)]
         sources: Option<usize>,
-        /// Graph build breadth (default: the store's).
-        #[arg(long)]
-        ef_construction: Option<usize>,
-        /// Graph link pruning tolerance (default: the store's).
-        #[arg(long)]
-        alpha: Option<f32>,
         /// Scratch folder for the store (default: a temporary folder).
         #[arg(long)]
         scratch: Option<PathBuf>,
@@ -500,7 +495,7 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                     .clone()
                     .or_else(|| columns.iter().find(|c| *c == "masterCategory").cloned());
                 let t = std::time::Instant::now();
-                // `--ann`: every item's ranking through the graph, as `search --similar-to`.
+                // `--ann`: every item's ranking through the partition, as `search --similar-to`.
                 let ranker = |row: usize| -> lookalike::Result<Vec<lookalike::kernel::Scored>> {
                     let q = Query {
                         k,
@@ -688,13 +683,15 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         }
         Command::Info { index, json } => {
             let (info, count) = engine::read_info(&index)?;
+            let (cells, unplaced) = engine::read_partition(&index)?;
             if json {
                 println!(
                     "{}",
                     serde_json::json!({"model": info.model.name, "count": count, "dimension": info.dim,
                         "columns": info.columns, "format_version": info.format_version,
                         "input_size": info.model.size, "resize": info.model.resize,
-                        "colour_weight": info.colour_weight})
+                        "colour_weight": info.colour_weight, "cells": cells,
+                        "unplaced": unplaced})
                 );
             } else {
                 println!("index:      {}", index.display());
@@ -712,6 +709,11 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                     );
                 } else {
                     println!("colour:     none (shape only)");
+                }
+                if cells > 0 {
+                    println!("partition:  {cells} cells, {unplaced} items not placed yet");
+                } else {
+                    println!("partition:  none (`lookalike index` fits one; search is exact)");
                 }
                 println!("columns:    {}", info.columns.join(", "));
                 println!("format:     v{}", info.format_version);
@@ -832,17 +834,7 @@ fn bench(what: BenchCommand) -> anyhow::Result<()> {
                 println!("{}", serde_json::to_string(&r)?);
             }
         }
-        BenchCommand::Ann {
-            index,
-            scale,
-            queries,
-            k,
-            ef,
-            scratch,
-            sources,
-            ef_construction,
-            alpha,
-        } => {
+        BenchCommand::Ann { index, scale, queries, k, probes, scratch, sources } => {
             let engine = Engine::open(&index, BackendKind::Auto)?;
             let idx = engine.index().compacted();
             let dim = idx.dim();
@@ -850,9 +842,6 @@ fn bench(what: BenchCommand) -> anyhow::Result<()> {
             let base = &idx.matrix()[..sources.unwrap_or(idx.len()).min(idx.len()) * dim];
             let q = bench_queries_from(base, dim, queries);
             let matrix = bench::synthesize(base, dim, scale, 0.3);
-            let mut graph = lookalike::store::GraphParams::default();
-            graph.ef_construction = ef_construction.unwrap_or(graph.ef_construction);
-            graph.alpha = alpha.unwrap_or(graph.alpha);
             drop(engine);
             let dir = match scratch {
                 Some(d) => d,
@@ -863,7 +852,7 @@ fn bench(what: BenchCommand) -> anyhow::Result<()> {
                 "{} already holds a store; give an empty folder",
                 dir.display()
             );
-            let r = bench::ann(matrix, dim, &q, k, &ef, &dir, graph);
+            let r = bench::ann(matrix, dim, &q, k, &probes, &dir);
             let _ = std::fs::remove_dir_all(&dir);
             println!("{}", serde_json::to_string(&r?)?);
         }

@@ -1,7 +1,10 @@
 //! Every on-disk format version ever written keeps a golden index that must still open
 //! and answer. v1: six sample photos, the tiny test model (64-d), written by lookalike 0.1.
 //! v2 (`tools/make_golden_index.sh 2`): the same six, then a hat photo added with `add` and
-//! item 1001 removed; items carry keys and the HNSW graph is in the file.
+//! item 1001 removed; items carry keys and the HNSW graph is in the file (lookalike no
+//! longer reads it: a v2 index is searched exactly). v3 (`tools/make_golden_index.sh 3`):
+//! the same steps; the partition (2 cells for 6 items, colour weight 0.3) is in the file
+//! and every item, the added one too, has its cell.
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
@@ -52,7 +55,7 @@ fn golden_index_v1_opens_and_answers() {
 }
 
 #[test]
-fn golden_index_v2_opens_and_answers_exactly_and_through_its_graph() {
+fn golden_index_v2_opens_and_answers_and_takes_writes() {
     let (dir, engine) = open_copy(2);
     let info = engine.info();
     assert_eq!((info.format_version, info.dim), (2, 64));
@@ -84,4 +87,34 @@ fn golden_index_v2_opens_and_answers_exactly_and_through_its_graph() {
         }])
         .unwrap();
     assert_eq!((report.added.len(), report.total_items), (1, 7));
+}
+
+#[test]
+fn golden_index_v3_opens_and_answers_exactly_and_through_its_partition() {
+    let (_dir, engine) = open_copy(3);
+    let info = engine.info();
+    assert_eq!((info.format_version, info.dim, info.colour_weight), (3, 64 + 78, 0.3));
+    let index = engine.index();
+    assert_eq!(index.len(), 6);
+    let cells = index.cells().expect("a v3 index keeps its partition").clone();
+    assert_eq!((cells.partition().cells(), cells.unplaced()), (2, 0));
+    let want = vec!["1180", "added-hat", "1087", "1299", "1030"];
+    for mode in [lookalike::index::SearchMode::Exact, lookalike::index::SearchMode::Ann] {
+        let q = Query { mode, ..Query::default() };
+        let hits = engine.similar_to("1000", &q).unwrap();
+        let ids: Vec<&str> = hits.iter().map(|h| h.id.as_str()).collect();
+        assert_eq!(ids, want, "{mode:?}");
+    }
+    // New writes are placed in the stored partition.
+    engine
+        .add_items(vec![lookalike::engine::NewItem {
+            id: "again".into(),
+            photo: std::fs::read(sample().join("images/1001.jpg")).unwrap(),
+            metadata: Default::default(),
+        }])
+        .unwrap();
+    let after = engine.index();
+    assert_eq!(after.cells().unwrap().unplaced(), 0);
+    let key = after.key_of("again").unwrap();
+    assert!(after.record(key).unwrap().cell.is_some_and(|c| c < 2));
 }

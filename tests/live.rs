@@ -59,6 +59,9 @@ fn add_and_remove_from_the_cli_are_visible_at_once_and_survive_reindexing() {
     let report: Value = serde_json::from_str(&out).unwrap();
     assert_eq!(report["added"], serde_json::json!(["hat"]));
     assert_eq!(report["total_items"], 21);
+    // `index` partitioned the 20 items (about √n cells); `add` placed the new one at once.
+    let info: Value = serde_json::from_str(&ok(&["info", "--index", p(&idx), "--json"])).unwrap();
+    assert_eq!((info["cells"].as_u64(), info["unplaced"].as_u64()), (Some(4), Some(0)));
     assert_eq!(top(&idx, &hat, &["--query-resize", "pad"])[0], "hat");
     for mode in ["--exact", "--ann"] {
         let caps = top(&idx, &hat, &["--filter", "articleType=caps", mode]);
@@ -202,7 +205,10 @@ fn writers_and_readers_interleave_from_several_threads() {
     for id in &ids[..6] {
         assert!(reopened.index().key_of(id).is_none());
     }
-    // The graph holds exactly the live items: forced ANN finds every one of them.
+    // Every write placed its items in the partition's cells, which hold exactly the live
+    // items: the approximate search forced over all of them finds every one.
+    let cells = reopened.index().cells().expect("the index was partitioned by `index`").clone();
+    assert_eq!(cells.unplaced(), 0);
     let q = Query { k: 26, mode: lookalike::index::SearchMode::Ann, ..Query::default() };
     let hits = reopened.similar_to("w0-1", &q).unwrap();
     assert_eq!(hits.len(), 25);
@@ -225,7 +231,7 @@ fn a_write_killed_at_any_moment_leaves_an_index_that_opens_and_answers() {
     let query = fixture("queries/tshirt.jpg");
     let mut seen = HashSet::new();
     // Kill the same 120-photo `add` after different delays: before, during and after its
-    // one transaction, and during the graph's linking.
+    // one transaction, and after it.
     for delay_ms in [5u64, 40, 120, 250, 400, 700, 1200] {
         let before = count(&idx);
         let mut args = vec!["add", "--index", p(&idx), "--backend", "tract"];

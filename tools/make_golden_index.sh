@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Writes tests/fixtures/golden-index-v<N>/ with the current lookalike: six sample photos
 # indexed with the tiny test model, then one photo added through `add` and one item
-# removed, so that every part of the format (keys, graph, added photos) is in the file.
+# removed, so that every part of the format (keys, partition cells, added photos) is in the file.
 # Run once per new format version; never rewrite an existing version's fixture.
 set -euo pipefail
 cd "$(dirname "$0")/.."

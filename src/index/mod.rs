@@ -6,10 +6,10 @@
 //! compared, so a filter that keeps 1% of the catalogue still returns k matching items,
 //! not the matching few among the k nearest. The planner compares every candidate exactly
 //! while there are fewer than [`ANN_MIN_CANDIDATES`], or when a filter keeps less than
-//! 1/[`ANN_MIN_SELECTIVITY`] of the index (a graph walk then wanders through items the
-//! filter rejects, while the exact scan costs only the matches); otherwise it asks the
-//! store's HNSW graph. It falls back to exact search whenever the graph is missing, lags,
-//! or finds fewer than k.
+//! 1/[`ANN_MIN_SELECTIVITY`] of the index (the exact scan then costs only the matches);
+//! otherwise it scans the items of the partition cells nearest to the query
+//! ([`partition`]). It falls back to exact search when the index has no partition or the
+//! probed cells hold fewer than k matches.
 //!
 //! Live updates never touch a snapshot: [`VectorIndex::with_changes`] makes the next one,
 //! sharing every segment it does not merge, so readers holding the old one are never
@@ -18,6 +18,7 @@
 //! images, models or HTTP.
 
 mod filter;
+pub mod partition;
 mod segment;
 
 use std::collections::BTreeMap;
@@ -27,6 +28,7 @@ use std::sync::Arc;
 use roaring::RoaringBitmap;
 
 pub use filter::Filter;
+pub use partition::{Cells, MAX_CELLS, Partition, cells_for};
 pub use segment::{COMPACT_SCAN_MIN_ROWS, Item, Segment};
 
 use crate::error::{Error, Result};
@@ -45,12 +47,12 @@ pub struct Hit {
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, serde::Serialize)]
 #[serde(rename_all = "lowercase")]
 pub enum SearchMode {
-    /// Exact below [`ANN_MIN_CANDIDATES`] candidates, the ANN graph above.
+    /// Exact below [`ANN_MIN_CANDIDATES`] candidates, the partition's nearest cells above.
     #[default]
     Auto,
     /// Compare every candidate.
     Exact,
-    /// The ANN graph whenever it is up to date.
+    /// The partition's nearest cells whenever the index has a partition.
     Ann,
 }
 
@@ -66,22 +68,39 @@ impl FromStr for SearchMode {
     }
 }
 
-/// From this many candidates on, `Auto` searches the HNSW graph instead of comparing
-/// every candidate. Below it the exact scan (i8 + re-rank) is fast and perfect: 2–3.5 ms
-/// at 44k, 4.6 ms at 100k, so about 10 ms here, while the graph, 1.5–3x faster at these
-/// sizes, finds only 93–95% of the true top-10 when the catalogue holds many near-copies
-/// of the same product (BENCHMARKS.md, "Scale").
+/// From this many candidates on, `Auto` scans the nearest partition cells instead of
+/// comparing every candidate. Below it the exact scan (i8 + re-rank) is fast and perfect:
+/// 2–3.5 ms at 44k, 4.6 ms at 100k (BENCHMARKS.md, "Scale").
 pub const ANN_MIN_CANDIDATES: usize = 200_000;
 
-/// A filter must keep at least one item in this many for `Auto` to use the graph: at 1%
-/// of 100k, the graph restricted to the filter took 69 ms, the exact scan of the 1,000
-/// matches 0.4 ms (BENCHMARKS.md).
+/// A filter must keep at least one item in this many for `Auto` to use the partition:
+/// below, the exact scan of the matches is as fast and perfect (1% of 1M: 2.2 ms).
 pub const ANN_MIN_SELECTIVITY: usize = 10;
 
-/// Breadth of an ANN search: the graph explores `max(ANN_EF, ANN_EF_PER_RESULT * k)`
-/// candidates. Chosen on the 1M benchmark for recall@10 >= 0.99 (BENCHMARKS.md).
-pub const ANN_EF: usize = 160;
-pub const ANN_EF_PER_RESULT: usize = 8;
+/// Cells an approximate search scans: a share of the partition, at least a few. Chosen on
+/// the 1M benchmark (BENCHMARKS.md, "Scale"): 8 of 1,000 cells find 99.75% of the exact
+/// top-10 at 14x its speed; 16 find 99.95% at 9x.
+pub const ANN_PROBE_SHARE: f64 = 0.008;
+pub const ANN_MIN_PROBES: usize = 8;
+
+/// Cells an unfiltered approximate search scans in a partition of `cells`.
+pub fn probes_for(cells: usize) -> usize {
+    ((cells as f64 * ANN_PROBE_SHARE).ceil() as usize).max(ANN_MIN_PROBES).min(cells)
+}
+
+/// The planner: `None` to compare all `n` candidates (of `total` items), or the number of
+/// partition cells to scan. A filter keeping a share of the items gets as many more cells
+/// probed, so that the probed cells hold about as many matches as without it.
+pub fn plan(n: usize, total: usize, mode: SearchMode, cells: Option<usize>) -> Option<usize> {
+    let cells = cells.filter(|&c| c > 0)?;
+    let approximate = match mode {
+        SearchMode::Exact => false,
+        SearchMode::Ann => true,
+        SearchMode::Auto => n >= ANN_MIN_CANDIDATES && n * ANN_MIN_SELECTIVITY >= total,
+    };
+    let share = n.max(1) as f64 / total.max(1) as f64;
+    approximate.then(|| ((probes_for(cells) as f64 / share).ceil() as usize).min(cells))
+}
 
 /// A filter keeping fewer than one row in this many of a segment is scanned row by row
 /// (cost in proportion to the matches); broader ones scan the segment with a mask.
@@ -94,12 +113,16 @@ pub struct VectorIndex {
     /// Ascending, disjoint key ranges.
     segments: Vec<Arc<Segment>>,
     alive: RoaringBitmap,
+    /// The approximate index, when the store holds a partition.
+    cells: Option<Cells>,
 }
 
 impl VectorIndex {
     /// Read every item of `store` into memory. Items of a v1 index have no stored key;
     /// they get their place in id order, as the upgrade to v2 gives them.
     pub fn load(store: &dyn Store, dim: usize) -> Result<Self> {
+        let partition = store.centroids()?.and_then(|c| Partition::from_centroids(dim, c));
+        let mut placed = Vec::new();
         let mut segment = Segment::empty(dim);
         let mut bad_dim = None;
         let mut place = 0u32;
@@ -109,6 +132,9 @@ impl VectorIndex {
             if v.len() != dim {
                 bad_dim.get_or_insert((id.to_string(), v.len()));
                 return;
+            }
+            if partition.is_some() {
+                placed.push((key, record.cell));
             }
             segment.push(key, id.to_string(), record.clone(), v);
         })?;
@@ -120,7 +146,8 @@ impl VectorIndex {
         segment.finish();
         let alive: RoaringBitmap = segment.keys().iter().copied().collect();
         let segments = if segment.is_empty() { Vec::new() } else { vec![Arc::new(segment)] };
-        Ok(Self { dim, segments, alive })
+        let cells = partition.map(|p| Cells::new(p, placed));
+        Ok(Self { dim, segments, alive, cells })
     }
 
     /// An index of `items` (one segment).
@@ -128,12 +155,19 @@ impl VectorIndex {
         let alive: RoaringBitmap = items.iter().map(|i| i.key).collect();
         let segment = Segment::new(dim, items);
         let segments = if segment.is_empty() { Vec::new() } else { vec![Arc::new(segment)] };
-        Self { dim, segments, alive }
+        Self { dim, segments, alive, cells: None }
     }
 
     /// The next snapshot: `added` items (keys above every key here) in, `removed` keys
     /// out. Shares every segment it does not merge.
     pub fn with_changes(&self, added: Vec<Item>, removed: &[u32]) -> Self {
+        let cells = self.cells.as_ref().map(|c| {
+            let gone: Vec<(u32, Option<u32>)> =
+                removed.iter().map(|&k| (k, self.record(k).and_then(|r| r.cell))).collect();
+            let new: Vec<(u32, Option<u32>)> =
+                added.iter().map(|i| (i.key, i.record.cell)).collect();
+            c.with_changes(&new, &gone)
+        });
         let mut alive = self.alive.clone();
         for k in removed {
             alive.remove(*k);
@@ -171,7 +205,17 @@ impl VectorIndex {
             }
         }
         segments.retain(|s| !s.is_empty());
-        Self { dim: self.dim, segments, alive }
+        Self { dim: self.dim, segments, alive, cells }
+    }
+
+    /// The partition new items are placed in, when the index has one.
+    pub fn partition(&self) -> Option<&Partition> {
+        self.cells.as_ref().map(Cells::partition)
+    }
+
+    /// The cells of the approximate index, when the index has a partition.
+    pub fn cells(&self) -> Option<&Cells> {
+        self.cells.as_ref()
     }
 
     pub fn len(&self) -> usize {
@@ -265,10 +309,8 @@ impl VectorIndex {
     }
 
     /// Nearest live items to `query` among those passing `filter`, `exclude` left out.
-    /// `store` holds the ANN graph; without it search is exact.
     pub fn search(
         &self,
-        store: Option<&dyn Store>,
         query: &[f32],
         k: usize,
         filter: &Filter,
@@ -292,48 +334,47 @@ impl VectorIndex {
         {
             n -= 1;
         }
-        let ann = match mode {
-            SearchMode::Exact => false,
-            SearchMode::Ann => true,
-            SearchMode::Auto => n >= ANN_MIN_CANDIDATES && n * ANN_MIN_SELECTIVITY >= self.len(),
-        };
-        if ann
-            && let Some(store) = store
-            && let Some(hits) = self.search_ann(store, query, k, candidates.as_ref(), exclude, n)?
-        {
-            return Ok(hits);
+        let cells = self.cells.as_ref();
+        let probes = plan(n, self.len(), mode, cells.map(|c| c.partition().cells()));
+        if let (Some(cells), Some(probes)) = (cells, probes) {
+            let found = self.search_in_cells(cells, query, k, candidates.as_ref(), exclude, probes);
+            if found.len() >= k.min(n) {
+                return Ok(found);
+            }
         }
         Ok(self.search_exact(query, k, candidates.as_ref(), exclude))
     }
 
-    /// ANN candidates re-scored exactly; `None` when the graph cannot answer for this
-    /// snapshot (none built, lagging, or short of the `min(k, n)` results exact search gives).
-    fn search_ann(
+    /// The approximate search with `probes` cells (`None` without a partition); fewer
+    /// than k results when the probed cells hold fewer matching items. For benchmarks.
+    pub fn search_probes(
         &self,
-        store: &dyn Store,
+        query: &[f32],
+        k: usize,
+        filter: &Filter,
+        probes: usize,
+    ) -> Option<Vec<Hit>> {
+        let cells = self.cells.as_ref()?;
+        let candidates = self.filter_keys(filter);
+        Some(self.search_in_cells(cells, query, k, candidates.as_ref(), None, probes))
+    }
+
+    /// Exact search among the items of the cells nearest to the query.
+    fn search_in_cells(
+        &self,
+        cells: &Cells,
         query: &[f32],
         k: usize,
         candidates: Option<&RoaringBitmap>,
         exclude: Option<u32>,
-        n: usize,
-    ) -> Result<Option<Vec<Hit>>> {
-        let want = k + usize::from(exclude.is_some());
-        let ef = ANN_EF.max(ANN_EF_PER_RESULT * want);
-        let Some(found) = store.ann_search(query, want, ef, candidates)? else {
-            return Ok(None);
-        };
-        let mut top = TopK::new(k);
-        for (key, _) in found {
-            if Some(key) == exclude {
-                continue;
-            }
-            // Scores come from the snapshot's own vectors: the same numbers exact search gives.
-            if let Some(v) = self.vector(key) {
-                top.push(Scored { row: key as usize, score: kernel::dot(v, query) });
-            }
+        probes: usize,
+    ) -> Vec<Hit> {
+        let mut keys = cells.candidates(query, probes);
+        match candidates {
+            Some(c) => keys &= c,
+            None => keys &= &self.alive,
         }
-        let hits = self.hits(top.into_sorted());
-        Ok((hits.len() >= k.min(n)).then_some(hits))
+        self.search_exact(query, k, Some(&keys), exclude)
     }
 
     fn hits(&self, scored: Vec<Scored>) -> Vec<Hit> {
@@ -411,7 +452,7 @@ impl VectorIndex {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::store::{Change, LmdbStore, MemoryStore};
+    use crate::store::{Change, MemoryStore};
 
     fn record(pairs: &[(&str, &str)]) -> ItemRecord {
         let mut r = ItemRecord::default();
@@ -504,12 +545,12 @@ mod tests {
         let cols = vec!["articleType".to_string()];
         let f = Filter::parse(&["articletype=WATCHES"], &cols).unwrap();
         let exact = SearchMode::Exact;
-        let hits = idx.search(None, &[0.8, 0.6], 5, &f, None, exact).unwrap();
+        let hits = idx.search(&[0.8, 0.6], 5, &f, None, exact).unwrap();
         assert_eq!(ids(&hits), vec!["a", "c"]);
         let none = Filter::parse(&["articleType=Socks"], &cols).unwrap();
-        assert!(idx.search(None, &[0.8, 0.6], 5, &none, None, exact).unwrap().is_empty());
+        assert!(idx.search(&[0.8, 0.6], 5, &none, None, exact).unwrap().is_empty());
         let any = Filter::parse(&["articleType=Socks", "articleType=Shirts"], &cols).unwrap();
-        assert_eq!(idx.search(None, &[1.0, 0.0], 5, &any, None, exact).unwrap().len(), 1);
+        assert_eq!(idx.search(&[1.0, 0.0], 5, &any, None, exact).unwrap().len(), 1);
     }
 
     #[test]
@@ -524,9 +565,9 @@ mod tests {
         let idx = index();
         let a = idx.key_of("a").unwrap();
         let all = Filter::default();
-        let hits = idx.search(None, &[1.0, 0.0], 1, &all, Some(a), SearchMode::Exact).unwrap();
+        let hits = idx.search(&[1.0, 0.0], 1, &all, Some(a), SearchMode::Exact).unwrap();
         assert_eq!(hits[0].id, "b");
-        assert!(idx.search(None, &[1.0, 0.0, 0.0], 1, &all, None, SearchMode::Exact).is_err());
+        assert!(idx.search(&[1.0, 0.0, 0.0], 1, &all, None, SearchMode::Exact).is_err());
     }
 
     #[test]
@@ -550,7 +591,7 @@ mod tests {
             for qi in 0..20 {
                 let q = seg.vector(qi * 37).to_vec();
                 let got: Vec<String> = idx
-                    .search(None, &q, 10, &f, None, SearchMode::Exact)
+                    .search(&q, 10, &f, None, SearchMode::Exact)
                     .unwrap()
                     .into_iter()
                     .map(|h| h.id)
@@ -598,8 +639,8 @@ mod tests {
         for spec in [None, Some("parity=0"), Some("bucket=rare")] {
             let f = spec.map_or(Filter::default(), |s| Filter::parse(&[s], &cols).unwrap());
             for q in vectors.iter().step_by(97) {
-                let a = idx.search(None, q, 10, &f, None, SearchMode::Exact).unwrap();
-                let b = fresh.search(None, q, 10, &f, None, SearchMode::Exact).unwrap();
+                let a = idx.search(q, 10, &f, None, SearchMode::Exact).unwrap();
+                let b = fresh.search(q, 10, &f, None, SearchMode::Exact).unwrap();
                 assert_eq!(ids(&a), ids(&b));
             }
         }
@@ -609,122 +650,124 @@ mod tests {
     }
 
     #[test]
-    fn ann_graph_recall_and_filters_with_0_1_few_all_matches() {
+    fn cell_search_recall_filters_with_0_1_few_all_matches_and_live_changes() {
         let (dim, rows) = (32, 4000);
         let vectors = clustered(rows, dim, 200, 3);
-        let dir = tempfile::tempdir().unwrap();
-        let s = LmdbStore::open(dir.path()).unwrap();
+        let s = MemoryStore::new();
         let changes: Vec<Change> = vectors.iter().enumerate().map(|(i, v)| put(i, v)).collect();
         s.apply(Some(&info(dim)), &changes).unwrap();
+        // Without a partition, forcing ANN still answers (exactly).
+        let plain = VectorIndex::load(&s, dim).unwrap();
+        assert!(plain.cells().is_none());
+        let q = &vectors[0];
+        let all = Filter::default();
+        assert_eq!(
+            ids(&plain.search(q, 10, &all, None, SearchMode::Ann).unwrap()),
+            ids(&plain.search(q, 10, &all, None, SearchMode::Exact).unwrap())
+        );
+        let report = partition::refresh(&s, dim).unwrap();
+        assert_eq!((report.cells, report.trained, report.placed), (63, true, rows));
+        // A second refresh has nothing to do.
+        let again = partition::refresh(&s, dim).unwrap();
+        assert_eq!((again.trained, again.placed), (false, 0));
         let idx = VectorIndex::load(&s, dim).unwrap();
-        // Before the graph is linked, forcing ANN still answers (exactly).
-        assert!(s.ann_search(&vectors[0], 5, 50, None).unwrap().is_none());
-        s.build_ann().unwrap();
+        let cells = idx.cells().unwrap();
+        assert_eq!(cells.unplaced(), 0);
         let cols: Vec<String> = ["bucket", "single", "parity"].map(String::from).to_vec();
         let mut found = 0;
         let mut total = 0;
         for q in vectors.iter().skip(5).step_by(40) {
-            let exact =
-                idx.search(Some(&s), q, 10, &Filter::default(), None, SearchMode::Exact).unwrap();
-            let ann =
-                idx.search(Some(&s), q, 10, &Filter::default(), None, SearchMode::Ann).unwrap();
+            let exact = idx.search(q, 10, &all, None, SearchMode::Exact).unwrap();
+            let ann = idx.search(q, 10, &all, None, SearchMode::Ann).unwrap();
+            // Scanning every cell is the exact search.
+            let every = idx.search_probes(q, 10, &all, cells.partition().cells()).unwrap();
+            assert_eq!(ids(&every), ids(&exact));
             assert_eq!(ann.len(), 10);
             total += exact.len();
             found += exact.iter().filter(|h| ann.iter().any(|a| a.id == h.id)).count();
+            // Scores of approximate hits are the exact cosines.
+            for h in &ann {
+                let v = idx.vector(idx.key_of(&h.id).unwrap()).unwrap();
+                assert_eq!(h.score, kernel::dot(v, q));
+            }
             // Filters: none match, one matches, few (1%), all.
             for (spec, expect) in [("bucket=nothing", 0), ("single=yes", 1), ("bucket=rare", 10)] {
                 let f = Filter::parse(&[spec], &cols).unwrap();
-                let e = idx.search(Some(&s), q, 10, &f, None, SearchMode::Exact).unwrap();
-                let a = idx.search(Some(&s), q, 10, &f, None, SearchMode::Ann).unwrap();
+                let e = idx.search(q, 10, &f, None, SearchMode::Exact).unwrap();
+                let a = idx.search(q, 10, &f, None, SearchMode::Ann).unwrap();
                 assert_eq!(e.len(), expect, "{spec}");
-                assert_eq!(a.len(), expect, "{spec}");
+                assert_eq!(ids(&a), ids(&e), "{spec}: a selective filter probes every cell");
                 assert!(a.iter().all(|h| f.matches(&h.metadata)), "{spec}");
             }
             let everything = Filter::parse(&["bucket=rare", "bucket=common"], &cols).unwrap();
-            let a = idx.search(Some(&s), q, 10, &everything, None, SearchMode::Ann).unwrap();
+            let a = idx.search(q, 10, &everything, None, SearchMode::Ann).unwrap();
             assert_eq!(a.len(), 10);
         }
         let recall = found as f64 / total as f64;
         assert!(recall >= 0.95, "recall@10 {recall}");
-        // Scores of ANN hits are the exact cosines.
-        let q = &vectors[11];
-        let hit =
-            &idx.search(Some(&s), q, 1, &Filter::default(), None, SearchMode::Ann).unwrap()[0];
-        let v = idx.vector(idx.key_of(&hit.id).unwrap()).unwrap();
-        assert_eq!(hit.score, kernel::dot(v, q));
-    }
 
-    /// A store that counts the graph searches it is asked for.
-    struct Counting(MemoryStore, std::sync::atomic::AtomicUsize);
+        // Live changes keep the cells in step: a replaced item moves, a removed one goes,
+        // an item without a cell is scanned by every probe.
+        let moved = idx.key_of("000010").unwrap();
+        let gone = idx.key_of("000011").unwrap();
+        let far: Vec<f32> = vectors[123].clone();
+        let p = idx.partition().unwrap();
+        let cell = p.assign(&far)[0];
+        let mut record = idx.record(moved).unwrap().clone();
+        record.cell = Some(cell);
+        let replaced =
+            Item { key: 50_000, id: "000010".into(), record: record.clone(), vector: far.clone() };
+        let stray = Item {
+            key: 50_001,
+            id: "stray".into(),
+            record: ItemRecord { cell: None, ..record },
+            vector: vectors[77].clone(),
+        };
+        let next = idx.with_changes(vec![replaced, stray], &[moved, gone]);
+        assert_eq!(next.cells().unwrap().unplaced(), 1);
+        assert_eq!(idx.cells().unwrap().unplaced(), 0, "the old snapshot is untouched");
+        let hits = next.search_probes(&far, 3, &all, 1).unwrap();
+        assert!(hits.iter().any(|h| h.id == "000010"), "found in its new cell");
+        assert!(
+            next.search_probes(&vectors[77], 400, &all, 1).unwrap().iter().any(|h| h.id == "stray")
+        );
+        let everywhere = next.search_probes(&vectors[11], 4000, &all, 63).unwrap();
+        assert!(everywhere.iter().all(|h| h.id != "000011"));
+        assert_eq!(everywhere.len(), next.len());
 
-    impl Store for Counting {
-        fn info(&self) -> Result<Option<crate::store::IndexInfo>, crate::store::StoreError> {
-            self.0.info()
-        }
-        fn apply(
-            &self,
-            info: Option<&crate::store::IndexInfo>,
-            changes: &[Change],
-        ) -> Result<Vec<u32>, crate::store::StoreError> {
-            self.0.apply(info, changes)
-        }
-        fn build_ann(&self) -> Result<(), crate::store::StoreError> {
-            self.0.build_ann()
-        }
-        fn ann_search(
-            &self,
-            query: &[f32],
-            count: usize,
-            ef: usize,
-            candidates: Option<&RoaringBitmap>,
-        ) -> Result<Option<Vec<crate::store::AnnHit>>, crate::store::StoreError> {
-            self.1.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-            self.0.ann_search(query, count, ef, candidates)
-        }
-        fn get(
-            &self,
-            id: &str,
-        ) -> Result<Option<(ItemRecord, Vec<f32>)>, crate::store::StoreError> {
-            self.0.get(id)
-        }
-        fn len(&self) -> Result<usize, crate::store::StoreError> {
-            self.0.len()
-        }
-        fn records(&self) -> Result<Vec<(String, ItemRecord)>, crate::store::StoreError> {
-            self.0.records()
-        }
-        fn for_each(
-            &self,
-            f: &mut dyn FnMut(&str, &ItemRecord, &[f32]),
-        ) -> Result<(), crate::store::StoreError> {
-            self.0.for_each(f)
-        }
+        // Items written without a cell are placed by the next refresh; an index grown past
+        // twice the cells its partition has gets a new one.
+        let more = clustered(14_000, dim, 200, 4);
+        let changes: Vec<Change> = more.iter().enumerate().map(|(i, v)| put(rows + i, v)).collect();
+        s.apply(None, &changes[..100]).unwrap();
+        let placed = partition::refresh(&s, dim).unwrap();
+        assert_eq!((placed.cells, placed.trained, placed.placed), (63, false, 100));
+        assert_eq!(VectorIndex::load(&s, dim).unwrap().cells().unwrap().unplaced(), 0);
+        s.apply(None, &changes[100..]).unwrap();
+        let grown = partition::refresh(&s, dim).unwrap();
+        assert_eq!((grown.cells, grown.trained), (cells_for(rows + 14_000), true));
+        assert!(grown.cells > 2 * 63);
     }
 
     #[test]
-    fn auto_uses_the_graph_only_for_many_candidates_and_broad_filters() {
-        let dim = 4;
-        let vectors = clustered(ANN_MIN_CANDIDATES + 500, dim, 30, 9);
-        let s = Counting(MemoryStore::new(), Default::default());
-        let changes: Vec<Change> = vectors.iter().enumerate().map(|(i, v)| put(i, v)).collect();
-        s.apply(Some(&info(dim)), &changes).unwrap();
-        let idx = VectorIndex::load(&s, dim).unwrap();
-        let cols: Vec<String> = ["bucket", "single", "parity"].map(String::from).to_vec();
-        let calls = || s.1.load(std::sync::atomic::Ordering::Relaxed);
-        let q = &vectors[3];
+    fn the_planner_scans_cells_only_for_many_candidates_and_broad_filters() {
+        let big = ANN_MIN_CANDIDATES + 500;
+        let cells = Some(1000);
+        let probes = probes_for(1000);
+        assert!((ANN_MIN_PROBES..1000).contains(&probes));
         let cases = [
-            (None, SearchMode::Auto, 1),             // 200,500 candidates: the graph
-            (Some("parity=1"), SearchMode::Auto, 0), // half of them: too few candidates
-            (Some("bucket=rare"), SearchMode::Auto, 0), // 1%: exact over the matches
-            (Some("bucket=rare"), SearchMode::Ann, 1), // forced
-            (None, SearchMode::Exact, 0),
+            (big, big, SearchMode::Auto, cells, Some(probes)), // many candidates: cells
+            (big, big, SearchMode::Auto, None, None),          // no partition: exact
+            (big / 2, big, SearchMode::Auto, cells, None),     // too few candidates
+            (big / 100, big, SearchMode::Auto, cells, None),   // 1% filter: exact over it
+            (big / 1000, big, SearchMode::Ann, cells, Some(1000)), // forced: every cell
+            (big / 2, big, SearchMode::Ann, cells, Some(2 * probes)), // half: twice the cells
+            (big, big, SearchMode::Exact, cells, None),
+            (10, 10, SearchMode::Ann, Some(3), Some(3)),
+            (0, 10, SearchMode::Ann, Some(3), Some(3)),
         ];
-        for (spec, mode, want) in cases {
-            let f = spec.map_or(Filter::default(), |s| Filter::parse(&[s], &cols).unwrap());
-            let before = calls();
-            let hits = idx.search(Some(&s), q, 10, &f, None, mode).unwrap();
-            assert_eq!(hits.len(), 10);
-            assert_eq!(calls() - before, want, "{spec:?} {mode:?}");
+        for (n, total, mode, cells, want) in cases {
+            assert_eq!(plan(n, total, mode, cells), want, "{n} of {total}, {mode:?}, {cells:?}");
         }
     }
 }

@@ -137,6 +137,14 @@ impl Segment {
 
     /// The row holding `key`.
     pub fn row_of_key(&self, key: u32) -> Option<usize> {
+        // Keys are mostly consecutive (a loaded index, a batch): try the direct place first,
+        // which keeps a cell scan of many scattered rows from paying a search per row.
+        let first = *self.keys.first()?;
+        if let Some(r) = key.checked_sub(first).map(|d| d as usize)
+            && self.keys.get(r) == Some(&key)
+        {
+            return Some(r);
+        }
         self.keys.binary_search(&key).ok()
     }
 

@@ -1,63 +1,25 @@
 //! LMDB store (through `heed`, as Meilisearch does): one environment holding the index
-//! description, the item records (JSON), the vectors (little-endian f32) and the HNSW
-//! graph over them (`hannoy`, Meilisearch's LMDB-native HNSW).
+//! description, the item records (JSON), the vectors (little-endian f32) and the
+//! partition's centroids.
 //!
 //! LMDB's copy-on-write B-tree commits a transaction atomically; a process killed at any
 //! point leaves the last committed state, which is what an interrupted run must keep.
-//! The graph's vectors change in the same transaction as the items, so the graph can lag
-//! (not yet linked) but never disagree: a lagging graph is simply not used.
 
 use std::path::{Path, PathBuf};
 
-use hannoy::distances::Cosine;
-use hannoy::{Reader, Writer};
 use heed::types::{Bytes, SerdeJson, Str, U32};
 use heed::{CommitOrAbort, Database, Env, EnvOpenOptions, RoTxn, RwTxn};
-use rand::SeedableRng;
-use roaring::RoaringBitmap;
 
 use super::{
-    AnnHit, Change, FORMAT_VERSION, IndexInfo, ItemRecord, Store, StoreError, check_dims,
-    check_version,
+    Change, FORMAT_VERSION, IndexInfo, ItemRecord, Store, StoreError, check_dims, check_version,
 };
 
 const INFO_KEY: &str = "info";
 const NEXT_KEY: &str = "next_key";
+const CENTROIDS_KEY: &str = "centroids";
 /// Virtual address space reserved for the map; the file only grows as data is written.
 const MAP_SIZE: usize = 1 << 40;
-/// The graph's index number inside its database (hannoy can hold several).
-const ANN_INDEX: u16 = 0;
-/// HNSW links per node on the upper layers and on the ground layer, and the breadth of
-/// the search that places a new node (BENCHMARKS.md, "Scale").
-const ANN_M: usize = 16;
-const ANN_M0: usize = 32;
-/// 48 rather than hannoy's usual 100+: links 2.4x faster (10 vs 24 s at 44k) for the same
-/// recall where it matters: 0.999 vs 0.9995 at the planner's ef on the real catalogue; on
-/// near-duplicate clusters a broader build search fills link lists with cluster mates
-/// (100k in clusters of 23: 0.945 at 48, 0.933 at 128, 0.888 at 400; 1M: 0.913 vs 0.918).
-/// BENCHMARKS.md, "Scale".
-const ANN_EF_CONSTRUCTION: usize = 48;
-/// Link pruning tolerance (hannoy's `alpha`; 1.0 = plain HNSW, above = DiskANN-like, more
-/// links kept). 1.2 measured worse on near-duplicate clusters (recall@10 0.77 against 0.93
-/// at 100k, `bench ann --sources`): the extra links go to cluster mates, not across.
-const ANN_ALPHA: f32 = 1.0;
 
-/// How the graph is linked (`bench ann` sweeps these; the store uses the defaults).
-#[derive(Debug, Clone, Copy, PartialEq)]
-pub struct GraphParams {
-    pub ef_construction: usize,
-    pub alpha: f32,
-}
-
-impl Default for GraphParams {
-    fn default() -> Self {
-        Self { ef_construction: ANN_EF_CONSTRUCTION, alpha: ANN_ALPHA }
-    }
-}
-/// Seed of the graph's level draws: the same items give the same graph.
-const ANN_SEED: u64 = 0x5EED;
-
-type AnnDb = hannoy::Database<'static, Cosine>;
 type Counters = Database<'static, Str, U32<heed::byteorder::BigEndian>>;
 type Meta = Database<'static, Str, SerdeJson<IndexInfo>>;
 type Items = Database<'static, Str, SerdeJson<ItemRecord>>;
@@ -88,7 +50,8 @@ pub struct LmdbStore {
     vectors: Vectors,
     /// Absent in a v1 index opened read-only.
     counters: Option<Counters>,
-    ann: Option<AnnDb>,
+    /// The partition's centroids (absent in an older index opened read-only).
+    partition: Option<Vectors>,
 }
 
 impl LmdbStore {
@@ -99,20 +62,26 @@ impl LmdbStore {
             .map_err(|e| StoreError::Backend(format!("cannot create {}: {e}", dir.display())))?;
         let env = open_env(dir)?;
         let wtxn = env.write_txn()?;
-        let (meta, items, vectors, counters, ann) = env
+        let (meta, items, vectors, counters, partition) = env
             .create_databases_and_commit(wtxn, |dbo, wtxn| -> Result<_, StoreError> {
                 let meta = dbo.create_database(wtxn, Some("meta"))?;
                 let items = dbo.create_database(wtxn, Some("items"))?;
                 let vectors = dbo.create_database(wtxn, Some("vectors"))?;
                 let counters = dbo.create_database(wtxn, Some("counters"))?;
-                let ann = dbo.create_database(wtxn, Some("ann"))?;
+                let partition = dbo.create_database(wtxn, Some("partition"))?;
                 if let Some(info) = meta.get(wtxn, INFO_KEY)? {
                     check_version(&info)?;
                     if info.format_version < FORMAT_VERSION {
-                        upgrade(wtxn, meta, items, vectors, counters, ann, info)?;
+                        // A v2 index's HNSW graph is no longer used: free its pages.
+                        let graph: Option<Database<Bytes, Bytes>> =
+                            dbo.open_database(wtxn, Some("ann"))?;
+                        if let Some(g) = graph {
+                            g.clear(wtxn)?;
+                        }
+                        upgrade(wtxn, meta, items, counters, info)?;
                     }
                 }
-                Ok(CommitOrAbort::<_, ()>::Commit((meta, items, vectors, counters, ann)))
+                Ok(CommitOrAbort::<_, ()>::Commit((meta, items, vectors, counters, partition)))
             })?
             .commit()
             .ok_or_else(|| StoreError::Backend("opening the index was aborted".into()))?;
@@ -123,7 +92,7 @@ impl LmdbStore {
             items,
             vectors,
             counters: Some(counters),
-            ann: Some(ann),
+            partition: Some(partition),
         })
     }
 
@@ -136,14 +105,14 @@ impl LmdbStore {
         }
         let env = open_env(dir)?;
         let rtxn = env.read_txn()?;
-        let (meta, items, vectors, counters, ann) = env
+        let (meta, items, vectors, counters, partition) = env
             .open_databases_and_commit(rtxn, |dbo, rtxn| -> Result<_, StoreError> {
                 Ok(CommitOrAbort::<_, ()>::Commit((
                     dbo.open_database(rtxn, Some("meta"))?,
                     dbo.open_database(rtxn, Some("items"))?,
                     dbo.open_database(rtxn, Some("vectors"))?,
                     dbo.open_database(rtxn, Some("counters"))?,
-                    dbo.open_database(rtxn, Some("ann"))?,
+                    dbo.open_database(rtxn, Some("partition"))?,
                 )))
             })?
             .commit()
@@ -151,36 +120,14 @@ impl LmdbStore {
         let (Some(meta), Some(items), Some(vectors)) = (meta, items, vectors) else {
             return Err(not_index());
         };
-        let store = Self { env, path: dir.to_path_buf(), meta, items, vectors, counters, ann };
+        let store =
+            Self { env, path: dir.to_path_buf(), meta, items, vectors, counters, partition };
         check_version(&store.info()?.ok_or_else(not_index)?)?;
         Ok(store)
     }
 
-    /// Link pending graph changes with explicit parameters.
-    pub fn build_ann_with(&self, params: GraphParams) -> Result<(), StoreError> {
-        let Some(info) = self.info()? else { return Ok(()) };
-
-        let writer = self.ann_writer(info.dim).ok_or_else(read_only)?;
-        let mut wtxn = self.env.write_txn().map_err(backend)?;
-        if !writer.need_build(&wtxn).map_err(backend)? {
-            return Ok(());
-        }
-        let mut rng = rand::rngs::StdRng::seed_from_u64(ANN_SEED);
-        writer
-            .builder(&mut rng)
-            .ef_construction(params.ef_construction)
-            .alpha(params.alpha)
-            .build::<ANN_M, ANN_M0>(&mut wtxn)
-            .map_err(backend)?;
-        wtxn.commit().map_err(backend)
-    }
-
     pub fn path(&self) -> &Path {
         &self.path
-    }
-
-    fn ann_writer(&self, dim: usize) -> Option<Writer<'static, Cosine>> {
-        self.ann.map(|db| Writer::new(db, ANN_INDEX, dim))
     }
 
     fn next_key(&self, txn: &RoTxn) -> Result<u32, StoreError> {
@@ -192,45 +139,31 @@ impl LmdbStore {
         let c = self.counters.ok_or_else(read_only)?;
         c.put(wtxn, NEXT_KEY, &key).map_err(backend)
     }
-
-    /// The key of a stored record; v1 records have none (and v1 stores are read-only).
-    fn key_of(id: &str, record: &ItemRecord) -> Result<u32, StoreError> {
-        record.key.ok_or_else(|| StoreError::Corrupt {
-            id: id.to_string(),
-            message: "item without a key in a writable index".into(),
-        })
-    }
 }
 
-/// v1 → v2: keys in id order (what a v1 index's readers assume), vectors into the graph's
-/// database. The graph itself is linked by the next [`Store::build_ann`].
+/// v1 → v2: keys in id order (what a v1 index's readers assume).
+/// v2 → v3: nothing to move (the graph's pages are freed by the caller); the next `index`
+/// run partitions the index.
 fn upgrade<'t>(
     wtxn: &mut RwTxn,
     meta: Database<'t, Str, SerdeJson<IndexInfo>>,
     items: Database<'t, Str, SerdeJson<ItemRecord>>,
-    vectors: Database<'t, Str, Bytes>,
     counters: Database<'t, Str, U32<heed::byteorder::BigEndian>>,
-    ann: hannoy::Database<'t, Cosine>,
     mut info: IndexInfo,
 ) -> Result<(), StoreError> {
-    let records: Vec<(String, ItemRecord)> = items
-        .iter(wtxn)?
-        .map(|kv| kv.map(|(k, v)| (k.to_string(), v)))
-        .collect::<Result<_, _>>()?;
-    let writer = Writer::new(ann, ANN_INDEX, info.dim);
-    let mut next = 0u32;
-    for (key, (id, mut record)) in (0u32..).zip(records) {
-        let bytes = vectors.get(wtxn, &id)?.ok_or_else(|| StoreError::Corrupt {
-            id: id.clone(),
-            message: "record without a vector".into(),
-        })?;
-        let vector = decode_vector(&id, bytes)?;
-        record.key = Some(key);
-        items.put(wtxn, &id, &record)?;
-        writer.add_item(wtxn, key, &vector).map_err(backend)?;
-        next = key + 1;
+    if info.format_version < 2 {
+        let records: Vec<(String, ItemRecord)> = items
+            .iter(wtxn)?
+            .map(|kv| kv.map(|(k, v)| (k.to_string(), v)))
+            .collect::<Result<_, _>>()?;
+        let mut next = 0u32;
+        for (key, (id, mut record)) in (0u32..).zip(records) {
+            record.key = Some(key);
+            items.put(wtxn, &id, &record)?;
+            next = key + 1;
+        }
+        counters.put(wtxn, NEXT_KEY, &next)?;
     }
-    counters.put(wtxn, NEXT_KEY, &next)?;
     info.format_version = FORMAT_VERSION;
     Ok(meta.put(wtxn, INFO_KEY, &info)?)
 }
@@ -273,16 +206,14 @@ impl Store for LmdbStore {
             wtxn.commit().map_err(backend)?;
             return Ok(Vec::new());
         }
-        let dim = effective.as_ref().map_or(0, |i| i.dim);
-        let ann = self.ann_writer(dim).ok_or_else(read_only)?;
+        if self.counters.is_none() {
+            return Err(read_only());
+        }
         let mut next = self.next_key(&wtxn)?;
         let mut keys = Vec::new();
         for c in changes {
             match c {
                 Change::Put { id, record, vector } => {
-                    if let Some(old) = self.items.get(&wtxn, id).map_err(backend)? {
-                        ann.del_item(&mut wtxn, Self::key_of(id, &old)?).map_err(backend)?;
-                    }
                     let key = next;
                     next = next.checked_add(1).ok_or_else(|| {
                         StoreError::Backend("the index has used up its 2^32 item keys".into())
@@ -290,7 +221,6 @@ impl Store for LmdbStore {
                     let record = ItemRecord { key: Some(key), ..record.clone() };
                     self.items.put(&mut wtxn, id, &record).map_err(backend)?;
                     self.vectors.put(&mut wtxn, id, &encode_vector(vector)).map_err(backend)?;
-                    ann.add_item(&mut wtxn, key, vector).map_err(backend)?;
                     keys.push(key);
                 }
                 Change::Record { id, record } => {
@@ -305,55 +235,22 @@ impl Store for LmdbStore {
                     self.items.put(&mut wtxn, id, &record).map_err(backend)?;
                 }
                 Change::Delete { id } => {
-                    if let Some(old) = self.items.get(&wtxn, id).map_err(backend)? {
-                        ann.del_item(&mut wtxn, Self::key_of(id, &old)?).map_err(backend)?;
-                    }
                     self.items.delete(&mut wtxn, id).map_err(backend)?;
                     self.vectors.delete(&mut wtxn, id).map_err(backend)?;
+                }
+                Change::Centroids(c) => {
+                    let db = self.partition.ok_or_else(read_only)?;
+                    if c.is_empty() {
+                        db.delete(&mut wtxn, CENTROIDS_KEY).map_err(backend)?;
+                    } else {
+                        db.put(&mut wtxn, CENTROIDS_KEY, &encode_vector(c)).map_err(backend)?;
+                    }
                 }
             }
         }
         self.set_next_key(&mut wtxn, next)?;
         wtxn.commit().map_err(backend)?;
         Ok(keys)
-    }
-
-    fn build_ann(&self) -> Result<(), StoreError> {
-        self.build_ann_with(GraphParams::default())
-    }
-
-    fn ann_search(
-        &self,
-        query: &[f32],
-        count: usize,
-        ef: usize,
-        candidates: Option<&RoaringBitmap>,
-    ) -> Result<Option<Vec<AnnHit>>, StoreError> {
-        let Some(db) = self.ann else { return Ok(None) };
-        let rtxn = self.env.read_txn().map_err(backend)?;
-        let reader = match Reader::<Cosine>::open(&rtxn, ANN_INDEX, db) {
-            Ok(r) => r,
-            // Never built, or changes not linked yet: exact search answers instead.
-            Err(hannoy::Error::MissingMetadata(_) | hannoy::Error::NeedBuild(_)) => {
-                return Ok(None);
-            }
-            Err(e) => return Err(backend(e)),
-        };
-        if reader.dimensions() != query.len() {
-            return Err(StoreError::DimensionMismatch {
-                id: "query".into(),
-                expected: reader.dimensions(),
-                got: query.len(),
-            });
-        }
-        let mut q = reader.nns(count);
-        q.ef_search(ef);
-        if let Some(c) = candidates {
-            q.candidates(c);
-        }
-        let found = q.by_vector(&rtxn, query).map_err(backend)?;
-        // hannoy's cosine distance is (1 - cos) / 2.
-        Ok(Some(found.into_nns().into_iter().map(|(k, d)| (k, 1.0 - 2.0 * d)).collect()))
     }
 
     fn get(&self, id: &str) -> Result<Option<(ItemRecord, Vec<f32>)>, StoreError> {
@@ -363,6 +260,13 @@ impl Store for LmdbStore {
             StoreError::Corrupt { id: id.to_string(), message: "record without a vector".into() }
         })?;
         Ok(Some((record, decode_vector(id, bytes)?)))
+    }
+
+    fn centroids(&self) -> Result<Option<Vec<f32>>, StoreError> {
+        let Some(db) = self.partition else { return Ok(None) };
+        let rtxn = self.env.read_txn().map_err(backend)?;
+        let Some(bytes) = db.get(&rtxn, CENTROIDS_KEY).map_err(backend)? else { return Ok(None) };
+        decode_vector(CENTROIDS_KEY, bytes).map(Some)
     }
 
     fn len(&self) -> Result<usize, StoreError> {

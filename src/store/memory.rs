@@ -1,18 +1,16 @@
 //! In-memory store: the reference behaviour of [`Store`], for tests and scratch indexes.
-//! Its "approximate" search is exact, which makes it the yardstick for the real graph.
 
 use std::collections::BTreeMap;
 use std::sync::RwLock;
 
-use roaring::RoaringBitmap;
-
-use super::{AnnHit, Change, IndexInfo, ItemRecord, Store, StoreError, check_dims};
+use super::{Change, IndexInfo, ItemRecord, Store, StoreError, check_dims};
 
 #[derive(Default)]
 struct Inner {
     info: Option<IndexInfo>,
     items: BTreeMap<String, (ItemRecord, Vec<f32>)>,
     next_key: u32,
+    centroids: Option<Vec<f32>>,
 }
 
 /// A [`Store`] that lives and dies with the process.
@@ -73,36 +71,18 @@ impl Store for MemoryStore {
                 Change::Delete { id } => {
                     g.items.remove(id);
                 }
+                Change::Centroids(c) => g.centroids = (!c.is_empty()).then(|| c.clone()),
             }
         }
         Ok(keys)
     }
 
-    fn build_ann(&self) -> Result<(), StoreError> {
-        Ok(())
-    }
-
-    fn ann_search(
-        &self,
-        query: &[f32],
-        count: usize,
-        _ef: usize,
-        candidates: Option<&RoaringBitmap>,
-    ) -> Result<Option<Vec<AnnHit>>, StoreError> {
-        let g = self.inner.read().map_err(poisoned)?;
-        let mut all: Vec<AnnHit> = g
-            .items
-            .values()
-            .filter_map(|(r, v)| Some((r.key?, crate::kernel::dot_scalar(v, query))))
-            .filter(|(k, _)| candidates.is_none_or(|c| c.contains(*k)))
-            .collect();
-        all.sort_by(|a, b| b.1.total_cmp(&a.1).then(a.0.cmp(&b.0)));
-        all.truncate(count);
-        Ok(Some(all))
-    }
-
     fn get(&self, id: &str) -> Result<Option<(ItemRecord, Vec<f32>)>, StoreError> {
         Ok(self.inner.read().map_err(poisoned)?.items.get(id).cloned())
+    }
+
+    fn centroids(&self) -> Result<Option<Vec<f32>>, StoreError> {
+        Ok(self.inner.read().map_err(poisoned)?.centroids.clone())
     }
 
     fn len(&self) -> Result<usize, StoreError> {

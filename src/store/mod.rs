@@ -7,10 +7,9 @@
 //! images, models or HTTP.
 //!
 //! Every item gets a key, a `u32` the store hands out once and never again: an item that
-//! is replaced gets a new key. Keys name items in the approximate-nearest-neighbour graph
-//! and in the in-memory index's bitmaps. The graph is a derived structure: the store
-//! keeps its vectors in step within each transaction, and [`Store::build_ann`] links the
-//! pending ones; until it has, [`Store::ann_search`] answers `None` and search is exact.
+//! is replaced gets a new key. Keys name items in the in-memory index's bitmaps (facets,
+//! partition cells). The partition (centroids, each item's cell in its record) is derived
+//! data: written by whoever trains it, kept by the store as given.
 
 mod lmdb;
 mod memory;
@@ -19,7 +18,7 @@ use std::collections::BTreeMap;
 
 use serde::{Deserialize, Serialize};
 
-pub use lmdb::{GraphParams, LmdbStore};
+pub use lmdb::LmdbStore;
 pub use memory::MemoryStore;
 
 use crate::model::ModelSpec;
@@ -31,7 +30,11 @@ use crate::model::ModelSpec;
 /// - 2: items carry a key, and an HNSW graph (hannoy) lives beside them. A v1 index opens
 ///   as it is (keys are then the items' places in id order, which is also what the upgrade
 ///   on the first write gives them) and is searched exactly until upgraded.
-pub const FORMAT_VERSION: u32 = 2;
+/// - 3: a partition (k-means centroids, and each item's cell in its record) is the
+///   approximate index, in place of v2's graph (no longer written or read; the upgrade
+///   frees it). A v2 index opens as it is and is searched exactly until the next `index`
+///   run partitions it.
+pub const FORMAT_VERSION: u32 = 3;
 
 /// Errors of the storage layer.
 #[derive(Debug, thiserror::Error)]
@@ -88,6 +91,10 @@ pub struct ItemRecord {
     /// relative to it); re-indexing the catalogue folder leaves such items alone.
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub added: bool,
+    /// The item's cell in the index's partition (absent before the index is partitioned;
+    /// such items are scanned by every approximate search until `index` places them).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cell: Option<u32>,
 }
 
 /// One change inside an atomic batch.
@@ -107,10 +114,9 @@ pub enum Change {
     Delete {
         id: String,
     },
+    /// Replace the partition's centroids (`cells x dim` floats; empty: no partition).
+    Centroids(Vec<f32>),
 }
-
-/// One nearest neighbour found by [`Store::ann_search`]: item key and cosine similarity.
-pub type AnnHit = (u32, f32);
 
 /// A backend holding an index.
 pub trait Store: Send + Sync {
@@ -119,20 +125,9 @@ pub trait Store: Send + Sync {
     /// Apply `changes` (and `info`, if given) in one transaction. Returns the key given to
     /// each `Put`, in order. A `Record` keeps its item's key.
     fn apply(&self, info: Option<&IndexInfo>, changes: &[Change]) -> Result<Vec<u32>, StoreError>;
-    /// Link the items put or deleted since the last build into the ANN graph. Cheap when
-    /// nothing is pending; proportional to the pending items otherwise.
-    fn build_ann(&self) -> Result<(), StoreError>;
-    /// The `count` approximate nearest items to `query` among `candidates` (keys; `None`:
-    /// all), best first, exploring `ef` candidates. `None` when the backend has no graph
-    /// that is up to date: the caller then searches exactly.
-    fn ann_search(
-        &self,
-        query: &[f32],
-        count: usize,
-        ef: usize,
-        candidates: Option<&roaring::RoaringBitmap>,
-    ) -> Result<Option<Vec<AnnHit>>, StoreError>;
     fn get(&self, id: &str) -> Result<Option<(ItemRecord, Vec<f32>)>, StoreError>;
+    /// The partition's centroids (`cells x dim`, row-major), `None` when not partitioned.
+    fn centroids(&self) -> Result<Option<Vec<f32>>, StoreError>;
     fn len(&self) -> Result<usize, StoreError>;
     fn is_empty(&self) -> Result<bool, StoreError> {
         Ok(self.len()? == 0)

@@ -89,18 +89,28 @@ pub(crate) fn run_all(store: &dyn Store) {
     assert!(again.iter().all(|k| !keys.contains(k)), "{again:?} reuses {keys:?}");
     assert_eq!(store.get("a").unwrap().unwrap().0.key, Some(again[0]));
 
-    // The ANN search, once linked, answers among live items and honours candidates.
-    store.build_ann().unwrap();
-    let found = store.ann_search(&[0.6, 0.8], 2, 16, None).unwrap().unwrap();
-    assert_eq!(found.iter().map(|h| h.0).collect::<Vec<_>>(), vec![again[0], again[1]]);
-    assert!((found[0].1 - 1.0).abs() < 1e-5, "cosine of a vector with itself: {}", found[0].1);
-    let only_b: roaring::RoaringBitmap = [again[1]].into_iter().collect();
-    let found = store.ann_search(&[0.6, 0.8], 2, 16, Some(&only_b)).unwrap().unwrap();
-    assert_eq!(found.iter().map(|h| h.0).collect::<Vec<_>>(), vec![again[1]]);
-    store.apply(None, &[Change::Delete { id: "a".into() }]).unwrap();
-    store.build_ann().unwrap();
-    let found = store.ann_search(&[0.6, 0.8], 2, 16, None).unwrap().unwrap();
-    assert_eq!(found.iter().map(|h| h.0).collect::<Vec<_>>(), vec![again[1]]);
+    // Centroids and cells land with the batch that carries them, and go when cleared.
+    assert_eq!(store.centroids().unwrap(), None);
+    let mut placed = store.get("b").unwrap().unwrap().0;
+    placed.cell = Some(1);
+    let centroids = vec![1.0, 0.0, 0.0, 1.0];
+    store
+        .apply(
+            None,
+            &[
+                Change::Centroids(centroids.clone()),
+                Change::Record { id: "b".into(), record: placed.clone() },
+            ],
+        )
+        .unwrap();
+    assert_eq!(store.centroids().unwrap(), Some(centroids.clone()));
+    assert_eq!(store.get("b").unwrap().unwrap().0, placed);
+    // A failing batch leaves the old centroids.
+    let bad = Change::Record { id: "nobody".into(), record: placed.clone() };
+    assert!(store.apply(None, &[Change::Centroids(vec![0.5; 4]), bad]).is_err());
+    assert_eq!(store.centroids().unwrap(), Some(centroids));
+    store.apply(None, &[Change::Centroids(Vec::new())]).unwrap();
+    assert_eq!(store.centroids().unwrap(), None);
 }
 
 #[test]
@@ -150,20 +160,37 @@ fn a_v1_index_opens_read_only_and_upgrades_on_the_first_write() {
         let s = LmdbStore::open_existing(dir.path()).unwrap();
         assert_eq!(s.info().unwrap().unwrap().format_version, 1);
         assert!(s.records().unwrap().iter().all(|(_, r)| r.key.is_none()));
-        assert!(s.ann_search(&[0.0; 64], 3, 10, None).unwrap().is_none(), "no graph in v1");
     }
     let s = LmdbStore::open(dir.path()).unwrap();
     assert_eq!(s.info().unwrap().unwrap().format_version, FORMAT_VERSION);
     // Keys in id order: what readers of the v1 index assumed.
     let keys: Vec<Option<u32>> = s.records().unwrap().iter().map(|(_, r)| r.key).collect();
     assert_eq!(keys, (0..6).map(Some).collect::<Vec<_>>());
-    assert!(s.ann_search(&[0.0; 64], 3, 10, None).unwrap().is_none(), "not linked yet");
-    s.build_ann().unwrap();
-    let (rec, v) = s.get("1087").unwrap().unwrap();
-    let found = s.ann_search(&v, 1, 10, None).unwrap().unwrap();
-    assert_eq!(found[0].0, rec.key.unwrap());
+    let (_, v) = s.get("1087").unwrap().unwrap();
     let new = s.apply(None, &[Change::Delete { id: "1000".into() }, put("z", v.clone())]).unwrap();
     assert_eq!(new, vec![6], "new keys continue after the upgraded ones");
+}
+
+#[test]
+fn a_v2_index_opens_as_it_is_and_upgrades_keeping_its_keys() {
+    let dir = tempfile::tempdir().unwrap();
+    let golden =
+        std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/golden-index-v2");
+    std::fs::copy(golden.join("data.mdb"), dir.path().join("data.mdb")).unwrap();
+    let keys = {
+        let s = LmdbStore::open_existing(dir.path()).unwrap();
+        assert_eq!(s.info().unwrap().unwrap().format_version, 2);
+        assert_eq!(s.centroids().unwrap(), None);
+        s.records().unwrap()
+    };
+    let s = LmdbStore::open(dir.path()).unwrap();
+    assert_eq!(s.info().unwrap().unwrap().format_version, FORMAT_VERSION);
+    assert_eq!(s.records().unwrap(), keys, "records and keys untouched");
+    assert_eq!(s.centroids().unwrap(), None, "partitioned by the next `index` run");
+    let (_, v) = s.get("1087").unwrap().unwrap();
+    let max = keys.iter().filter_map(|(_, r)| r.key).max().unwrap();
+    let new = s.apply(None, &[put("z", v)]).unwrap();
+    assert!(new[0] > max, "new keys continue after the stored ones");
 }
 
 #[test]
