@@ -63,9 +63,14 @@ echo "== query latency, photo in -> results out"
 $BIN bench query --index $OUT/idx44k $D/street-photos/images/$FIRST_STREET $CAT/images/15970.jpg --repeat 30 > $OUT/rust-query.json
 /usr/bin/time -f "%e" -o $OUT/cli-search.time $BIN search --index $OUT/idx44k $CAT/images/15970.jpg > /dev/null
 
-echo "== scale: HNSW graph vs exact search at 1M (1280-d); live adds of 1,000 photos into 44k and into 387 items"
+echo "== scale: partition (k-means cells) vs exact search at 1M (1280-d), on the real 44k and on 100k near-copy clusters; live adds of 1,000 photos into 44k and into 387 items"
+for run in "1m --scale 1000000" "44k-real --scale 44441" "100k-clustered --scale 100000 --sources 4348"; do
+  set -- $run
+  rm -rf $OUT/ann-scratch
+  $BIN bench ann --index $OUT/idx44k "${@:2}" --probes 4,8,16,32 --scratch $OUT/ann-scratch > $OUT/rust-ann-$1.json
+done
 rm -rf $OUT/ann-scratch
-$BIN bench ann --index $OUT/idx44k --scale 1000000 --scratch $OUT/ann-scratch > $OUT/rust-ann-1m.json
+$BIN eval --index $OUT/idx44k --leave-one-out -k 5 --ann --json > $OUT/eval-loo-ann.json
 rm -rf $OUT/idx-sample
 $BIN index sample-catalog --index $OUT/idx-sample --colour-weight 0 --json > /dev/null
 $BIN bench add --index $OUT/idx44k $D/street-photos/images --count 1000 --single 100 > $OUT/rust-add-44k.json

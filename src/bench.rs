@@ -302,7 +302,7 @@ mod tests {
     }
 }
 
-/// ANN at scale: the HNSW graph of an LMDB store built over `matrix`, against exact search
+/// ANN at scale: the partition of an LMDB store built over `matrix`, against exact search
 /// through the same planner, unfiltered and with a filter keeping 1% of the items.
 #[derive(Debug, Serialize)]
 pub struct AnnReport {
@@ -399,7 +399,7 @@ pub fn ann(
     drop(matrix);
     let write_seconds = t.elapsed().as_secs_f64();
     let t = Instant::now();
-    let refreshed = crate::index::partition::refresh(&store, dim)?;
+    let refreshed = crate::index::partition::refresh(&store, dim, false)?;
     let partition_seconds = t.elapsed().as_secs_f64();
     let disk_mb = std::fs::metadata(scratch.join("data.mdb")).map_or(0.0, |m| m.len() as f64 / 1e6);
     let before = rss_bytes();
@@ -476,7 +476,7 @@ pub fn ann(
 }
 
 /// Live writes into an opened index: one batch, then single-item writes (the worst case:
-/// each commits, links the graph and publishes a snapshot on its own).
+/// each commits and publishes a snapshot on its own).
 #[derive(Debug, Serialize)]
 pub struct AddReport {
     pub items_before: usize,

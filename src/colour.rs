@@ -6,7 +6,7 @@
 //!
 //! A stored vector is `[c, w_i * h] / sqrt(1 + w_i^2)` (`c` the unit CNN embedding, `h`
 //! the unit histogram, `w_i` the index's weight), so it stays a unit vector and the scan
-//! kernels, the graph and the store need no change. Because both parts are unit vectors,
+//! kernels, the partition and the store need no change. Because both parts are unit vectors,
 //! a query can ask for any other weight `w_q` without re-indexing: scaling the query's
 //! colour part by `w_q^2 / w_i` ranks by `c·c' + w_q^2 h·h'` exactly ([`reweight`]).
 //!

@@ -2,9 +2,9 @@
 //!
 //! This is what the CLI's `search`, the server and the evaluator hold. Queries are
 //! photos (bytes), ids of indexed items, or raw vectors. Items can be added and removed
-//! while it answers: each write commits to the store, links the new items into the ANN
-//! graph, then publishes the next in-memory snapshot; searches read whichever snapshot
-//! is current and never wait for a writer.
+//! while it answers: each write places the new items in the partition's cells, commits
+//! to the store, then publishes the next in-memory snapshot; searches read whichever
+//! snapshot is current and never wait for a writer.
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -42,7 +42,8 @@ pub struct Query {
     pub crop: Option<Crop>,
     /// How a query photo is squared (the catalogue is always padded).
     pub resize: QueryResize,
-    /// Exact comparison, the ANN graph, or chosen by the number of candidates.
+    /// Exact comparison, the partition's nearest cells, or chosen by the number of
+    /// candidates.
     pub mode: SearchMode,
     /// How much colour counts against shape (`None`: the index's own weight; 0: not at
     /// all). Needs an index built with the colour descriptor.

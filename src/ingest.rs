@@ -42,6 +42,8 @@ pub struct IndexOptions {
     /// Weight of the colour descriptor for a new index (`None`: [`DEFAULT_COLOUR_WEIGHT`]);
     /// an existing index keeps its own, and asking for another is refused.
     pub colour_weight: Option<f32>,
+    /// Train the partition anew even if the current one still fits.
+    pub repartition: bool,
     pub batch_size: usize,
     pub progress: bool,
     /// Set to stop after the batch in flight (Ctrl-C).
@@ -55,6 +57,7 @@ impl Default for IndexOptions {
             model: None,
             backend: BackendKind::Auto,
             colour_weight: None,
+            repartition: false,
             batch_size: 32,
             progress: false,
             cancel: None,
@@ -389,7 +392,7 @@ pub fn index_catalog(
         if opts.progress {
             eprintln!("partitioning the index...");
         }
-        let p = crate::index::partition::refresh(&store, info.dim)?;
+        let p = crate::index::partition::refresh(&store, info.dim, opts.repartition)?;
         report.cells = p.cells;
         report.partition_seconds = p.seconds;
     }

@@ -83,6 +83,10 @@ enum Command {
         /// (default 0.3; 0: shape only). Queries may ask for another with --colour.
         #[arg(long)]
         colour_weight: Option<f32>,
+        /// Train the partition (the approximate index) anew even if the current one still
+        /// fits the index's size (e.g. after many items were added with `add`).
+        #[arg(long)]
+        repartition: bool,
         /// Photos per inference batch.
         #[arg(long, default_value_t = 32)]
         batch_size: usize,
@@ -194,6 +198,10 @@ enum Command {
         /// One JSON object (per mode) instead of tables.
         #[arg(long)]
         json: bool,
+        /// Leave-one-out within the held-out split only (a fixed 20% of the items by a hash
+        /// of their id, never used for training): queries and ranked items both from it.
+        #[arg(long, conflicts_with = "ann")]
+        holdout: bool,
         /// Write an HTML page of sample queries beside their top-k.
         #[arg(long)]
         report: Option<PathBuf>,
@@ -353,6 +361,7 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             metadata,
             model,
             colour_weight,
+            repartition,
             batch_size,
             json,
             backend,
@@ -373,6 +382,7 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                 model,
                 backend: backend.backend,
                 colour_weight,
+                repartition,
                 batch_size,
                 progress: !json,
                 cancel: Some(cancel),
@@ -461,12 +471,15 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             json,
             report,
             report_samples,
+            holdout,
             mode,
             colour,
             backend,
         } => {
             let engine = Engine::open(&index, backend.backend)?;
             let segment = engine.index().compacted();
+            let segment =
+                if holdout { std::sync::Arc::new(eval::holdout(&segment)) } else { segment };
             let mode = mode.mode();
             let filter = engine.filter(&filters)?;
             let columns = engine.info().columns.clone();
@@ -531,10 +544,17 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                 if json {
                     let mut v = serde_json::to_value(&r)?;
                     v["mode"] = "leave-one-out".into();
+                    v["split"] = if holdout { "holdout" } else { "all" }.into();
                     v["seconds"] = secs.into();
                     println!("{v}");
                 } else {
-                    let text = loo_table(&r, secs);
+                    let mut text = loo_table(&r, secs);
+                    if holdout {
+                        text = format!(
+                            "held-out split ({}% of items by id hash): {text}",
+                            eval::HOLDOUT_PERCENT
+                        );
+                    }
                     print!("{text}");
                     summary.push_str(&text);
                 }

@@ -481,6 +481,50 @@ fn eval_leave_one_out_agrees_with_searching_each_item() {
     let got = r["precision"].as_f64().unwrap();
     assert!((got - want).abs() < 1e-9, "eval {got} vs search {want}");
     assert!(r["labels"][0]["groups"]["Footwear"]["queries"].as_u64() == Some(25), "{r}");
+
+    // The held-out split: its items query each other only, none of the rest.
+    let held: Vec<String> = idx
+        .keys()
+        .map(|k| idx.id(k).unwrap().to_string())
+        .filter(|id| lookalike::eval::in_holdout(id))
+        .collect();
+    assert!((40..120).contains(&held.len()), "{} of 387 held out", held.len());
+    let out = ok(&[
+        "eval",
+        "--index",
+        index_path(),
+        "--leave-one-out",
+        "--holdout",
+        "--label",
+        "articleType",
+        "-k",
+        "5",
+        "--json",
+    ]);
+    let h: Value = serde_json::from_str(out.trim()).unwrap();
+    assert_eq!(
+        (h["split"].as_str(), h["queries"].as_u64()),
+        (Some("holdout"), Some(held.len() as u64))
+    );
+    let mut sum = 0.0;
+    for id in &held {
+        let key = idx.key_of(id).unwrap();
+        let own = &idx.metadata(key).unwrap()["articleType"];
+        let q = lookalike::Query { k: 5 + 387, ..lookalike::Query::default() };
+        let within: Vec<_> = engine
+            .similar_to(id, &q)
+            .unwrap()
+            .into_iter()
+            .filter(|h| lookalike::eval::in_holdout(&h.id))
+            .take(5)
+            .collect();
+        sum += within.iter().filter(|h| &h.metadata["articleType"] == own).count() as f64 / 5.0;
+    }
+    let want = sum / held.len() as f64;
+    let got = h["precision"].as_f64().unwrap();
+    assert!((got - want).abs() < 1e-9, "holdout eval {got} vs search within it {want}");
+    let refused = lookalike(&["eval", "--index", index_path(), "--holdout", "--ann"]);
+    assert!(!refused.status.success());
 }
 
 #[test]

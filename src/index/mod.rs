@@ -665,11 +665,14 @@ mod tests {
             ids(&plain.search(q, 10, &all, None, SearchMode::Ann).unwrap()),
             ids(&plain.search(q, 10, &all, None, SearchMode::Exact).unwrap())
         );
-        let report = partition::refresh(&s, dim).unwrap();
+        let report = partition::refresh(&s, dim, false).unwrap();
         assert_eq!((report.cells, report.trained, report.placed), (63, true, rows));
         // A second refresh has nothing to do.
-        let again = partition::refresh(&s, dim).unwrap();
+        let again = partition::refresh(&s, dim, false).unwrap();
         assert_eq!((again.trained, again.placed), (false, 0));
+        // Asked to, it trains anew (same seed, same items: the same cells).
+        let forced = partition::refresh(&s, dim, true).unwrap();
+        assert_eq!((forced.cells, forced.trained, forced.placed), (63, true, 0));
         let idx = VectorIndex::load(&s, dim).unwrap();
         let cells = idx.cells().unwrap();
         assert_eq!(cells.unplaced(), 0);
@@ -740,11 +743,11 @@ mod tests {
         let more = clustered(14_000, dim, 200, 4);
         let changes: Vec<Change> = more.iter().enumerate().map(|(i, v)| put(rows + i, v)).collect();
         s.apply(None, &changes[..100]).unwrap();
-        let placed = partition::refresh(&s, dim).unwrap();
+        let placed = partition::refresh(&s, dim, false).unwrap();
         assert_eq!((placed.cells, placed.trained, placed.placed), (63, false, 100));
         assert_eq!(VectorIndex::load(&s, dim).unwrap().cells().unwrap().unplaced(), 0);
         s.apply(None, &changes[100..]).unwrap();
-        let grown = partition::refresh(&s, dim).unwrap();
+        let grown = partition::refresh(&s, dim, false).unwrap();
         assert_eq!((grown.cells, grown.trained), (cells_for(rows + 14_000), true));
         assert!(grown.cells > 2 * 63);
     }

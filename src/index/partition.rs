@@ -222,17 +222,19 @@ pub struct RefreshReport {
 }
 
 /// Fit the store's partition to its items, in one transaction: train it anew when there
-/// is none or the index has outgrown it (twice as many cells wanted, or half as many), and
-/// otherwise place the items that have no cell yet (added before it, or by an older
-/// lookalike).
-pub fn refresh(store: &dyn Store, dim: usize) -> Result<RefreshReport> {
+/// is none, when the index has outgrown it (twice as many cells wanted, or half as many)
+/// or when `retrain` asks, and otherwise place the items that have no cell yet (added
+/// before it, or by an older lookalike).
+pub fn refresh(store: &dyn Store, dim: usize, retrain: bool) -> Result<RefreshReport> {
     let started = std::time::Instant::now();
     let index = super::VectorIndex::load(store, dim)?;
     let want = cells_for(index.len());
     let current = index.partition().cloned();
     let seg = index.compacted();
     let (partition, trained) = match current {
-        Some(p) if want == 0 || (p.cells() <= 2 * want && 2 * p.cells() >= want) => (p, false),
+        Some(p) if !retrain && (want == 0 || (p.cells() <= 2 * want && 2 * p.cells() >= want)) => {
+            (p, false)
+        }
         _ => match Partition::train(seg.matrix(), dim, want, SEED) {
             Some(p) => (p, true),
             None => {
