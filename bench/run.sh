@@ -38,6 +38,9 @@ echo "== quality"
 $BIN eval --index $OUT/idx44k --leave-one-out -k 5 --json > $OUT/eval-loo.json
 $BIN eval --index $OUT/idx44k --leave-one-out -k 10 --label articleType --json > $OUT/eval-loo-k10.json
 $BIN eval --index $OUT/idx44k --queries $D/street-photos/queries.csv -k 5 --json > $OUT/eval-street.json
+for I in idx44k idx44k-colour; do
+  $BIN eval --index $OUT/$I --leave-one-out --holdout -k 5 --json > $OUT/eval-loo-holdout-$I.json
+done
 $BIN eval --index $OUT/idx44k --queries $D/street-photos/queries.csv -k 5 --query-resize crop --json > $OUT/eval-street-crop.json
 $BIN eval --index $OUT/idx44k --queries $D/street-photos/queries.csv -k 5 --query-resize pad --json > $OUT/eval-street-pad.json
 
