@@ -447,12 +447,17 @@ impl Int8Rows {
     pub fn quantise(matrix: &[f32], dim: usize) -> Self {
         let mut out = Int8Rows { codes: Vec::with_capacity(matrix.len()), scales: Vec::new() };
         for row in matrix.chunks_exact(dim) {
-            let max = row.iter().fold(0.0f32, |m, x| m.max(x.abs()));
-            let scale = if max > 0.0 { max / 127.0 } else { 1.0 };
-            out.scales.push(scale);
-            out.codes.extend(row.iter().map(|x| (x / scale).round().clamp(-127.0, 127.0) as i8));
+            out.push(row);
         }
         out
+    }
+
+    /// Quantise one more row.
+    pub fn push(&mut self, row: &[f32]) {
+        let max = row.iter().fold(0.0f32, |m, x| m.max(x.abs()));
+        let scale = if max > 0.0 { max / 127.0 } else { 1.0 };
+        self.scales.push(scale);
+        self.codes.extend(row.iter().map(|x| (x / scale).round().clamp(-127.0, 127.0) as i8));
     }
 }
 

@@ -105,6 +105,11 @@ fn golden_index_v3_opens_and_answers_exactly_and_through_its_partition() {
         let ids: Vec<&str> = hits.iter().map(|h| h.id.as_str()).collect();
         assert_eq!(ids, want, "{mode:?}");
     }
+    // Through the stored cells themselves (both: the planner would rather scan exactly).
+    let v = index.vector(index.key_of("1000").unwrap()).unwrap().to_vec();
+    let hits = index.search_probes(&v, 6, &Default::default(), 2).unwrap();
+    let ids: Vec<&str> = hits.iter().skip(1).map(|h| h.id.as_str()).collect();
+    assert_eq!((hits[0].id.as_str(), ids), ("1000", want));
     // New writes are placed in the stored partition.
     engine
         .add_items(vec![lookalike::engine::NewItem {

@@ -78,10 +78,11 @@ pub const ANN_MIN_CANDIDATES: usize = 200_000;
 pub const ANN_MIN_SELECTIVITY: usize = 10;
 
 /// Cells an approximate search scans: a share of the partition, at least a few. Chosen on
-/// the 1M benchmark (BENCHMARKS.md, "Scale"): 8 of 1,000 cells find 99.75% of the exact
-/// top-10 at 14x its speed; 16 find 99.95% at 9x.
-pub const ANN_PROBE_SHARE: f64 = 0.008;
-pub const ANN_MIN_PROBES: usize = 8;
+/// the benchmarks (BENCHMARKS.md, "Scale"): 16 of 1,000 cells hold 99.95% of the exact
+/// top-10 at 1M (23x faster than exact); on the real 44k, 16 of 211 cells hold 99.8%
+/// where 8 hold only 98.6%.
+pub const ANN_PROBE_SHARE: f64 = 0.016;
+pub const ANN_MIN_PROBES: usize = 16;
 
 /// Cells an unfiltered approximate search scans in a partition of `cells`.
 pub fn probes_for(cells: usize) -> usize {
@@ -90,7 +91,8 @@ pub fn probes_for(cells: usize) -> usize {
 
 /// The planner: `None` to compare all `n` candidates (of `total` items), or the number of
 /// partition cells to scan. A filter keeping a share of the items gets as many more cells
-/// probed, so that the probed cells hold about as many matches as without it.
+/// probed, so that the probed cells hold about as many matches as without it; when that
+/// is every cell, the exact scan of the candidates gives the same answer faster.
 pub fn plan(n: usize, total: usize, mode: SearchMode, cells: Option<usize>) -> Option<usize> {
     let cells = cells.filter(|&c| c > 0)?;
     let approximate = match mode {
@@ -99,7 +101,9 @@ pub fn plan(n: usize, total: usize, mode: SearchMode, cells: Option<usize>) -> O
         SearchMode::Auto => n >= ANN_MIN_CANDIDATES && n * ANN_MIN_SELECTIVITY >= total,
     };
     let share = n.max(1) as f64 / total.max(1) as f64;
-    approximate.then(|| ((probes_for(cells) as f64 / share).ceil() as usize).min(cells))
+    approximate
+        .then(|| ((probes_for(cells) as f64 / share).ceil() as usize).min(cells))
+        .filter(|&probes| probes < cells)
 }
 
 /// A filter keeping fewer than one row in this many of a segment is scanned row by row
@@ -122,7 +126,6 @@ impl VectorIndex {
     /// they get their place in id order, as the upgrade to v2 gives them.
     pub fn load(store: &dyn Store, dim: usize) -> Result<Self> {
         let partition = store.centroids()?.and_then(|c| Partition::from_centroids(dim, c));
-        let mut placed = Vec::new();
         let mut segment = Segment::empty(dim);
         let mut bad_dim = None;
         let mut place = 0u32;
@@ -133,9 +136,6 @@ impl VectorIndex {
                 bad_dim.get_or_insert((id.to_string(), v.len()));
                 return;
             }
-            if partition.is_some() {
-                placed.push((key, record.cell));
-            }
             segment.push(key, id.to_string(), record.clone(), v);
         })?;
         if let Some((id, got)) = bad_dim {
@@ -145,8 +145,15 @@ impl VectorIndex {
         }
         segment.finish();
         let alive: RoaringBitmap = segment.keys().iter().copied().collect();
+        let cells = partition.map(|p| {
+            let placed = segment
+                .keys()
+                .iter()
+                .enumerate()
+                .map(|(r, &key)| (key, segment.record(r).cell, segment.vector(r)));
+            Cells::new(p, placed)
+        });
         let segments = if segment.is_empty() { Vec::new() } else { vec![Arc::new(segment)] };
-        let cells = partition.map(|p| Cells::new(p, placed));
         Ok(Self { dim, segments, alive, cells })
     }
 
@@ -164,8 +171,8 @@ impl VectorIndex {
         let cells = self.cells.as_ref().map(|c| {
             let gone: Vec<(u32, Option<u32>)> =
                 removed.iter().map(|&k| (k, self.record(k).and_then(|r| r.cell))).collect();
-            let new: Vec<(u32, Option<u32>)> =
-                added.iter().map(|i| (i.key, i.record.cell)).collect();
+            let new: Vec<(u32, Option<u32>, &[f32])> =
+                added.iter().map(|i| (i.key, i.record.cell, i.vector.as_slice())).collect();
             c.with_changes(&new, &gone)
         });
         let mut alive = self.alive.clone();
@@ -359,7 +366,8 @@ impl VectorIndex {
         Some(self.search_in_cells(cells, query, k, candidates.as_ref(), None, probes))
     }
 
-    /// Exact search among the items of the cells nearest to the query.
+    /// The items of the cells nearest to the query, ranked by their i8 codes, then the
+    /// best re-scored exactly; items no cell holds are compared exactly.
     fn search_in_cells(
         &self,
         cells: &Cells,
@@ -369,12 +377,22 @@ impl VectorIndex {
         exclude: Option<u32>,
         probes: usize,
     ) -> Vec<Hit> {
-        let mut keys = cells.candidates(query, probes);
-        match candidates {
-            Some(c) => keys &= c,
-            None => keys &= &self.alive,
+        let keep = |key: u32| Some(key) != exclude && candidates.is_none_or(|c| c.contains(key));
+        let approx = cells.scan(query, probes, kernel::rerank_depth(k), keep);
+        let mut top = TopK::new(k);
+        for s in approx.into_sorted() {
+            if let Some(v) = self.vector(s.row as u32) {
+                top.push(Scored { row: s.row, score: kernel::dot(v, query) });
+            }
         }
-        self.search_exact(query, k, Some(&keys), exclude)
+        if cells.unplaced() > 0 {
+            let mut keys = cells.unplaced_keys() & &self.alive;
+            if let Some(c) = candidates {
+                keys &= c;
+            }
+            top = top.merge(self.top_exact(query, k, Some(&keys), exclude));
+        }
+        self.hits(top.into_sorted())
     }
 
     fn hits(&self, scored: Vec<Scored>) -> Vec<Hit> {
@@ -389,17 +407,26 @@ impl VectorIndex {
         candidates: Option<&RoaringBitmap>,
         exclude: Option<u32>,
     ) -> Vec<Hit> {
-        let top = self
-            .segments
-            .iter()
-            .map(|s| self.scan_segment(s, query, k, candidates, exclude))
-            .fold(TopK::new(k), |mut acc, part| {
+        self.hits(self.top_exact(query, k, candidates, exclude).into_sorted())
+    }
+
+    /// Exact top-k over every segment, rows as keys.
+    fn top_exact(
+        &self,
+        query: &[f32],
+        k: usize,
+        candidates: Option<&RoaringBitmap>,
+        exclude: Option<u32>,
+    ) -> TopK {
+        self.segments.iter().map(|s| self.scan_segment(s, query, k, candidates, exclude)).fold(
+            TopK::new(k),
+            |mut acc, part| {
                 for s in part {
                     acc.push(s);
                 }
                 acc
-            });
-        self.hits(top.into_sorted())
+            },
+        )
     }
 
     /// Exact top-k of one segment, as (key, score).

@@ -308,11 +308,12 @@ fn the_planner_scans_cells_only_for_many_candidates_and_broad_filters() {
         (big, big, SearchMode::Auto, None, None),          // no partition: exact
         (big / 2, big, SearchMode::Auto, cells, None),     // too few candidates
         (big / 100, big, SearchMode::Auto, cells, None),   // 1% filter: exact over it
-        (big / 1000, big, SearchMode::Ann, cells, Some(1000)), // forced: every cell
+        (big / 1000, big, SearchMode::Ann, cells, None),   // forced, but every cell: exact
         (big / 2, big, SearchMode::Ann, cells, Some(2 * probes)), // half: twice the cells
         (big, big, SearchMode::Exact, cells, None),
-        (10, 10, SearchMode::Ann, Some(3), Some(3)),
-        (0, 10, SearchMode::Ann, Some(3), Some(3)),
+        (10, 10, SearchMode::Ann, Some(3), None), // 3 cells of 3: exact
+        (10, 10, SearchMode::Ann, Some(100), Some(probes_for(100))),
+        (0, 10, SearchMode::Ann, Some(100), None),
     ];
     for (n, total, mode, cells, want) in cases {
         assert_eq!(plan(n, total, mode, cells), want, "{n} of {total}, {mode:?}, {cells:?}");
