@@ -31,6 +31,9 @@ pub const MAX_ID_LEN: usize = 200;
 /// Largest k a query may ask for.
 pub const MAX_K: usize = 1000;
 
+/// Most results a query expansion folds into the query.
+pub const MAX_EXPAND: usize = 20;
+
 /// With near-duplicate collapsing, a search looks this many times deeper than k.
 const COLLAPSE_DEPTH: usize = 4;
 
@@ -53,6 +56,9 @@ pub struct Query {
     /// A result whose vector has at least this cosine with a better result is left out
     /// (near-duplicates: the same product photographed again); the next ones move up.
     pub collapse: Option<f32>,
+    /// Query expansion: search once, fold the vectors of the best this many results into
+    /// the query, then search with that (`None` or 0: plain search).
+    pub expand: Option<usize>,
 }
 
 impl Default for Query {
@@ -66,6 +72,7 @@ impl Default for Query {
             colour: None,
             min_score: None,
             collapse: None,
+            expand: None,
         }
     }
 }
@@ -297,6 +304,7 @@ impl Engine {
         let key = index.key_of(id).ok_or_else(|| Error::UnknownId(id.to_string()))?;
         let v = index.vector(key).ok_or_else(|| Error::UnknownId(id.to_string()))?;
         let v = self.query_vector(v, q.colour)?;
+        let v = self.expanded(&index, v, q, Some(key))?;
         Self::search_in(&index, &v, q, Some(key))
     }
 
@@ -313,8 +321,44 @@ impl Engine {
     /// Search with a ready vector (as stored: the index's colour weight).
     pub fn search_vector(&self, v: &[f32], q: &Query) -> Result<Vec<Hit>> {
         Self::check_k(q.k)?;
+        let index = self.index();
         let v = self.query_vector(v, q.colour)?;
-        Self::search_in(&self.index(), &v, q, None)
+        let v = self.expanded(&index, v, q, None)?;
+        Self::search_in(&index, &v, q, None)
+    }
+
+    /// Query expansion (`q.expand`): the query plus the vectors (in the query's colour
+    /// weighting) of its best results, scaled back to the query's length so that scores
+    /// keep their meaning.
+    fn expanded(
+        &self,
+        index: &VectorIndex,
+        v: Vec<f32>,
+        q: &Query,
+        exclude: Option<u32>,
+    ) -> Result<Vec<f32>> {
+        let Some(n) = q.expand.filter(|&n| n > 0) else { return Ok(v) };
+        if n > MAX_EXPAND {
+            return Err(Error::BadParameter {
+                name: "expand",
+                message: format!("{n} is not in 0..={MAX_EXPAND}"),
+            });
+        }
+        let first = index.search(&v, n, &q.filter, exclude, q.mode)?;
+        let mut e = v.clone();
+        for h in &first {
+            if let Some(hv) = index.key_of(&h.id).and_then(|key| index.vector(key)) {
+                for (a, b) in e.iter_mut().zip(self.query_vector(hv, q.colour)?) {
+                    *a += b;
+                }
+            }
+        }
+        let norm = |x: &[f32]| x.iter().map(|a| a * a).sum::<f32>().sqrt();
+        let (nv, ne) = (norm(&v), norm(&e));
+        if ne > 0.0 && ne.is_finite() {
+            e.iter_mut().for_each(|a| *a *= nv / ne);
+        }
+        Ok(e)
     }
 
     /// The planner's top k, then the score floor and near-duplicate collapsing.

@@ -63,6 +63,13 @@ struct ColourArg {
     colour: Option<f32>,
 }
 
+#[derive(Args, Clone, Copy)]
+struct ExpandArg {
+    /// Query expansion: fold the best N results into the query and search again (0: off).
+    #[arg(long, value_name = "N")]
+    expand: Option<usize>,
+}
+
 #[derive(Subcommand)]
 enum Command {
     /// Index (or refresh) a catalogue folder of product photos.
@@ -127,6 +134,8 @@ enum Command {
         /// e.g. 0.95).
         #[arg(long)]
         collapse: Option<f32>,
+        #[command(flatten)]
+        expand: ExpandArg,
         #[command(flatten)]
         mode: ModeArg,
         #[command(flatten)]
@@ -200,7 +209,7 @@ enum Command {
         json: bool,
         /// Leave-one-out within the held-out split only (a fixed 20% of the items by a hash
         /// of their id, never used for training): queries and ranked items both from it.
-        #[arg(long, conflicts_with = "ann")]
+        #[arg(long, conflicts_with_all = ["ann", "expand"])]
         holdout: bool,
         /// Write an HTML page of sample queries beside their top-k.
         #[arg(long)]
@@ -208,6 +217,8 @@ enum Command {
         /// Queries shown in the HTML report.
         #[arg(long, default_value_t = 60)]
         report_samples: usize,
+        #[command(flatten)]
+        expand: ExpandArg,
         #[command(flatten)]
         mode: ModeArg,
         #[command(flatten)]
@@ -406,6 +417,7 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             json,
             min_score,
             collapse,
+            expand,
             mode,
             colour,
             backend,
@@ -420,6 +432,7 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                 colour: colour.colour,
                 min_score,
                 collapse,
+                expand: expand.expand,
             };
             if images.is_empty() && similar_to.is_none() {
                 anyhow::bail!(lookalike::Error::BadParameter {
@@ -472,6 +485,7 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             report,
             report_samples,
             holdout,
+            expand,
             mode,
             colour,
             backend,
@@ -515,6 +529,7 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                         filter: filter.clone(),
                         mode,
                         colour: colour.colour,
+                        expand: expand.expand,
                         ..Query::default()
                     };
                     let hits = engine.similar_to(segment.id(row), &q)?;
@@ -537,7 +552,9 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                     group.as_deref(),
                     &filter,
                     samples,
-                    (mode == SearchMode::Ann).then_some(&ranker as &eval::Ranker<'_>),
+                    // Through the search path when it differs from a plain exact scan.
+                    (mode == SearchMode::Ann || expand.expand.is_some_and(|n| n > 0))
+                        .then_some(&ranker as &eval::Ranker<'_>),
                     query_of,
                 )?;
                 let secs = t.elapsed().as_secs_f64();
@@ -571,6 +588,7 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                     resize: query_resize,
                     mode,
                     colour: colour.colour,
+                    expand: expand.expand,
                     ..Query::default()
                 };
                 let r = eval::photo_queries(&engine, qs.clone(), &match_column, &query, samples)?;

@@ -1,7 +1,7 @@
 //! Result quality controls end to end: the colour descriptor (real sample photos
 //! recoloured red and blue, the garment only, the white background kept; indexed with and
-//! without colour; the per-query colour weight; refusals), the score floor and
-//! near-duplicate collapsing.
+//! without colour; the per-query colour weight; refusals), the score floor,
+//! near-duplicate collapsing and query expansion.
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
@@ -185,7 +185,21 @@ fn score_floor_and_near_duplicate_collapsing() {
     assert_eq!(floor.len(), 3, "{floor:?}");
     assert!(floor.iter().all(|(_, s)| *s >= 0.999));
 
-    for bad in [["--min-score", "1.5"], ["--collapse", "2"]] {
+    // Query expansion: folding in the best two results, here exact copies of the query,
+    // leaves the query (and so the ranking and the scores) as it was.
+    let expanded = search(&["--expand", "2"]);
+    assert_eq!(expanded.len(), 4);
+    for (a, b) in expanded.iter().zip(&plain) {
+        assert!((a.1 - b.1).abs() < 1e-5, "{expanded:?} vs {plain:?}");
+    }
+    assert_eq!(expanded[3].0, plain[3].0);
+    assert_eq!(search(&["--expand", "0"]), plain);
+    // Folding in the fourth result too moves the query towards it: it scores higher.
+    let deeper = search(&["--expand", "4"]);
+    let fourth = deeper.iter().find(|(i, _)| *i == plain[3].0).expect("still among the top 4");
+    assert!(fourth.1 > plain[3].1 + 1e-4, "{deeper:?} vs {plain:?}");
+
+    for bad in [["--min-score", "1.5"], ["--collapse", "2"], ["--expand", "21"]] {
         let mut args = vec!["search", "--index", p(&idx), p(&photo)];
         args.extend_from_slice(&bad);
         let out = lookalike(&args);
