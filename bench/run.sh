@@ -50,6 +50,12 @@ for W in 0 0.3 0.5 0.8; do
   $BIN eval --index $OUT/idx44k-colour --queries $D/street-photos/queries.csv -k 5 --colour $W --json > $OUT/eval-street-colour-$W.json
 done
 
+echo "== fashion quality: query expansion (default index)"
+for N in 1 2 3 5; do
+  $BIN eval --index $OUT/idx44k-colour --queries $D/street-photos/queries.csv -k 5 --expand $N --json > $OUT/eval-street-expand-$N.json
+done
+$BIN eval --index $OUT/idx44k-colour --leave-one-out -k 5 --expand 3 --json > $OUT/eval-loo-expand-3.json
+
 echo "== search latency: Rust (44k and 1M) and numpy (44k)"
 $BIN bench search --index $OUT/idx44k --scale 1000000 > $OUT/rust-search.json
 # numpy peer: the same exact top-10 over a 44,441 x 1280 float32 matrix (latency does not
