@@ -31,6 +31,16 @@ fn open_copy(version: u32) -> (tempfile::TempDir, Engine) {
     (dir, engine)
 }
 
+/// Item 1000's five nearest, exactly and through the planner's approximate path.
+fn assert_similar_to_1000(engine: &Engine, want: &[&str]) {
+    for mode in [lookalike::index::SearchMode::Exact, lookalike::index::SearchMode::Ann] {
+        let q = Query { mode, ..Query::default() };
+        let hits = engine.similar_to("1000", &q).unwrap();
+        let ids: Vec<&str> = hits.iter().map(|h| h.id.as_str()).collect();
+        assert_eq!(ids, want, "{mode:?}");
+    }
+}
+
 #[test]
 fn golden_index_v1_opens_and_answers() {
     let (_dir, engine) = open_copy(1);
@@ -62,12 +72,7 @@ fn golden_index_v2_opens_and_answers_and_takes_writes() {
     assert_eq!(engine.index().len(), 6);
     assert!(engine.index().key_of("1001").is_none(), "removed before the fixture was written");
     let want = vec!["1180", "added-hat", "1087", "1299", "1030"];
-    for mode in [lookalike::index::SearchMode::Exact, lookalike::index::SearchMode::Ann] {
-        let q = Query { mode, ..Query::default() };
-        let hits = engine.similar_to("1000", &q).unwrap();
-        let ids: Vec<&str> = hits.iter().map(|h| h.id.as_str()).collect();
-        assert_eq!(ids, want, "{mode:?}");
-    }
+    assert_similar_to_1000(&engine, &want);
     // The added item's photo lives in the index folder, and its metadata came with it.
     let key = engine.index().key_of("added-hat").unwrap();
     let record = engine.index().record(key).unwrap().clone();
@@ -99,12 +104,7 @@ fn golden_index_v3_opens_and_answers_exactly_and_through_its_partition() {
     let cells = index.cells().expect("a v3 index keeps its partition").clone();
     assert_eq!((cells.partition().cells(), cells.unplaced()), (2, 0));
     let want = vec!["1180", "added-hat", "1087", "1299", "1030"];
-    for mode in [lookalike::index::SearchMode::Exact, lookalike::index::SearchMode::Ann] {
-        let q = Query { mode, ..Query::default() };
-        let hits = engine.similar_to("1000", &q).unwrap();
-        let ids: Vec<&str> = hits.iter().map(|h| h.id.as_str()).collect();
-        assert_eq!(ids, want, "{mode:?}");
-    }
+    assert_similar_to_1000(&engine, &want);
     // Through the stored cells themselves (both: the planner would rather scan exactly).
     let v = index.vector(index.key_of("1000").unwrap()).unwrap().to_vec();
     let hits = index.search_probes(&v, 6, &Default::default(), 2).unwrap();
