@@ -74,7 +74,7 @@ impl FromStr for SearchMode {
 pub const ANN_MIN_CANDIDATES: usize = 200_000;
 
 /// A filter must keep at least one item in this many for `Auto` to use the partition:
-/// below, the exact scan of the matches is as fast and perfect (1% of 1M: 2.2 ms).
+/// below, the exact scan of the matches is as fast and perfect (1% of 1M: 1.2–1.8 ms).
 pub const ANN_MIN_SELECTIVITY: usize = 10;
 
 /// Cells an approximate search scans: a share of the partition, at least a few. Chosen on
