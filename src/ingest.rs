@@ -405,6 +405,19 @@ pub fn index_catalog(
     Ok(report)
 }
 
+/// Train an index's partition anew, without its catalogue folder (an index grown through
+/// `add` or the API). One transaction; an older format is upgraded first.
+pub fn repartition(index_dir: &Path) -> Result<crate::index::partition::RefreshReport> {
+    if !index_dir.join("data.mdb").is_file() {
+        return Err(crate::store::StoreError::NotAnIndex(index_dir.display().to_string()).into());
+    }
+    let store = LmdbStore::open(index_dir)?;
+    let info = store
+        .info()?
+        .ok_or_else(|| crate::store::StoreError::NotAnIndex(index_dir.display().to_string()))?;
+    crate::index::partition::refresh(&store, info.dim, true)
+}
+
 fn prepare(
     photo: &Photo,
     old: Option<&ItemRecord>,

@@ -173,6 +173,14 @@ enum Command {
         #[arg(long)]
         json: bool,
     },
+    /// Train the index's partition (its approximate index) anew, e.g. after it has grown
+    /// through `add`; `index` does it by itself once twice the cells are wanted.
+    Repartition {
+        #[arg(long)]
+        index: PathBuf,
+        #[arg(long)]
+        json: bool,
+    },
     /// Measure retrieval quality: leave-one-out over the catalogue, or outside photos.
     Eval {
         #[arg(long)]
@@ -672,6 +680,18 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                     report.removed.len(),
                     report.total_items,
                     report.seconds
+                );
+            }
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Repartition { index, json } => {
+            let report = ingest::repartition(&index)?;
+            if json {
+                println!("{}", serde_json::to_string(&report)?);
+            } else {
+                println!(
+                    "partition of {} cells trained; {} items moved ({:.1} s)",
+                    report.cells, report.placed, report.seconds
                 );
             }
             Ok(ExitCode::SUCCESS)

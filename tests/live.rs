@@ -96,6 +96,18 @@ fn add_and_remove_from_the_cli_are_visible_at_once_and_survive_reindexing() {
     let photos: Vec<_> = std::fs::read_dir(idx.join("photos")).unwrap().collect();
     assert_eq!(photos.len(), 1, "one photo file per added item");
 
+    // Repartitioning needs no catalogue folder: the same items, all placed again.
+    let r: Value =
+        serde_json::from_str(&ok(&["repartition", "--index", p(&idx), "--json"])).unwrap();
+    let want = lookalike::index::cells_for(21) as u64;
+    assert_eq!((r["cells"].as_u64(), r["trained"].as_bool()), (Some(want), Some(true)));
+    let info: Value = serde_json::from_str(&ok(&["info", "--index", p(&idx), "--json"])).unwrap();
+    assert_eq!((info["count"].as_u64(), info["unplaced"].as_u64()), (Some(21), Some(0)));
+    assert_eq!(top(&idx, &hat, &["--query-resize", "pad", "--ann"])[0], "hat");
+    let missing = lookalike(&["repartition", "--index", p(&dir.path().join("nothing"))]);
+    assert!(!missing.status.success());
+    assert!(String::from_utf8_lossy(&missing.stderr).contains("not a lookalike index"));
+
     let out = ok(&["remove", "--index", p(&idx), "hat", "--json"]);
     assert_eq!(serde_json::from_str::<Value>(&out).unwrap()["total_items"], 20);
     assert!(!top(&idx, &hat, &[]).contains(&"hat".to_string()));
