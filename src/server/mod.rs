@@ -298,6 +298,10 @@ pub struct StatsOut {
     /// Weight of the colour descriptor in the stored vectors (0: none; queries may then
     /// not ask for colour).
     pub colour_weight: f32,
+    /// Cells of the partition (the approximate index used from 200,000 candidates on; 0:
+    /// none), and the items no cell holds yet (scanned by every search).
+    pub cells: usize,
+    pub unplaced: u64,
     pub columns: Vec<Column>,
 }
 
@@ -570,11 +574,14 @@ async fn stats(State(state): State<Arc<AppState>>) -> Result<Json<StatsOut>, App
             ..c.clone()
         })
         .collect();
+    let index = state.engine.index();
     Ok(Json(StatsOut {
-        count: state.engine.index().len(),
+        count: index.len(),
         dimension: info.dim,
         model: info.model.name.clone(),
         colour_weight: info.colour_weight,
+        cells: index.cells().map_or(0, |c| c.partition().cells()),
+        unplaced: index.cells().map_or(index.len() as u64, |c| c.unplaced()),
         columns,
     }))
 }

@@ -350,6 +350,10 @@ async fn facets_and_stats_describe_the_catalogue() {
     assert_eq!(v["count"], 25);
     assert_eq!(v["dimension"], 1280 + crate::colour::BINS);
     assert_eq!(v["colour_weight"], crate::ingest::DEFAULT_COLOUR_WEIGHT);
+    // `index` partitioned its 24 photos; the item written to the store behind its back
+    // has no cell.
+    assert_eq!(v["cells"], crate::index::cells_for(24));
+    assert_eq!(v["unplaced"], 1);
     let at = v["columns"].as_array().unwrap().iter().find(|c| c["name"] == "articleType").unwrap();
     let total: u64 =
         at["values"].as_array().unwrap().iter().map(|x| x["count"].as_u64().unwrap()).sum();
