@@ -488,7 +488,7 @@ impl Engine {
         }
 
         let _writer = self.writer.lock().map_err(|_| poisoned())?;
-        let before = self.index();
+        let before = self.current_for_write()?;
         // Place each item in its partition cell: one comparison with the centroids each.
         if let Some(p) = before.partition() {
             for (change, cell) in changes.iter_mut().zip(p.assign(&vectors)) {
@@ -541,7 +541,7 @@ impl Engine {
         let started = Instant::now();
         self.check_writable()?;
         let _writer = self.writer.lock().map_err(|_| poisoned())?;
-        let before = self.index();
+        let before = self.current_for_write()?;
         let mut keys = Vec::with_capacity(ids.len());
         let mut files = Vec::new();
         for id in ids {
@@ -563,6 +563,20 @@ impl Engine {
         self.index.store(Arc::new(next));
         self.remove_files(&files);
         Ok(report)
+    }
+
+    /// The snapshot a write builds on (the caller holds the writer lock). When another
+    /// process has replaced the partition since it was loaded (`index`, `repartition`),
+    /// it is reloaded first, so that new items are placed in the stored partition's cells.
+    fn current_for_write(&self) -> Result<Arc<VectorIndex>> {
+        let current = self.index();
+        if self.store.partition_generation()? == current.generation() {
+            return Ok(current);
+        }
+        tracing::info!("the index's partition changed on disk; reloading the index");
+        let fresh = Arc::new(VectorIndex::load(&self.store, self.info.dim)?);
+        self.index.store(fresh.clone());
+        Ok(fresh)
     }
 
     fn check_writable(&self) -> Result<()> {

@@ -279,3 +279,39 @@ fn a_write_killed_at_any_moment_leaves_an_index_that_opens_and_answers() {
     }
     assert!(seen.contains(&8), "some kill landed before the commit");
 }
+
+#[test]
+fn a_server_writing_after_an_outside_repartition_places_items_in_the_new_cells() {
+    let (_dir, idx, ids) = tiny_index(20);
+    let engine = Engine::open(&idx, BackendKind::Tract).unwrap();
+    assert_eq!(engine.index().cells().unwrap().partition().cells(), 4);
+    // Another process grows the index and refits its partition meanwhile.
+    let photos: Vec<String> = std::fs::read_dir(sample().join("images"))
+        .unwrap()
+        .map(|e| e.unwrap().path().display().to_string())
+        .filter(|f| !ids.iter().any(|id| f.ends_with(&format!("/{id}.jpg"))))
+        .take(20)
+        .collect();
+    let mut args = vec!["add", "--index", p(&idx), "--backend", "tract"];
+    args.extend(photos.iter().map(String::as_str));
+    ok(&args);
+    ok(&["repartition", "--index", p(&idx)]);
+    let cells = lookalike::index::cells_for(40);
+    assert_ne!(cells, 4);
+    // The engine still holds its snapshot of 20; its next write notices the new partition,
+    // reloads (seeing the other process's items too) and places its item in the new cells.
+    assert_eq!(engine.index().len(), 20);
+    let photo = std::fs::read(fixture("queries/hat.jpg")).unwrap();
+    let item = NewItem { id: "hat".into(), photo, metadata: Default::default() };
+    let report = engine.add_items(vec![item]).unwrap();
+    assert_eq!(report.total_items, 41);
+    let index = engine.index();
+    assert_eq!(index.cells().unwrap().partition().cells(), cells);
+    assert_eq!(index.cells().unwrap().unplaced(), 0);
+    drop(engine);
+    let reopened = Engine::open(&idx, BackendKind::Tract).unwrap();
+    let index = reopened.index();
+    let key = index.key_of("hat").unwrap();
+    let want = index.partition().unwrap().assign(index.vector(key).unwrap())[0];
+    assert_eq!(index.record(key).unwrap().cell, Some(want));
+}

@@ -119,12 +119,16 @@ pub struct VectorIndex {
     alive: RoaringBitmap,
     /// The approximate index, when the store holds a partition.
     cells: Option<Cells>,
+    /// The store's partition generation this snapshot was loaded at.
+    generation: u64,
 }
 
 impl VectorIndex {
     /// Read every item of `store` into memory. Items of a v1 index have no stored key;
     /// they get their place in id order, as the upgrade to v2 gives them.
     pub fn load(store: &dyn Store, dim: usize) -> Result<Self> {
+        // Generation first: a partition replaced meanwhile only makes this one look older.
+        let generation = store.partition_generation()?;
         let partition = store.centroids()?.and_then(|c| Partition::from_centroids(dim, c));
         let mut segment = Segment::empty(dim);
         let mut bad_dim = None;
@@ -154,7 +158,7 @@ impl VectorIndex {
             Cells::new(p, placed)
         });
         let segments = if segment.is_empty() { Vec::new() } else { vec![Arc::new(segment)] };
-        Ok(Self { dim, segments, alive, cells })
+        Ok(Self { dim, segments, alive, cells, generation })
     }
 
     /// An index of `items` (one segment).
@@ -162,7 +166,7 @@ impl VectorIndex {
         let alive: RoaringBitmap = items.iter().map(|i| i.key).collect();
         let segment = Segment::new(dim, items);
         let segments = if segment.is_empty() { Vec::new() } else { vec![Arc::new(segment)] };
-        Self { dim, segments, alive, cells: None }
+        Self { dim, segments, alive, cells: None, generation: 0 }
     }
 
     /// The next snapshot: `added` items (keys above every key here) in, `removed` keys
@@ -212,7 +216,12 @@ impl VectorIndex {
             }
         }
         segments.retain(|s| !s.is_empty());
-        Self { dim: self.dim, segments, alive, cells }
+        Self { dim: self.dim, segments, alive, cells, generation: self.generation }
+    }
+
+    /// The store's partition generation this snapshot's cells come from.
+    pub fn generation(&self) -> u64 {
+        self.generation
     }
 
     /// The partition new items are placed in, when the index has one.

@@ -17,6 +17,7 @@ use super::{
 const INFO_KEY: &str = "info";
 const NEXT_KEY: &str = "next_key";
 const CENTROIDS_KEY: &str = "centroids";
+const GENERATION_KEY: &str = "generation";
 /// Virtual address space reserved for the map; the file only grows as data is written.
 const MAP_SIZE: usize = 1 << 40;
 
@@ -182,6 +183,16 @@ fn decode_vector(id: &str, bytes: &[u8]) -> Result<Vec<f32>, StoreError> {
     Ok(bytes.chunks_exact(4).map(|c| f32::from_le_bytes([c[0], c[1], c[2], c[3]])).collect())
 }
 
+fn read_generation(bytes: Option<&[u8]>) -> Result<u64, StoreError> {
+    match bytes {
+        None => Ok(0),
+        Some(b) => b.try_into().map(u64::from_le_bytes).map_err(|_| StoreError::Corrupt {
+            id: GENERATION_KEY.into(),
+            message: format!("{} bytes", b.len()),
+        }),
+    }
+}
+
 fn encode_vector(v: &[f32]) -> Vec<u8> {
     v.iter().flat_map(|x| x.to_le_bytes()).collect()
 }
@@ -240,6 +251,8 @@ impl Store for LmdbStore {
                 }
                 Change::Centroids(c) => {
                     let db = self.partition.ok_or_else(read_only)?;
+                    let generation = read_generation(db.get(&wtxn, GENERATION_KEY)?)?;
+                    db.put(&mut wtxn, GENERATION_KEY, &(generation + 1).to_le_bytes())?;
                     if c.is_empty() {
                         db.delete(&mut wtxn, CENTROIDS_KEY).map_err(backend)?;
                     } else {
@@ -267,6 +280,12 @@ impl Store for LmdbStore {
         let rtxn = self.env.read_txn().map_err(backend)?;
         let Some(bytes) = db.get(&rtxn, CENTROIDS_KEY).map_err(backend)? else { return Ok(None) };
         decode_vector(CENTROIDS_KEY, bytes).map(Some)
+    }
+
+    fn partition_generation(&self) -> Result<u64, StoreError> {
+        let Some(db) = self.partition else { return Ok(0) };
+        let rtxn = self.env.read_txn().map_err(backend)?;
+        read_generation(db.get(&rtxn, GENERATION_KEY)?)
     }
 
     fn len(&self) -> Result<usize, StoreError> {

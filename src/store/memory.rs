@@ -11,6 +11,7 @@ struct Inner {
     items: BTreeMap<String, (ItemRecord, Vec<f32>)>,
     next_key: u32,
     centroids: Option<Vec<f32>>,
+    generation: u64,
 }
 
 /// A [`Store`] that lives and dies with the process.
@@ -71,7 +72,10 @@ impl Store for MemoryStore {
                 Change::Delete { id } => {
                     g.items.remove(id);
                 }
-                Change::Centroids(c) => g.centroids = (!c.is_empty()).then(|| c.clone()),
+                Change::Centroids(c) => {
+                    g.centroids = (!c.is_empty()).then(|| c.clone());
+                    g.generation += 1;
+                }
             }
         }
         Ok(keys)
@@ -83,6 +87,10 @@ impl Store for MemoryStore {
 
     fn centroids(&self) -> Result<Option<Vec<f32>>, StoreError> {
         Ok(self.inner.read().map_err(poisoned)?.centroids.clone())
+    }
+
+    fn partition_generation(&self) -> Result<u64, StoreError> {
+        Ok(self.inner.read().map_err(poisoned)?.generation)
     }
 
     fn len(&self) -> Result<usize, StoreError> {

@@ -128,6 +128,9 @@ pub trait Store: Send + Sync {
     fn get(&self, id: &str) -> Result<Option<(ItemRecord, Vec<f32>)>, StoreError>;
     /// The partition's centroids (`cells x dim`, row-major), `None` when not partitioned.
     fn centroids(&self) -> Result<Option<Vec<f32>>, StoreError>;
+    /// How many times the centroids were replaced: a snapshot whose partition is of an
+    /// older generation must be reloaded before it places new items.
+    fn partition_generation(&self) -> Result<u64, StoreError>;
     fn len(&self) -> Result<usize, StoreError>;
     fn is_empty(&self) -> Result<bool, StoreError> {
         Ok(self.len()? == 0)

@@ -89,8 +89,10 @@ pub(crate) fn run_all(store: &dyn Store) {
     assert!(again.iter().all(|k| !keys.contains(k)), "{again:?} reuses {keys:?}");
     assert_eq!(store.get("a").unwrap().unwrap().0.key, Some(again[0]));
 
-    // Centroids and cells land with the batch that carries them, and go when cleared.
+    // Centroids and cells land with the batch that carries them, and go when cleared;
+    // each replacement is a new generation.
     assert_eq!(store.centroids().unwrap(), None);
+    let generation = store.partition_generation().unwrap();
     let mut placed = store.get("b").unwrap().unwrap().0;
     placed.cell = Some(1);
     let centroids = vec![1.0, 0.0, 0.0, 1.0];
@@ -104,13 +106,18 @@ pub(crate) fn run_all(store: &dyn Store) {
         )
         .unwrap();
     assert_eq!(store.centroids().unwrap(), Some(centroids.clone()));
+    assert_eq!(store.partition_generation().unwrap(), generation + 1);
     assert_eq!(store.get("b").unwrap().unwrap().0, placed);
     // A failing batch leaves the old centroids.
     let bad = Change::Record { id: "nobody".into(), record: placed.clone() };
     assert!(store.apply(None, &[Change::Centroids(vec![0.5; 4]), bad]).is_err());
     assert_eq!(store.centroids().unwrap(), Some(centroids));
+    assert_eq!(store.partition_generation().unwrap(), generation + 1);
+    store.apply(None, &[put("c", vec![1.0, 0.0])]).unwrap();
+    assert_eq!(store.partition_generation().unwrap(), generation + 1, "items are no new partition");
     store.apply(None, &[Change::Centroids(Vec::new())]).unwrap();
     assert_eq!(store.centroids().unwrap(), None);
+    assert_eq!(store.partition_generation().unwrap(), generation + 2);
 }
 
 #[test]
