@@ -289,33 +289,38 @@ pub fn refresh(store: &dyn Store, dim: usize, retrain: bool) -> Result<RefreshRe
     let want = cells_for(index.len());
     let current = index.partition().cloned();
     let seg = index.compacted();
-    let (partition, trained) = match current {
-        Some(p) if !retrain && (want == 0 || (p.cells() <= 2 * want && 2 * p.cells() >= want)) => {
-            (p, false)
-        }
-        _ => match Partition::train(seg.matrix(), dim, want, SEED) {
-            Some(p) => (p, true),
-            None => {
-                return Ok(RefreshReport {
-                    seconds: started.elapsed().as_secs_f64(),
-                    ..Default::default()
-                });
-            }
-        },
+    let fits = |p: &Partition| want == 0 || (p.cells() <= 2 * want && 2 * p.cells() >= want);
+    let trained_anew = match &current {
+        Some(p) if !retrain && fits(p) => None,
+        _ => Partition::train(seg.matrix(), dim, want, SEED),
+    };
+    let trained = trained_anew.is_some();
+    let Some(partition) = trained_anew.or(current) else {
+        // Too few items for a partition, and none yet.
+        return Ok(RefreshReport {
+            seconds: started.elapsed().as_secs_f64(),
+            ..Default::default()
+        });
     };
     let cells = partition.cells();
     let rows: Vec<usize> = (0..seg.len())
         .filter(|&r| trained || seg.record(r).cell.is_none_or(|c| c as usize >= cells))
         .collect();
-    let mut vectors = Vec::with_capacity(rows.len() * dim);
-    for &r in &rows {
-        vectors.extend_from_slice(seg.vector(r));
-    }
+    // Every row after training: place the matrix itself rather than a copy of it.
+    let assigned = if rows.len() == seg.len() {
+        partition.assign(seg.matrix())
+    } else {
+        let mut vectors = Vec::with_capacity(rows.len() * dim);
+        for &r in &rows {
+            vectors.extend_from_slice(seg.vector(r));
+        }
+        partition.assign(&vectors)
+    };
     let mut changes = Vec::new();
     if trained {
         changes.push(Change::Centroids(partition.centroids().to_vec()));
     }
-    for (&r, cell) in rows.iter().zip(partition.assign(&vectors)) {
+    for (&r, cell) in rows.iter().zip(assigned) {
         if seg.record(r).cell != Some(cell) {
             let record = ItemRecord { cell: Some(cell), ..seg.record(r).clone() };
             changes.push(Change::Record { id: seg.id(r).to_string(), record });
