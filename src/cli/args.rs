@@ -1,0 +1,345 @@
+//! The command line's grammar: every command, flag and its help text (clap derive).
+
+use std::path::PathBuf;
+
+use clap::{Args, Parser, Subcommand};
+use lookalike::embed::BackendKind;
+use lookalike::index::SearchMode;
+use lookalike::preprocess::{Crop, QueryResize};
+
+#[derive(Parser)]
+#[command(name = "lookalike", version, about = "Visual search for fashion catalogues")]
+pub struct Cli {
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Args, Clone)]
+pub struct BackendArg {
+    /// Inference backend: auto (ONNX Runtime if found, else tract), ort, tract.
+    #[arg(long, default_value = "auto", value_parser = parse_backend)]
+    pub backend: BackendKind,
+}
+
+pub fn parse_backend(s: &str) -> Result<BackendKind, String> {
+    s.parse()
+}
+
+#[derive(Args, Clone, Copy)]
+pub struct ModeArg {
+    /// Compare the query with every candidate (default below 200,000 candidates, or with a
+    /// filter keeping under a tenth of the index).
+    #[arg(long, conflicts_with = "ann")]
+    pub exact: bool,
+    /// Scan only the partition cells nearest to the query (default from 200,000
+    /// candidates on).
+    #[arg(long)]
+    pub ann: bool,
+}
+
+impl ModeArg {
+    pub fn mode(self) -> SearchMode {
+        match (self.exact, self.ann) {
+            (true, _) => SearchMode::Exact,
+            (_, true) => SearchMode::Ann,
+            _ => SearchMode::Auto,
+        }
+    }
+}
+
+#[derive(Args, Clone, Copy)]
+pub struct ColourArg {
+    /// How much colour counts against shape: 0 (shape only) to 4 (default: the index's
+    /// weight, 0.3 for new indexes; shape only for snapshots).
+    #[arg(long)]
+    pub colour: Option<f32>,
+}
+
+#[derive(Args, Clone, Copy)]
+pub struct ExpandArg {
+    /// Query expansion: fold the best N results into the query and search again (0: off).
+    #[arg(long, value_name = "N")]
+    pub expand: Option<usize>,
+}
+
+#[derive(Subcommand)]
+pub enum Command {
+    /// Index (or refresh) a catalogue folder of product photos.
+    Index {
+        /// Folder of photos, searched recursively; a photo's id is its file stem.
+        catalog: PathBuf,
+        /// Index folder to create or update.
+        #[arg(long)]
+        index: PathBuf,
+        /// CSV with an `id` column (default: styles.csv in the catalogue folder, if any).
+        #[arg(long)]
+        metadata: Option<PathBuf>,
+        /// Model: lite0 (default), lite2, lite0-int8 (faster, slightly less precise), or the
+        /// path of a model manifest (.toml).
+        #[arg(long)]
+        model: Option<String>,
+        /// Weight of the colour descriptor appended to each embedding, for a new index
+        /// (default 0.3; 0: shape only). Queries may ask for another with --colour.
+        #[arg(long)]
+        colour_weight: Option<f32>,
+        /// Train the partition (the approximate index) anew even if the current one still
+        /// fits the index's size (e.g. after many items were added with `add`).
+        #[arg(long)]
+        repartition: bool,
+        /// Photos per inference batch.
+        #[arg(long, default_value_t = 32)]
+        batch_size: usize,
+        /// Print the report as JSON.
+        #[arg(long)]
+        json: bool,
+        #[command(flatten)]
+        backend: BackendArg,
+    },
+    /// Find the catalogue items most similar to photos (or to an indexed item).
+    Search {
+        #[arg(long)]
+        index: PathBuf,
+        /// Query photos.
+        images: Vec<PathBuf>,
+        /// Number of results.
+        #[arg(short, long, default_value_t = 5)]
+        k: usize,
+        /// Keep only items with column=value (repeat; same column = any of the values).
+        #[arg(long = "filter", value_name = "COLUMN=VALUE")]
+        filters: Vec<String>,
+        /// Search only this region of each photo: x,y,w,h in pixels.
+        #[arg(long)]
+        crop: Option<Crop>,
+        /// Search from an indexed item instead of a photo.
+        #[arg(long, value_name = "ID")]
+        similar_to: Option<String>,
+        /// How query photos are squared: auto (pad studio shots, crop snapshots), pad, crop.
+        #[arg(long, default_value = "auto")]
+        query_resize: QueryResize,
+        /// One JSON object per query, one per line.
+        #[arg(long)]
+        json: bool,
+        /// Leave out results scoring below this (-1..1).
+        #[arg(long)]
+        min_score: Option<f32>,
+        /// Leave out results nearly identical to a better one: cosine at least this (0..1,
+        /// e.g. 0.95).
+        #[arg(long)]
+        collapse: Option<f32>,
+        #[command(flatten)]
+        expand: ExpandArg,
+        #[command(flatten)]
+        mode: ModeArg,
+        #[command(flatten)]
+        colour: ColourArg,
+        #[command(flatten)]
+        backend: BackendArg,
+    },
+    /// Add photos to an index (or replace items with the same ids), without re-indexing.
+    Add {
+        #[arg(long)]
+        index: PathBuf,
+        /// Photos to add; an item's id is its file stem (or --id).
+        #[arg(required = true)]
+        photos: Vec<PathBuf>,
+        /// Id of the item (one photo only).
+        #[arg(long)]
+        id: Option<String>,
+        /// CSV with an `id` column giving the new items' metadata.
+        #[arg(long)]
+        metadata: Option<PathBuf>,
+        /// Metadata for every photo given: column=value (repeat).
+        #[arg(long = "set", value_name = "COLUMN=VALUE")]
+        set: Vec<String>,
+        #[arg(long)]
+        json: bool,
+        #[command(flatten)]
+        backend: BackendArg,
+    },
+    /// Remove items from an index by id.
+    Remove {
+        #[arg(long)]
+        index: PathBuf,
+        #[arg(required = true)]
+        ids: Vec<String>,
+        #[arg(long)]
+        json: bool,
+    },
+    /// Train the index's partition (its approximate index) anew, e.g. after it has grown
+    /// through `add`; `index` does it by itself once twice the cells are wanted.
+    Repartition {
+        #[arg(long)]
+        index: PathBuf,
+        #[arg(long)]
+        json: bool,
+    },
+    /// Measure retrieval quality: leave-one-out over the catalogue, or outside photos.
+    Eval {
+        #[arg(long)]
+        index: PathBuf,
+        /// Every catalogue item queries the rest (the default without --queries).
+        #[arg(long)]
+        leave_one_out: bool,
+        /// Relevance label: a column, or columns joined by '+' (repeat for several).
+        /// Default: articleType, subCategory, articleType+baseColour (those present).
+        #[arg(long = "label")]
+        labels: Vec<String>,
+        /// Column whose values break the figures down (default: masterCategory if present).
+        #[arg(long)]
+        group_by: Option<String>,
+        /// CSV of outside photos: file,label,...,match_article_types.
+        #[arg(long)]
+        queries: Option<PathBuf>,
+        /// Folder of the photos named in --queries (default: the CSV's folder/images).
+        #[arg(long)]
+        images: Option<PathBuf>,
+        /// Column that --queries' match lists name.
+        #[arg(long, default_value = "articleType")]
+        match_column: String,
+        #[arg(short, long, default_value_t = 5)]
+        k: usize,
+        /// Only evaluate (and search among) items with column=value.
+        #[arg(long = "filter", value_name = "COLUMN=VALUE")]
+        filters: Vec<String>,
+        /// How outside photos are squared: auto, pad, crop.
+        #[arg(long, default_value = "auto")]
+        query_resize: QueryResize,
+        /// One JSON object (per mode) instead of tables.
+        #[arg(long)]
+        json: bool,
+        /// Leave-one-out within the held-out split only (a fixed 20% of the items by a hash
+        /// of their id, never used for training): queries and ranked items both from it.
+        #[arg(long, conflicts_with_all = ["ann", "expand"])]
+        holdout: bool,
+        /// Write an HTML page of sample queries beside their top-k.
+        #[arg(long)]
+        report: Option<PathBuf>,
+        /// Queries shown in the HTML report.
+        #[arg(long, default_value_t = 60)]
+        report_samples: usize,
+        #[command(flatten)]
+        expand: ExpandArg,
+        #[command(flatten)]
+        mode: ModeArg,
+        #[command(flatten)]
+        colour: ColourArg,
+        #[command(flatten)]
+        backend: BackendArg,
+    },
+    /// Serve the web page and the JSON API.
+    Serve {
+        #[arg(long)]
+        index: PathBuf,
+        /// Address to listen on.
+        #[arg(long, default_value = "127.0.0.1:8080")]
+        addr: std::net::SocketAddr,
+        /// Catalogue folder to serve photos from (default: the one the index was built from).
+        #[arg(long)]
+        catalog: Option<PathBuf>,
+        /// Largest accepted upload, in MB.
+        #[arg(long, default_value_t = 20)]
+        max_upload_mb: usize,
+        /// Searches in flight before the server answers 503 (busy).
+        #[arg(long, default_value_t = 32)]
+        max_inflight: usize,
+        /// Bearer token that enables the write endpoints (POST /api/items,
+        /// DELETE /api/items/{id}); without it they are disabled.
+        #[arg(long, env = "LOOKALIKE_ADMIN_TOKEN", hide_env_values = true)]
+        admin_token: Option<String>,
+        #[command(flatten)]
+        backend: BackendArg,
+    },
+    /// Measure speed and memory (figures as JSON lines).
+    Bench {
+        #[command(subcommand)]
+        what: BenchCommand,
+    },
+    /// Describe an index: model, item count, dimension, columns.
+    Info {
+        #[arg(long)]
+        index: PathBuf,
+        #[arg(long)]
+        json: bool,
+    },
+}
+
+#[derive(Subcommand)]
+pub enum BenchCommand {
+    /// Each indexing stage alone (read, decode, resize+normalise, inference, store).
+    Stages {
+        catalog: PathBuf,
+        /// Photos to use (the first N in path order).
+        #[arg(long, default_value_t = 2000)]
+        limit: usize,
+        #[arg(long, default_value = "lite0")]
+        model: String,
+        #[arg(long, default_value_t = 32)]
+        batch_size: usize,
+        #[command(flatten)]
+        backend: BackendArg,
+    },
+    /// Exact search latency over the index's vectors, and over synthetic copies at scale.
+    Search {
+        #[arg(long)]
+        index: PathBuf,
+        /// Queries timed one by one.
+        #[arg(long, default_value_t = 200)]
+        queries: usize,
+        #[arg(short, long, default_value_t = 10)]
+        k: usize,
+        /// Also measure at these catalogue sizes (real vectors perturbed).
+        #[arg(long = "scale")]
+        scales: Vec<usize>,
+        /// Queries scored together for the batched figure.
+        #[arg(long, default_value_t = 256)]
+        batch: usize,
+    },
+    /// Live writes: a batch of photos, then photos one write each, into a copy of an index.
+    Add {
+        #[arg(long)]
+        index: PathBuf,
+        /// Folder of photos to add (the first --count, in path order).
+        photos: PathBuf,
+        #[arg(long, default_value_t = 1000)]
+        count: usize,
+        /// How many of them are added one write each (the rest in one batch).
+        #[arg(long, default_value_t = 200)]
+        single: usize,
+        #[command(flatten)]
+        backend: BackendArg,
+    },
+    /// Approximate search (partition cells) against exact search at scale: build time,
+    /// recall, latency, filtered queries.
+    Ann {
+        #[arg(long)]
+        index: PathBuf,
+        /// Catalogue size (real vectors perturbed).
+        #[arg(long, default_value_t = 1_000_000)]
+        scale: usize,
+        #[arg(long, default_value_t = 200)]
+        queries: usize,
+        #[arg(short, long, default_value_t = 10)]
+        k: usize,
+        /// Numbers of partition cells to probe, swept.
+        #[arg(long, value_delimiter = ',', default_value = "8,16,32,64,128")]
+        probes: Vec<usize>,
+        /// Catalogue vectors the synthetic ones are made from (default: all). Fewer give
+        /// a smaller catalogue the near-duplicate clusters of a bigger one.
+        #[arg(long)]
+        sources: Option<usize>,
+        /// Scratch folder for the store (default: a temporary folder).
+        #[arg(long)]
+        scratch: Option<PathBuf>,
+    },
+    /// Photo in, results out, in process: decode + embed + search latency.
+    Query {
+        #[arg(long)]
+        index: PathBuf,
+        images: Vec<PathBuf>,
+        /// Times each photo is searched.
+        #[arg(long, default_value_t = 20)]
+        repeat: usize,
+        #[command(flatten)]
+        backend: BackendArg,
+    },
+}

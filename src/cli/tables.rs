@@ -1,0 +1,86 @@
+//! What the commands print for people: result lists and evaluation tables.
+
+use lookalike::eval;
+
+pub fn print_hits(
+    query: &str,
+    hits: &[lookalike::Hit],
+    timing: Option<lookalike::engine::Timing>,
+    json: bool,
+) -> anyhow::Result<()> {
+    if json {
+        let mut obj = serde_json::json!({"query": query, "results": hits});
+        if let Some(t) = timing {
+            obj["timing_ms"] = serde_json::to_value(t)?;
+        }
+        println!("{obj}");
+        return Ok(());
+    }
+    println!("{query}");
+    if hits.is_empty() {
+        println!("  (no results)");
+    }
+    for (i, h) in hits.iter().enumerate() {
+        let name = h.metadata.get("productDisplayName").map(String::as_str).unwrap_or("");
+        let kind = h.metadata.get("articleType").map(String::as_str).unwrap_or("");
+        println!("  {:>2}. {:<12} {:.4}  {:<16} {}", i + 1, h.id, h.score, kind, name);
+    }
+    if let Some(t) = timing {
+        println!(
+            "  ({:.1} ms decode, {:.1} ms embed, {:.2} ms search)",
+            t.decode_ms, t.embed_ms, t.search_ms
+        );
+    }
+    Ok(())
+}
+
+pub fn loo_table(r: &eval::LooReport, secs: f64) -> String {
+    let mut out = format!("leave-one-out, {} queries, k = {} ({secs:.1} s)\n", r.queries, r.k);
+    out.push_str(&format!("  {:<28} {:>10} {:>10}\n", "label", "P@k", "mAP@k"));
+    for l in &r.labels {
+        out.push_str(&format!(
+            "  {:<28} {:>10.3} {:>10.3}\n",
+            l.label, l.overall.precision, l.overall.map
+        ));
+    }
+    if let Some(g) = &r.group_by {
+        out.push_str(&format!("  by {g} (P@k per label):\n"));
+        let groups: std::collections::BTreeSet<&String> =
+            r.labels.iter().flat_map(|l| l.groups.keys()).collect();
+        for name in groups {
+            let cells: Vec<String> = r
+                .labels
+                .iter()
+                .map(|l| {
+                    l.groups.get(name).map_or("-".to_string(), |s| format!("{:.3}", s.precision))
+                })
+                .collect();
+            let n = r.labels[0].groups.get(name).map_or(0, |s| s.queries);
+            out.push_str(&format!("    {:<26} {:>7} queries  {}\n", name, n, cells.join("  ")));
+        }
+    }
+    out
+}
+
+pub fn photo_table(r: &eval::PhotoReport) -> String {
+    let mut out = format!(
+        "outside photos, {} queries, k = {}: precision@k {:.3}; no correct result in {:.1}% of queries\n",
+        r.queries,
+        r.k,
+        r.precision,
+        100.0 * r.none_correct
+    );
+    for (label, s) in &r.by_label {
+        out.push_str(&format!(
+            "    {:<20} {:>5} queries  P@k {:.3}\n",
+            label, s.queries, s.precision
+        ));
+    }
+    if !r.failed.is_empty() {
+        out.push_str(&format!("  {} photos could not be read:\n", r.failed.len()));
+        for (f, e) in r.failed.iter().take(20) {
+            out.push_str(&format!("    {f}: {e}\n"));
+        }
+    }
+    out
+}
