@@ -27,6 +27,16 @@ fn main() -> ExitCode {
         .with_writer(std::io::stderr)
         .init();
     let cli = Cli::parse();
+    // Output piped into `head` and the like: end quietly when the reader goes away, as
+    // Unix tools do, instead of panicking in println! on the closed pipe. Not for the
+    // server, whose writes to a client that hung up must fail as errors, not kill it.
+    #[cfg(unix)]
+    if !matches!(cli.command, Command::Serve { .. }) {
+        // SAFETY: restoring a signal's default action; no other thread runs yet.
+        unsafe {
+            libc::signal(libc::SIGPIPE, libc::SIG_DFL);
+        }
+    }
     match run(cli) {
         Ok(code) => code,
         Err(e) => {
