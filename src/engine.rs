@@ -353,7 +353,7 @@ impl Engine {
                 }
             }
         }
-        let norm = |x: &[f32]| x.iter().map(|a| a * a).sum::<f32>().sqrt();
+        let norm = |x: &[f32]| crate::kernel::dot(x, x).sqrt();
         let (nv, ne) = (norm(&v), norm(&e));
         if ne > 0.0 && ne.is_finite() {
             e.iter_mut().for_each(|a| *a *= nv / ne);

@@ -106,6 +106,29 @@ pub fn plan(n: usize, total: usize, mode: SearchMode, cells: Option<usize>) -> O
         .filter(|&probes| probes < cells)
 }
 
+/// Visit every stored item, in id order. A vector of another dimension than `dim` fails
+/// the walk, naming the first such item (checked as the store reads, reported after).
+pub(crate) fn for_each_item(
+    store: &dyn Store,
+    dim: usize,
+    f: &mut dyn FnMut(&str, &ItemRecord, &[f32]),
+) -> Result<()> {
+    let mut bad_dim = None;
+    store.for_each(&mut |id, record, v| {
+        if v.len() == dim {
+            f(id, record, v);
+        } else {
+            bad_dim.get_or_insert((id.to_string(), v.len()));
+        }
+    })?;
+    match bad_dim {
+        Some((id, got)) => {
+            Err(crate::store::StoreError::DimensionMismatch { id, expected: dim, got }.into())
+        }
+        None => Ok(()),
+    }
+}
+
 /// A filter keeping fewer than one row in this many of a segment is scanned row by row
 /// (cost in proportion to the matches); broader ones scan the segment with a mask.
 const SPARSE_FILTER_RATIO: u64 = 8;
@@ -131,22 +154,12 @@ impl VectorIndex {
         let generation = store.partition_generation()?;
         let partition = store.centroids()?.and_then(|c| Partition::from_centroids(dim, c));
         let mut segment = Segment::empty(dim);
-        let mut bad_dim = None;
         let mut place = 0u32;
-        store.for_each(&mut |id, record, v| {
+        for_each_item(store, dim, &mut |id, record, v| {
             let key = record.key.unwrap_or(place);
             place += 1;
-            if v.len() != dim {
-                bad_dim.get_or_insert((id.to_string(), v.len()));
-                return;
-            }
             segment.push(key, id.to_string(), record.clone(), v);
         })?;
-        if let Some((id, got)) = bad_dim {
-            return Err(
-                crate::store::StoreError::DimensionMismatch { id, expected: dim, got }.into()
-            );
-        }
         segment.finish();
         let alive: RoaringBitmap = segment.keys().iter().copied().collect();
         let cells = partition.map(|p| {

@@ -10,6 +10,7 @@
 //! f32 re-rank), so scores stay exact; placing a new item is one comparison with the
 //! centroids, so live writes cost nothing in proportion to the index.
 
+use std::collections::BTreeMap;
 use std::sync::Arc;
 
 use roaring::RoaringBitmap;
@@ -206,25 +207,20 @@ impl Cells {
     ) -> Self {
         let dim = self.partition.dim();
         let mut next = self.clone();
-        let mut gone: Vec<RoaringBitmap> = Vec::new();
-        let mut touched = Vec::new();
+        // Keys leaving each touched block, so that a block is rewritten once per write.
+        let mut gone: BTreeMap<usize, RoaringBitmap> = BTreeMap::new();
         for &(key, cell) in removed {
-            match cell.filter(|&c| (c as usize) < next.blocks.len()) {
+            match cell.map(|c| c as usize).filter(|&c| c < next.blocks.len()) {
                 Some(c) => {
-                    if gone.is_empty() {
-                        gone = vec![RoaringBitmap::new(); next.blocks.len()];
-                    }
-                    if gone[c as usize].insert(key) && gone[c as usize].len() == 1 {
-                        touched.push(c as usize);
-                    }
+                    gone.entry(c).or_default().insert(key);
                 }
                 None => {
                     next.unplaced.remove(key);
                 }
             }
         }
-        for c in touched {
-            next.blocks[c] = Arc::new(next.blocks[c].without(&gone[c], dim));
+        for (c, keys) in gone {
+            next.blocks[c] = Arc::new(next.blocks[c].without(&keys, dim));
         }
         for &(key, cell, vector) in added {
             match cell.and_then(|c| next.blocks.get_mut(c as usize)) {
@@ -285,14 +281,20 @@ pub struct RefreshReport {
 /// before it, or by an older lookalike).
 pub fn refresh(store: &dyn Store, dim: usize, retrain: bool) -> Result<RefreshReport> {
     let started = std::time::Instant::now();
-    let index = super::VectorIndex::load(store, dim)?;
-    let want = cells_for(index.len());
-    let current = index.partition().cloned();
-    let seg = index.compacted();
+    // The vectors and records only: no i8 copies or cell blocks, which a search would need
+    // and this does not.
+    let current = store.centroids()?.and_then(|c| Partition::from_centroids(dim, c));
+    let (mut ids, mut records, mut matrix) = (Vec::new(), Vec::new(), Vec::new());
+    super::for_each_item(store, dim, &mut |id, record, v| {
+        ids.push(id.to_string());
+        records.push(record.clone());
+        matrix.extend_from_slice(v);
+    })?;
+    let want = cells_for(ids.len());
     let fits = |p: &Partition| want == 0 || (p.cells() <= 2 * want && 2 * p.cells() >= want);
     let trained_anew = match &current {
         Some(p) if !retrain && fits(p) => None,
-        _ => Partition::train(seg.matrix(), dim, want, SEED),
+        _ => Partition::train(&matrix, dim, want, SEED),
     };
     let trained = trained_anew.is_some();
     let Some(partition) = trained_anew.or(current) else {
@@ -303,16 +305,16 @@ pub fn refresh(store: &dyn Store, dim: usize, retrain: bool) -> Result<RefreshRe
         });
     };
     let cells = partition.cells();
-    let rows: Vec<usize> = (0..seg.len())
-        .filter(|&r| trained || seg.record(r).cell.is_none_or(|c| c as usize >= cells))
+    let rows: Vec<usize> = (0..ids.len())
+        .filter(|&r| trained || records[r].cell.is_none_or(|c| c as usize >= cells))
         .collect();
     // Every row after training: place the matrix itself rather than a copy of it.
-    let assigned = if rows.len() == seg.len() {
-        partition.assign(seg.matrix())
+    let assigned = if rows.len() == ids.len() {
+        partition.assign(&matrix)
     } else {
         let mut vectors = Vec::with_capacity(rows.len() * dim);
         for &r in &rows {
-            vectors.extend_from_slice(seg.vector(r));
+            vectors.extend_from_slice(&matrix[r * dim..(r + 1) * dim]);
         }
         partition.assign(&vectors)
     };
@@ -321,9 +323,9 @@ pub fn refresh(store: &dyn Store, dim: usize, retrain: bool) -> Result<RefreshRe
         changes.push(Change::Centroids(partition.centroids().to_vec()));
     }
     for (&r, cell) in rows.iter().zip(assigned) {
-        if seg.record(r).cell != Some(cell) {
-            let record = ItemRecord { cell: Some(cell), ..seg.record(r).clone() };
-            changes.push(Change::Record { id: seg.id(r).to_string(), record });
+        if records[r].cell != Some(cell) {
+            let record = ItemRecord { cell: Some(cell), ..records[r].clone() };
+            changes.push(Change::Record { id: ids[r].clone(), record });
         }
     }
     let placed = changes.len() - usize::from(trained);
