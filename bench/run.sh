@@ -56,6 +56,35 @@ for N in 1 2 3 5; do
 done
 $BIN eval --index $OUT/idx44k-colour --leave-one-out -k 5 --expand 3 --json > $OUT/eval-loo-expand-3.json
 
+echo "== fashion quality: the trained projection (in a copy: a projection changes the index's defaults)"
+rm -rf $OUT/idx44k-trained && cp -r $OUT/idx44k-colour $OUT/idx44k-trained
+S=$D/street-photos/queries.csv
+for V in "linear --hidden 0" "lin-e5 --hidden 0 --epochs 5" "mlp-e3 --epochs 3" "mlp-e5 --epochs 5" "mlp-e8 --epochs 8" \
+         "mlp1024-d128 --hidden 1024 --dim 128 --epochs 10" "drop3-e20 --input-dropout 0.3" "drop5-e20 --input-dropout 0.5" "mlp-e20"; do
+  set -- $V; NAME=$1; shift
+  $BIN train --index $OUT/idx44k-trained --json "$@" > $OUT/train-$NAME.json
+  for M in 0.3 0.5 1.0; do
+    $BIN eval --index $OUT/idx44k-trained --holdout --mix $M --colour 0.3 --json > $OUT/eval-holdout-$NAME-mix-$M.json
+  done
+  for M in 0.3 0.5; do
+    $BIN eval --index $OUT/idx44k-trained --queries $S --mix $M --colour 0.3 --trained --json > $OUT/eval-street-$NAME-mix-$M.json
+  done
+done
+# The kept one (the defaults, trained last above): timed alone, then mix x colour swept.
+/usr/bin/time -v $BIN train --index $OUT/idx44k-trained --json > $OUT/train-44k.json 2> $OUT/train-44k.time
+for M in 0 0.3 0.4 0.5 0.7; do for C in 0.3 0.6 0.8 1.0 1.5; do
+  $BIN eval --index $OUT/idx44k-trained --holdout --mix $M --colour $C --json > $OUT/eval-holdout-mix-$M-colour-$C.json
+done; done
+$BIN eval --index $OUT/idx44k-trained --holdout --json > $OUT/eval-holdout-trained-default.json
+$BIN eval --index $OUT/idx44k-trained --queries $S --json > $OUT/eval-street-trained-default.json
+$BIN eval --index $OUT/idx44k-trained --queries $S --trained --json > $OUT/eval-street-trained-forced.json
+$BIN eval --index $OUT/idx44k-trained --json > $OUT/eval-loo-all-trained-default.json
+Q=$(ls sample-catalog/images/*.jpg | head -20)
+for R in 1 2; do
+  $BIN bench query --index $OUT/idx44k-trained $Q --repeat 10 --mix 0 > $OUT/query-untrained-$R.json
+  $BIN bench query --index $OUT/idx44k-trained $Q --repeat 10 --trained > $OUT/query-trained-$R.json
+done
+
 echo "== search latency: Rust (44k and 1M) and numpy (44k)"
 $BIN bench search --index $OUT/idx44k --scale 1000000 > $OUT/rust-search.json
 # numpy peer: the same exact top-10 over a 44,441 x 1280 float32 matrix (latency does not

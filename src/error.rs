@@ -7,6 +7,7 @@ use crate::catalog::CatalogError;
 use crate::embed::EmbedError;
 use crate::model::ModelError;
 use crate::preprocess::PreprocessError;
+use crate::projection::ProjectionError;
 use crate::store::StoreError;
 
 /// Everything that can go wrong in lookalike.
@@ -22,6 +23,8 @@ pub enum Error {
     Store(#[from] StoreError),
     #[error("{0}")]
     Image(#[from] PreprocessError),
+    #[error(transparent)]
+    Projection(#[from] ProjectionError),
     #[error("cannot read {path}: {source}")]
     Io { path: PathBuf, source: std::io::Error },
     #[error(
@@ -55,6 +58,14 @@ impl Error {
                 | Error::ModelMismatch { .. }
                 | Error::Catalog(_)
                 | Error::Model(_)
+                | Error::Projection(
+                    ProjectionError::Missing { .. }
+                        | ProjectionError::BadParameter { .. }
+                        | ProjectionError::NotEnoughData(_)
+                        | ProjectionError::DimensionMismatch { .. }
+                        | ProjectionError::ModelMismatch
+                        | ProjectionError::UnsupportedVersion { .. }
+                )
                 | Error::Store(StoreError::NotAnIndex(_) | StoreError::UnsupportedVersion { .. })
         )
     }

@@ -17,6 +17,7 @@ use serde::Serialize;
 use crate::error::{Error, Result};
 use crate::index::{Filter, Segment};
 use crate::kernel::{self, Scored, TopK};
+use crate::projection::{Projection, RERANK_DEPTH};
 
 /// precision@k of a ranking given as relevance flags, best first.
 pub fn precision_at_k(relevant: &[bool], k: usize) -> f64 {
@@ -94,7 +95,7 @@ pub struct LooReport {
 }
 
 /// A label: one column, or several joined with `+` (e.g. `articleType+baseColour`).
-fn label_value(md: &BTreeMap<String, String>, cols: &[String]) -> Option<String> {
+pub(crate) fn label_value(md: &BTreeMap<String, String>, cols: &[String]) -> Option<String> {
     let mut parts = Vec::with_capacity(cols.len());
     for c in cols {
         parts.push(md.get(c)?.to_lowercase());
@@ -133,6 +134,40 @@ pub type Ranker<'a> = dyn Fn(usize) -> Result<Vec<Scored>> + Sync + 'a;
 /// weight); `None` in [`leave_one_out`] queries with the stored vector as it is.
 pub type QueryOf<'a> = dyn Fn(&[f32]) -> Result<Vec<f32>> + Sync + 'a;
 
+/// A trained search's re-ordering for leave-one-out: every item's projection computed
+/// once, then each query's best [`RERANK_DEPTH`] candidates scored as
+/// [`Engine::search_vector`](crate::engine::Engine::search_vector) does with `trained`.
+#[derive(Debug)]
+pub struct ProjectedRows {
+    rows: Vec<f32>,
+    dim: usize,
+    mix: f32,
+}
+
+impl ProjectedRows {
+    pub fn new(index: &Segment, projection: &Projection, mix: f32) -> Result<Self> {
+        crate::projection::check_mix(mix)?;
+        Ok(Self {
+            rows: projection.project_matrix(index.matrix(), index.dim()),
+            dim: projection.output_dim(),
+            mix,
+        })
+    }
+
+    fn row(&self, r: usize) -> &[f32] {
+        &self.rows[r * self.dim..(r + 1) * self.dim]
+    }
+
+    fn rerank(&self, query_row: usize, mut top: Vec<Scored>) -> Vec<Scored> {
+        let q = self.row(query_row);
+        for s in &mut top {
+            s.score = crate::projection::blend(s.score, kernel::dot(q, self.row(s.row)), self.mix);
+        }
+        top.sort_by(|a, b| b.score.total_cmp(&a.score));
+        top
+    }
+}
+
 /// Every item (passing `filter`) queries the rest; relevance = same label value.
 #[allow(clippy::too_many_arguments)]
 pub fn leave_one_out(
@@ -144,6 +179,7 @@ pub fn leave_one_out(
     samples: usize,
     ranker: Option<&Ranker<'_>>,
     query_of: Option<&QueryOf<'_>>,
+    trained: Option<&ProjectedRows>,
 ) -> Result<LooReport> {
     if k == 0 {
         return Err(Error::BadParameter { name: "k", message: "must be at least 1".into() });
@@ -196,18 +232,24 @@ pub fn leave_one_out(
                     }
                 }
                 let scores = kernel::scores_batch(index.matrix(), dim, &qbuf, block.len());
+                let depth = if trained.is_some() { k.max(RERANK_DEPTH) } else { k };
                 block
                     .par_iter()
                     .enumerate()
                     .map(|(qi, &r)| {
                         let row = &scores[qi * n..(qi + 1) * n];
-                        let mut top = TopK::new(k);
+                        let mut top = TopK::new(depth);
                         for (j, s) in row.iter().enumerate() {
                             if j != r {
                                 top.push(Scored { row: j, score: *s });
                             }
                         }
-                        (r, top.into_sorted())
+                        let mut top = top.into_sorted();
+                        if let Some(t) = trained {
+                            top = t.rerank(r, top);
+                            top.truncate(k);
+                        }
+                        (r, top)
                     })
                     .collect()
             }
@@ -586,8 +628,18 @@ mod tests {
         let idx = tiny_index();
         let cols = vec!["type".to_string(), "colour".to_string(), "master".to_string()];
         let labels = parse_labels(&["type".into(), "type+colour".into()], &cols).unwrap();
-        let r = leave_one_out(&idx, 1, &labels, Some("master"), &Filter::default(), 0, None, None)
-            .unwrap();
+        let r = leave_one_out(
+            &idx,
+            1,
+            &labels,
+            Some("master"),
+            &Filter::default(),
+            0,
+            None,
+            None,
+            None,
+        )
+        .unwrap();
         // Nearest neighbours: a1->a2 (A ok), a2->a3 (A vs B wrong), a3->a2 (B vs A wrong),
         // b1->b2 (ok), b2->b1 (ok): 3 of 5.
         assert_eq!(r.queries, 5);

@@ -16,6 +16,7 @@ pub mod ingest;
 pub mod kernel;
 pub mod model;
 pub mod preprocess;
+pub mod projection;
 pub mod report;
 pub mod server;
 pub mod store;

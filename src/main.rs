@@ -102,6 +102,7 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             min_score,
             collapse,
             expand,
+            trained,
             mode,
             colour,
             backend,
@@ -117,6 +118,7 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                 min_score,
                 collapse,
                 expand: expand.expand,
+                trained: trained.trained(),
             };
             if images.is_empty() && similar_to.is_none() {
                 anyhow::bail!(lookalike::Error::BadParameter {
@@ -170,11 +172,25 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             report_samples,
             holdout,
             expand,
+            trained,
             mode,
             colour,
             backend,
         } => {
             let engine = Engine::open(&index, backend.backend)?;
+            let trained = trained.trained();
+            // Catalogue items query as catalogue items do: with the index's default.
+            let (catalogue_colour, catalogue_trained) = engine
+                .settings(&Query { trained, colour: colour.colour, ..Query::default() }, false)?;
+            if holdout && catalogue_trained.is_some_and(|(p, _)| !p.meta().holdout_excluded) {
+                anyhow::bail!(lookalike::Error::BadParameter {
+                    name: "holdout",
+                    message: "the projection was trained on the held-out split too \
+                              (train --include-holdout); retrain it without, or measure with \
+                              --mix 0"
+                        .into()
+                });
+            }
             let segment = engine.index().compacted();
             let segment =
                 if holdout { std::sync::Arc::new(eval::holdout(&segment)) } else { segment };
@@ -214,6 +230,7 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                         mode,
                         colour: colour.colour,
                         expand: expand.expand,
+                        trained,
                         ..Query::default()
                     };
                     let hits = engine.similar_to(segment.id(row), &q)?;
@@ -227,8 +244,17 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                 };
                 // The exact path scores stored vectors in blocks: with --colour, each query
                 // is reweighted first; without, the stored vectors are the queries.
-                let query_of = |v: &[f32]| engine.query_vector(v, colour.colour);
-                let query_of = colour.colour.is_some().then_some(&query_of as &eval::QueryOf<'_>);
+                let query_of = |v: &[f32]| engine.query_vector(v, catalogue_colour);
+                let query_of =
+                    catalogue_colour.is_some().then_some(&query_of as &eval::QueryOf<'_>);
+                let through_search =
+                    mode == SearchMode::Ann || expand.expand.is_some_and(|n| n > 0);
+                let projected = match catalogue_trained {
+                    Some((p, mix)) if !through_search => {
+                        Some(eval::ProjectedRows::new(&segment, p, mix)?)
+                    }
+                    _ => None,
+                };
                 let r = eval::leave_one_out(
                     &segment,
                     k,
@@ -237,15 +263,16 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                     &filter,
                     samples,
                     // Through the search path when it differs from a plain exact scan.
-                    (mode == SearchMode::Ann || expand.expand.is_some_and(|n| n > 0))
-                        .then_some(&ranker as &eval::Ranker<'_>),
+                    through_search.then_some(&ranker as &eval::Ranker<'_>),
                     query_of,
+                    projected.as_ref(),
                 )?;
                 let secs = t.elapsed().as_secs_f64();
                 if json {
                     let mut v = serde_json::to_value(&r)?;
                     v["mode"] = "leave-one-out".into();
                     v["split"] = if holdout { "holdout" } else { "all" }.into();
+                    v["trained"] = catalogue_trained.map(|(_, mix)| mix).into();
                     v["seconds"] = secs.into();
                     println!("{v}");
                 } else {
@@ -273,12 +300,14 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                     mode,
                     colour: colour.colour,
                     expand: expand.expand,
+                    trained,
                     ..Query::default()
                 };
                 let r = eval::photo_queries(&engine, qs.clone(), &match_column, &query, samples)?;
                 if json {
                     let mut v = serde_json::to_value(&r)?;
                     v["mode"] = "queries".into();
+                    v["trained"] = trained.into();
                     println!("{v}");
                 } else {
                     let text = photo_table(&r);
@@ -360,6 +389,60 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             }
             Ok(ExitCode::SUCCESS)
         }
+        Command::Train {
+            index,
+            label,
+            hidden,
+            dim,
+            epochs,
+            batch,
+            learning_rate,
+            input_dropout,
+            seed,
+            include_holdout,
+            json,
+        } => {
+            let cfg = lookalike::projection::train::TrainConfig {
+                hidden,
+                dim,
+                epochs,
+                batch,
+                learning_rate,
+                input_dropout,
+                seed,
+                ..Default::default()
+            };
+            let (_, report) = lookalike::projection::train::train_index(
+                &index,
+                &label,
+                include_holdout,
+                &cfg,
+                &mut |e| {
+                    if !json {
+                        eprintln!(
+                            "epoch {:>3}/{epochs}: loss {:.4}, accuracy {:.3} ({:.1} s)",
+                            e.epoch, e.loss, e.accuracy, e.seconds
+                        );
+                    }
+                },
+            )?;
+            if json {
+                println!("{}", serde_json::to_string(&report)?);
+            } else {
+                println!(
+                    "trained on {} items ({} {} values; {} held out, {} without a usable label) \
+                     in {:.1} s; written to {}",
+                    report.items,
+                    report.classes,
+                    report.label,
+                    report.held_out,
+                    report.unlabelled,
+                    report.seconds,
+                    report.path
+                );
+            }
+            Ok(ExitCode::SUCCESS)
+        }
         Command::Repartition { index, json } => {
             let report = ingest::repartition(&index)?;
             if json {
@@ -418,6 +501,15 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Info { index, json } => {
             let (info, count) = engine::read_info(&index)?;
             let (cells, unplaced) = engine::read_partition(&index)?;
+            let projection = lookalike::projection::Projection::load(&index);
+            let trained = match &projection {
+                Ok(Some(p)) => serde_json::json!({"label": p.meta().label,
+                    "classes": p.meta().classes.len(), "items": p.meta().items,
+                    "layers": p.meta().layers, "holdout_excluded": p.meta().holdout_excluded,
+                    "seconds": p.meta().seconds}),
+                Ok(None) => serde_json::Value::Null,
+                Err(e) => serde_json::json!({"error": e.to_string()}),
+            };
             if json {
                 println!(
                     "{}",
@@ -425,7 +517,7 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                         "columns": info.columns, "format_version": info.format_version,
                         "input_size": info.model.size, "resize": info.model.resize,
                         "colour_weight": info.colour_weight, "cells": cells,
-                        "unplaced": unplaced})
+                        "unplaced": unplaced, "trained": trained})
                 );
             } else {
                 println!("index:      {}", index.display());
@@ -448,6 +540,18 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                     println!("partition:  {cells} cells, {unplaced} items not placed yet");
                 } else {
                     println!("partition:  none (`lookalike index` fits one; search is exact)");
+                }
+                match &projection {
+                    Ok(Some(p)) => println!(
+                        "trained:    projection on {} ({} values, {} items{}); used by default \
+                         for all but snapshots",
+                        p.meta().label,
+                        p.meta().classes.len(),
+                        p.meta().items,
+                        if p.meta().holdout_excluded { ", held-out split left out" } else { "" }
+                    ),
+                    Ok(None) => println!("trained:    no (`lookalike train` learns a projection)"),
+                    Err(e) => println!("trained:    unusable: {e}"),
                 }
                 println!("columns:    {}", info.columns.join(", "));
                 println!("format:     v{}", info.format_version);

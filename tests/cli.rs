@@ -602,3 +602,132 @@ fn output_into_a_closed_pipe_ends_quietly() {
     assert!(!stderr.contains("panicked"), "{stderr}");
     assert_eq!(out.status.signal(), Some(13), "ended by SIGPIPE: {:?}", out.status);
 }
+
+/// A private copy of the shared sample index (its LMDB files and model), for tests that
+/// change it while others read the original.
+fn sample_index_copy() -> tempfile::TempDir {
+    let dir = tempfile::tempdir().unwrap();
+    for e in std::fs::read_dir(sample_index().0.path()).unwrap() {
+        let e = e.unwrap();
+        if e.file_type().unwrap().is_file() {
+            std::fs::copy(e.path(), dir.path().join(e.file_name())).unwrap();
+        }
+    }
+    dir
+}
+
+fn holdout_precision(index: &str, extra: &[&str]) -> f64 {
+    let mut args = vec!["eval", "--index", index, "--holdout", "--label", "articleType", "--json"];
+    args.extend_from_slice(extra);
+    let v: Value = serde_json::from_str(ok(&args).trim()).unwrap();
+    v["precision"].as_f64().unwrap()
+}
+
+#[test]
+fn train_learns_the_labels_and_trained_search_uses_them() {
+    let copy = sample_index_copy();
+    let idx = p(copy.path());
+    // Nothing to re-order with yet: asking for it is refused, the default is untrained.
+    let before = holdout_precision(idx, &[]);
+    let refused = lookalike(&["search", "--index", idx, "--similar-to", "1000", "--trained"]);
+    assert_eq!(refused.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&refused.stderr).contains("lookalike train"));
+
+    let out = ok(&["train", "--index", idx, "--label", "articleType", "--json"]);
+    let report: Value = serde_json::from_str(out.trim()).unwrap();
+    let held = report["held_out"].as_u64().unwrap();
+    assert_eq!(report["items"].as_u64().unwrap() + held, 387, "{report}");
+    assert_eq!(report["classes"], 13);
+    assert!(report["final_accuracy"].as_f64().unwrap() > 0.9, "{report}");
+    let info: Value = serde_json::from_str(&ok(&["info", "--index", idx, "--json"])).unwrap();
+    assert_eq!(info["trained"]["label"], "articleType", "{info}");
+
+    // Measured on items training never saw: the projection is on by default for
+    // catalogue queries, and it finds more of the query's article type than without.
+    let after = holdout_precision(idx, &[]);
+    let off = holdout_precision(idx, &["--mix", "0"]);
+    assert!((off - before).abs() < 1e-9, "--mix 0 is the untrained search");
+    assert!(after > before + 0.02, "held-out articleType P@5: {before} -> {after}");
+
+    // Leave-one-out through the projection scores what a trained search returns.
+    let out = ok(&["eval", "--index", idx, "--label", "articleType", "--json"]);
+    let r: Value = serde_json::from_str(out.trim()).unwrap();
+    let engine = lookalike::Engine::open(copy.path(), lookalike::embed::BackendKind::Auto).unwrap();
+    let snapshot = engine.index();
+    let q = lookalike::Query { k: 5, ..lookalike::Query::default() };
+    let mut sum = 0.0;
+    for key in snapshot.keys() {
+        let own = &snapshot.metadata(key).unwrap()["articleType"];
+        let hits = engine.similar_to(snapshot.id(key).unwrap(), &q).unwrap();
+        sum += hits.iter().filter(|h| &h.metadata["articleType"] == own).count() as f64 / 5.0;
+    }
+    let want = sum / snapshot.len() as f64;
+    let got = r["precision"].as_f64().unwrap();
+    assert!((got - want).abs() < 1e-9, "eval {got} vs trained search {want}");
+    assert_eq!(r["trained"].as_f64(), Some(f64::from(lookalike::projection::DEFAULT_MIX)));
+
+    // Trained results come ordered by their blended score.
+    let trained: Value = serde_json::from_str(
+        ok(&["search", "--index", idx, "--similar-to", "1000", "--json", "-k", "5"]).trim(),
+    )
+    .unwrap();
+    let results = trained["results"].as_array().unwrap();
+    assert_eq!(results.len(), 5);
+    let scores: Vec<f64> = results.iter().map(|r| r["score"].as_f64().unwrap()).collect();
+    assert!(scores.windows(2).all(|w| w[0] >= w[1]), "{scores:?}");
+
+    // Training again with the same seed gives the same file.
+    let first = std::fs::read(copy.path().join("projection.bin")).unwrap();
+    ok(&["train", "--index", idx, "--json"]);
+    let second = std::fs::read(copy.path().join("projection.bin")).unwrap();
+    assert_eq!(strip_seconds(&first), strip_seconds(&second));
+
+    // A projection that saw the held-out split cannot be measured on it.
+    ok(&["train", "--index", idx, "--include-holdout", "--epochs", "2", "--json"]);
+    let refused = lookalike(&["eval", "--index", idx, "--holdout", "--json"]);
+    assert_eq!(refused.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&refused.stderr).contains("held-out"));
+}
+
+/// A projection file's description and parameters, its training time (the only thing
+/// that varies from run to run) left out.
+fn strip_seconds(bytes: &[u8]) -> (lookalike::projection::ProjectionMeta, Vec<u8>) {
+    let p =
+        lookalike::projection::Projection::from_bytes(bytes, std::path::Path::new("x")).unwrap();
+    let mut meta = p.meta().clone();
+    meta.seconds = 0.0;
+    let header = u32::from_le_bytes(bytes[12..16].try_into().unwrap()) as usize;
+    (meta, bytes[16 + header..bytes.len() - 32].to_vec())
+}
+
+#[test]
+fn train_refuses_bad_input_and_leaves_the_index_alone() {
+    let copy = sample_index_copy();
+    let idx = p(copy.path());
+    for (args, needle) in [
+        (vec!["--label", "colour"], "unknown"),
+        (vec!["--epochs", "0"], "epochs"),
+        (vec!["--dim", "0"], "dim"),
+        (vec!["--learning-rate", "5"], "learning-rate"),
+        (vec!["--input-dropout", "1"], "input-dropout"),
+    ] {
+        let mut all = vec!["train", "--index", idx];
+        all.extend(args);
+        let out = lookalike(&all);
+        assert_eq!(out.status.code(), Some(2), "{all:?}");
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert!(err.contains(needle), "{all:?}: {err}");
+    }
+    assert!(!copy.path().join("projection.bin").exists());
+    // A damaged projection: searches that do not ask for it go on; those that do are told.
+    let mut damaged = b"LKPROJ\0\0".to_vec();
+    damaged.extend_from_slice(&lookalike::projection::FORMAT_VERSION.to_le_bytes());
+    damaged.extend_from_slice(&[7u8; 60]);
+    std::fs::write(copy.path().join("projection.bin"), damaged).unwrap();
+    ok(&["search", "--index", idx, "--similar-to", "1000"]);
+    let out = lookalike(&["search", "--index", idx, "--similar-to", "1000", "--trained"]);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("damaged"));
+    let out = lookalike(&["train", "--index", "/nonexistent/index"]);
+    assert_eq!(out.status.code(), Some(2));
+}

@@ -62,6 +62,24 @@ pub struct ExpandArg {
     pub expand: Option<usize>,
 }
 
+#[derive(Args, Clone, Copy)]
+pub struct TrainedArg {
+    /// Re-order every query's results with the index's trained projection (`lookalike
+    /// train`), snapshots included; without it, an index that has one uses it for all
+    /// but snapshots.
+    #[arg(long)]
+    pub trained: bool,
+    /// The trained projection's share of the score, 0..1 (default 0.3; 0: not used).
+    #[arg(long, value_name = "SHARE")]
+    pub mix: Option<f32>,
+}
+
+impl TrainedArg {
+    pub fn trained(self) -> Option<f32> {
+        self.mix.or(self.trained.then_some(lookalike::projection::DEFAULT_MIX))
+    }
+}
+
 #[derive(Subcommand)]
 pub enum Command {
     /// Index (or refresh) a catalogue folder of product photos.
@@ -128,6 +146,8 @@ pub enum Command {
         collapse: Option<f32>,
         #[command(flatten)]
         expand: ExpandArg,
+        #[command(flatten)]
+        trained: TrainedArg,
         #[command(flatten)]
         mode: ModeArg,
         #[command(flatten)]
@@ -220,11 +240,47 @@ pub enum Command {
         #[command(flatten)]
         expand: ExpandArg,
         #[command(flatten)]
+        trained: TrainedArg,
+        #[command(flatten)]
         mode: ModeArg,
         #[command(flatten)]
         colour: ColourArg,
         #[command(flatten)]
         backend: BackendArg,
+    },
+    /// Learn a projection of the index's embeddings from its labels (e.g. articleType),
+    /// stored in the index folder and used by searches that ask for it (--trained).
+    /// Seeded: the same index and options give the same projection.
+    Train {
+        #[arg(long)]
+        index: PathBuf,
+        /// The label to learn: a column, or columns joined by '+'.
+        #[arg(long, default_value = "articleType")]
+        label: String,
+        /// Width of the hidden layer (0: one linear layer).
+        #[arg(long, default_value_t = 512)]
+        hidden: usize,
+        /// Width of the projected vectors.
+        #[arg(long, default_value_t = 256)]
+        dim: usize,
+        #[arg(long, default_value_t = 20)]
+        epochs: usize,
+        #[arg(long, default_value_t = 256)]
+        batch: usize,
+        #[arg(long, default_value_t = 1e-3)]
+        learning_rate: f32,
+        /// Share of the embedding's components dropped at random in each training batch.
+        #[arg(long, default_value_t = 0.0)]
+        input_dropout: f32,
+        #[arg(long, default_value_t = 0x5EED_7EA1)]
+        seed: u64,
+        /// Train on the held-out split too (then `eval --holdout --trained` is refused:
+        /// it would measure items the projection has seen).
+        #[arg(long)]
+        include_holdout: bool,
+        /// Print the report as JSON (and no per-epoch lines).
+        #[arg(long)]
+        json: bool,
     },
     /// Serve the web page and the JSON API.
     Serve {
@@ -339,6 +395,8 @@ pub enum BenchCommand {
         /// Times each photo is searched.
         #[arg(long, default_value_t = 20)]
         repeat: usize,
+        #[command(flatten)]
+        trained: TrainedArg,
         #[command(flatten)]
         backend: BackendArg,
     },

@@ -71,10 +71,10 @@ pub fn run(what: BenchCommand) -> anyhow::Result<()> {
             let _ = std::fs::remove_dir_all(&copy);
             println!("{}", serde_json::to_string(&r?)?);
         }
-        BenchCommand::Query { index, images, repeat, backend } => {
+        BenchCommand::Query { index, images, repeat, trained, backend } => {
             anyhow::ensure!(!images.is_empty(), "give query photos");
             let engine = Engine::open(&index, backend.backend)?;
-            let query = Query::default();
+            let query = Query { trained: trained.trained(), ..Query::default() };
             let mut total = Vec::new();
             let (mut dec, mut emb, mut srch) = (Vec::new(), Vec::new(), Vec::new());
             for path in &images {
@@ -91,6 +91,7 @@ pub fn run(what: BenchCommand) -> anyhow::Result<()> {
             println!(
                 "{}",
                 serde_json::json!({"items": engine.index().len(), "backend": engine.embedder().backend_name(),
+                    "trained": query.trained,
                     "total": bench::Latency::from_ms(total), "decode_preprocess": bench::Latency::from_ms(dec),
                     "embed": bench::Latency::from_ms(emb), "search": bench::Latency::from_ms(srch)})
             );

@@ -302,7 +302,20 @@ pub struct StatsOut {
     /// none), and the items no cell holds yet (scanned by every search).
     pub cells: usize,
     pub unplaced: u64,
+    /// The trained projection (`lookalike train`), if the index has one.
+    pub trained: Option<TrainedOut>,
     pub columns: Vec<Column>,
+}
+
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+pub struct TrainedOut {
+    /// The label it learnt (e.g. articleType) and how many values it knows.
+    pub label: String,
+    pub classes: usize,
+    /// Items it was trained on.
+    pub items: usize,
+    /// Its share of the score when a query does not say.
+    pub default_mix: f32,
 }
 
 /// Query-string parameters; `filter` may repeat.
@@ -315,6 +328,7 @@ struct Params {
     colour: Option<String>,
     min_score: Option<String>,
     collapse: Option<String>,
+    trained: Option<String>,
 }
 
 fn params(raw: Option<String>) -> Result<Params, AppError> {
@@ -328,6 +342,7 @@ fn params(raw: Option<String>) -> Result<Params, AppError> {
             "colour" => p.colour = Some(value.into_owned()),
             "min_score" => p.min_score = Some(value.into_owned()),
             "collapse" => p.collapse = Some(value.into_owned()),
+            "trained" => p.trained = Some(value.into_owned()),
             other => {
                 return Err(AppError::BadRequest(format!("unknown query parameter '{other}'")));
             }
@@ -366,7 +381,7 @@ fn filter(state: &AppState, specs: &[String]) -> Result<Filter, AppError> {
 #[utoipa::path(
     post,
     path = "/api/search",
-    request_body(content_type = "multipart/form-data", description = "Fields: `image` (the photo, required), `k` (1..50, default 5), `crop` (`x,y,w,h` in pixels of the photo), `filter` (repeatable `column=value`), `resize` (`auto`: pad studio shots, crop snapshots; `pad`; `crop`), `colour` (0..4: how much colour counts against shape; default: the index's weight), `min_score` (-1..1: leave out weaker results), `collapse` (0..1: leave out results with at least this cosine to a better one)."),
+    request_body(content_type = "multipart/form-data", description = "Fields: `image` (the photo, required), `k` (1..50, default 5), `crop` (`x,y,w,h` in pixels of the photo), `filter` (repeatable `column=value`), `resize` (`auto`: pad studio shots, crop snapshots; `pad`; `crop`), `colour` (0..4: how much colour counts against shape; default: the index's weight), `min_score` (-1..1: leave out weaker results), `collapse` (0..1: leave out results with at least this cosine to a better one), `trained` (0..1: the trained projection's share of the score; 0: not used; default: 0.3 when the index has one, except for snapshots)."),
     responses(
         (status = 200, body = SearchOut),
         (status = 400, body = ErrorBody, description = "bad parameter or unusable photo"),
@@ -385,7 +400,7 @@ async fn search(
     })?;
     let mut image: Option<Bytes> = None;
     let (mut k, mut crop, mut filters, mut resize) = (None, None, Vec::new(), QueryResize::Auto);
-    let (mut colour_weight, mut min_score, mut collapse) = (None, None, None);
+    let (mut colour_weight, mut min_score, mut collapse, mut trained) = (None, None, None, None);
     loop {
         let field = match form.next_field().await {
             Ok(Some(f)) => f,
@@ -407,6 +422,7 @@ async fn search(
             "colour" => colour_weight = fraction("colour", Some(&text()), 0.0, MAX_COLOUR)?,
             "min_score" => min_score = fraction("min_score", Some(&text()), -1.0, 1.0)?,
             "collapse" => collapse = fraction("collapse", Some(&text()), 0.0, 1.0)?,
+            "trained" => trained = fraction("trained", Some(&text()), 0.0, 1.0)?,
             other => return Err(AppError::BadRequest(format!("unknown form field '{other}'"))),
         }
     }
@@ -427,6 +443,7 @@ async fn search(
         colour: colour_weight,
         min_score,
         collapse,
+        trained,
         ..Query::default()
     };
     let permit = state.slots.clone().try_acquire_owned().map_err(|_| AppError::Busy)?;
@@ -490,7 +507,8 @@ async fn get_item(
         ("filter" = Option<Vec<String>>, Query, description = "column=value, repeatable"),
         ("colour" = Option<f32>, Query, description = "0..4: how much colour counts against shape (default: the index's weight)"),
         ("min_score" = Option<f32>, Query, description = "-1..1: leave out weaker results"),
-        ("collapse" = Option<f32>, Query, description = "0..1: leave out results with at least this cosine to a better one")),
+        ("collapse" = Option<f32>, Query, description = "0..1: leave out results with at least this cosine to a better one"),
+        ("trained" = Option<f32>, Query, description = "0..1: the trained projection's share of the score (0: not used; default 0.3 when the index has one)")),
     responses((status = 200, body = SearchOut), (status = 400, body = ErrorBody), (status = 404, body = ErrorBody)))]
 async fn similar(
     State(state): State<Arc<AppState>>,
@@ -505,6 +523,7 @@ async fn similar(
         colour: fraction("colour", p.colour.as_deref(), 0.0, MAX_COLOUR)?,
         min_score: fraction("min_score", p.min_score.as_deref(), -1.0, 1.0)?,
         collapse: fraction("collapse", p.collapse.as_deref(), 0.0, 1.0)?,
+        trained: fraction("trained", p.trained.as_deref(), 0.0, 1.0)?,
         ..Query::default()
     };
     let hits = state.engine.similar_to(&id, &q)?;
@@ -582,6 +601,12 @@ async fn stats(State(state): State<Arc<AppState>>) -> Result<Json<StatsOut>, App
         colour_weight: info.colour_weight,
         cells: index.cells().map_or(0, |c| c.partition().cells()),
         unplaced: index.cells().map_or(index.len() as u64, |c| c.unplaced()),
+        trained: state.engine.projection().ok().flatten().map(|p| TrainedOut {
+            label: p.meta().label.clone(),
+            classes: p.meta().classes.len(),
+            items: p.meta().items,
+            default_mix: crate::projection::DEFAULT_MIX,
+        }),
         columns,
     }))
 }

@@ -19,7 +19,7 @@ use super::*;
         thumbnail
     ),
     components(schemas(
-        SearchOut, HitOut, ItemOut, ItemsPage, FacetsOut, StatsOut, Column, ValueCount, WriteOut,
+        SearchOut, HitOut, ItemOut, ItemsPage, FacetsOut, StatsOut, TrainedOut, Column, ValueCount, WriteOut,
         ErrorBody
     )),
     modifiers(&AdminToken)

@@ -669,3 +669,68 @@ async fn a_removed_item_is_gone_at_once() {
     }
     assert_eq!(get_on(&state, "/api/stats").await.1["count"], 7);
 }
+
+#[tokio::test]
+async fn trained_parameter_reorders_with_the_projection_and_is_checked() {
+    // The shared index has no projection: asking for one is the caller's mistake.
+    let (s, v) = get_json("/api/items/1001/similar?trained=0.5").await;
+    assert_eq!(s, StatusCode::BAD_REQUEST, "{v}");
+    assert!(v["error"].as_str().unwrap().contains("lookalike train"), "{v}");
+    let (s, _) = get_json("/api/items/1001/similar?trained=2").await;
+    assert_eq!(s, StatusCode::BAD_REQUEST);
+    assert_eq!(get_json("/api/stats").await.1["trained"], Value::Null);
+
+    // A projection trained on this index's own vectors (labels: two halves of the ids).
+    let dir = tempfile::tempdir().unwrap();
+    let idx = build_index(dir.path(), 12);
+    {
+        let engine = Engine::open(&idx, BackendKind::Auto).unwrap();
+        let snapshot = engine.index().compacted();
+        let info = engine.info();
+        let data = crate::projection::train::TrainData {
+            vectors: (0..snapshot.len()).map(|r| snapshot.vector(r)).collect(),
+            labels: (0..snapshot.len() as u32).map(|r| r % 2).collect(),
+            classes: vec!["a".into(), "b".into()],
+            input_dim: info.model.dim,
+            label: "half".into(),
+            model_hash: info.model_hash.clone(),
+            holdout_excluded: true,
+        };
+        let cfg = crate::projection::train::TrainConfig {
+            hidden: 0,
+            dim: 16,
+            epochs: 5,
+            ..Default::default()
+        };
+        crate::projection::train::fit(&data, &cfg, &mut |_| {}).unwrap().save(&idx).unwrap();
+    }
+    let engine = Arc::new(Engine::open(&idx, BackendKind::Auto).unwrap());
+    let state = Arc::new(AppState::new(engine, &ServeOptions::default()));
+    let (s, stats) = get_on(&state, "/api/stats").await;
+    assert_eq!(s, StatusCode::OK);
+    assert_eq!(stats["trained"]["label"], "half");
+    assert_eq!(stats["trained"]["classes"], 2);
+    let scores = |v: &Value| -> Vec<f64> {
+        v["results"].as_array().unwrap().iter().map(|r| r["score"].as_f64().unwrap()).collect()
+    };
+    let (_, plain) = get_on(&state, "/api/items/1001/similar?k=8&trained=0").await;
+    let (_, default) = get_on(&state, "/api/items/1001/similar?k=8").await;
+    let (_, full) = get_on(&state, "/api/items/1001/similar?k=8&trained=1").await;
+    // The default re-orders catalogue queries with the projection; 0 turns it off.
+    assert_ne!(scores(&plain), scores(&default));
+    assert_ne!(scores(&default), scores(&full));
+    for v in [&plain, &default, &full] {
+        let s = scores(v);
+        assert_eq!(s.len(), 8);
+        assert!(s.windows(2).all(|w| w[0] >= w[1]), "{s:?}");
+    }
+    // The same candidates, differently ordered (the re-rank depth covers the index).
+    let ids = |v: &Value| -> std::collections::BTreeSet<String> {
+        v["results"].as_array().unwrap().iter().map(|r| r["id"].as_str().unwrap().into()).collect()
+    };
+    let all = |v: &Value| v["results"].as_array().unwrap().len();
+    let (_, everything) = get_on(&state, "/api/items/1001/similar?k=11&trained=1").await;
+    let (_, everything_plain) = get_on(&state, "/api/items/1001/similar?k=11&trained=0").await;
+    assert_eq!(all(&everything), 11);
+    assert_eq!(ids(&everything), ids(&everything_plain));
+}
