@@ -52,19 +52,22 @@ export function query(params, filters) {
   return s ? `?${s}` : '';
 }
 
-export function searchImage(file, { k, crop, filters, colour }, signal) {
+export function searchImage(file, { k, crop, filters, colour, trained }, signal) {
   const fd = new FormData();
   fd.append('image', file, file.name || 'photo.jpg');
   fd.append('k', String(k));
   if (colour !== undefined && colour !== '') fd.append('colour', String(colour));
+  if (trained !== undefined && trained !== '') fd.append('trained', String(trained));
   if (crop) fd.append('crop', `${crop.x},${crop.y},${crop.w},${crop.h}`);
   for (const [col, val] of Object.entries(filters || {})) if (val !== '') fd.append('filter', `${col}=${val}`);
   return request('/api/search', { method: 'POST', body: fd, signal });
 }
 
 export const getItem = (id, signal) => request(`/api/items/${encodeURIComponent(id)}`, { signal });
-export const similar = (id, k, filters, signal, colour) =>
-  request(`/api/items/${encodeURIComponent(id)}/similar${query({ k, colour: colour === '' ? undefined : colour }, filters)}`, { signal });
+export const similar = (id, k, filters, signal, colour, trained) =>
+  request(`/api/items/${encodeURIComponent(id)}/similar${query({
+    k, colour: colour === '' ? undefined : colour, trained: trained === '' ? undefined : trained,
+  }, filters)}`, { signal });
 export const listItems = (page, perPage, filters, signal) =>
   request(`/api/items${query({ page, per_page: perPage }, filters)}`, { signal });
 export const getFacets = () => request('/api/facets');

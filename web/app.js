@@ -15,6 +15,7 @@ const state = {
   filters: {},         // column -> value ('' = any)
   k: 5,
   colour: '',          // '' = the index's own colour weight
+  trained: '',         // '' = the index's default (its trained projection, if any)
   page: 1,
   perPage: 24,
   browseKey: '',
@@ -143,13 +144,14 @@ async function runSearch() {
     let res;
     if (state.mode === 'photo') {
       const c = crop.toPixels(state.natural.w, state.natural.h);
-      res = await api.searchImage(state.file, { k: state.k, crop: c, filters: state.filters, colour: state.colour }, signal);
+      res = await api.searchImage(state.file, { k: state.k, crop: c, filters: state.filters, colour: state.colour, trained: state.trained }, signal);
       $('#results').dataset.crop = c ? `${c.x},${c.y},${c.w},${c.h}` : '';
     } else {
-      res = await api.similar(state.similarTo.id, state.k, state.filters, signal, state.colour);
+      res = await api.similar(state.similarTo.id, state.k, state.filters, signal, state.colour, state.trained);
     }
     $('#results').dataset.filters = new URLSearchParams(state.filters).toString();
     $('#results').dataset.colour = state.colour;
+    $('#results').dataset.trained = state.trained;
     showResults(res);
   } catch (e) {
     if (e.name === 'AbortError') return;
@@ -388,6 +390,7 @@ function init() {
 
   $('#k').addEventListener('change', (e) => { state.k = Number(e.target.value); runSearch(); });
   $('#colour').addEventListener('change', (e) => { state.colour = e.target.value; runSearch(); });
+  $('#trained').addEventListener('change', (e) => { state.trained = e.target.value; runSearch(); });
   $('#filters').addEventListener('change', filtersChanged);
   $('#filters').addEventListener('reset', () => setTimeout(filtersChanged));
   $('#filters').addEventListener('submit', (e) => e.preventDefault());
@@ -420,7 +423,12 @@ function init() {
 
   loadFacets();
   // The colour choice only exists for an index built with the colour descriptor.
-  api.getStats().then((s) => { state.statsData = s; $('#colour-pick').hidden = !(s.colour_weight > 0); }).catch(() => {});
+  // So does the ranking choice, for an index with a trained projection (`lookalike train`).
+  api.getStats().then((s) => {
+    state.statsData = s;
+    $('#colour-pick').hidden = !(s.colour_weight > 0);
+    $('#trained-pick').hidden = !s.trained;
+  }).catch(() => {});
   route();
 }
 

@@ -145,6 +145,27 @@ try {
     log('3b. no "Match" menu (index without colour)');
   }
 
+  // 3c. the "Ranking" menu (shown for an index with a trained projection): look only
+  const trainedMenu = await page.locator('#trained-pick').isVisible();
+  check(trainedMenu === (process.env.EXPECT_TRAINED === '1'),
+    `"Ranking" menu ${trainedMenu ? 'shown' : 'hidden'}, EXPECT_TRAINED=${process.env.EXPECT_TRAINED ?? ''}`);
+  if (trainedMenu) {
+    log('3c. rank by look only, then back');
+    const taught = await ids(page, '#results');
+    s = await seq(page, '#results');
+    await page.locator('#trained').selectOption('0');
+    await waitGrid(page, '#results', s);
+    const sentTrained = await page.$eval('#results', (el) => el.dataset.trained);
+    check(sentTrained === '0', `search was not sent with trained=0 (sent "${sentTrained}")`);
+    const look = await ids(page, '#results');
+    log(`  look only: ${look.length} results (${JSON.stringify(taught) === JSON.stringify(look) ? 'same' : 'changed'} ids)`);
+    s = await seq(page, '#results');
+    await page.locator('#trained').selectOption('');
+    await waitGrid(page, '#results', s);
+  } else {
+    log('3c. no "Ranking" menu (index without a trained projection)');
+  }
+
   // 4. more like this
   log('4. "More like this" on the first result');
   s = await seq(page, '#results');
