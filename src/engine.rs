@@ -484,6 +484,8 @@ impl Engine {
                     Some((hv, h.score))
                 })
                 .collect();
+            // Every hit comes from this snapshot, so each has its vector; were one missing,
+            // the stored order stands rather than a re-order of a part.
             if candidates.len() == hits.len() {
                 let scores = projection.rescore(v, &candidates, mix);
                 for (h, s) in hits.iter_mut().zip(scores) {

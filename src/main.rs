@@ -399,6 +399,7 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             learning_rate,
             input_dropout,
             seed,
+            max_items,
             include_holdout,
             json,
         } => {
@@ -410,6 +411,7 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                 learning_rate,
                 input_dropout,
                 seed,
+                max_items,
                 ..Default::default()
             };
             let (_, report) = lookalike::projection::train::train_index(

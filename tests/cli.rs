@@ -682,6 +682,12 @@ fn train_learns_the_labels_and_trained_search_uses_them() {
     let second = std::fs::read(copy.path().join("projection.bin")).unwrap();
     assert_eq!(strip_seconds(&first), strip_seconds(&second));
 
+    // A large index trains on a seeded sample.
+    let out = ok(&["train", "--index", idx, "--max-items", "100", "--epochs", "2", "--json"]);
+    let sampled: Value = serde_json::from_str(out.trim()).unwrap();
+    assert_eq!(sampled["items"], 100);
+    assert_eq!(sampled["sampled_out"].as_u64().unwrap() + 100 + held, 387, "{sampled}");
+
     // A projection that saw the held-out split cannot be measured on it.
     ok(&["train", "--index", idx, "--include-holdout", "--epochs", "2", "--json"]);
     let refused = lookalike(&["eval", "--index", idx, "--holdout", "--json"]);
@@ -710,6 +716,7 @@ fn train_refuses_bad_input_and_leaves_the_index_alone() {
         (vec!["--dim", "0"], "dim"),
         (vec!["--learning-rate", "5"], "learning-rate"),
         (vec!["--input-dropout", "1"], "input-dropout"),
+        (vec!["--max-items", "1"], "max-items"),
     ] {
         let mut all = vec!["train", "--index", idx];
         all.extend(args);

@@ -69,7 +69,8 @@ pub struct TrainedArg {
     /// but snapshots.
     #[arg(long)]
     pub trained: bool,
-    /// The trained projection's share of the score, 0..1 (default 0.3; 0: not used).
+    /// The trained projection's share of the score, 0..1 (default 0.4; 0: not used).
+    /// A trained search weighs colour 1.0 unless --colour says.
     #[arg(long, value_name = "SHARE")]
     pub mix: Option<f32>,
 }
@@ -274,6 +275,9 @@ pub enum Command {
         input_dropout: f32,
         #[arg(long, default_value_t = 0x5EED_7EA1)]
         seed: u64,
+        /// Most items to train on; a larger index trains on a seeded sample.
+        #[arg(long, default_value_t = lookalike::projection::train::MAX_TRAIN_ITEMS)]
+        max_items: usize,
         /// Train on the held-out split too (then `eval --holdout --trained` is refused:
         /// it would measure items the projection has seen).
         #[arg(long)]

@@ -36,6 +36,14 @@ pub struct TrainConfig {
     #[serde(default)]
     pub input_dropout: f32,
     pub seed: u64,
+    /// Most items trained on; a larger index trains on a seeded sample of this many (the
+    /// inputs are held in memory twice, 5 kB per item each).
+    #[serde(default = "default_max_items")]
+    pub max_items: usize,
+}
+
+fn default_max_items() -> usize {
+    MAX_TRAIN_ITEMS
 }
 
 impl Default for TrainConfig {
@@ -50,6 +58,7 @@ impl Default for TrainConfig {
             scale: 16.0,
             input_dropout: 0.0,
             seed: 0x5EED_7EA1,
+            max_items: MAX_TRAIN_ITEMS,
         }
     }
 }
@@ -79,6 +88,9 @@ impl TrainConfig {
         }
         if !(self.scale > 0.0 && self.scale <= 100.0) {
             return bad("scale", "must be in (0, 100]");
+        }
+        if self.max_items < 2 {
+            return bad("max-items", "must be at least 2");
         }
         if !(0.0..0.95).contains(&self.input_dropout) {
             return bad("input-dropout", "must be in 0..0.95");
@@ -393,6 +405,9 @@ pub fn fit(
     Ok(proj)
 }
 
+/// Most items a projection is trained on unless told ([`TrainConfig::max_items`]).
+pub const MAX_TRAIN_ITEMS: usize = 250_000;
+
 /// What `lookalike train` did.
 #[derive(Debug, Clone, Serialize)]
 pub struct TrainReport {
@@ -403,6 +418,8 @@ pub struct TrainReport {
     pub held_out: usize,
     /// Items left out for want of a label (or in a class of one).
     pub unlabelled: usize,
+    /// Items left out by sampling (beyond [`TrainConfig::max_items`]).
+    pub sampled_out: usize,
     pub final_loss: f32,
     pub final_accuracy: f32,
     pub seconds: f64,
@@ -420,6 +437,7 @@ pub fn train_index(
     cfg: &TrainConfig,
     progress: &mut dyn FnMut(&EpochStats),
 ) -> Result<(Projection, TrainReport)> {
+    cfg.check().map_err(Error::from)?;
     let store = LmdbStore::open_existing(dir)?;
     let info = store.info()?.ok_or_else(|| StoreError::NotAnIndex(dir.display().to_string()))?;
     let cols =
@@ -459,6 +477,15 @@ pub fn train_index(
             None => unlabelled += 1,
         }
     }
+    let sampled_out = kept.len().saturating_sub(cfg.max_items);
+    if sampled_out > 0 {
+        let mut order: Vec<usize> = (0..kept.len()).collect();
+        SplitMix::new(cfg.seed).shuffle(&mut order);
+        order.truncate(cfg.max_items);
+        order.sort_unstable();
+        kept = order.iter().map(|&i| kept[i]).collect();
+        labels = order.iter().map(|&i| labels[i]).collect();
+    }
     let data = TrainData {
         vectors: kept,
         labels,
@@ -476,6 +503,7 @@ pub fn train_index(
         classes: data.classes.len(),
         held_out,
         unlabelled,
+        sampled_out,
         final_loss: proj.meta().final_loss,
         final_accuracy: proj.meta().final_accuracy,
         seconds: proj.meta().seconds,

@@ -381,7 +381,7 @@ fn filter(state: &AppState, specs: &[String]) -> Result<Filter, AppError> {
 #[utoipa::path(
     post,
     path = "/api/search",
-    request_body(content_type = "multipart/form-data", description = "Fields: `image` (the photo, required), `k` (1..50, default 5), `crop` (`x,y,w,h` in pixels of the photo), `filter` (repeatable `column=value`), `resize` (`auto`: pad studio shots, crop snapshots; `pad`; `crop`), `colour` (0..4: how much colour counts against shape; default: the index's weight), `min_score` (-1..1: leave out weaker results), `collapse` (0..1: leave out results with at least this cosine to a better one), `trained` (0..1: the trained projection's share of the score; 0: not used; default: 0.3 when the index has one, except for snapshots)."),
+    request_body(content_type = "multipart/form-data", description = "Fields: `image` (the photo, required), `k` (1..50, default 5), `crop` (`x,y,w,h` in pixels of the photo), `filter` (repeatable `column=value`), `resize` (`auto`: pad studio shots, crop snapshots; `pad`; `crop`), `colour` (0..4: how much colour counts against shape; default: the index's weight), `min_score` (-1..1: leave out weaker results), `collapse` (0..1: leave out results with at least this cosine to a better one), `trained` (0..1: the trained projection's share of the score; 0: not used; default: 0.4 when the index has one, except for snapshots; a trained search weighs colour 1.0 unless `colour` says)."),
     responses(
         (status = 200, body = SearchOut),
         (status = 400, body = ErrorBody, description = "bad parameter or unusable photo"),
@@ -508,7 +508,7 @@ async fn get_item(
         ("colour" = Option<f32>, Query, description = "0..4: how much colour counts against shape (default: the index's weight)"),
         ("min_score" = Option<f32>, Query, description = "-1..1: leave out weaker results"),
         ("collapse" = Option<f32>, Query, description = "0..1: leave out results with at least this cosine to a better one"),
-        ("trained" = Option<f32>, Query, description = "0..1: the trained projection's share of the score (0: not used; default 0.3 when the index has one)")),
+        ("trained" = Option<f32>, Query, description = "0..1: the trained projection's share of the score (0: not used; default 0.4 when the index has one, with colour 1.0 unless `colour` says)")),
     responses((status = 200, body = SearchOut), (status = 400, body = ErrorBody), (status = 404, body = ErrorBody)))]
 async fn similar(
     State(state): State<Arc<AppState>>,
