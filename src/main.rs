@@ -389,31 +389,9 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             }
             Ok(ExitCode::SUCCESS)
         }
-        Command::Train {
-            index,
-            label,
-            hidden,
-            dim,
-            epochs,
-            batch,
-            learning_rate,
-            input_dropout,
-            seed,
-            max_items,
-            include_holdout,
-            json,
-        } => {
-            let cfg = lookalike::projection::train::TrainConfig {
-                hidden,
-                dim,
-                epochs,
-                batch,
-                learning_rate,
-                input_dropout,
-                seed,
-                max_items,
-                ..Default::default()
-            };
+        Command::Train { index, label, network, include_holdout, json } => {
+            let cfg = network.config();
+            let epochs = cfg.epochs;
             let (_, report) = lookalike::projection::train::train_index(
                 &index,
                 &label,
@@ -432,13 +410,14 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                 println!("{}", serde_json::to_string(&report)?);
             } else {
                 println!(
-                    "trained on {} items ({} {} values; {} held out, {} without a usable label) \
-                     in {:.1} s; written to {}",
+                    "trained on {} items ({} {} values; {} held out, {} without a usable label, \
+                     {} sampled out) in {:.1} s; written to {}",
                     report.items,
                     report.classes,
                     report.label,
                     report.held_out,
                     report.unlabelled,
+                    report.sampled_out,
                     report.seconds,
                     report.path
                 );

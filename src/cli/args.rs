@@ -81,6 +81,47 @@ impl TrainedArg {
     }
 }
 
+/// How `train` trains its network (see `lookalike::projection::train::TrainConfig`).
+#[derive(Args, Clone, Copy)]
+pub struct NetworkArg {
+    /// Width of the hidden layer (0: one linear layer).
+    #[arg(long, default_value_t = 512)]
+    pub hidden: usize,
+    /// Width of the projected vectors.
+    #[arg(long, default_value_t = 256)]
+    pub dim: usize,
+    #[arg(long, default_value_t = 20)]
+    pub epochs: usize,
+    #[arg(long, default_value_t = 256)]
+    pub batch: usize,
+    #[arg(long, default_value_t = 1e-3)]
+    pub learning_rate: f32,
+    /// Share of the embedding's components dropped at random in each training batch.
+    #[arg(long, default_value_t = 0.0)]
+    pub input_dropout: f32,
+    #[arg(long, default_value_t = 0x5EED_7EA1)]
+    pub seed: u64,
+    /// Most items to train on; a larger index trains on a seeded sample.
+    #[arg(long, default_value_t = lookalike::projection::train::MAX_TRAIN_ITEMS)]
+    pub max_items: usize,
+}
+
+impl NetworkArg {
+    pub fn config(self) -> lookalike::projection::train::TrainConfig {
+        lookalike::projection::train::TrainConfig {
+            hidden: self.hidden,
+            dim: self.dim,
+            epochs: self.epochs,
+            batch: self.batch,
+            learning_rate: self.learning_rate,
+            input_dropout: self.input_dropout,
+            seed: self.seed,
+            max_items: self.max_items,
+            ..Default::default()
+        }
+    }
+}
+
 #[derive(Subcommand)]
 pub enum Command {
     /// Index (or refresh) a catalogue folder of product photos.
@@ -250,34 +291,17 @@ pub enum Command {
         backend: BackendArg,
     },
     /// Learn a projection of the index's embeddings from its labels (e.g. articleType),
-    /// stored in the index folder and used by searches that ask for it (--trained).
-    /// Seeded: the same index and options give the same projection.
+    /// stored in the index folder; searches then re-order their best results by it (all
+    /// but snapshots, unless --trained or --mix say otherwise). Seeded: the same index and
+    /// options give the same projection.
     Train {
         #[arg(long)]
         index: PathBuf,
         /// The label to learn: a column, or columns joined by '+'.
         #[arg(long, default_value = "articleType")]
         label: String,
-        /// Width of the hidden layer (0: one linear layer).
-        #[arg(long, default_value_t = 512)]
-        hidden: usize,
-        /// Width of the projected vectors.
-        #[arg(long, default_value_t = 256)]
-        dim: usize,
-        #[arg(long, default_value_t = 20)]
-        epochs: usize,
-        #[arg(long, default_value_t = 256)]
-        batch: usize,
-        #[arg(long, default_value_t = 1e-3)]
-        learning_rate: f32,
-        /// Share of the embedding's components dropped at random in each training batch.
-        #[arg(long, default_value_t = 0.0)]
-        input_dropout: f32,
-        #[arg(long, default_value_t = 0x5EED_7EA1)]
-        seed: u64,
-        /// Most items to train on; a larger index trains on a seeded sample.
-        #[arg(long, default_value_t = lookalike::projection::train::MAX_TRAIN_ITEMS)]
-        max_items: usize,
+        #[command(flatten)]
+        network: NetworkArg,
         /// Train on the held-out split too (then `eval --holdout --trained` is refused:
         /// it would measure items the projection has seen).
         #[arg(long)]
