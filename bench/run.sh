@@ -67,7 +67,7 @@ for V in "linear --hidden 0" "lin-e5 --hidden 0 --epochs 5" "mlp-e3 --epochs 3" 
     $BIN eval --index $OUT/idx44k-trained --holdout --mix $M --colour 0.3 --json > $OUT/eval-holdout-$NAME-mix-$M.json
   done
   for M in 0.3 0.5; do
-    $BIN eval --index $OUT/idx44k-trained --queries $S --mix $M --colour 0.3 --trained --json > $OUT/eval-street-$NAME-mix-$M.json
+    $BIN eval --index $OUT/idx44k-trained --queries $S --mix $M --trained --json > $OUT/eval-street-$NAME-mix-$M.json
   done
 done
 # The kept one (the defaults, trained last above): timed alone, then mix x colour swept.
