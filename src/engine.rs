@@ -21,8 +21,8 @@ use crate::ingest::MODEL_FILE;
 use crate::model::ResolvedModel;
 use crate::preprocess::{self, Crop, QueryResize};
 use crate::projection::{
-    DEFAULT_MIX, Projection, ProjectionError, RERANK_DEPTH, SNAPSHOTS_TRAINED, TRAINED_COLOUR,
-    Trained,
+    DEFAULT_MIX, ProjectedCache, Projection, ProjectionError, RERANK_DEPTH, SNAPSHOTS_TRAINED,
+    TRAINED_COLOUR, Trained,
 };
 use crate::store::{Change, IndexInfo, ItemRecord, LmdbStore, Store, StoreError};
 
@@ -135,6 +135,8 @@ pub struct Engine {
     /// The trained projection, if the index has one; a damaged or mismatched one is kept
     /// as its error, raised only by queries that ask for it.
     projection: std::result::Result<Option<Arc<Projection>>, String>,
+    /// Its projected vectors of the items searches have re-ordered.
+    projected: ProjectedCache,
     /// One writer at a time; readers never take it.
     writer: Mutex<()>,
 }
@@ -197,6 +199,7 @@ impl Engine {
             embedder,
             index,
             projection,
+            projected: ProjectedCache::default(),
             writer: Mutex::new(()),
         })
     }
@@ -370,7 +373,7 @@ impl Engine {
         let q = &Query { colour, ..q.clone() };
         let v = self.query_vector(v, q.colour)?;
         let v = self.expanded(&index, v, q, Some(key))?;
-        Self::search_in(&index, &v, q, Some(key), trained)
+        self.search_in(&index, &v, q, Some(key), trained)
     }
 
     /// The colour weight and the projection a query is answered with: what it asks for,
@@ -414,7 +417,7 @@ impl Engine {
         let q = &Query { colour, ..q.clone() };
         let v = self.query_vector(v, q.colour)?;
         let v = self.expanded(&index, v, q, None)?;
-        Self::search_in(&index, &v, q, None, trained)
+        self.search_in(&index, &v, q, None, trained)
     }
 
     /// Query expansion (`q.expand`): the query plus the vectors (in the query's colour
@@ -454,6 +457,7 @@ impl Engine {
     /// The planner's top k (re-ordered by the trained projection when asked), then the
     /// score floor and near-duplicate collapsing.
     fn search_in(
+        &self,
         index: &VectorIndex,
         v: &[f32],
         q: &Query,
@@ -477,17 +481,17 @@ impl Engine {
         }
         let mut hits = index.search(v, depth, &q.filter, exclude, q.mode)?;
         if let Some((projection, mix)) = trained {
-            let candidates: Vec<(&[f32], f32)> = hits
+            let candidates: Vec<(u32, &[f32], f32)> = hits
                 .iter()
                 .filter_map(|h| {
-                    let hv = index.key_of(&h.id).and_then(|key| index.vector(key))?;
-                    Some((hv, h.score))
+                    let key = index.key_of(&h.id)?;
+                    Some((key, index.vector(key)?, h.score))
                 })
                 .collect();
             // Every hit comes from this snapshot, so each has its vector; were one missing,
             // the stored order stands rather than a re-order of a part.
             if candidates.len() == hits.len() {
-                let scores = projection.rescore(v, &candidates, mix);
+                let scores = projection.rescore_items(&self.projected, v, &candidates, mix);
                 for (h, s) in hits.iter_mut().zip(scores) {
                     h.score = s;
                 }

@@ -13,8 +13,10 @@
 
 pub mod train;
 
+use std::collections::HashMap;
 use std::io::Write;
 use std::path::{Path, PathBuf};
+use std::sync::{Arc, RwLock};
 
 use ndarray::{Array1, Array2, ArrayView2};
 use serde::{Deserialize, Serialize};
@@ -140,6 +142,28 @@ pub(crate) fn normalise_rows(z: &mut Array2<f32>) -> Vec<f32> {
         .collect()
 }
 
+/// Most projected vectors a [`ProjectedCache`] holds (1 kB each at 256 dimensions);
+/// past it the cache starts afresh.
+pub const CACHE_LIMIT: usize = 200_000;
+
+/// Projected vectors of an index's items, by key. A key names one vector for ever (a
+/// replaced item gets a new key), so an entry never goes stale; one cache belongs to one
+/// projection.
+#[derive(Debug, Default)]
+pub struct ProjectedCache {
+    map: RwLock<HashMap<u32, Arc<[f32]>>>,
+}
+
+impl ProjectedCache {
+    pub fn len(&self) -> usize {
+        self.map.read().map_or(0, |m| m.len())
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+}
+
 /// The score of a trained search: the stored vectors' cosine and the projected one.
 pub fn blend(stored: f32, projected: f32, mix: f32) -> f32 {
     (1.0 - mix) * stored + mix * projected
@@ -232,6 +256,48 @@ impl Projection {
             .iter()
             .zip(p.rows().into_iter().skip(1))
             .map(|((_, stored), row)| blend(*stored, q.dot(&row), mix))
+            .collect()
+    }
+
+    /// [`Projection::rescore`] for items of an index, given by key: each item's projected
+    /// vector is taken from `cache`, or computed (in one batch with the other misses) and
+    /// kept there.
+    pub fn rescore_items(
+        &self,
+        cache: &ProjectedCache,
+        query: &[f32],
+        candidates: &[(u32, &[f32], f32)],
+        mix: f32,
+    ) -> Vec<f32> {
+        let mut found: Vec<Option<Arc<[f32]>>> = match cache.map.read() {
+            Ok(map) => candidates.iter().map(|(key, _, _)| map.get(key).cloned()).collect(),
+            Err(_) => vec![None; candidates.len()],
+        };
+        let misses: Vec<usize> = (0..candidates.len()).filter(|&i| found[i].is_none()).collect();
+        let mut rows: Vec<&[f32]> = Vec::with_capacity(misses.len() + 1);
+        rows.push(query);
+        rows.extend(misses.iter().map(|&i| candidates[i].1));
+        let p = self.project(&rows);
+        if !misses.is_empty() {
+            let mut map = cache.map.write().ok();
+            if let Some(m) = map.as_mut().filter(|m| m.len() + misses.len() > CACHE_LIMIT) {
+                m.clear();
+            }
+            for (&i, row) in misses.iter().zip(p.rows().into_iter().skip(1)) {
+                let v: Arc<[f32]> = row.iter().copied().collect();
+                if let Some(m) = map.as_mut() {
+                    m.insert(candidates[i].0, v.clone());
+                }
+                found[i] = Some(v);
+            }
+        }
+        let q: Vec<f32> = p.row(0).to_vec();
+        candidates
+            .iter()
+            .zip(found)
+            .map(|((_, _, stored), v)| {
+                blend(*stored, v.map_or(0.0, |v| crate::kernel::dot(&q, &v)), mix)
+            })
             .collect()
     }
 

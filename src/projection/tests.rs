@@ -282,3 +282,31 @@ fn projection_ignores_colour_part_and_length() {
     assert!((p.rescore(&v, &cands, 1.0)[0] - cos).abs() < 1e-5);
     assert!(check_mix(1.5).is_err() && check_mix(-0.1).is_err() && check_mix(0.5).is_ok());
 }
+
+/// Re-scoring items through the cache gives the numbers of a plain re-score, whether
+/// their projections are computed (first call) or taken from the cache (second).
+#[test]
+fn cached_rescoring_matches_plain_rescoring() {
+    let mut rng = SplitMix::new(13);
+    let p = random_projection(&mut rng, 6, &[5, 4], 3);
+    let vectors: Vec<Vec<f32>> =
+        (0..7).map(|_| (0..6).map(|_| rng.uniform(1.0)).collect()).collect();
+    let query: Vec<f32> = (0..6).map(|_| rng.uniform(1.0)).collect();
+    let plain: Vec<(&[f32], f32)> =
+        vectors.iter().enumerate().map(|(i, v)| (v.as_slice(), i as f32 * 0.1)).collect();
+    let keyed: Vec<(u32, &[f32], f32)> =
+        plain.iter().enumerate().map(|(i, (v, s))| (100 + i as u32, *v, *s)).collect();
+    let want = p.rescore(&query, &plain, 0.6);
+    let cache = ProjectedCache::default();
+    assert!(cache.is_empty());
+    let close = |a: &[f32], b: &[f32]| a.iter().zip(b).all(|(x, y)| (x - y).abs() < 1e-5);
+    // Part of them first, then all: hits and misses mixed in one call.
+    let first = p.rescore_items(&cache, &query, &keyed[..3], 0.6);
+    assert!(close(&first, &want[..3]), "{first:?} vs {want:?}");
+    assert_eq!(cache.len(), 3);
+    let all = p.rescore_items(&cache, &query, &keyed, 0.6);
+    assert!(close(&all, &want), "{all:?} vs {want:?}");
+    assert_eq!(cache.len(), 7);
+    let again = p.rescore_items(&cache, &query, &keyed, 0.6);
+    assert_eq!(again, all);
+}
