@@ -101,24 +101,16 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             json,
             min_score,
             collapse,
-            expand,
-            trained,
-            mode,
-            colour,
+            ranking,
             backend,
         } => {
             let engine = Engine::open(&index, backend.backend)?;
             let query = Query {
-                k,
-                filter: engine.filter(&filters)?,
                 crop,
                 resize: query_resize,
-                mode: mode.mode(),
-                colour: colour.colour,
                 min_score,
                 collapse,
-                expand: expand.expand,
-                trained: trained.trained(),
+                ..ranking.query(k, engine.filter(&filters)?)
             };
             if images.is_empty() && similar_to.is_none() {
                 anyhow::bail!(lookalike::Error::BadParameter {
@@ -171,17 +163,14 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             report,
             report_samples,
             holdout,
-            expand,
-            trained,
-            mode,
-            colour,
+            ranking,
             backend,
         } => {
             let engine = Engine::open(&index, backend.backend)?;
-            let trained = trained.trained();
+            let filter = engine.filter(&filters)?;
+            let query = ranking.query(k, filter.clone());
             // Catalogue items query as catalogue items do: with the index's default.
-            let (catalogue_colour, catalogue_trained) = engine
-                .settings(&Query { trained, colour: colour.colour, ..Query::default() }, false)?;
+            let (catalogue_colour, catalogue_trained) = engine.settings(&query, false)?;
             if holdout && catalogue_trained.is_some_and(|(p, _)| !p.meta().holdout_excluded) {
                 anyhow::bail!(lookalike::Error::BadParameter {
                     name: "holdout",
@@ -194,8 +183,6 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             let segment = engine.index().compacted();
             let segment =
                 if holdout { std::sync::Arc::new(eval::holdout(&segment)) } else { segment };
-            let mode = mode.mode();
-            let filter = engine.filter(&filters)?;
             let columns = engine.info().columns.clone();
             let root = engine.info().catalog.clone();
             let samples = if report.is_some() { report_samples } else { 0 };
@@ -224,16 +211,7 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                 let t = std::time::Instant::now();
                 // `--ann`: every item's ranking through the partition, as `search --similar-to`.
                 let ranker = |row: usize| -> lookalike::Result<Vec<lookalike::kernel::Scored>> {
-                    let q = Query {
-                        k,
-                        filter: filter.clone(),
-                        mode,
-                        colour: colour.colour,
-                        expand: expand.expand,
-                        trained,
-                        ..Query::default()
-                    };
-                    let hits = engine.similar_to(segment.id(row), &q)?;
+                    let hits = engine.similar_to(segment.id(row), &query)?;
                     Ok(hits
                         .iter()
                         .filter_map(|h| {
@@ -248,7 +226,7 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                 let query_of =
                     catalogue_colour.is_some().then_some(&query_of as &eval::QueryOf<'_>);
                 let through_search =
-                    mode == SearchMode::Ann || expand.expand.is_some_and(|n| n > 0);
+                    query.mode == SearchMode::Ann || query.expand.is_some_and(|n| n > 0);
                 let projected = match catalogue_trained {
                     Some((p, mix)) if !through_search => {
                         Some(eval::ProjectedRows::new(&segment, p, mix)?)
@@ -293,21 +271,12 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                     qcsv.parent().unwrap_or(std::path::Path::new(".")).join("images")
                 });
                 let qs = eval::read_queries(&qcsv, &dir)?;
-                let query = Query {
-                    k,
-                    filter: filter.clone(),
-                    resize: query_resize,
-                    mode,
-                    colour: colour.colour,
-                    expand: expand.expand,
-                    trained,
-                    ..Query::default()
-                };
+                let query = Query { resize: query_resize, ..query.clone() };
                 let r = eval::photo_queries(&engine, qs.clone(), &match_column, &query, samples)?;
                 if json {
                     let mut v = serde_json::to_value(&r)?;
                     v["mode"] = "queries".into();
-                    v["trained"] = trained.into();
+                    v["trained"] = query.trained.into();
                     println!("{v}");
                 } else {
                     let text = photo_table(&r);

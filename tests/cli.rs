@@ -450,6 +450,19 @@ fn a_killed_indexing_run_leaves_an_index_that_opens_and_resumes() {
     );
 }
 
+/// articleType precision@5 of every item's `search --similar-to` (the default query).
+fn searched_precision_at_5(engine: &lookalike::Engine) -> f64 {
+    let idx = engine.index();
+    let q = lookalike::Query { k: 5, ..lookalike::Query::default() };
+    let mut sum = 0.0;
+    for key in idx.keys() {
+        let own = &idx.metadata(key).unwrap()["articleType"];
+        let hits = engine.similar_to(idx.id(key).unwrap(), &q).unwrap();
+        sum += hits.iter().filter(|h| &h.metadata["articleType"] == own).count() as f64 / 5.0;
+    }
+    sum / idx.len() as f64
+}
+
 #[test]
 fn eval_leave_one_out_agrees_with_searching_each_item() {
     let out = ok(&[
@@ -470,14 +483,7 @@ fn eval_leave_one_out_agrees_with_searching_each_item() {
         lookalike::Engine::open(sample_index().0.path(), lookalike::embed::BackendKind::Auto)
             .unwrap();
     let idx = engine.index();
-    let q = lookalike::Query { k: 5, ..lookalike::Query::default() };
-    let mut sum = 0.0;
-    for key in idx.keys() {
-        let own = &idx.metadata(key).unwrap()["articleType"];
-        let hits = engine.similar_to(idx.id(key).unwrap(), &q).unwrap();
-        sum += hits.iter().filter(|h| &h.metadata["articleType"] == own).count() as f64 / 5.0;
-    }
-    let want = sum / idx.len() as f64;
+    let want = searched_precision_at_5(&engine);
     let got = r["precision"].as_f64().unwrap();
     assert!((got - want).abs() < 1e-9, "eval {got} vs search {want}");
     assert!(r["labels"][0]["groups"]["Footwear"]["queries"].as_u64() == Some(25), "{r}");
@@ -653,15 +659,7 @@ fn train_learns_the_labels_and_trained_search_uses_them() {
     let out = ok(&["eval", "--index", idx, "--label", "articleType", "--json"]);
     let r: Value = serde_json::from_str(out.trim()).unwrap();
     let engine = lookalike::Engine::open(copy.path(), lookalike::embed::BackendKind::Auto).unwrap();
-    let snapshot = engine.index();
-    let q = lookalike::Query { k: 5, ..lookalike::Query::default() };
-    let mut sum = 0.0;
-    for key in snapshot.keys() {
-        let own = &snapshot.metadata(key).unwrap()["articleType"];
-        let hits = engine.similar_to(snapshot.id(key).unwrap(), &q).unwrap();
-        sum += hits.iter().filter(|h| &h.metadata["articleType"] == own).count() as f64 / 5.0;
-    }
-    let want = sum / snapshot.len() as f64;
+    let want = searched_precision_at_5(&engine);
     let got = r["precision"].as_f64().unwrap();
     assert!((got - want).abs() < 1e-9, "eval {got} vs trained search {want}");
     assert_eq!(r["trained"].as_f64(), Some(f64::from(lookalike::projection::DEFAULT_MIX)));

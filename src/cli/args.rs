@@ -81,6 +81,34 @@ impl TrainedArg {
     }
 }
 
+/// How a search ranks, shared by `search` and `eval` so that both rank alike.
+#[derive(Args, Clone, Copy)]
+pub struct RankingArg {
+    #[command(flatten)]
+    pub expand: ExpandArg,
+    #[command(flatten)]
+    pub trained: TrainedArg,
+    #[command(flatten)]
+    pub mode: ModeArg,
+    #[command(flatten)]
+    pub colour: ColourArg,
+}
+
+impl RankingArg {
+    /// A query of `k` results through `filter`, ranked as these flags say.
+    pub fn query(self, k: usize, filter: lookalike::Filter) -> lookalike::Query {
+        lookalike::Query {
+            k,
+            filter,
+            mode: self.mode.mode(),
+            colour: self.colour.colour,
+            expand: self.expand.expand,
+            trained: self.trained.trained(),
+            ..lookalike::Query::default()
+        }
+    }
+}
+
 /// How `train` trains its network (see `lookalike::projection::train::TrainConfig`).
 #[derive(Args, Clone, Copy)]
 pub struct NetworkArg {
@@ -187,13 +215,7 @@ pub enum Command {
         #[arg(long)]
         collapse: Option<f32>,
         #[command(flatten)]
-        expand: ExpandArg,
-        #[command(flatten)]
-        trained: TrainedArg,
-        #[command(flatten)]
-        mode: ModeArg,
-        #[command(flatten)]
-        colour: ColourArg,
+        ranking: RankingArg,
         #[command(flatten)]
         backend: BackendArg,
     },
@@ -280,13 +302,7 @@ pub enum Command {
         #[arg(long, default_value_t = 60)]
         report_samples: usize,
         #[command(flatten)]
-        expand: ExpandArg,
-        #[command(flatten)]
-        trained: TrainedArg,
-        #[command(flatten)]
-        mode: ModeArg,
-        #[command(flatten)]
-        colour: ColourArg,
+        ranking: RankingArg,
         #[command(flatten)]
         backend: BackendArg,
     },
