@@ -379,7 +379,7 @@ impl Engine {
     /// The colour weight and the projection a query is answered with: what it asks for,
     /// else the defaults. A trained search weighs colour [`TRAINED_COLOUR`] unless told:
     /// the projection brings back the article type that more colour costs (held-out
-    /// split: type 0.788, type+colour 0.356, against 0.713 and 0.286 untrained at 0.3).
+    /// split: type 0.788, type+colour 0.355, against 0.713 and 0.286 untrained at 0.3).
     pub fn settings(
         &self,
         q: &Query,

@@ -313,11 +313,13 @@ pub fn fit(
     let started = Instant::now();
     let d = data.input_dim;
 
-    // The mean of the unit embeddings, so that the inputs are centred.
+    // Centred on the mean of the unit embeddings: the scaled rows less their mean are
+    // what `input_rows` gives with that mean (one pass over the vectors, one matrix).
     let zero = Array1::zeros(d);
-    let unit = input_rows(&data.vectors, d, &zero);
-    let mean = unit.mean_axis(Axis(0)).unwrap_or(zero) / (d as f32).sqrt();
-    let x = input_rows(&data.vectors, d, &mean);
+    let mut x = input_rows(&data.vectors, d, &zero);
+    let scaled_mean = x.mean_axis(Axis(0)).unwrap_or(zero);
+    x -= &scaled_mean;
+    let mean = scaled_mean / (d as f32).sqrt();
 
     let mut rng = SplitMix::new(cfg.seed);
     let widths: Vec<usize> = if cfg.hidden > 0 { vec![cfg.hidden, cfg.dim] } else { vec![cfg.dim] };
