@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Every figure of BENCHMARKS.md in one run, Rust and the Python reference side by side on
+# Every figure of BENCHMARKS.md in one run (the fashion model's: bench/fashion.sh, called last), Rust and the Python reference side by side on
 # the same machine at the same time. Results: target/bench/*.json (one JSON line each).
 #   bench/run.sh                 # SUBSET=8000 photos for the throughput ratio; the full 44k for the rest
 set -euo pipefail
@@ -22,17 +22,17 @@ echo "== indexing throughput, first $SUBSET photos: Rust then Python (same files
 rm -rf $OUT/subset $OUT/idx-subset; mkdir -p $OUT/subset
 ls $CAT/images | sort > $OUT/all-files.txt
 head -n "$SUBSET" $OUT/all-files.txt | while read -r f; do ln -s "$(realpath $CAT/images/$f)" $OUT/subset/$f; done
-$BIN index $OUT/subset --index $OUT/idx-subset --json > $OUT/rust-index-subset.json
+$BIN index $OUT/subset --index $OUT/idx-subset --model lite0 --json > $OUT/rust-index-subset.json
 $PY bench/reference.py index --images $OUT/subset --model $M --size 224 --out $OUT/ref-subset.npy > $OUT/py-index-subset.json
 $PY bench/reference.py index --images $OUT/subset --model $M --size 224 --workers 2 --limit 2000 --out $OUT/ref-subset-w2.npy > $OUT/py-index-subset-workers2.json
 
 echo "== per stage, 2000 photos"
 $BIN bench stages $CAT/images --limit 2000 > $OUT/rust-stages.json
 
-echo "== full catalogue index (44k): plain Lite0 (the reference's features, 1280-d), then with colour (the default)"
+echo "== full catalogue index (44k): plain Lite0 (the reference's features, 1280-d), then with colour (the ImageNet figures; the fashion model's are bench/fashion.sh)"
 rm -rf $OUT/idx44k $OUT/idx44k-colour
-/usr/bin/time -v $BIN index $CAT/images --metadata $CAT/styles.csv --index $OUT/idx44k --colour-weight 0 --json > $OUT/rust-index-44k.json 2> $OUT/rust-index-44k.time
-$BIN index $CAT/images --metadata $CAT/styles.csv --index $OUT/idx44k-colour --json > $OUT/rust-index-44k-colour.json
+/usr/bin/time -v $BIN index $CAT/images --metadata $CAT/styles.csv --index $OUT/idx44k --model lite0 --colour-weight 0 --json > $OUT/rust-index-44k.json 2> $OUT/rust-index-44k.time
+$BIN index $CAT/images --metadata $CAT/styles.csv --index $OUT/idx44k-colour --model lite0 --json > $OUT/rust-index-44k-colour.json
 
 echo "== quality"
 $BIN eval --index $OUT/idx44k --leave-one-out -k 5 --json > $OUT/eval-loo.json
@@ -110,7 +110,7 @@ done
 rm -rf $OUT/ann-scratch
 $BIN eval --index $OUT/idx44k --leave-one-out -k 5 --ann --json > $OUT/eval-loo-ann.json
 rm -rf $OUT/idx-sample
-$BIN index sample-catalog --index $OUT/idx-sample --colour-weight 0 --json > /dev/null
+$BIN index sample-catalog --index $OUT/idx-sample --model lite0 --colour-weight 0 --json > /dev/null
 $BIN bench add --index $OUT/idx44k $D/street-photos/images --count 1000 --single 100 > $OUT/rust-add-44k.json
 $BIN bench add --index $OUT/idx-sample $D/street-photos/images --count 1000 --single 100 > $OUT/rust-add-sample.json
 
@@ -126,4 +126,5 @@ B=lookalikebenchboundary
 ab -q -n 300 -c 1 -p $OUT/body.bin -T "multipart/form-data; boundary=$B" http://127.0.0.1:18181/api/search > $OUT/ab-c1.txt
 ab -q -n 800 -c 16 -p $OUT/body.bin -T "multipart/form-data; boundary=$B" http://127.0.0.1:18181/api/search > $OUT/ab-c16.txt
 kill $SPID
+bench/fashion.sh
 echo "done: $OUT"

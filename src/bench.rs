@@ -370,6 +370,9 @@ pub fn ann(
         mean: [0.0; 3],
         std: [1.0; 3],
         dim,
+        query_size: None,
+        heads: None,
+        mask: None,
     };
     let info = IndexInfo {
         format_version: FORMAT_VERSION,

@@ -174,6 +174,9 @@ mod tests {
             mean: [127.0 / 255.0; 3],
             std: [128.0 / 255.0; 3],
             dim: 1,
+            query_size: None,
+            heads: None,
+            mask: None,
         };
         // Two pixels, NCHW: one red, one white.
         let px = [[200.0f32, 20.0, 30.0], [255.0, 255.0, 255.0]];

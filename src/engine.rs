@@ -6,7 +6,7 @@
 //! to the store, then publishes the next in-memory snapshot; searches read whichever
 //! snapshot is current and never wait for a writer.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap};
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 use std::time::Instant;
@@ -14,10 +14,12 @@ use std::time::Instant;
 use arc_swap::ArcSwap;
 use rayon::prelude::*;
 
+use crate::category::{self, Heads, Prediction, Ranking, Shares};
 use crate::embed::{BackendKind, Embedder};
 use crate::error::{Error, Result};
 use crate::index::{Filter, Hit, Item, SearchMode, VectorIndex};
 use crate::ingest::MODEL_FILE;
+use crate::model::ResizeMode;
 use crate::model::ResolvedModel;
 use crate::preprocess::{self, Crop, QueryResize};
 use crate::projection::{
@@ -69,6 +71,14 @@ pub struct Query {
     /// default, which is the projection at [`DEFAULT_MIX`] when the index has one, for
     /// every query but snapshots (shopper photos fare worse with it; BENCHMARKS.md).
     pub trained: Option<f32>,
+    /// Category-aware ranking: the share of the score given to the predicted article type
+    /// (the colour's scaled alike; see [`crate::category`]); 0: by similarity alone.
+    /// `None`: [`category::DEFAULT_TYPE_SHARE`] when the model predicts categories, off
+    /// otherwise (a value asks for it anyway, predicted by the nearest items' labels).
+    pub category: Option<f32>,
+    /// Search a snapshot by its garment: crop the photo to the garment the model finds
+    /// (`None`: for snapshots without a crop, when the model has a garment mask).
+    pub locate: Option<bool>,
 }
 
 impl Default for Query {
@@ -84,6 +94,8 @@ impl Default for Query {
             collapse: None,
             expand: None,
             trained: None,
+            category: None,
+            locate: None,
         }
     }
 }
@@ -115,6 +127,32 @@ pub struct Embedded {
     pub vector: Vec<f32>,
     /// Squared by cropping, as a snapshot rather than a studio shot.
     pub snapshot: bool,
+    /// The garment's square in the photo, when it was found and the photo searched by it.
+    pub garment: Option<Crop>,
+}
+
+/// A query photo made ready for the model.
+#[derive(Debug, Clone)]
+pub struct QueryInput {
+    /// `views` tensors end to end: the photo as it is searched, and for a located garment
+    /// the whole photo too (their embeddings are averaged, see [`Embedder::embed_views`]).
+    pub tensor: Vec<f32>,
+    pub views: usize,
+    /// Its side in pixels (snapshots may run larger than catalogue photos).
+    pub size: u32,
+    pub snapshot: bool,
+    pub garment: Option<Crop>,
+}
+
+/// What a search gives back besides its results.
+#[derive(Debug, Clone, Default)]
+pub struct Answer {
+    pub hits: Vec<Hit>,
+    /// What the query looks like, per column the index can predict (best first).
+    pub predicted: Vec<Prediction>,
+    /// The garment's square in the query photo, when the photo was searched by it.
+    pub garment: Option<Crop>,
+    pub timing: Timing,
 }
 
 /// Time spent answering a photo query, in milliseconds.
@@ -137,6 +175,9 @@ pub struct Engine {
     projection: std::result::Result<Option<Arc<Projection>>, String>,
     /// Its projected vectors of the items searches have re-ordered.
     projected: ProjectedCache,
+    /// The model's class heads, if it has them (unreadable ones as their error, raised
+    /// only by queries that ask for category ranking).
+    heads: std::result::Result<Option<Arc<Heads>>, String>,
     /// One writer at a time; readers never take it.
     writer: Mutex<()>,
 }
@@ -155,6 +196,19 @@ pub fn read_info(dir: &Path) -> Result<(IndexInfo, usize)> {
     let store = LmdbStore::open_existing(dir)?;
     let info = store.info()?.ok_or_else(|| StoreError::NotAnIndex(dir.display().to_string()))?;
     Ok((info, store.len()?))
+}
+
+/// The columns an index folder's model predicts (its class heads that name one of the
+/// index's columns); empty for a model without heads.
+pub fn read_predicts(dir: &Path, info: &IndexInfo) -> std::result::Result<Vec<String>, String> {
+    let Some(file) = &info.model.heads else { return Ok(Vec::new()) };
+    let heads = Heads::load(&dir.join(file)).map_err(|e| e.to_string())?;
+    Ok(heads
+        .heads()
+        .iter()
+        .map(|h| h.column().to_string())
+        .filter(|c| info.columns.contains(c))
+        .collect())
 }
 
 /// The partition of an index folder: cells (0: none) and items no cell holds yet.
@@ -192,6 +246,28 @@ impl Engine {
                 tracing::warn!("trained search unavailable: {e}");
                 e.to_string()
             });
+        let heads = match &info.model.heads {
+            None => Ok(None),
+            Some(file) => Heads::load(&dir.join(file))
+                .and_then(|h| {
+                    if h.dim() == info.model.dim {
+                        Ok(Some(Arc::new(h)))
+                    } else {
+                        Err(category::CategoryError::Invalid {
+                            path: dir.join(file),
+                            message: format!(
+                                "the heads classify {}-d embeddings, the model gives {}",
+                                h.dim(),
+                                info.model.dim
+                            ),
+                        })
+                    }
+                })
+                .map_err(|e| {
+                    tracing::warn!("category predictions unavailable: {e}");
+                    e.to_string()
+                }),
+        };
         Ok(Self {
             dir: dir.to_path_buf(),
             info,
@@ -200,6 +276,7 @@ impl Engine {
             index,
             projection,
             projected: ProjectedCache::default(),
+            heads,
             writer: Mutex::new(()),
         })
     }
@@ -232,6 +309,70 @@ impl Engine {
             // did not ask for it go on without it.
             None => Ok(self.projection().ok().flatten().map(|p| (p, DEFAULT_MIX))),
         }
+    }
+
+    /// The model's class heads (`None`: the model has none; an error: unreadable).
+    pub fn heads(&self) -> Result<Option<&Heads>> {
+        match &self.heads {
+            Ok(h) => Ok(h.as_deref()),
+            Err(e) => Err(Error::BadParameter { name: "category", message: e.clone() }),
+        }
+    }
+
+    /// How much the predicted category counts for a query: what it asks for, else the
+    /// default when the model predicts categories (`None`: by similarity alone).
+    pub fn category_shares(&self, q: &Query) -> Result<Option<Shares>> {
+        match q.category {
+            Some(share) => {
+                category::check_share(share)?;
+                if share > 0.0 {
+                    // Asked for: a damaged heads file is the query's error.
+                    self.heads()?;
+                }
+                Ok(Some(Shares::scaled(share)).filter(|s| !s.is_off()))
+            }
+            None => Ok(self
+                .heads()
+                .ok()
+                .flatten()
+                .map(|_| Shares::scaled(category::DEFAULT_TYPE_SHARE))),
+        }
+    }
+
+    /// What a vector (stored form, any colour weight) looks like, per column the index
+    /// can predict: the model's heads (where its classes are the catalogue's) averaged
+    /// with a vote of `neighbours` (the plain search's best), or the vote alone. Without
+    /// heads, only a query that asks for category ranking gets a (voted) article type.
+    pub fn predict<'m>(
+        &self,
+        counts: &dyn Fn(&str) -> Arc<HashMap<String, u64>>,
+        v: &[f32],
+        neighbours: impl Iterator<Item = (f32, &'m BTreeMap<String, String>)> + Clone,
+        asked: bool,
+    ) -> Vec<Prediction> {
+        let columns = &self.info.columns;
+        let heads = self.heads().ok().flatten();
+        let wanted: Vec<&str> = match heads {
+            Some(h) => h.heads().iter().map(|h| h.column()).collect(),
+            None if asked => vec![category::VOTE_COLUMN],
+            None => Vec::new(),
+        };
+        let model_dim = self.info.model.dim.min(v.len());
+        let mut e = v[..model_dim].to_vec();
+        let unit = crate::embed::normalise(&mut e).is_ok();
+        let mut out = Vec::new();
+        for column in wanted.into_iter().filter(|c| columns.iter().any(|k| k == c)) {
+            let from_model = heads
+                .filter(|_| unit)
+                .and_then(|h| Some((h, h.head(column)?)))
+                .and_then(|(h, head)| category::from_model(h, head, &e, &counts(column)));
+            let p = category::combine(
+                from_model,
+                category::from_neighbours(column, neighbours.clone()),
+            );
+            out.extend(p);
+        }
+        out
     }
 
     pub fn dir(&self) -> &Path {
@@ -270,35 +411,39 @@ impl Engine {
         Ok(())
     }
 
-    /// Embed a photo given as file bytes.
+    /// Embed a photo given as file bytes (`locate`: see [`Query::locate`]).
     pub fn embed_photo(
         &self,
         bytes: &[u8],
         crop: Option<Crop>,
         resize: QueryResize,
+        locate: Option<bool>,
     ) -> Result<(Embedded, Timing)> {
         let t0 = Instant::now();
         let img = preprocess::decode(bytes)?;
-        let (tensor, snapshot) = self.query_tensor(&img, crop, resize)?;
         let t1 = Instant::now();
-        let vector = self.embedder.embed_tensors(&tensor, 1)?;
+        let input = self.query_tensor(&img, crop, resize, locate)?;
+        let vector = self.embedder.embed_views(&input.tensor, input.views, input.size)?;
         let t2 = Instant::now();
         let timing = Timing {
             decode_ms: (t1 - t0).as_secs_f64() * 1e3,
             embed_ms: (t2 - t1).as_secs_f64() * 1e3,
             search_ms: 0.0,
         };
-        Ok((Embedded { vector, snapshot }, timing))
+        Ok((Embedded { vector, snapshot: input.snapshot, garment: input.garment }, timing))
     }
 
-    /// The model input for a decoded query photo, and whether it was taken for a snapshot
-    /// (squared by cropping: not a studio shot).
+    /// The model input for a decoded query photo: squared as a studio shot (padded) or a
+    /// snapshot (cropped; at the model's snapshot size), and a snapshot cut to the
+    /// garment the model finds in it, unless a crop is given or `locate` says no.
     pub fn query_tensor(
         &self,
         img: &image::RgbImage,
         crop: Option<Crop>,
         resize: QueryResize,
-    ) -> Result<(Vec<f32>, bool)> {
+        locate: Option<bool>,
+    ) -> Result<QueryInput> {
+        let spec = self.embedder.spec();
         let cropped;
         let src = match crop {
             Some(c) => {
@@ -308,8 +453,37 @@ impl Engine {
             None => img,
         };
         let mode = resize.resolve(src);
-        let tensor = preprocess::tensor_as(src, self.embedder.spec(), None, mode)?;
-        Ok((tensor, mode == crate::model::ResizeMode::Crop))
+        let snapshot = mode == ResizeMode::Crop;
+        let size = spec.input_size(snapshot);
+        let wanted = crop.is_none() && spec.mask.is_some() && locate.unwrap_or(snapshot);
+        let whole = preprocess::tensor_at(src, spec, None, mode, size)?;
+        if wanted && let Some(garment) = self.garment_in(src, size)? {
+            let cut = preprocess::apply_crop(src, garment)?;
+            let mut tensor = preprocess::tensor_at(&cut, spec, None, ResizeMode::Crop, size)?;
+            // A small garment is searched by its own view; a large one's view is averaged
+            // with the whole photo's, which keeps what the mask missed (sleeves cut off
+            // make a T-shirt a vest).
+            let (w, h) = src.dimensions();
+            let share = f64::from(garment.w) * f64::from(garment.h) / (f64::from(w) * f64::from(h));
+            let views = if share < crate::garment::ALONE_BELOW {
+                1
+            } else {
+                tensor.extend_from_slice(&whole);
+                2
+            };
+            return Ok(QueryInput { tensor, views, size, snapshot, garment: Some(garment) });
+        }
+        Ok(QueryInput { tensor: whole, views: 1, size, snapshot, garment: None })
+    }
+
+    /// The garment's square in a photo: the model's mask over the whole photo (padded to
+    /// a square, so that nothing is cut off), see [`crate::garment`].
+    pub fn garment_in(&self, img: &image::RgbImage, size: u32) -> Result<Option<Crop>> {
+        let spec = self.embedder.spec();
+        let tensor = preprocess::tensor_at(img, spec, None, ResizeMode::Pad, size)?;
+        let Some(mask) = self.embedder.garment_mask(&tensor, size)? else { return Ok(None) };
+        let (w, h) = img.dimensions();
+        Ok(crate::garment::locate(&mask.values, mask.rows, mask.cols, w, h))
     }
 
     /// Embed many photo files in batches; one result per file, failures as messages.
@@ -317,54 +491,74 @@ impl Engine {
         &self,
         files: &[std::path::PathBuf],
         resize: QueryResize,
+        locate: Option<bool>,
     ) -> Vec<std::result::Result<Embedded, String>> {
         use rayon::prelude::*;
         let dim = self.info.dim;
         let mut out = Vec::with_capacity(files.len());
         for chunk in files.chunks(32) {
-            let tensors: Vec<std::result::Result<(Vec<f32>, bool), String>> = chunk
+            let inputs: Vec<std::result::Result<QueryInput, String>> = chunk
                 .par_iter()
                 .map(|f| {
                     let bytes = std::fs::read(f).map_err(|e| format!("cannot read: {e}"))?;
                     let img = preprocess::decode(&bytes).map_err(|e| e.to_string())?;
-                    self.query_tensor(&img, None, resize).map_err(|e| e.to_string())
+                    self.query_tensor(&img, None, resize, locate).map_err(|e| e.to_string())
                 })
                 .collect();
-            let ok: Vec<f32> = tensors
-                .iter()
-                .filter_map(|t| t.as_ref().ok())
-                .flat_map(|t| &t.0)
-                .copied()
-                .collect();
-            let n_ok = tensors.iter().filter(|t| t.is_ok()).count();
-            match self.embedder.embed_tensors(&ok, n_ok) {
-                Ok(vectors) => {
-                    let mut it = vectors.chunks_exact(dim);
-                    for t in tensors {
-                        out.push(t.and_then(|(_, snapshot)| {
-                            let vector = it.next().ok_or("missing vector")?.to_vec();
-                            Ok(Embedded { vector, snapshot })
-                        }));
-                    }
+            // One model run per input size in the chunk (studio shots and snapshots).
+            let mut vectors: Vec<Option<std::result::Result<Vec<f32>, String>>> =
+                vec![None; inputs.len()];
+            for (i, input) in inputs.iter().enumerate() {
+                if let Some(t) = input.as_ref().ok().filter(|t| t.views > 1) {
+                    let v = self.embedder.embed_views(&t.tensor, t.views, t.size);
+                    vectors[i] = Some(v.map_err(|e| e.to_string()));
                 }
-                Err(e) => out.extend(tensors.into_iter().map(|_| Err(e.to_string()))),
+            }
+            for size in self.embedder.spec().input_sizes() {
+                let rows: Vec<usize> = (0..inputs.len())
+                    .filter(|&i| inputs[i].as_ref().is_ok_and(|t| t.size == size && t.views == 1))
+                    .collect();
+                let batch: Vec<f32> = rows
+                    .iter()
+                    .filter_map(|&i| inputs[i].as_ref().ok())
+                    .flat_map(|t| t.tensor.iter().copied())
+                    .collect();
+                match self.embedder.embed_tensors_at(&batch, rows.len(), size) {
+                    Ok(v) => {
+                        for (&i, v) in rows.iter().zip(v.chunks_exact(dim)) {
+                            vectors[i] = Some(Ok(v.to_vec()));
+                        }
+                    }
+                    Err(e) => rows.iter().for_each(|&i| vectors[i] = Some(Err(e.to_string()))),
+                }
+            }
+            for (input, vector) in inputs.into_iter().zip(vectors) {
+                out.push(input.and_then(|t| {
+                    let vector = vector.ok_or("missing vector")??;
+                    Ok(Embedded { vector, snapshot: t.snapshot, garment: t.garment })
+                }));
             }
         }
         out
     }
 
     /// Search with a photo.
-    pub fn search_photo(&self, bytes: &[u8], q: &Query) -> Result<(Vec<Hit>, Timing)> {
+    pub fn search_photo(&self, bytes: &[u8], q: &Query) -> Result<Answer> {
         Self::check_k(q.k)?;
-        let (e, mut timing) = self.embed_photo(bytes, q.crop, q.resize)?;
+        let (e, timing) = self.embed_photo(bytes, q.crop, q.resize, q.locate)?;
         let t = Instant::now();
-        let hits = self.search_embedded(&e, q)?;
-        timing.search_ms = t.elapsed().as_secs_f64() * 1e3;
-        Ok((hits, timing))
+        let mut answer = self.search_embedded(&e, q)?;
+        answer.timing = Timing { search_ms: t.elapsed().as_secs_f64() * 1e3, ..timing };
+        Ok(answer)
     }
 
     /// Items most similar to an indexed item, the item itself left out.
     pub fn similar_to(&self, id: &str, q: &Query) -> Result<Vec<Hit>> {
+        Ok(self.similar_answer(id, q)?.hits)
+    }
+
+    /// [`Engine::similar_to`] with what the item looks like.
+    pub fn similar_answer(&self, id: &str, q: &Query) -> Result<Answer> {
         Self::check_k(q.k)?;
         let index = self.index();
         let key = index.key_of(id).ok_or_else(|| Error::UnknownId(id.to_string()))?;
@@ -396,21 +590,24 @@ impl Engine {
     /// Search with an embedded query photo. A snapshot that does not say how much colour
     /// counts is searched by shape alone: its colour histogram is mostly its background
     /// (street photos, precision@5: 0.561 shape only, 0.547 at colour 0.3; BENCHMARKS.md).
-    pub fn search_embedded(&self, e: &Embedded, q: &Query) -> Result<Vec<Hit>> {
-        if e.snapshot && q.colour.is_none() && self.info.colour_weight > 0.0 {
+    pub fn search_embedded(&self, e: &Embedded, q: &Query) -> Result<Answer> {
+        let mut answer = if e.snapshot && q.colour.is_none() && self.info.colour_weight > 0.0 {
             let q = Query { colour: Some(0.0), ..q.clone() };
-            return self.search_with(&e.vector, &q, true);
-        }
-        self.search_with(&e.vector, q, e.snapshot)
+            self.search_with(&e.vector, &q, true)?
+        } else {
+            self.search_with(&e.vector, q, e.snapshot)?
+        };
+        answer.garment = e.garment;
+        Ok(answer)
     }
 
     /// Search with a ready vector (as stored: the index's colour weight), taken for a
     /// catalogue item's or a studio shot's.
     pub fn search_vector(&self, v: &[f32], q: &Query) -> Result<Vec<Hit>> {
-        self.search_with(v, q, false)
+        Ok(self.search_with(v, q, false)?.hits)
     }
 
-    fn search_with(&self, v: &[f32], q: &Query, snapshot: bool) -> Result<Vec<Hit>> {
+    fn search_with(&self, v: &[f32], q: &Query, snapshot: bool) -> Result<Answer> {
         Self::check_k(q.k)?;
         let index = self.index();
         let (colour, trained) = self.settings(q, snapshot)?;
@@ -454,8 +651,8 @@ impl Engine {
         Ok(e)
     }
 
-    /// The planner's top k (re-ordered by the trained projection when asked), then the
-    /// score floor and near-duplicate collapsing.
+    /// The planner's top k (re-ordered by the trained projection, then by the predicted
+    /// category, when asked), then the score floor and near-duplicate collapsing.
     fn search_in(
         &self,
         index: &VectorIndex,
@@ -463,7 +660,7 @@ impl Engine {
         q: &Query,
         exclude: Option<u32>,
         trained: Option<Trained<'_>>,
-    ) -> Result<Vec<Hit>> {
+    ) -> Result<Answer> {
         for (name, value, range) in
             [("min-score", q.min_score, -1.0..=1.0), ("collapse", q.collapse, 0.0..=1.0)]
         {
@@ -476,10 +673,31 @@ impl Engine {
         }
         // Collapsing drops results: look deeper so that k usually remain.
         let mut depth = if q.collapse.is_some() { (q.k * COLLAPSE_DEPTH).min(MAX_K) } else { q.k };
-        if trained.is_some() {
+        let shares = self.category_shares(q)?;
+        if trained.is_some() || shares.is_some() {
             depth = depth.max(RERANK_DEPTH);
         }
         let mut hits = index.search(v, depth, &q.filter, exclude, q.mode)?;
+        let predicted = self.predict(
+            &|c| index.value_counts(c),
+            v,
+            hits.iter().map(|h| (h.score, &h.metadata)),
+            shares.is_some(),
+        );
+        let ranking = shares.map(|s| Ranking::new(&predicted, s)).filter(|r| !r.is_empty());
+        // Search within the predicted category too, so that its best items are candidates
+        // even when the photo's nearest vectors are elsewhere (a filter on that column
+        // already decides).
+        if let Some((column, value)) = ranking.as_ref().and_then(Ranking::within)
+            && !q.filter.has_column(column)
+        {
+            let mut within = q.filter.clone();
+            within.add(column, value);
+            let seen: std::collections::HashSet<String> =
+                hits.iter().map(|h| h.id.clone()).collect();
+            let more = index.search(v, depth, &within, exclude, q.mode)?;
+            hits.extend(more.into_iter().filter(|h| !seen.contains(&h.id)));
+        }
         if let Some((projection, mix)) = trained {
             let candidates: Vec<(u32, &[f32], f32)> = hits
                 .iter()
@@ -497,6 +715,12 @@ impl Engine {
                 }
                 hits.sort_by(|a, b| b.score.total_cmp(&a.score));
             }
+        }
+        if let Some(r) = &ranking {
+            for h in &mut hits {
+                h.score = r.score(h.score, &h.metadata);
+            }
+            hits.sort_by(|a, b| b.score.total_cmp(&a.score));
         }
         if let Some(floor) = q.min_score {
             hits.retain(|h| h.score >= floor);
@@ -520,7 +744,7 @@ impl Engine {
             hits = out;
         }
         hits.truncate(q.k);
-        Ok(hits)
+        Ok(Answer { hits, predicted, ..Answer::default() })
     }
 
     /// The vector that searches with colour weight `colour` for a stored-form vector `v`

@@ -4,6 +4,7 @@
 use std::path::PathBuf;
 
 use crate::catalog::CatalogError;
+use crate::category::CategoryError;
 use crate::embed::EmbedError;
 use crate::model::ModelError;
 use crate::preprocess::PreprocessError;
@@ -25,6 +26,8 @@ pub enum Error {
     Image(#[from] PreprocessError),
     #[error(transparent)]
     Projection(#[from] ProjectionError),
+    #[error(transparent)]
+    Category(#[from] CategoryError),
     #[error("cannot read {path}: {source}")]
     Io { path: PathBuf, source: std::io::Error },
     #[error(

@@ -14,6 +14,9 @@ use std::path::{Path, PathBuf};
 use rayon::prelude::*;
 use serde::Serialize;
 
+use std::sync::Arc;
+
+use crate::category::{Ranking, Shares};
 use crate::error::{Error, Result};
 use crate::index::{Filter, Segment};
 use crate::kernel::{self, Scored, TopK};
@@ -168,6 +171,64 @@ impl ProjectedRows {
     }
 }
 
+/// Category-aware ranking for leave-one-out, as [`Engine`](crate::engine::Engine)
+/// searches rank: each query's prediction comes from its own vector (or a vote of its
+/// nearest items), over the values of the items it ranks; the best of the predicted
+/// category join the candidates; every candidate is blended with its value's probability.
+pub struct CategoryRows<'a> {
+    engine: &'a crate::engine::Engine,
+    shares: Shares,
+    counts: HashMap<String, Arc<HashMap<String, u64>>>,
+    /// Per column, each row's value (lower-cased).
+    values: HashMap<String, Vec<Option<String>>>,
+}
+
+impl std::fmt::Debug for CategoryRows<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("CategoryRows").field("shares", &self.shares).finish()
+    }
+}
+
+impl<'a> CategoryRows<'a> {
+    pub fn new(engine: &'a crate::engine::Engine, index: &Segment, shares: Shares) -> Self {
+        let mut counts = HashMap::new();
+        let mut values = HashMap::new();
+        for column in &engine.info().columns {
+            let vals: Vec<Option<String>> = (0..index.len())
+                .map(|r| index.metadata(r).get(column).map(|v| v.to_lowercase()))
+                .collect();
+            let mut c: HashMap<String, u64> = HashMap::new();
+            for v in vals.iter().flatten() {
+                *c.entry(v.clone()).or_insert(0) += 1;
+            }
+            counts.insert(column.clone(), Arc::new(c));
+            values.insert(column.clone(), vals);
+        }
+        Self { engine, shares, counts, values }
+    }
+
+    fn ranking(&self, index: &Segment, v: &[f32], top: &[Scored]) -> Ranking {
+        let counts = |c: &str| self.counts.get(c).cloned().unwrap_or_default();
+        let neighbours = top.iter().map(|s| (s.score, index.metadata(s.row)));
+        Ranking::new(&self.engine.predict(&counts, v, neighbours, true), self.shares)
+    }
+
+    /// Rows holding `value` (any case) in `column`.
+    fn holds(&self, column: &str, value: &str, row: usize) -> bool {
+        let value = value.to_lowercase();
+        self.values.get(column).and_then(|v| v[row].as_deref()).is_some_and(|v| v == value)
+    }
+}
+
+/// How leave-one-out re-orders each query's best candidates, as searches do.
+#[derive(Debug, Default, Clone, Copy)]
+pub struct Reorder<'a> {
+    /// By the trained projection (`lookalike train`).
+    pub trained: Option<&'a ProjectedRows>,
+    /// By the predicted category.
+    pub category: Option<&'a CategoryRows<'a>>,
+}
+
 /// Every item (passing `filter`) queries the rest; relevance = same label value.
 #[allow(clippy::too_many_arguments)]
 pub fn leave_one_out(
@@ -179,7 +240,7 @@ pub fn leave_one_out(
     samples: usize,
     ranker: Option<&Ranker<'_>>,
     query_of: Option<&QueryOf<'_>>,
-    trained: Option<&ProjectedRows>,
+    reorder: Reorder<'_>,
 ) -> Result<LooReport> {
     if k == 0 {
         return Err(Error::BadParameter { name: "k", message: "must be at least 1".into() });
@@ -232,23 +293,48 @@ pub fn leave_one_out(
                     }
                 }
                 let scores = kernel::scores_batch(index.matrix(), dim, &qbuf, block.len());
-                let depth = if trained.is_some() { k.max(RERANK_DEPTH) } else { k };
+                let depth = if reorder.trained.is_some() || reorder.category.is_some() {
+                    k.max(RERANK_DEPTH)
+                } else {
+                    k
+                };
                 block
                     .par_iter()
                     .enumerate()
                     .map(|(qi, &r)| {
                         let row = &scores[qi * n..(qi + 1) * n];
-                        let mut top = TopK::new(depth);
-                        for (j, s) in row.iter().enumerate() {
-                            if j != r {
-                                top.push(Scored { row: j, score: *s });
+                        let best = |keep: &dyn Fn(usize) -> bool| {
+                            let mut top = TopK::new(depth);
+                            for (j, s) in row.iter().enumerate() {
+                                if j != r && keep(j) {
+                                    top.push(Scored { row: j, score: *s });
+                                }
                             }
+                            top.into_sorted()
+                        };
+                        let mut top = best(&|_| true);
+                        let query = &qbuf[qi * dim..(qi + 1) * dim];
+                        let ranking = reorder.category.map(|c| (c, c.ranking(index, query, &top)));
+                        if let Some((c, ranking)) = &ranking
+                            && let Some((column, value)) = ranking.within()
+                        {
+                            let seen: std::collections::HashSet<usize> =
+                                top.iter().map(|s| s.row).collect();
+                            let more = best(&|j| c.holds(column, value, j));
+                            top.extend(more.into_iter().filter(|s| !seen.contains(&s.row)));
                         }
-                        let mut top = top.into_sorted();
-                        if let Some(t) = trained {
+                        if let Some(t) = reorder.trained {
                             top = t.rerank(r, top);
-                            top.truncate(k);
                         }
+                        if let Some((_, ranking)) = &ranking
+                            && !ranking.is_empty()
+                        {
+                            for s in &mut top {
+                                s.score = ranking.score(s.score, index.metadata(s.row));
+                            }
+                            top.sort_by(|a, b| b.score.total_cmp(&a.score));
+                        }
+                        top.truncate(k);
                         (r, top)
                     })
                     .collect()
@@ -291,18 +377,7 @@ pub fn leave_one_out(
     })
 }
 
-/// Share of the catalogue, in percent, held out from anything trained on it.
-pub const HOLDOUT_PERCENT: u64 = 20;
-
-/// Whether item `id` is in the held-out split: a fixed hash of the id (BLAKE3), so the
-/// split never depends on the order, the size or the machine, and any training step can
-/// leave exactly these items out.
-pub fn in_holdout(id: &str) -> bool {
-    let h = blake3::hash(id.as_bytes());
-    let mut first = [0u8; 8];
-    first.copy_from_slice(&h.as_bytes()[..8]);
-    u64::from_le_bytes(first) % 100 < HOLDOUT_PERCENT
-}
+pub use crate::split::{HOLDOUT_PERCENT, in_holdout};
 
 /// The held-out items of `index` alone, as a segment to evaluate within (queries and the
 /// items they rank are both unseen by training).
@@ -455,13 +530,13 @@ pub fn photo_queries(
         });
     }
     let files: Vec<PathBuf> = queries.iter().map(|q| q.file.clone()).collect();
-    let vectors = engine.embed_files(&files, query.resize);
+    let vectors = engine.embed_files(&files, query.resize, query.locate);
     let results: Vec<_> = queries
         .into_iter()
         .zip(vectors)
         .map(|(q, v)| {
             let top = v.and_then(|v| {
-                let hits = engine.search_embedded(&v, query).map_err(|e| e.to_string())?;
+                let hits = engine.search_embedded(&v, query).map_err(|e| e.to_string())?.hits;
                 Ok(hits
                     .into_iter()
                     .filter_map(|h| index.row_of(&h.id).map(|row| Scored { row, score: h.score }))
@@ -637,7 +712,7 @@ mod tests {
             0,
             None,
             None,
-            None,
+            Reorder::default(),
         )
         .unwrap();
         // Nearest neighbours: a1->a2 (A ok), a2->a3 (A vs B wrong), a3->a2 (B vs A wrong),

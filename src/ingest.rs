@@ -36,7 +36,8 @@ pub const MAX_COLOUR_WEIGHT: f32 = 4.0;
 pub struct IndexOptions {
     /// CSV with an `id` column; `None` uses `styles.csv` in the catalogue folder if any.
     pub metadata: Option<PathBuf>,
-    /// `lite0`, `lite2` or a manifest path; `None` keeps the index's model (lite0 if new).
+    /// `fashion`, `lite0`, `lite2` or a manifest path; `None` keeps the index's model
+    /// ([`model::DEFAULT_MODEL`] if new).
     pub model: Option<String>,
     pub backend: BackendKind,
     /// Weight of the colour descriptor for a new index (`None`: [`DEFAULT_COLOUR_WEIGHT`]);
@@ -182,7 +183,7 @@ fn choose_model(
             Ok((ResolvedModel { spec: info.model.clone(), path }, info.model_hash.clone()))
         }
         (None, req) => {
-            let m = model::resolve(req.unwrap_or("lite0"))?;
+            let m = model::resolve(req.unwrap_or(model::DEFAULT_MODEL))?;
             let hash = file_hash(&m.path)?;
             Ok((m, hash))
         }
@@ -213,13 +214,33 @@ fn file_hash(path: &Path) -> Result<String> {
     Ok(blake3::hash(&bytes).to_hex().to_string())
 }
 
-/// Copy the model into the index folder atomically (write aside, then rename).
-fn install_model(src: &Path, index_dir: &Path) -> Result<()> {
-    let dst = index_dir.join(MODEL_FILE);
-    let tmp = index_dir.join(format!("{MODEL_FILE}.tmp"));
-    let io = |source| Error::Io { path: dst.clone(), source };
-    std::fs::copy(src, &tmp).map_err(io)?;
-    std::fs::rename(&tmp, &dst).map_err(io)?;
+/// Copy the model (and its class heads, checked first) into the index folder atomically
+/// (write aside, then rename).
+fn install_model(model: &ResolvedModel, index_dir: &Path) -> Result<()> {
+    let heads = model.heads_path();
+    if let Some(h) = &heads {
+        let loaded = crate::category::Heads::load(h)?;
+        if loaded.dim() != model.spec.dim {
+            return Err(crate::category::CategoryError::Invalid {
+                path: h.clone(),
+                message: format!(
+                    "the heads classify {}-d embeddings, the model gives {}",
+                    loaded.dim(),
+                    model.spec.dim
+                ),
+            }
+            .into());
+        }
+    }
+    let files = std::iter::once((model.path.clone(), MODEL_FILE))
+        .chain(heads.map(|h| (h, crate::category::HEADS_FILE)));
+    for (src, name) in files {
+        let dst = index_dir.join(name);
+        let tmp = index_dir.join(format!("{name}.tmp"));
+        let io = |source| Error::Io { path: dst.clone(), source };
+        std::fs::copy(&src, &tmp).map_err(io)?;
+        std::fs::rename(&tmp, &dst).map_err(io)?;
+    }
     Ok(())
 }
 
@@ -257,7 +278,7 @@ pub fn index_catalog(
         choose_model(index_dir, existing_info.as_ref(), opts.model.as_deref())?;
     let colour_weight = choose_colour_weight(existing_info.as_ref(), opts.colour_weight)?;
     if existing_info.is_none() {
-        install_model(&model.path, index_dir)?;
+        install_model(&model, index_dir)?;
     }
     let model = ResolvedModel { spec: model.spec, path: index_dir.join(MODEL_FILE) };
     let embedder = Embedder::new(&model, opts.backend)?.with_colour(colour_weight);
@@ -269,6 +290,7 @@ pub fn index_catalog(
     };
     let mut spec = model.spec.clone();
     spec.file = MODEL_FILE.to_string();
+    spec.heads = spec.heads.map(|_| crate::category::HEADS_FILE.to_string());
     let catalog = std::fs::canonicalize(catalog_dir).ok().map(|p| p.display().to_string());
     let info = IndexInfo {
         format_version: FORMAT_VERSION,

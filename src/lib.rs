@@ -6,11 +6,13 @@
 
 pub mod bench;
 pub mod catalog;
+pub mod category;
 pub mod colour;
 pub mod embed;
 pub mod engine;
 pub mod error;
 pub mod eval;
+pub mod garment;
 pub mod index;
 pub mod ingest;
 pub mod kernel;
@@ -19,6 +21,7 @@ pub mod preprocess;
 pub mod projection;
 pub mod report;
 pub mod server;
+pub mod split;
 pub mod store;
 
 pub use engine::{Engine, Query};

@@ -16,7 +16,7 @@ use lookalike::ingest::{self, IndexOptions};
 mod cli;
 
 use cli::args::{Cli, Command};
-use cli::tables::{loo_table, photo_table, print_hits};
+use cli::tables::{loo_table, photo_table, print_answer};
 
 fn main() -> ExitCode {
     tracing_subscriber::fmt()
@@ -119,8 +119,8 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                 });
             }
             if let Some(id) = similar_to {
-                let hits = engine.similar_to(&id, &query)?;
-                print_hits(&id, &hits, None, json)?;
+                let answer = engine.similar_answer(&id, &query)?;
+                print_answer(&id, &answer, false, json)?;
             }
             let mut failed = false;
             for path in &images {
@@ -129,9 +129,7 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                     .with_context(|| format!("query {}", path.display()));
                 let result = bytes.and_then(|b| Ok(engine.search_photo(&b, &query)?));
                 match result {
-                    Ok((hits, timing)) => {
-                        print_hits(&path.display().to_string(), &hits, Some(timing), json)?
-                    }
+                    Ok(answer) => print_answer(&path.display().to_string(), &answer, true, json)?,
                     Err(e) if images.len() > 1 => {
                         // One bad photo among many must not hide the others' results.
                         failed = true;
@@ -233,6 +231,10 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                     }
                     _ => None,
                 };
+                let shares = engine.category_shares(&query)?;
+                let category = shares
+                    .filter(|_| !through_search)
+                    .map(|s| eval::CategoryRows::new(&engine, &segment, s));
                 let r = eval::leave_one_out(
                     &segment,
                     k,
@@ -243,7 +245,7 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                     // Through the search path when it differs from a plain exact scan.
                     through_search.then_some(&ranker as &eval::Ranker<'_>),
                     query_of,
-                    projected.as_ref(),
+                    eval::Reorder { trained: projected.as_ref(), category: category.as_ref() },
                 )?;
                 let secs = t.elapsed().as_secs_f64();
                 if json {
@@ -251,6 +253,7 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                     v["mode"] = "leave-one-out".into();
                     v["split"] = if holdout { "holdout" } else { "all" }.into();
                     v["trained"] = catalogue_trained.map(|(_, mix)| mix).into();
+                    v["category"] = shares.map(|s| s.article_type).into();
                     v["seconds"] = secs.into();
                     println!("{v}");
                 } else {
@@ -270,13 +273,23 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                 let dir = images.unwrap_or_else(|| {
                     qcsv.parent().unwrap_or(std::path::Path::new(".")).join("images")
                 });
-                let qs = eval::read_queries(&qcsv, &dir)?;
+                let mut qs = eval::read_queries(&qcsv, &dir)?;
+                if holdout {
+                    // The outside photos' test part: never trained on (lookalike::split).
+                    qs.retain(|q| {
+                        q.file
+                            .file_name()
+                            .is_some_and(|f| lookalike::split::query_in_test(&f.to_string_lossy()))
+                    });
+                }
                 let query = Query { resize: query_resize, ..query.clone() };
                 let r = eval::photo_queries(&engine, qs.clone(), &match_column, &query, samples)?;
                 if json {
                     let mut v = serde_json::to_value(&r)?;
                     v["mode"] = "queries".into();
+                    v["split"] = if holdout { "test" } else { "all" }.into();
                     v["trained"] = query.trained.into();
+                    v["category"] = engine.category_shares(&query)?.map(|s| s.article_type).into();
                     println!("{v}");
                 } else {
                     let text = photo_table(&r);
@@ -451,6 +464,7 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Info { index, json } => {
             let (info, count) = engine::read_info(&index)?;
             let (cells, unplaced) = engine::read_partition(&index)?;
+            let predicts = engine::read_predicts(&index, &info);
             let projection = lookalike::projection::Projection::load(&index);
             let trained = match &projection {
                 Ok(Some(p)) => serde_json::json!({"label": p.meta().label,
@@ -466,15 +480,25 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                     serde_json::json!({"model": info.model.name, "count": count, "dimension": info.dim,
                         "columns": info.columns, "format_version": info.format_version,
                         "input_size": info.model.size, "resize": info.model.resize,
+                        "query_size": info.model.input_size(true),
+                        "predicts": predicts.clone().unwrap_or_default(),
                         "colour_weight": info.colour_weight, "cells": cells,
                         "unplaced": unplaced, "trained": trained})
                 );
             } else {
                 println!("index:      {}", index.display());
                 println!(
-                    "model:      {} ({} px, {:?})",
-                    info.model.name, info.model.size, info.model.resize
+                    "model:      {} ({} px, {:?}; snapshots at {} px)",
+                    info.model.name,
+                    info.model.size,
+                    info.model.resize,
+                    info.model.input_size(true)
                 );
+                match &predicts {
+                    Ok(cols) if !cols.is_empty() => println!("predicts:   {}", cols.join(", ")),
+                    Ok(_) => {}
+                    Err(e) => println!("predicts:   unusable: {e}"),
+                }
                 println!("items:      {count}");
                 println!("dimension:  {}", info.dim);
                 if info.colour_weight > 0.0 {

@@ -1,8 +1,10 @@
 //! Which image model turns a photo into a vector, and how its input must be prepared.
 //!
 //! A model is an ONNX file plus a [`ModelSpec`]: input size and layout, normalisation,
-//! the output to read and its dimension. The built-in models (EfficientNet-Lite0 and
-//! Lite2, converted by `tools/convert_efficientnet_lite.py`) have their spec here; any
+//! the output to read and its dimension, and what else it can tell (class heads, a
+//! garment mask). The built-in models have their spec here: `fashion` (the default,
+//! EfficientNet-Lite0 fine-tuned on fashion by `training/`), and the ImageNet
+//! EfficientNet-Lite0 and Lite2 converted by `tools/convert_efficientnet_lite.py`. Any
 //! other ONNX image model is described by a small TOML manifest beside it.
 
 use std::path::{Path, PathBuf};
@@ -13,7 +15,7 @@ use serde::{Deserialize, Serialize};
 #[derive(Debug, thiserror::Error)]
 pub enum ModelError {
     #[error(
-        "unknown model '{name}': use lite0, lite2, lite0-int8 or the path of a manifest (.toml)"
+        "unknown model '{name}': use fashion, lite0, lite2, lite0-int8 or the path of a manifest (.toml)"
     )]
     Unknown { name: String },
     #[error(
@@ -63,13 +65,48 @@ pub struct ModelSpec {
     pub mean: [f32; 3],
     pub std: [f32; 3],
     pub dim: usize,
+    /// Input size for snapshot queries (busy backgrounds, squared by cropping), when the
+    /// model was trained to see them larger than catalogue photos; `None`: `size`.
+    /// Needs a model whose input side is not fixed in the graph.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub query_size: Option<u32>,
+    /// JSON file of the model's class heads (classes and proxies per metadata column, see
+    /// [`crate::category`]), relative to the manifest (or the index folder once stored).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub heads: Option<String>,
+    /// Output holding the garment probability per cell, `[batch, 1, h, w]` (see
+    /// [`crate::garment`]), when the model has one.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub mask: Option<String>,
 }
+
+/// The model new indexes get when none is asked for.
+pub const DEFAULT_MODEL: &str = "fashion";
 
 /// Built-in models: (short name, spec).
 fn builtin(name: &str) -> Option<ModelSpec> {
     // EfficientNet-Lite wants (x - 127) / 128 on 0..255 pixels.
     let mean = [127.0 / 255.0; 3];
     let std = [128.0 / 255.0; 3];
+    if matches!(name, "fashion" | FASHION) {
+        // Catalogue photos are 60x80 to a few hundred pixels: 128 px holds what they have,
+        // and costs a third of 224. Snapshots keep more detail at 160 (trained at both).
+        return Some(ModelSpec {
+            name: FASHION.into(),
+            file: format!("{FASHION}.onnx"),
+            input: "input".into(),
+            output: "embedding".into(),
+            layout: Layout::Nchw,
+            size: 128,
+            resize: ResizeMode::Pad,
+            mean,
+            std,
+            dim: 256,
+            query_size: Some(160),
+            heads: Some(format!("{FASHION}.heads.json")),
+            mask: Some("mask".into()),
+        });
+    }
     let (full, size) = match name {
         "lite0" | "efficientnet-lite0" => ("efficientnet-lite0", 224),
         "lite2" | "efficientnet-lite2" => ("efficientnet-lite2", 260),
@@ -89,8 +126,14 @@ fn builtin(name: &str) -> Option<ModelSpec> {
         mean,
         std,
         dim: 1280,
+        query_size: None,
+        heads: None,
+        mask: None,
     })
 }
+
+/// Full name of the built-in fashion model.
+pub const FASHION: &str = "lookalike-fashion";
 
 /// Folders searched for the built-in ONNX files, in order.
 pub fn builtin_dirs() -> Vec<PathBuf> {
@@ -135,17 +178,40 @@ impl ModelSpec {
         if self.file.is_empty() || self.input.is_empty() || self.output.is_empty() {
             return Err(bad("file, input and output must not be empty".into()));
         }
+        if let Some(q) = self.query_size
+            && !(8..=4096).contains(&q)
+        {
+            return Err(bad(format!("query_size {q} out of range 8..=4096")));
+        }
+        if self.heads.as_deref().is_some_and(str::is_empty)
+            || self.mask.as_deref().is_some_and(str::is_empty)
+        {
+            return Err(bad("heads and mask must not be empty when given".into()));
+        }
         Ok(())
+    }
+
+    /// The input side for a query photo: snapshots at `query_size` when the model has one.
+    pub fn input_size(&self, snapshot: bool) -> u32 {
+        if snapshot { self.query_size.unwrap_or(self.size) } else { self.size }
+    }
+
+    /// Every input side the model is run at.
+    pub fn input_sizes(&self) -> Vec<u32> {
+        let mut sizes = vec![self.size];
+        sizes.extend(self.query_size.filter(|&q| q != self.size));
+        sizes
     }
 }
 
-/// Resolve `lite0`, `lite2` or a manifest path to a spec and an ONNX file.
+/// Resolve `fashion`, `lite0`, `lite2` or a manifest path to a spec and an ONNX file.
 pub fn resolve(name: &str) -> Result<ResolvedModel, ModelError> {
     if let Some(spec) = builtin(name) {
         let dirs = builtin_dirs();
         for d in &dirs {
             let p = d.join(&spec.file);
-            if p.is_file() {
+            let heads_there = spec.heads.as_ref().is_none_or(|h| d.join(h).is_file());
+            if p.is_file() && heads_there {
                 return Ok(ResolvedModel { spec, path: p });
             }
         }
@@ -168,14 +234,26 @@ pub fn read_manifest(path: &Path) -> Result<ResolvedModel, ModelError> {
         message: e.message().to_string(),
     })?;
     spec.validate(path)?;
-    let onnx = path.parent().unwrap_or(Path::new(".")).join(&spec.file);
-    if !onnx.is_file() {
-        return Err(ModelError::ManifestInvalid {
-            path: path.to_path_buf(),
-            message: format!("model file {} does not exist", onnx.display()),
-        });
+    let dir = path.parent().unwrap_or(Path::new("."));
+    let onnx = dir.join(&spec.file);
+    let heads = spec.heads.as_ref().map(|h| dir.join(h));
+    for file in std::iter::once(&onnx).chain(heads.as_ref()) {
+        if !file.is_file() {
+            return Err(ModelError::ManifestInvalid {
+                path: path.to_path_buf(),
+                message: format!("model file {} does not exist", file.display()),
+            });
+        }
     }
     Ok(ResolvedModel { spec, path: onnx })
+}
+
+impl ResolvedModel {
+    /// The class heads file beside the ONNX file, if the model has one.
+    pub fn heads_path(&self) -> Option<PathBuf> {
+        let h = self.spec.heads.as_ref()?;
+        Some(self.path.parent().unwrap_or(Path::new(".")).join(h))
+    }
 }
 
 #[cfg(test)]
@@ -187,6 +265,10 @@ mod tests {
         let s = builtin("lite0").unwrap();
         assert_eq!((s.size, s.dim, s.layout), (224, 1280, Layout::Nchw));
         assert_eq!(builtin("lite2").unwrap().size, 260);
+        let f = builtin(DEFAULT_MODEL).unwrap();
+        assert_eq!((f.size, f.dim, f.input_size(true)), (128, 256, 160));
+        assert_eq!(f.input_sizes(), vec![128, 160]);
+        assert!(f.heads.is_some() && f.mask.is_some());
         assert!(builtin("resnet").is_none());
     }
 

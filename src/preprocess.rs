@@ -40,7 +40,7 @@ pub enum PreprocessError {
 }
 
 /// A rectangle in pixels of the (oriented) photo.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, utoipa::ToSchema)]
 pub struct Crop {
     pub x: u32,
     pub y: u32,
@@ -310,6 +310,17 @@ pub fn tensor_as(
     crop: Option<Crop>,
     mode: ResizeMode,
 ) -> Result<Vec<f32>, PreprocessError> {
+    tensor_at(img, spec, crop, mode, spec.size)
+}
+
+/// [`tensor_as`] at an input side of `size` pixels (the model's size for snapshots).
+pub fn tensor_at(
+    img: &RgbImage,
+    spec: &ModelSpec,
+    crop: Option<Crop>,
+    mode: ResizeMode,
+    size: u32,
+) -> Result<Vec<f32>, PreprocessError> {
     let cropped;
     let src = match crop {
         Some(c) => {
@@ -318,8 +329,8 @@ pub fn tensor_as(
         }
         None => img,
     };
-    let sq = square(src, spec.size, mode)?;
-    let mut out = vec![0.0; 3 * (spec.size * spec.size) as usize];
+    let sq = square(src, size, mode)?;
+    let mut out = vec![0.0; 3 * (size * size) as usize];
     normalise_into(&sq, spec, &mut out);
     Ok(out)
 }
@@ -340,6 +351,9 @@ mod tests {
             mean: [0.5, 0.5, 0.5],
             std: [0.5, 0.25, 0.5],
             dim: 2,
+            query_size: None,
+            heads: None,
+            mask: None,
         }
     }
 

@@ -55,6 +55,43 @@ fn ort_and_tract_agree_on_lite0() {
 }
 
 #[test]
+fn ort_and_tract_agree_on_the_fashion_model_at_both_sizes() {
+    require_ort();
+    let m = model::resolve("fashion").unwrap();
+    let ort = Embedder::new(&m, BackendKind::Ort).unwrap();
+    let tract = Embedder::new(&m, BackendKind::Tract).unwrap();
+    let imgs = photos();
+    for size in m.spec.input_sizes() {
+        let mut batch = Vec::new();
+        for (_, img) in &imgs {
+            let mode = lookalike::model::ResizeMode::Crop;
+            batch.extend(preprocess::tensor_at(img, &m.spec, None, mode, size).unwrap());
+        }
+        let a = ort.embed_tensors_at(&batch, imgs.len(), size).unwrap();
+        let b = tract.embed_tensors_at(&batch, imgs.len(), size).unwrap();
+        for (i, (x, y)) in a.chunks(m.spec.dim).zip(b.chunks(m.spec.dim)).enumerate() {
+            let c = cosine(x, y);
+            assert!(c >= 0.9999, "{} at {size} px: cosine {c}", imgs[i].0);
+        }
+        // The garment masks agree too, one cell per 16 pixels.
+        let one = &batch[..lookalike::embed::input_len(size)];
+        let (ma, mb) = (
+            ort.garment_mask(one, size).unwrap().unwrap(),
+            tract.garment_mask(one, size).unwrap().unwrap(),
+        );
+        assert_eq!((ma.rows, ma.cols), (size as usize / 16, size as usize / 16));
+        assert_eq!((ma.rows, ma.cols), (mb.rows, mb.cols));
+        let worst =
+            ma.values.iter().zip(&mb.values).map(|(x, y)| (x - y).abs()).fold(0.0, f32::max);
+        assert!(worst < 1e-3, "mask differs by {worst} at {size} px");
+        assert!(ma.values.iter().all(|v| (0.0..=1.0).contains(v)));
+    }
+    // A size the model was not prepared for is refused, not run.
+    let odd = vec![0.0; lookalike::embed::input_len(96)];
+    assert!(ort.embed_tensors_at(&odd, 1, 96).unwrap_err().to_string().contains("96 px"));
+}
+
+#[test]
 fn batching_does_not_change_embeddings() {
     require_ort();
     let e = Embedder::new(&model::resolve("lite0").unwrap(), BackendKind::Ort).unwrap();

@@ -59,7 +59,7 @@ fn golden_index_v1_opens_and_answers() {
     // The stored model still embeds photos into the stored space.
     let bytes = std::fs::read(sample().join("images/1087.jpg")).unwrap();
     let q = Query { k: 1, resize: lookalike::preprocess::QueryResize::Pad, ..Query::default() };
-    let (hits, _) = engine.search_photo(&bytes, &q).unwrap();
+    let hits = engine.search_photo(&bytes, &q).unwrap().hits;
     assert_eq!(hits[0].id, "1087");
     assert!(hits[0].score > 0.999);
 }
@@ -80,7 +80,7 @@ fn golden_index_v2_opens_and_answers_and_takes_writes() {
     assert_eq!(record.metadata["articleType"], "Caps");
     let bytes = std::fs::read(fixture("queries/hat.jpg")).unwrap();
     let q = Query { k: 1, resize: lookalike::preprocess::QueryResize::Pad, ..Query::default() };
-    let (hits, _) = engine.search_photo(&bytes, &q).unwrap();
+    let hits = engine.search_photo(&bytes, &q).unwrap().hits;
     assert_eq!(hits[0].id, "added-hat");
     assert!(hits[0].score > 0.999);
     // And it takes new writes: keys continue after the stored ones.

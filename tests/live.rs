@@ -159,8 +159,8 @@ fn writers_and_readers_interleave_from_several_threads() {
                 let mut searches = 0;
                 while !done.load(Ordering::Relaxed) || searches < 5 {
                     let q = Query { k: 5, ..Query::default() };
-                    let (hits, _) =
-                        engine.search_photo(&photos[searches % photos.len()], &q).unwrap();
+                    let hits =
+                        engine.search_photo(&photos[searches % photos.len()], &q).unwrap().hits;
                     assert_eq!(hits.len(), 5, "reader {r}");
                     // A snapshot is whole: no id twice (a replaced item's old row), best first.
                     let mut uniq = HashSet::new();

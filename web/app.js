@@ -161,8 +161,28 @@ async function runSearch() {
   }
 }
 
+/** "Looks like: Casual Shoes, 92% · Black, 71%" from the server's predictions. */
+function renderLooksLike(predicted) {
+  const el = $('#looks-like');
+  const parts = (predicted || []).filter((p) => p && p.value);
+  el.hidden = parts.length === 0;
+  el.innerHTML = parts.length
+    ? 'Looks like: ' + parts.map((p) => `<strong>${esc(p.value)}</strong>, ${Math.round(100 * p.probability)}%`).join(' · ')
+    : '';
+}
+
 function showResults(res) {
   const list = res.results || [];
+  renderLooksLike(res.predicted);
+  // The garment the server found in a snapshot becomes the crop box, so the shopper
+  // sees what was searched and can move it.
+  const g = res.garment_box;
+  if (state.mode === 'photo' && g && crop.isFull()) {
+    crop.showPixels(g, state.natural.w, state.natural.h);
+    $('#results').dataset.garment = `${g.x},${g.y},${g.w},${g.h}`;
+  } else {
+    delete $('#results').dataset.garment;
+  }
   renderGrid($('#results'), list, { score: true });
   $('#results-empty').hidden = list.length > 0;
   $('#took').textContent = typeof res.took_ms === 'number' ? `${res.took_ms.toFixed(res.took_ms < 10 ? 1 : 0)} ms` : '';

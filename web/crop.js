@@ -33,6 +33,14 @@ export class CropBox {
     if (commit) this.schedule(0);
   }
 
+  /** Show a box given in original-image pixels (the garment the server searched by), without searching again. */
+  showPixels(px, naturalW, naturalH) {
+    if (!px || !naturalW || !naturalH) return;
+    const x = clamp(px.x / naturalW, 0, 1), y = clamp(px.y / naturalH, 0, 1);
+    this.r = { x, y, w: clamp(px.w / naturalW, MIN, 1 - x), h: clamp(px.h / naturalH, MIN, 1 - y) };
+    this.render();
+  }
+
   isFull() {
     const { x, y, w, h } = this.r;
     return x <= 0.001 && y <= 0.001 && w >= 0.999 && h >= 0.999;

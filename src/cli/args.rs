@@ -83,6 +83,47 @@ impl TrainedArg {
 
 /// How a search ranks, shared by `search` and `eval` so that both rank alike.
 #[derive(Args, Clone, Copy)]
+pub struct CategoryArg {
+    /// Share of the score given to the predicted article type (and, scaled alike, colour):
+    /// results of the category the photo looks like come first when the prediction is
+    /// sure. 0: by similarity alone. Default: 0.3 when the model predicts categories
+    /// (the fashion model); with other models a value asks for a vote of the nearest
+    /// items' labels.
+    #[arg(long, value_name = "SHARE")]
+    pub category: Option<f32>,
+    /// Search a snapshot by the garment the model finds in it (auto: snapshots without
+    /// --crop, with a model that finds garments; on: every photo without --crop; off).
+    #[arg(long, default_value = "auto", value_parser = parse_locate)]
+    pub locate: Locate,
+}
+
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+pub enum Locate {
+    Auto,
+    On,
+    Off,
+}
+
+pub fn parse_locate(s: &str) -> Result<Locate, String> {
+    match s {
+        "auto" => Ok(Locate::Auto),
+        "on" => Ok(Locate::On),
+        "off" => Ok(Locate::Off),
+        other => Err(format!("unknown locate mode '{other}': use auto, on or off")),
+    }
+}
+
+impl Locate {
+    pub fn flag(self) -> Option<bool> {
+        match self {
+            Locate::Auto => None,
+            Locate::On => Some(true),
+            Locate::Off => Some(false),
+        }
+    }
+}
+
+#[derive(Args, Clone, Copy)]
 pub struct RankingArg {
     #[command(flatten)]
     pub expand: ExpandArg,
@@ -92,6 +133,8 @@ pub struct RankingArg {
     pub mode: ModeArg,
     #[command(flatten)]
     pub colour: ColourArg,
+    #[command(flatten)]
+    pub category: CategoryArg,
 }
 
 impl RankingArg {
@@ -104,6 +147,8 @@ impl RankingArg {
             colour: self.colour.colour,
             expand: self.expand.expand,
             trained: self.trained.trained(),
+            category: self.category.category,
+            locate: self.category.locate.flag(),
             ..lookalike::Query::default()
         }
     }
@@ -162,8 +207,10 @@ pub enum Command {
         /// CSV with an `id` column (default: styles.csv in the catalogue folder, if any).
         #[arg(long)]
         metadata: Option<PathBuf>,
-        /// Model: lite0 (default), lite2, lite0-int8 (faster, slightly less precise), or the
-        /// path of a model manifest (.toml).
+        /// Model for a new index: fashion (default: EfficientNet-Lite0 fine-tuned on
+        /// fashion, 256-d, predicts article type and colour, finds garments in snapshots),
+        /// lite0 (ImageNet), lite2, lite0-int8 (faster, slightly less precise), or the path
+        /// of a model manifest (.toml). An existing index keeps its model.
         #[arg(long)]
         model: Option<String>,
         /// Weight of the colour descriptor appended to each embedding, for a new index

@@ -66,6 +66,11 @@ pub fn run(what: BenchCommand) -> anyhow::Result<()> {
                 std::fs::copy(index.join(f), copy.join(f))
                     .with_context(|| format!("copying {}", index.join(f).display()))?;
             }
+            let heads = index.join(lookalike::category::HEADS_FILE);
+            if heads.is_file() {
+                std::fs::copy(&heads, copy.join(lookalike::category::HEADS_FILE))
+                    .with_context(|| format!("copying {}", heads.display()))?;
+            }
             let r = Engine::open(&copy, backend.backend)
                 .and_then(|engine| bench::add(&engine, &files, single));
             let _ = std::fs::remove_dir_all(&copy);
@@ -81,7 +86,7 @@ pub fn run(what: BenchCommand) -> anyhow::Result<()> {
                 let bytes = std::fs::read(path).with_context(|| path.display().to_string())?;
                 for _ in 0..repeat.max(1) {
                     let t = std::time::Instant::now();
-                    let (_, timing) = engine.search_photo(&bytes, &query)?;
+                    let timing = engine.search_photo(&bytes, &query)?.timing;
                     total.push(t.elapsed().as_secs_f64() * 1e3);
                     dec.push(timing.decode_ms);
                     emb.push(timing.embed_ms);

@@ -2,21 +2,40 @@
 
 use lookalike::eval;
 
-pub fn print_hits(
+/// One query's results: `timing` for photo queries (not `--similar-to`).
+pub fn print_answer(
     query: &str,
-    hits: &[lookalike::Hit],
-    timing: Option<lookalike::engine::Timing>,
+    answer: &lookalike::engine::Answer,
+    timing: bool,
     json: bool,
 ) -> anyhow::Result<()> {
+    let hits = &answer.hits;
     if json {
         let mut obj = serde_json::json!({"query": query, "results": hits});
-        if let Some(t) = timing {
-            obj["timing_ms"] = serde_json::to_value(t)?;
+        if timing {
+            obj["timing_ms"] = serde_json::to_value(answer.timing)?;
+        }
+        if !answer.predicted.is_empty() {
+            obj["predicted"] = serde_json::to_value(&answer.predicted)?;
+        }
+        if let Some(g) = answer.garment {
+            obj["garment_box"] = serde_json::to_value(g)?;
         }
         println!("{obj}");
         return Ok(());
     }
     println!("{query}");
+    if !answer.predicted.is_empty() {
+        let looks: Vec<String> = answer
+            .predicted
+            .iter()
+            .map(|p| format!("{} {:.0}%", p.value, 100.0 * p.probability))
+            .collect();
+        println!("  looks like: {}", looks.join(", "));
+    }
+    if let Some(g) = answer.garment {
+        println!("  searched by the garment at x {} y {}, {}x{} px", g.x, g.y, g.w, g.h);
+    }
     if hits.is_empty() {
         println!("  (no results)");
     }
@@ -25,7 +44,8 @@ pub fn print_hits(
         let kind = h.metadata.get("articleType").map(String::as_str).unwrap_or("");
         println!("  {:>2}. {:<12} {:.4}  {:<16} {}", i + 1, h.id, h.score, kind, name);
     }
-    if let Some(t) = timing {
+    if timing {
+        let t = answer.timing;
         println!(
             "  ({:.1} ms decode, {:.1} ms embed, {:.2} ms search)",
             t.decode_ms, t.embed_ms, t.search_ms

@@ -34,6 +34,8 @@ pub enum EmbedError {
     Inference(String),
     #[error("model output has {got} values per image, the manifest says dim = {expected}")]
     DimensionMismatch { expected: usize, got: usize },
+    #[error("the model is not prepared for {size} px inputs (it runs at {sizes})")]
+    UnsupportedSize { size: u32, sizes: String },
     #[error("model produced a non-finite embedding")]
     NonFinite,
     #[error(transparent)]
@@ -65,6 +67,22 @@ impl std::str::FromStr for BackendKind {
 enum Backend {
     Ort(ort_backend::OrtBackend),
     Tract(tract_backend::TractBackend),
+}
+
+/// What one run of the model gives back.
+pub(crate) struct Outputs {
+    /// `n * dim` raw embedding values.
+    pub embedding: Vec<f32>,
+    /// The garment mask, when asked for and the model has one.
+    pub mask: Option<Mask>,
+}
+
+/// A garment probability per cell of the input square (see [`crate::garment`]).
+#[derive(Debug, Clone, PartialEq)]
+pub struct Mask {
+    pub values: Vec<f32>,
+    pub rows: usize,
+    pub cols: usize,
 }
 
 /// A loaded model ready to embed photos.
@@ -127,27 +145,61 @@ impl Embedder {
         }
     }
 
-    /// Elements of one input tensor.
+    /// Elements of one input tensor at the catalogue's size.
     pub fn input_len(&self) -> usize {
-        3 * (self.spec.size * self.spec.size) as usize
+        input_len(self.spec.size)
     }
 
     /// Embed `n` tensors laid end to end in `batch`; returns `n * dim` normalised values.
     pub fn embed_tensors(&self, batch: &[f32], n: usize) -> Result<Vec<f32>, EmbedError> {
-        if n == 0 {
-            return Ok(Vec::new());
+        self.embed_tensors_at(batch, n, self.spec.size)
+    }
+
+    fn run(&self, batch: &[f32], n: usize, size: u32, mask: bool) -> Result<Outputs, EmbedError> {
+        if !self.spec.input_sizes().contains(&size) {
+            return Err(EmbedError::UnsupportedSize {
+                size,
+                sizes: self
+                    .spec
+                    .input_sizes()
+                    .iter()
+                    .map(|s| format!("{s} px"))
+                    .collect::<Vec<_>>()
+                    .join(", "),
+            });
         }
-        if batch.len() != n * self.input_len() {
+        if batch.len() != n * input_len(size) {
             return Err(EmbedError::Inference(format!(
                 "batch holds {} values, expected {} for {n} images",
                 batch.len(),
-                n * self.input_len()
+                n * input_len(size)
             )));
         }
-        let mut out = match &self.backend {
-            Backend::Ort(b) => b.run(&self.spec, batch, n)?,
-            Backend::Tract(b) => b.run(&self.spec, batch, n)?,
-        };
+        match &self.backend {
+            Backend::Ort(b) => b.run(&self.spec, batch, n, size, mask),
+            Backend::Tract(b) => b.run(&self.spec, batch, n, size, mask),
+        }
+    }
+
+    /// The garment mask of one input tensor of side `size` (`None`: the model has none).
+    pub fn garment_mask(&self, tensor: &[f32], size: u32) -> Result<Option<Mask>, EmbedError> {
+        if self.spec.mask.is_none() {
+            return Ok(None);
+        }
+        Ok(self.run(tensor, 1, size, true)?.mask)
+    }
+
+    /// [`Embedder::embed_tensors`] for inputs of side `size` (one of the model's sizes).
+    pub fn embed_tensors_at(
+        &self,
+        batch: &[f32],
+        n: usize,
+        size: u32,
+    ) -> Result<Vec<f32>, EmbedError> {
+        if n == 0 {
+            return Ok(Vec::new());
+        }
+        let mut out = self.run(batch, n, size, false)?.embedding;
         if out.len() != n * self.spec.dim {
             return Err(EmbedError::DimensionMismatch {
                 expected: self.spec.dim,
@@ -161,10 +213,40 @@ impl Embedder {
             return Ok(out);
         }
         let mut full = Vec::with_capacity(n * self.dim());
-        for (v, t) in out.chunks_exact(self.spec.dim).zip(batch.chunks_exact(self.input_len())) {
+        for (v, t) in out.chunks_exact(self.spec.dim).zip(batch.chunks_exact(input_len(size))) {
             let h = colour::histogram_of_tensor(t, &self.spec);
             colour::compose(v, &h, self.colour_weight, &mut full);
         }
+        Ok(full)
+    }
+
+    /// One vector from several views of the same photo (`n` tensors of side `size`): the
+    /// model's unit embeddings averaged and normalised, then the colour histogram of the
+    /// first view appended (as [`Embedder::embed_tensors_at`] does for one).
+    pub fn embed_views(&self, views: &[f32], n: usize, size: u32) -> Result<Vec<f32>, EmbedError> {
+        if n <= 1 {
+            return self.embed_tensors_at(views, n, size);
+        }
+        let out = self.run(views, n, size, false)?.embedding;
+        if out.len() != n * self.spec.dim {
+            return Err(EmbedError::DimensionMismatch {
+                expected: self.spec.dim,
+                got: out.len() / n,
+            });
+        }
+        let mut mean = vec![0.0; self.spec.dim];
+        for v in out.chunks_exact(self.spec.dim) {
+            let mut v = v.to_vec();
+            normalise(&mut v)?;
+            mean.iter_mut().zip(&v).for_each(|(m, x)| *m += x);
+        }
+        normalise(&mut mean)?;
+        if self.colour_weight <= 0.0 {
+            return Ok(mean);
+        }
+        let h = colour::histogram_of_tensor(&views[..input_len(size)], &self.spec);
+        let mut full = Vec::with_capacity(self.dim());
+        colour::compose(&mean, &h, self.colour_weight, &mut full);
         Ok(full)
     }
 
@@ -175,13 +257,31 @@ impl Embedder {
     }
 }
 
-/// Shape of the input tensor for `n` images.
-pub(crate) fn input_shape(spec: &ModelSpec, n: usize) -> [usize; 4] {
-    let s = spec.size as usize;
+/// Elements of one input tensor of side `size`.
+pub fn input_len(size: u32) -> usize {
+    3 * (size as usize) * (size as usize)
+}
+
+/// Shape of the input tensor for `n` images of side `size`.
+pub(crate) fn input_shape(spec: &ModelSpec, n: usize, size: u32) -> [usize; 4] {
+    let s = size as usize;
     match spec.layout {
         crate::model::Layout::Nchw => [n, 3, s, s],
         crate::model::Layout::Nhwc => [n, s, s, 3],
     }
+}
+
+/// The first image's mask from an output of shape `[n, 1, rows, cols]` (or `[n, rows, cols]`).
+pub(crate) fn mask_of(shape: &[i64], data: &[f32]) -> Result<Mask, EmbedError> {
+    let dims: Vec<usize> = shape.iter().map(|&d| usize::try_from(d).unwrap_or(0)).collect();
+    let (rows, cols) = match dims.as_slice() {
+        [_, 1, r, c] | [_, r, c] => (*r, *c),
+        _ => return Err(EmbedError::Inference(format!("mask output has shape {shape:?}"))),
+    };
+    if rows == 0 || cols == 0 || data.len() < rows * cols {
+        return Err(EmbedError::Inference(format!("mask output has shape {shape:?}")));
+    }
+    Ok(Mask { values: data[..rows * cols].to_vec(), rows, cols })
 }
 
 /// Scale `v` to unit length; an all-zero vector stays zero (it matches nothing).

@@ -56,6 +56,11 @@ impl OrtBackend {
         if !session.inputs().iter().any(|i| i.name() == model.spec.input) {
             return Err(load_err(&format!("the model has no input named '{}'", model.spec.input)));
         }
+        if let Some(mask) = &model.spec.mask
+            && !session.outputs().iter().any(|o| o.name() == mask)
+        {
+            return Err(load_err(&format!("the model has no mask output named '{mask}'")));
+        }
         Ok(Self { session: Mutex::new(session) })
     }
 
@@ -64,8 +69,10 @@ impl OrtBackend {
         spec: &ModelSpec,
         batch: &[f32],
         n: usize,
-    ) -> Result<Vec<f32>, EmbedError> {
-        let shape = super::input_shape(spec, n);
+        size: u32,
+        want_mask: bool,
+    ) -> Result<super::Outputs, EmbedError> {
+        let shape = super::input_shape(spec, n, size);
         let err = |e: ort::Error| EmbedError::Inference(e.to_string());
         let input = TensorRef::from_array_view((shape, batch)).map_err(err)?;
         let mut session = self
@@ -77,6 +84,17 @@ impl OrtBackend {
             .get(&spec.output)
             .ok_or_else(|| EmbedError::Inference(format!("no output '{}'", spec.output)))?;
         let (_, data) = value.try_extract_tensor::<f32>().map_err(err)?;
-        Ok(data.to_vec())
+        let embedding = data.to_vec();
+        let mask = match spec.mask.as_deref().filter(|_| want_mask) {
+            Some(name) => {
+                let value = outputs
+                    .get(name)
+                    .ok_or_else(|| EmbedError::Inference(format!("no output '{name}'")))?;
+                let (shape, data) = value.try_extract_tensor::<f32>().map_err(err)?;
+                Some(super::mask_of(shape, data)?)
+            }
+            None => None,
+        };
+        Ok(super::Outputs { embedding, mask })
     }
 }

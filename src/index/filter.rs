@@ -49,6 +49,11 @@ impl Filter {
         self.clauses.is_empty()
     }
 
+    /// Whether a condition names `column`.
+    pub fn has_column(&self, column: &str) -> bool {
+        self.clauses.iter().any(|(c, _)| c == column)
+    }
+
     pub fn matches(&self, metadata: &BTreeMap<String, String>) -> bool {
         self.clauses.iter().all(|(col, vals)| {
             metadata.get(col).is_some_and(|v| {

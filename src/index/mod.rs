@@ -21,7 +21,7 @@ mod filter;
 pub mod partition;
 mod segment;
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap};
 use std::str::FromStr;
 use std::sync::Arc;
 
@@ -144,7 +144,13 @@ pub struct VectorIndex {
     cells: Option<Cells>,
     /// The store's partition generation this snapshot was loaded at.
     generation: u64,
+    /// Items per value of a metadata column, computed once per column and snapshot.
+    counts: ValueCounts,
 }
+
+/// Per column: lower-cased value → live items holding it.
+#[derive(Debug, Default)]
+struct ValueCounts(std::sync::Mutex<HashMap<String, Arc<HashMap<String, u64>>>>);
 
 impl VectorIndex {
     /// Read every item of `store` into memory. Items of a v1 index have no stored key;
@@ -171,7 +177,7 @@ impl VectorIndex {
             Cells::new(p, placed)
         });
         let segments = if segment.is_empty() { Vec::new() } else { vec![Arc::new(segment)] };
-        Ok(Self { dim, segments, alive, cells, generation })
+        Ok(Self { dim, segments, alive, cells, generation, counts: ValueCounts::default() })
     }
 
     /// An index of `items` (one segment).
@@ -179,7 +185,7 @@ impl VectorIndex {
         let alive: RoaringBitmap = items.iter().map(|i| i.key).collect();
         let segment = Segment::new(dim, items);
         let segments = if segment.is_empty() { Vec::new() } else { vec![Arc::new(segment)] };
-        Self { dim, segments, alive, cells: None, generation: 0 }
+        Self { dim, segments, alive, cells: None, generation: 0, counts: ValueCounts::default() }
     }
 
     /// The next snapshot: `added` items (keys above every key here) in, `removed` keys
@@ -229,7 +235,14 @@ impl VectorIndex {
             }
         }
         segments.retain(|s| !s.is_empty());
-        Self { dim: self.dim, segments, alive, cells, generation: self.generation }
+        Self {
+            dim: self.dim,
+            segments,
+            alive,
+            cells,
+            generation: self.generation,
+            counts: ValueCounts::default(),
+        }
     }
 
     /// The store's partition generation this snapshot's cells come from.
@@ -322,6 +335,28 @@ impl VectorIndex {
                 Arc::new(Segment::merge(&parts, &self.alive))
             }
         }
+    }
+
+    /// How many live items hold each value (lower-cased) of `column`.
+    pub fn value_counts(&self, column: &str) -> Arc<HashMap<String, u64>> {
+        let cached = self.counts.0.lock().ok().and_then(|c| c.get(column).cloned());
+        if let Some(c) = cached {
+            return c;
+        }
+        let mut counts: HashMap<String, u64> = HashMap::new();
+        for s in &self.segments {
+            for (value, keys) in s.facet_values(column).into_iter().flatten() {
+                let n = keys.intersection_len(&self.alive);
+                if n > 0 {
+                    *counts.entry(value.clone()).or_insert(0) += n;
+                }
+            }
+        }
+        let counts = Arc::new(counts);
+        if let Ok(mut c) = self.counts.0.lock() {
+            c.insert(column.to_string(), counts.clone());
+        }
+        counts
     }
 
     /// Keys of the live items passing `filter` (`None`: no filter, every item).

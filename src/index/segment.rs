@@ -204,6 +204,14 @@ impl Segment {
         self.q8.as_ref()
     }
 
+    /// Every value (lower-cased) of `column` with the keys of the items holding it.
+    pub(super) fn facet_values(
+        &self,
+        column: &str,
+    ) -> Option<impl Iterator<Item = (&String, &RoaringBitmap)>> {
+        self.facets.get(column).map(|m| m.iter())
+    }
+
     /// Keys of the items whose `column` holds one of `values` (lower-cased).
     pub(super) fn facet(&self, column: &str, values: &[String]) -> RoaringBitmap {
         let Some(by_value) = self.facets.get(column) else { return RoaringBitmap::new() };

@@ -448,7 +448,7 @@ pub fn train_index(
     let mut values: Vec<String> = Vec::new();
     let (mut held_out, mut unlabelled) = (0usize, 0usize);
     crate::index::for_each_item(&store, info.dim, &mut |id, record, v| {
-        if !include_holdout && crate::eval::in_holdout(id) {
+        if !include_holdout && crate::split::in_holdout(id) {
             held_out += 1;
             return;
         }

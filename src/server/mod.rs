@@ -273,8 +273,28 @@ fn urls_of(prefix: &str, id: &str) -> String {
 #[derive(Debug, Serialize, utoipa::ToSchema)]
 pub struct SearchOut {
     pub results: Vec<HitOut>,
+    /// What the query looks like, per column the index can predict ("Looks like: Casual
+    /// Shoes, 92%"): the model's class heads over the catalogue's values, or a vote of the
+    /// nearest items' labels (`source`).
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub predicted: Vec<crate::category::Prediction>,
+    /// The square of the photo (pixels, EXIF orientation applied) the search used, when
+    /// the garment was found in a snapshot and searched by.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub garment_box: Option<Crop>,
     /// Server time for the whole request, in milliseconds.
     pub took_ms: f64,
+}
+
+impl SearchOut {
+    fn of(answer: crate::engine::Answer, t0: Instant) -> Self {
+        Self {
+            results: answer.hits.into_iter().map(HitOut::from).collect(),
+            predicted: answer.predicted,
+            garment_box: answer.garment,
+            took_ms: t0.elapsed().as_secs_f64() * 1e3,
+        }
+    }
 }
 
 #[derive(Debug, Serialize, utoipa::ToSchema)]
@@ -304,6 +324,9 @@ pub struct StatsOut {
     pub unplaced: u64,
     /// The trained projection (`lookalike train`), if the index has one.
     pub trained: Option<TrainedOut>,
+    /// Columns the model predicts for each query (its class heads), so that results of
+    /// the predicted category can come first.
+    pub predicts: Vec<String>,
     pub columns: Vec<Column>,
 }
 
@@ -329,6 +352,7 @@ struct Params {
     min_score: Option<String>,
     collapse: Option<String>,
     trained: Option<String>,
+    category: Option<String>,
 }
 
 fn params(raw: Option<String>) -> Result<Params, AppError> {
@@ -343,6 +367,7 @@ fn params(raw: Option<String>) -> Result<Params, AppError> {
             "min_score" => p.min_score = Some(value.into_owned()),
             "collapse" => p.collapse = Some(value.into_owned()),
             "trained" => p.trained = Some(value.into_owned()),
+            "category" => p.category = Some(value.into_owned()),
             other => {
                 return Err(AppError::BadRequest(format!("unknown query parameter '{other}'")));
             }
@@ -381,7 +406,7 @@ fn filter(state: &AppState, specs: &[String]) -> Result<Filter, AppError> {
 #[utoipa::path(
     post,
     path = "/api/search",
-    request_body(content_type = "multipart/form-data", description = "Fields: `image` (the photo, required), `k` (1..50, default 5), `crop` (`x,y,w,h` in pixels of the photo), `filter` (repeatable `column=value`), `resize` (`auto`: pad studio shots, crop snapshots; `pad`; `crop`), `colour` (0..4: how much colour counts against shape; default: the index's weight), `min_score` (-1..1: leave out weaker results), `collapse` (0..1: leave out results with at least this cosine to a better one), `trained` (0..1: the trained projection's share of the score; 0: not used; default: 0.4 when the index has one, except for snapshots; a trained search weighs colour 1.0 unless `colour` says)."),
+    request_body(content_type = "multipart/form-data", description = "Fields: `image` (the photo, required), `k` (1..50, default 5), `crop` (`x,y,w,h` in pixels of the photo), `filter` (repeatable `column=value`), `resize` (`auto`: pad studio shots, crop snapshots; `pad`; `crop`), `colour` (0..4: how much colour counts against shape; default: the index's weight), `min_score` (-1..1: leave out weaker results), `collapse` (0..1: leave out results with at least this cosine to a better one), `trained` (0..1: the trained projection's share of the score; 0: not used; default: 0.4 when the index has one, except for snapshots; a trained search weighs colour 1.0 unless `colour` says), `category` (0..0.9: the predicted article type's share of the score, colour's scaled alike; 0: by similarity alone; default 0.3 with a model that predicts categories), `locate` (`auto`: search a snapshot by the garment the model finds; `on`: any photo; `off`)."),
     responses(
         (status = 200, body = SearchOut),
         (status = 400, body = ErrorBody, description = "bad parameter or unusable photo"),
@@ -401,6 +426,7 @@ async fn search(
     let mut image: Option<Bytes> = None;
     let (mut k, mut crop, mut filters, mut resize) = (None, None, Vec::new(), QueryResize::Auto);
     let (mut colour_weight, mut min_score, mut collapse, mut trained) = (None, None, None, None);
+    let (mut category, mut locate) = (None, None);
     loop {
         let field = match form.next_field().await {
             Ok(Some(f)) => f,
@@ -423,6 +449,8 @@ async fn search(
             "min_score" => min_score = fraction("min_score", Some(&text()), -1.0, 1.0)?,
             "collapse" => collapse = fraction("collapse", Some(&text()), 0.0, 1.0)?,
             "trained" => trained = fraction("trained", Some(&text()), 0.0, 1.0)?,
+            "category" => category = fraction("category", Some(&text()), 0.0, MAX_CATEGORY)?,
+            "locate" => locate = locate_flag(&text())?,
             other => return Err(AppError::BadRequest(format!("unknown form field '{other}'"))),
         }
     }
@@ -444,21 +472,33 @@ async fn search(
         min_score,
         collapse,
         trained,
+        category,
+        locate,
         ..Query::default()
     };
     let permit = state.slots.clone().try_acquire_owned().map_err(|_| AppError::Busy)?;
     let engine = state.engine.clone();
-    let hits = tokio::task::spawn_blocking(move || {
+    let answer = tokio::task::spawn_blocking(move || {
         let _permit = permit;
         engine.search_photo(&image, &query)
     })
     .await
-    .map_err(|e| AppError::Internal(format!("search task failed: {e}")))??
-    .0;
-    Ok(Json(SearchOut {
-        results: hits.into_iter().map(HitOut::from).collect(),
-        took_ms: t0.elapsed().as_secs_f64() * 1e3,
-    }))
+    .map_err(|e| AppError::Internal(format!("search task failed: {e}")))??;
+    Ok(Json(SearchOut::of(answer, t0)))
+}
+
+const MAX_CATEGORY: f32 = crate::category::MAX_SHARE;
+
+/// The `locate` field: `auto` (or empty), `on`, `off`.
+fn locate_flag(text: &str) -> Result<Option<bool>, AppError> {
+    match text {
+        "" | "auto" => Ok(None),
+        "on" | "true" => Ok(Some(true)),
+        "off" | "false" => Ok(Some(false)),
+        other => {
+            Err(AppError::BadRequest(format!("locate must be auto, on or off, got '{other}'")))
+        }
+    }
 }
 
 fn too_large(limit: usize) -> AppError {
@@ -508,7 +548,8 @@ async fn get_item(
         ("colour" = Option<f32>, Query, description = "0..4: how much colour counts against shape (default: the index's weight)"),
         ("min_score" = Option<f32>, Query, description = "-1..1: leave out weaker results"),
         ("collapse" = Option<f32>, Query, description = "0..1: leave out results with at least this cosine to a better one"),
-        ("trained" = Option<f32>, Query, description = "0..1: the trained projection's share of the score (0: not used; default 0.4 when the index has one, with colour 1.0 unless `colour` says)")),
+        ("trained" = Option<f32>, Query, description = "0..1: the trained projection's share of the score (0: not used; default 0.4 when the index has one, with colour 1.0 unless `colour` says)"),
+        ("category" = Option<f32>, Query, description = "0..0.9: the predicted article type's share of the score (0: by similarity alone; default 0.3 with a model that predicts categories)")),
     responses((status = 200, body = SearchOut), (status = 400, body = ErrorBody), (status = 404, body = ErrorBody)))]
 async fn similar(
     State(state): State<Arc<AppState>>,
@@ -524,13 +565,11 @@ async fn similar(
         min_score: fraction("min_score", p.min_score.as_deref(), -1.0, 1.0)?,
         collapse: fraction("collapse", p.collapse.as_deref(), 0.0, 1.0)?,
         trained: fraction("trained", p.trained.as_deref(), 0.0, 1.0)?,
+        category: fraction("category", p.category.as_deref(), 0.0, MAX_CATEGORY)?,
         ..Query::default()
     };
-    let hits = state.engine.similar_to(&id, &q)?;
-    Ok(Json(SearchOut {
-        results: hits.into_iter().map(HitOut::from).collect(),
-        took_ms: t0.elapsed().as_secs_f64() * 1e3,
-    }))
+    let answer = state.engine.similar_answer(&id, &q)?;
+    Ok(Json(SearchOut::of(answer, t0)))
 }
 
 #[utoipa::path(get, path = "/api/items",
@@ -607,6 +646,19 @@ async fn stats(State(state): State<Arc<AppState>>) -> Result<Json<StatsOut>, App
             items: p.meta().items,
             default_mix: crate::projection::DEFAULT_MIX,
         }),
+        predicts: state
+            .engine
+            .heads()
+            .ok()
+            .flatten()
+            .map(|h| {
+                h.heads()
+                    .iter()
+                    .map(|h| h.column().to_string())
+                    .filter(|c| info.columns.contains(c))
+                    .collect()
+            })
+            .unwrap_or_default(),
         columns,
     }))
 }

@@ -20,7 +20,7 @@ use super::*;
     ),
     components(schemas(
         SearchOut, HitOut, ItemOut, ItemsPage, FacetsOut, StatsOut, TrainedOut, Column, ValueCount, WriteOut,
-        ErrorBody
+        ErrorBody, crate::category::Prediction, crate::category::Source, crate::preprocess::Crop
     )),
     modifiers(&AdminToken)
 )]

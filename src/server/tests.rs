@@ -162,8 +162,10 @@ async fn page_assets_and_health() {
 
 #[tokio::test]
 async fn search_by_photo_finds_it_first() {
-    let (s, v) =
-        search(router(), &[("image", &photo("1003")), ("k", b"3"), ("resize", b"pad")]).await;
+    // By similarity alone (category 0) the photo itself scores 1.
+    let fields: &[(&str, &[u8])] =
+        &[("image", &photo("1003")), ("k", b"3"), ("resize", b"pad"), ("category", b"0")];
+    let (s, v) = search(router(), fields).await;
     assert_eq!(s, StatusCode::OK, "{v}");
     let results = v["results"].as_array().unwrap();
     assert_eq!(results.len(), 3);
@@ -177,6 +179,40 @@ async fn search_by_photo_finds_it_first() {
     let (_, v) = search(router(), &[("image", &photo("1003"))]).await;
     assert_eq!(v["results"].as_array().unwrap().len(), 5, "k defaults to 5");
     assert_eq!(v["results"][0]["id"], "1003");
+}
+
+#[tokio::test]
+async fn search_says_what_the_photo_looks_like_and_where_the_garment_is() {
+    // A trouser snapshot (sample item 1003): the model names its kind, and the search
+    // ranks by it unless told not to.
+    let (s, v) = search(router(), &[("image", &photo("1003")), ("k", b"5")]).await;
+    assert_eq!(s, StatusCode::OK, "{v}");
+    let predicted = v["predicted"].as_array().unwrap();
+    assert_eq!(predicted[0]["column"], "articleType", "{v}");
+    assert_eq!(predicted[0]["value"], "Trousers", "{v}");
+    assert_eq!(predicted[0]["source"], "both");
+    let p = predicted[0]["probability"].as_f64().unwrap();
+    assert!(p > 0.5 && p <= 1.0, "{v}");
+    // The garment square, when found, lies inside the photo the server decoded.
+    let (w, h) = image::load_from_memory(&photo("1003")).unwrap().to_rgb8().dimensions();
+    if let Some(g) = v.get("garment_box") {
+        let (x, y, gw, gh) = (
+            g["x"].as_u64().unwrap(),
+            g["y"].as_u64().unwrap(),
+            g["w"].as_u64().unwrap(),
+            g["h"].as_u64().unwrap(),
+        );
+        assert!(x + gw <= u64::from(w) && y + gh <= u64::from(h) && gw == gh, "{g}");
+    }
+    let (_, off) = search(router(), &[("image", &photo("1003")), ("locate", b"off")]).await;
+    assert!(off.get("garment_box").is_none(), "{off}");
+    // The stats name what the model predicts.
+    let (_, stats) = get_json("/api/stats").await;
+    assert_eq!(stats["predicts"], serde_json::json!(["articleType"]));
+    // "More like this" says what the item looks like too.
+    let (s, v) = get_json("/api/items/1003/similar?k=3&category=0.5").await;
+    assert_eq!(s, StatusCode::OK, "{v}");
+    assert_eq!(v["predicted"][0]["value"], "Trousers", "{v}");
 }
 
 #[tokio::test]
@@ -232,6 +268,9 @@ async fn search_bad_input_gets_a_named_4xx() {
             StatusCode::BAD_REQUEST,
             "unknown resize mode",
         ),
+        (vec![("image", &img), ("category", b"1.5")], StatusCode::BAD_REQUEST, "category must"),
+        (vec![("image", &img), ("category", b"much")], StatusCode::BAD_REQUEST, "category must"),
+        (vec![("image", &img), ("locate", b"maybe")], StatusCode::BAD_REQUEST, "locate must"),
     ];
     for (fields, status, msg) in cases {
         let (s, v) = search(router(), &fields).await;
@@ -348,7 +387,7 @@ async fn facets_and_stats_describe_the_catalogue() {
     let (s, v) = get_json("/api/stats").await;
     assert_eq!(s, StatusCode::OK);
     assert_eq!(v["count"], 25);
-    assert_eq!(v["dimension"], 1280 + crate::colour::BINS);
+    assert_eq!(v["dimension"], 256 + crate::colour::BINS);
     assert_eq!(v["colour_weight"], crate::ingest::DEFAULT_COLOUR_WEIGHT);
     // `index` partitioned its 24 photos; the item written to the store behind its back
     // has no cell.

@@ -82,6 +82,15 @@ try {
   await page.waitForSelector('#preview-img', { state: 'visible' });
   const first = await ids(page, '#results');
   log(`  ${first.length} results: ${first.join(', ')}`);
+  // What the model says the photo shows, and where it found the garment (if it did).
+  const looks = (await page.textContent('#looks-like')) || '';
+  check(/^Looks like: .+, \d+%/.test(looks.trim()), `no "Looks like" line (got "${looks}")`);
+  const garment = await page.$eval('#results', (el) => el.dataset.garment || '');
+  if (garment) {
+    const full = await page.$eval('#crop', (el) => el.style.width === '100%' && el.style.height === '100%');
+    check(!full, `the garment box ${garment} was not shown as the crop box`);
+  }
+  log(`  ${looks.trim()}${garment ? `; garment at ${garment}` : ''}`);
   await shot(page, '01-results.png');
 
   // 2. crop: drag the bottom-right handle up/left, then move the box

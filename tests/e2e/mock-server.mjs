@@ -132,7 +132,11 @@ const server = http.createServer((req, res) => {
         const { f, error } = parseFilters(field('filter'));
         if (error) return err(res, 400, error);
         console.log(`search k=${k} crop=${crop || '-'} filters=${JSON.stringify(f)} bytes=${img.data.length}`);
-        return send(res, 200, { results: rank(`${img.data.length}|${crop}`, f, k), took_ms: 3.2 + Math.random() * 10 });
+        return send(res, 200, {
+          results: rank(`${img.data.length}|${crop}`, f, k),
+          predicted: [{ column: 'articleType', value: 'Tshirts', probability: 0.87, source: 'model' }],
+          took_ms: 3.2 + Math.random() * 10,
+        });
       }
       if ((m = /^\/api\/items\/([^/]+)(\/similar)?$/.exec(p))) {
         const id = decodeURIComponent(m[1]);

