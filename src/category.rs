@@ -243,7 +243,7 @@ pub fn from_model(
         }
     }
     let total: f32 = dist.values().sum();
-    if !(total > 0.0) {
+    if total.is_nan() || total <= 0.0 {
         return None;
     }
     dist.values_mut().for_each(|p| *p /= total);
@@ -273,7 +273,7 @@ pub fn from_neighbours<'a>(
         names.entry(low.clone()).or_insert_with(|| v.to_string());
         *dist.entry(low).or_insert(0.0) += w;
     }
-    if !(total > 0.0) {
+    if total.is_nan() || total <= 0.0 {
         return None;
     }
     dist.values_mut().for_each(|p| *p /= total);
@@ -473,7 +473,7 @@ mod tests {
         let counts: HashMap<String, u64> =
             [("tshirts".to_string(), 1), ("shoes".to_string(), 1)].into();
         let p = from_model(&h, h.head("articleType").unwrap(), &[0.0, 1.0], &counts).unwrap();
-        let r = Ranking::new(&[p.clone()], Shares::scaled(0.3));
+        let r = Ranking::new(std::slice::from_ref(&p), Shares::scaled(0.3));
         let shoe = md(&[("articleType", "Shoes")]);
         let shirt = md(&[("articleType", "Tshirts")]);
         // A closer t-shirt loses to a shoe when the photo surely shows shoes.

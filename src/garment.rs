@@ -57,7 +57,7 @@ fn largest_region(mask: &[f32], rows: usize, cols: usize) -> Option<(usize, usiz
     let mut best: Option<(f32, (usize, usize, usize, usize))> = None;
     let mut stack = Vec::new();
     for start in 0..mask.len() {
-        if seen[start] || !(mask[start] >= THRESHOLD) {
+        if seen[start] || mask[start].is_nan() || mask[start] < THRESHOLD {
             continue;
         }
         seen[start] = true;

@@ -6,6 +6,8 @@ use super::{EmbedError, Mask, Outputs};
 use crate::model::{ModelSpec, ResolvedModel};
 
 type Plan = Arc<TypedRunnableModel>;
+/// One image's embedding and, when asked for, its garment mask.
+type One = (Vec<f32>, Option<Mask>);
 
 pub(super) struct TractBackend {
     // tract is fastest at a fixed batch of one and a fixed input size (a symbolic
@@ -60,7 +62,7 @@ impl TractBackend {
         let shape = super::input_shape(spec, 1, size);
         let per = batch.len() / n;
         let fail = |e: TractError| EmbedError::Inference(format!("{e:#}"));
-        let outs: Result<Vec<(Vec<f32>, Option<Mask>)>, EmbedError> = batch
+        let outs: Result<Vec<One>, EmbedError> = batch
             .par_chunks_exact(per)
             .map(|one| {
                 let t = Tensor::from_shape(&shape, one).map_err(fail)?;
