@@ -43,22 +43,6 @@ def same_pads(kernel, stride):
     return total // 2, total - total // 2
 
 
-class ConvBN(nn.Module):
-    def __init__(self, cin, cout, k, stride=1, groups=1, act=True):
-        super().__init__()
-        self.conv = nn.Conv2d(cin, cout, k, stride, 0, groups=groups, bias=False)
-        self.bn = nn.BatchNorm2d(cout, eps=BN_EPS)
-        self.pads = same_pads(k, stride)
-        self.act = act
-
-    def forward(self, x):
-        b, a = self.pads
-        if b or a:
-            x = F.pad(x, (b, a, b, a))
-        x = self.bn(self.conv(x))
-        return F.relu6(x) if self.act else x
-
-
 class Block(nn.Module):
     """MBConv without squeeze-excite; attribute names follow the checkpoint."""
 
@@ -78,7 +62,6 @@ class Block(nn.Module):
         self._project_conv = nn.Conv2d(b["mid"], b["cout"], 1, bias=False)
         self._bn2 = nn.BatchNorm2d(b["cout"], eps=BN_EPS)
         self.pads = same_pads(b["kernel"], b["stride"])
-        self.drop = 0.0
 
     def forward(self, x):
         inp = x
@@ -90,9 +73,6 @@ class Block(nn.Module):
         x = F.relu6(self._bn1(self._depthwise_conv(x)))
         x = self._bn2(self._project_conv(x))
         if self.residual:
-            if self.training and self.drop > 0:
-                keep = torch.rand(x.shape[0], 1, 1, 1, device=x.device) >= self.drop
-                x = x * keep / (1 - self.drop)
             x = x + inp
         return x
 
@@ -146,15 +126,12 @@ def load_imagenet(model, pth):
     for k, v in sd.items():
         if k.startswith("_fc."):
             continue
-        name = k
-        if k.startswith("_blocks."):
-            pass
-        if name not in own:
+        if k not in own:
             raise KeyError(f"checkpoint tensor {k} has no place in the model")
         t = torch.from_numpy(v.copy())
-        if own[name].shape != t.shape:
-            raise ValueError(f"{k}: shape {tuple(t.shape)} vs {tuple(own[name].shape)}")
-        own[name].copy_(t)
+        if own[k].shape != t.shape:
+            raise ValueError(f"{k}: shape {tuple(t.shape)} vs {tuple(own[k].shape)}")
+        own[k].copy_(t)
         loaded += 1
     model.load_state_dict(own)
     return loaded

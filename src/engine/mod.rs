@@ -1,0 +1,372 @@
+//! An opened index ready to answer queries: store, model and in-memory vectors together.
+//!
+//! This is what the CLI's `search`, the server and the evaluator hold. Queries are
+//! photos (bytes), ids of indexed items, or raw vectors. Items can be added and removed
+//! while it answers: each write places the new items in the partition's cells, commits
+//! to the store, then publishes the next in-memory snapshot; searches read whichever
+//! snapshot is current and never wait for a writer.
+//!
+//! `mod.rs` holds the engine and its settings; `photo.rs` turns query photos into vectors
+//! (squaring, snapshot size, the garment); `search.rs` the read path (candidates, the
+//! projection's and the category's re-ordering, predictions); `write.rs` the write path.
+
+mod photo;
+mod search;
+mod write;
+
+pub use photo::{Embedded, QueryInput};
+pub use write::{ADDED_PHOTOS_DIR, MAX_ID_LEN, NewItem, WriteReport};
+
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex};
+
+use arc_swap::ArcSwap;
+
+use crate::category::{self, Heads, Prediction, Shares};
+use crate::embed::{BackendKind, Embedder};
+use crate::error::{Error, Result};
+use crate::index::{Filter, Hit, SearchMode, VectorIndex};
+use crate::ingest::MODEL_FILE;
+use crate::model::ResolvedModel;
+use crate::preprocess::{Crop, QueryResize};
+use crate::projection::{
+    DEFAULT_MIX, ProjectedCache, Projection, ProjectionError, SNAPSHOTS_TRAINED, TRAINED_COLOUR,
+    Trained,
+};
+use crate::store::{IndexInfo, LmdbStore, Store, StoreError};
+
+/// Largest k a query may ask for.
+pub const MAX_K: usize = 1000;
+
+/// Most results a query expansion folds into the query.
+pub const MAX_EXPAND: usize = 20;
+
+/// A query's options.
+#[derive(Debug, Clone)]
+pub struct Query {
+    pub k: usize,
+    pub filter: Filter,
+    pub crop: Option<Crop>,
+    /// How a query photo is squared (the catalogue is always padded).
+    pub resize: QueryResize,
+    /// Exact comparison, the partition's nearest cells, or chosen by the number of
+    /// candidates.
+    pub mode: SearchMode,
+    /// How much colour counts against shape (`None`: the index's own weight; 0: not at
+    /// all). Needs an index built with the colour descriptor.
+    pub colour: Option<f32>,
+    /// Results scoring below this are not returned (fewer than k may come back).
+    pub min_score: Option<f32>,
+    /// A result whose vector has at least this cosine with a better result is left out
+    /// (near-duplicates: the same product photographed again); the next ones move up.
+    pub collapse: Option<f32>,
+    /// Query expansion: search once, fold the vectors of the best this many results into
+    /// the query, then search with that (`None` or 0: plain search).
+    pub expand: Option<usize>,
+    /// Trained search: re-order the best candidates with the index's trained projection
+    /// (`lookalike train`); the value is the projected cosine's share of the score
+    /// (0..=1, see [`crate::projection`]; 0: the stored vectors alone). `None`: the index's
+    /// default, which is the projection at [`DEFAULT_MIX`] when the index has one, for
+    /// every query but snapshots (shopper photos fare worse with it; BENCHMARKS.md).
+    pub trained: Option<f32>,
+    /// Category-aware ranking: the share of the score given to the predicted article type
+    /// (the colour's scaled alike; see [`crate::category`]); 0: by similarity alone.
+    /// `None`: [`category::DEFAULT_TYPE_SHARE`] when the model predicts categories, off
+    /// otherwise (a value asks for it anyway, predicted by the nearest items' labels).
+    pub category: Option<f32>,
+    /// Search a snapshot by its garment: crop the photo to the garment the model finds
+    /// (`None`: for snapshots without a crop, when the model has a garment mask).
+    pub locate: Option<bool>,
+}
+
+impl Default for Query {
+    fn default() -> Self {
+        Self {
+            k: 5,
+            filter: Filter::default(),
+            crop: None,
+            resize: QueryResize::Auto,
+            mode: SearchMode::Auto,
+            colour: None,
+            min_score: None,
+            collapse: None,
+            expand: None,
+            trained: None,
+            category: None,
+            locate: None,
+        }
+    }
+}
+
+/// What a search gives back besides its results.
+#[derive(Debug, Clone, Default)]
+pub struct Answer {
+    pub hits: Vec<Hit>,
+    /// What the query looks like, per column the index can predict (best first).
+    pub predicted: Vec<Prediction>,
+    /// The garment's square in the query photo, when the photo was searched by it.
+    pub garment: Option<Crop>,
+    pub timing: Timing,
+}
+
+/// Time spent answering a photo query, in milliseconds.
+#[derive(Debug, Clone, Copy, Default, serde::Serialize)]
+pub struct Timing {
+    pub decode_ms: f64,
+    pub embed_ms: f64,
+    pub search_ms: f64,
+}
+
+/// An index opened for searching.
+pub struct Engine {
+    dir: PathBuf,
+    info: IndexInfo,
+    store: LmdbStore,
+    embedder: Embedder,
+    index: ArcSwap<VectorIndex>,
+    /// The trained projection, if the index has one; a damaged or mismatched one is kept
+    /// as its error, raised only by queries that ask for it.
+    projection: std::result::Result<Option<Arc<Projection>>, String>,
+    /// Its projected vectors of the items searches have re-ordered.
+    projected: ProjectedCache,
+    /// The model's class heads, if it has them (unreadable ones as their error, raised
+    /// only by queries that ask for category ranking).
+    heads: std::result::Result<Option<Arc<Heads>>, String>,
+    /// One writer at a time; readers never take it.
+    writer: Mutex<()>,
+}
+
+impl std::fmt::Debug for Engine {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Engine")
+            .field("dir", &self.dir)
+            .field("items", &self.index.load().len())
+            .finish()
+    }
+}
+
+/// Open an index folder's description without loading a model (for `info`).
+pub fn read_info(dir: &Path) -> Result<(IndexInfo, usize)> {
+    let store = LmdbStore::open_existing(dir)?;
+    let info = store.info()?.ok_or_else(|| StoreError::NotAnIndex(dir.display().to_string()))?;
+    Ok((info, store.len()?))
+}
+
+/// The columns an index folder's model predicts (its class heads that name one of the
+/// index's columns); empty for a model without heads.
+pub fn read_predicts(dir: &Path, info: &IndexInfo) -> std::result::Result<Vec<String>, String> {
+    let Some(file) = &info.model.heads else { return Ok(Vec::new()) };
+    let heads = Heads::load(&dir.join(file)).map_err(|e| e.to_string())?;
+    Ok(heads
+        .heads()
+        .iter()
+        .map(|h| h.column().to_string())
+        .filter(|c| info.columns.contains(c))
+        .collect())
+}
+
+/// The partition of an index folder: cells (0: none) and items no cell holds yet.
+pub fn read_partition(dir: &Path) -> Result<(usize, usize)> {
+    let store = LmdbStore::open_existing(dir)?;
+    let info = store.info()?.ok_or_else(|| StoreError::NotAnIndex(dir.display().to_string()))?;
+    let Some(cells) =
+        store.centroids()?.and_then(|c| crate::index::Partition::from_centroids(info.dim, c))
+    else {
+        return Ok((0, store.len()?));
+    };
+    let n = cells.cells();
+    let unplaced =
+        store.records()?.iter().filter(|(_, r)| r.cell.is_none_or(|c| c as usize >= n)).count();
+    Ok((n, unplaced))
+}
+
+impl Engine {
+    /// Open the index in `dir` with its own model copy.
+    pub fn open(dir: &Path, backend: BackendKind) -> Result<Self> {
+        let store = LmdbStore::open_existing(dir)?;
+        let info =
+            store.info()?.ok_or_else(|| StoreError::NotAnIndex(dir.display().to_string()))?;
+        let model = ResolvedModel { spec: info.model.clone(), path: dir.join(MODEL_FILE) };
+        let embedder = Embedder::new(&model, backend)?.with_colour(info.colour_weight);
+        let index = ArcSwap::from_pointee(VectorIndex::load(&store, info.dim)?);
+        let projection = Projection::load(dir)
+            .and_then(|p| match p {
+                Some(p) => {
+                    p.check_model(info.model.dim, &info.model_hash).map(|()| Some(Arc::new(p)))
+                }
+                None => Ok(None),
+            })
+            .map_err(|e| {
+                tracing::warn!("trained search unavailable: {e}");
+                e.to_string()
+            });
+        let heads = match &info.model.heads {
+            None => Ok(None),
+            Some(file) => Heads::load(&dir.join(file))
+                .and_then(|h| {
+                    if h.dim() == info.model.dim {
+                        Ok(Some(Arc::new(h)))
+                    } else {
+                        Err(category::CategoryError::Invalid {
+                            path: dir.join(file),
+                            message: format!(
+                                "the heads classify {}-d embeddings, the model gives {}",
+                                h.dim(),
+                                info.model.dim
+                            ),
+                        })
+                    }
+                })
+                .map_err(|e| {
+                    tracing::warn!("category predictions unavailable: {e}");
+                    e.to_string()
+                }),
+        };
+        Ok(Self {
+            dir: dir.to_path_buf(),
+            info,
+            store,
+            embedder,
+            index,
+            projection,
+            projected: ProjectedCache::default(),
+            heads,
+            writer: Mutex::new(()),
+        })
+    }
+
+    /// The index's trained projection (`None`: not trained; an error: unreadable).
+    pub fn projection(&self) -> Result<Option<&Projection>> {
+        match &self.projection {
+            Ok(p) => Ok(p.as_deref()),
+            Err(e) => Err(Error::BadParameter { name: "trained", message: e.clone() }),
+        }
+    }
+
+    /// The projection a query is re-ordered with, and its share of the score: what the
+    /// query asks for, else the index's default (its projection, if it has one, for
+    /// catalogue items and studio shots; see [`Query::trained`]).
+    pub fn trained_for(&self, q: &Query, snapshot: bool) -> Result<Option<Trained<'_>>> {
+        match q.trained {
+            Some(mix) => {
+                crate::projection::check_mix(mix)?;
+                if mix == 0.0 {
+                    return Ok(None);
+                }
+                let p = self.projection()?.ok_or_else(|| {
+                    Error::Projection(ProjectionError::Missing { dir: self.dir.clone() })
+                })?;
+                Ok(Some((p, mix)))
+            }
+            None if snapshot && !SNAPSHOTS_TRAINED => Ok(None),
+            // A damaged projection was reported when the index was opened; searches that
+            // did not ask for it go on without it.
+            None => Ok(self.projection().ok().flatten().map(|p| (p, DEFAULT_MIX))),
+        }
+    }
+
+    /// The model's class heads (`None`: the model has none; an error: unreadable).
+    pub fn heads(&self) -> Result<Option<&Heads>> {
+        match &self.heads {
+            Ok(h) => Ok(h.as_deref()),
+            Err(e) => Err(Error::BadParameter { name: "category", message: e.clone() }),
+        }
+    }
+
+    /// How much the predicted category counts for a query: what it asks for, else the
+    /// default when the model predicts categories (`None`: by similarity alone).
+    pub fn category_shares(&self, q: &Query) -> Result<Option<Shares>> {
+        match q.category {
+            Some(share) => {
+                category::check_share(share)?;
+                if share > 0.0 {
+                    // Asked for: a damaged heads file is the query's error.
+                    self.heads()?;
+                }
+                Ok(Some(Shares::scaled(share)).filter(|s| !s.is_off()))
+            }
+            None => Ok(self
+                .heads()
+                .ok()
+                .flatten()
+                .map(|_| Shares::scaled(category::DEFAULT_TYPE_SHARE))),
+        }
+    }
+
+    pub fn dir(&self) -> &Path {
+        &self.dir
+    }
+
+    pub fn info(&self) -> &IndexInfo {
+        &self.info
+    }
+
+    /// The current snapshot of the index: stays valid (and unchanged) while held.
+    pub fn index(&self) -> Arc<VectorIndex> {
+        self.index.load_full()
+    }
+
+    pub fn store(&self) -> &LmdbStore {
+        &self.store
+    }
+
+    pub fn embedder(&self) -> &Embedder {
+        &self.embedder
+    }
+
+    /// Parse `column=value` filters against this index's columns.
+    pub fn filter<S: AsRef<str>>(&self, specs: &[S]) -> Result<Filter> {
+        Filter::parse(specs, &self.info.columns)
+    }
+
+    fn check_k(k: usize) -> Result<()> {
+        if k == 0 || k > MAX_K {
+            return Err(Error::BadParameter {
+                name: "k",
+                message: format!("{k} is not in 1..={MAX_K}"),
+            });
+        }
+        Ok(())
+    }
+
+    /// The colour weight and the projection a query is answered with: what it asks for,
+    /// else the defaults. A trained search weighs colour [`TRAINED_COLOUR`] unless told:
+    /// the projection brings back the article type that more colour costs (held-out
+    /// split: type 0.788, type+colour 0.355, against 0.713 and 0.286 untrained at 0.3).
+    pub fn settings(
+        &self,
+        q: &Query,
+        snapshot: bool,
+    ) -> Result<(Option<f32>, Option<Trained<'_>>)> {
+        let trained = self.trained_for(q, snapshot)?;
+        let colour = match q.colour {
+            None if trained.is_some() && self.info.colour_weight > 0.0 => Some(TRAINED_COLOUR),
+            c => c,
+        };
+        Ok((colour, trained))
+    }
+
+    /// The vector that searches with colour weight `colour` for a stored-form vector `v`
+    /// (see [`crate::colour::reweight`]).
+    pub fn query_vector(&self, v: &[f32], colour: Option<f32>) -> Result<Vec<f32>> {
+        let Some(w) = colour else { return Ok(v.to_vec()) };
+        if !(0.0..=crate::ingest::MAX_COLOUR_WEIGHT).contains(&w) {
+            return Err(Error::BadParameter {
+                name: "colour",
+                message: format!("{w} is not in 0..={}", crate::ingest::MAX_COLOUR_WEIGHT),
+            });
+        }
+        if self.info.colour_weight <= 0.0 {
+            if w == 0.0 {
+                return Ok(v.to_vec());
+            }
+            return Err(Error::BadParameter {
+                name: "colour",
+                message: "this index was built without the colour descriptor (re-index it into \
+                          a new folder to weigh colour)"
+                    .into(),
+            });
+        }
+        Ok(crate::colour::reweight(v, self.info.model.dim, self.info.colour_weight, w))
+    }
+}

@@ -1,0 +1,231 @@
+//! The read path: a query vector's candidates from the planner (and from within the
+//! predicted category), re-ordered by the trained projection and by the category, then
+//! the score floor and near-duplicate collapsing; what the query looks like.
+
+use std::collections::{BTreeMap, HashMap};
+use std::sync::Arc;
+
+use super::{Answer, Embedded, Engine, MAX_EXPAND, MAX_K, Query};
+use crate::category::{self, Prediction, Ranking};
+use crate::error::{Error, Result};
+use crate::index::{Hit, VectorIndex};
+use crate::projection::{RERANK_DEPTH, Trained};
+
+/// With near-duplicate collapsing, a search looks this many times deeper than k.
+const COLLAPSE_DEPTH: usize = 4;
+
+impl Engine {
+    /// What a vector (stored form, any colour weight) looks like, per column the index
+    /// can predict: the model's heads (where its classes are the catalogue's) averaged
+    /// with a vote of `neighbours` (the plain search's best), or the vote alone. Without
+    /// heads, only a query that asks for category ranking gets a (voted) article type.
+    pub fn predict<'m>(
+        &self,
+        counts: &dyn Fn(&str) -> Arc<HashMap<String, u64>>,
+        v: &[f32],
+        neighbours: impl Iterator<Item = (f32, &'m BTreeMap<String, String>)> + Clone,
+        asked: bool,
+    ) -> Vec<Prediction> {
+        let columns = &self.info.columns;
+        let heads = self.heads().ok().flatten();
+        let wanted: Vec<&str> = match heads {
+            Some(h) => h.heads().iter().map(|h| h.column()).collect(),
+            None if asked => vec![category::VOTE_COLUMN],
+            None => Vec::new(),
+        };
+        let model_dim = self.info.model.dim.min(v.len());
+        let mut e = v[..model_dim].to_vec();
+        let unit = crate::embed::normalise(&mut e).is_ok();
+        let mut out = Vec::new();
+        for column in wanted.into_iter().filter(|c| columns.iter().any(|k| k == c)) {
+            let from_model = heads
+                .filter(|_| unit)
+                .and_then(|h| Some((h, h.head(column)?)))
+                .and_then(|(h, head)| category::from_model(h, head, &e, &counts(column)));
+            let p = category::combine(
+                from_model,
+                category::from_neighbours(column, neighbours.clone()),
+            );
+            out.extend(p);
+        }
+        out
+    }
+
+    /// Items most similar to an indexed item, the item itself left out.
+    pub fn similar_to(&self, id: &str, q: &Query) -> Result<Vec<Hit>> {
+        Ok(self.similar_answer(id, q)?.hits)
+    }
+
+    /// [`Engine::similar_to`] with what the item looks like.
+    pub fn similar_answer(&self, id: &str, q: &Query) -> Result<Answer> {
+        Self::check_k(q.k)?;
+        let index = self.index();
+        let key = index.key_of(id).ok_or_else(|| Error::UnknownId(id.to_string()))?;
+        let v = index.vector(key).ok_or_else(|| Error::UnknownId(id.to_string()))?;
+        let (colour, trained) = self.settings(q, false)?;
+        let q = &Query { colour, ..q.clone() };
+        let v = self.query_vector(v, q.colour)?;
+        let v = self.expanded(&index, v, q, Some(key))?;
+        self.search_in(&index, &v, q, Some(key), trained)
+    }
+
+    /// Search with an embedded query photo. A snapshot that does not say how much colour
+    /// counts is searched by shape alone: its colour histogram is mostly its background
+    /// (street photos, precision@5: 0.561 shape only, 0.547 at colour 0.3; BENCHMARKS.md).
+    pub fn search_embedded(&self, e: &Embedded, q: &Query) -> Result<Answer> {
+        let mut answer = if e.snapshot && q.colour.is_none() && self.info.colour_weight > 0.0 {
+            let q = Query { colour: Some(0.0), ..q.clone() };
+            self.search_with(&e.vector, &q, true)?
+        } else {
+            self.search_with(&e.vector, q, e.snapshot)?
+        };
+        answer.garment = e.garment;
+        Ok(answer)
+    }
+
+    /// Search with a ready vector (as stored: the index's colour weight), taken for a
+    /// catalogue item's or a studio shot's.
+    pub fn search_vector(&self, v: &[f32], q: &Query) -> Result<Vec<Hit>> {
+        Ok(self.search_with(v, q, false)?.hits)
+    }
+
+    fn search_with(&self, v: &[f32], q: &Query, snapshot: bool) -> Result<Answer> {
+        Self::check_k(q.k)?;
+        let index = self.index();
+        let (colour, trained) = self.settings(q, snapshot)?;
+        let q = &Query { colour, ..q.clone() };
+        let v = self.query_vector(v, q.colour)?;
+        let v = self.expanded(&index, v, q, None)?;
+        self.search_in(&index, &v, q, None, trained)
+    }
+
+    /// Query expansion (`q.expand`): the query plus the vectors (in the query's colour
+    /// weighting) of its best results, scaled back to the query's length so that scores
+    /// keep their meaning.
+    fn expanded(
+        &self,
+        index: &VectorIndex,
+        v: Vec<f32>,
+        q: &Query,
+        exclude: Option<u32>,
+    ) -> Result<Vec<f32>> {
+        let Some(n) = q.expand.filter(|&n| n > 0) else { return Ok(v) };
+        if n > MAX_EXPAND {
+            return Err(Error::BadParameter {
+                name: "expand",
+                message: format!("{n} is not in 0..={MAX_EXPAND}"),
+            });
+        }
+        let first = index.search(&v, n, &q.filter, exclude, q.mode)?;
+        let mut e = v.clone();
+        for h in &first {
+            if let Some(hv) = index.key_of(&h.id).and_then(|key| index.vector(key)) {
+                for (a, b) in e.iter_mut().zip(self.query_vector(hv, q.colour)?) {
+                    *a += b;
+                }
+            }
+        }
+        let norm = |x: &[f32]| crate::kernel::dot(x, x).sqrt();
+        let (nv, ne) = (norm(&v), norm(&e));
+        if ne > 0.0 && ne.is_finite() {
+            e.iter_mut().for_each(|a| *a *= nv / ne);
+        }
+        Ok(e)
+    }
+
+    /// The planner's top k (re-ordered by the trained projection, then by the predicted
+    /// category, when asked), then the score floor and near-duplicate collapsing.
+    fn search_in(
+        &self,
+        index: &VectorIndex,
+        v: &[f32],
+        q: &Query,
+        exclude: Option<u32>,
+        trained: Option<Trained<'_>>,
+    ) -> Result<Answer> {
+        for (name, value, range) in
+            [("min-score", q.min_score, -1.0..=1.0), ("collapse", q.collapse, 0.0..=1.0)]
+        {
+            if let Some(x) = value.filter(|x| !range.contains(x)) {
+                return Err(Error::BadParameter {
+                    name,
+                    message: format!("{x} is not in {}..={}", range.start(), range.end()),
+                });
+            }
+        }
+        // Collapsing drops results: look deeper so that k usually remain.
+        let mut depth = if q.collapse.is_some() { (q.k * COLLAPSE_DEPTH).min(MAX_K) } else { q.k };
+        let shares = self.category_shares(q)?;
+        if trained.is_some() || shares.is_some() {
+            depth = depth.max(RERANK_DEPTH);
+        }
+        let mut hits = index.search(v, depth, &q.filter, exclude, q.mode)?;
+        let predicted = self.predict(
+            &|c| index.value_counts(c),
+            v,
+            hits.iter().map(|h| (h.score, &h.metadata)),
+            shares.is_some(),
+        );
+        let ranking = shares.map(|s| Ranking::new(&predicted, s)).filter(|r| !r.is_empty());
+        // Search within the predicted category too, so that its best items are candidates
+        // even when the photo's nearest vectors are elsewhere (a filter on that column
+        // already decides).
+        if let Some((column, value)) = ranking.as_ref().and_then(Ranking::within)
+            && !q.filter.has_column(column)
+        {
+            let mut within = q.filter.clone();
+            within.add(column, value);
+            let seen: std::collections::HashSet<String> =
+                hits.iter().map(|h| h.id.clone()).collect();
+            let more = index.search(v, depth, &within, exclude, q.mode)?;
+            hits.extend(more.into_iter().filter(|h| !seen.contains(&h.id)));
+        }
+        if let Some((projection, mix)) = trained {
+            let candidates: Vec<(u32, &[f32], f32)> = hits
+                .iter()
+                .filter_map(|h| {
+                    let key = index.key_of(&h.id)?;
+                    Some((key, index.vector(key)?, h.score))
+                })
+                .collect();
+            // Every hit comes from this snapshot, so each has its vector; were one missing,
+            // the stored order stands rather than a re-order of a part.
+            if candidates.len() == hits.len() {
+                let scores = projection.rescore_items(&self.projected, v, &candidates, mix);
+                for (h, s) in hits.iter_mut().zip(scores) {
+                    h.score = s;
+                }
+                hits.sort_by(|a, b| b.score.total_cmp(&a.score));
+            }
+        }
+        if let Some(r) = &ranking {
+            for h in &mut hits {
+                h.score = r.score(h.score, &h.metadata);
+            }
+            hits.sort_by(|a, b| b.score.total_cmp(&a.score));
+        }
+        if let Some(floor) = q.min_score {
+            hits.retain(|h| h.score >= floor);
+        }
+        if let Some(limit) = q.collapse {
+            let mut kept: Vec<&[f32]> = Vec::with_capacity(q.k);
+            let mut out = Vec::with_capacity(q.k);
+            for h in hits {
+                if out.len() == q.k {
+                    break;
+                }
+                let Some(hv) = index.key_of(&h.id).and_then(|key| index.vector(key)) else {
+                    continue;
+                };
+                if kept.iter().any(|kv| crate::kernel::dot(kv, hv) >= limit) {
+                    continue;
+                }
+                kept.push(hv);
+                out.push(h);
+            }
+            hits = out;
+        }
+        hits.truncate(q.k);
+        Ok(Answer { hits, predicted, ..Answer::default() })
+    }
+}

@@ -1,0 +1,257 @@
+//! The write path: items added (checked and embedded before anything is written, then
+//! one transaction) and removed while searches go on; each write publishes the next
+//! snapshot of the index.
+
+use std::collections::BTreeMap;
+use std::path::Path;
+use std::sync::Arc;
+use std::time::Instant;
+
+use rayon::prelude::*;
+
+use super::Engine;
+use crate::error::{Error, Result};
+use crate::index::{Item, VectorIndex};
+use crate::preprocess;
+use crate::store::{Change, ItemRecord, Store, StoreError};
+
+/// Longest item id accepted from `add` or the API.
+pub const MAX_ID_LEN: usize = 200;
+
+/// Folder inside the index that keeps the photos of items added by `add` or the API.
+pub const ADDED_PHOTOS_DIR: &str = "photos";
+
+/// An item to add: its id, its photo's bytes and its metadata (known columns only).
+#[derive(Debug, Clone)]
+pub struct NewItem {
+    pub id: String,
+    pub photo: Vec<u8>,
+    pub metadata: BTreeMap<String, String>,
+}
+
+/// What a write did.
+#[derive(Debug, Clone, Default, serde::Serialize)]
+pub struct WriteReport {
+    /// Ids new to the index.
+    pub added: Vec<String>,
+    /// Ids that were there and now hold the new photo and metadata.
+    pub replaced: Vec<String>,
+    pub removed: Vec<String>,
+    /// Items in the index after the write.
+    pub total_items: usize,
+    pub seconds: f64,
+}
+
+impl Engine {
+    /// Add (or replace) items with their photos, visible to searches once this returns.
+    /// Every photo is checked and embedded before anything is written; the write itself
+    /// is one transaction. Time goes in proportion to the items given, not to the index.
+    pub fn add_items(&self, items: Vec<NewItem>) -> Result<WriteReport> {
+        let started = Instant::now();
+        self.check_writable()?;
+        let mut seen = std::collections::HashSet::new();
+        for item in &items {
+            check_id(&item.id)?;
+            if !seen.insert(item.id.as_str()) {
+                return Err(bad_item(&item.id, "given twice"));
+            }
+            if let Some(col) = item.metadata.keys().find(|c| !self.info.columns.contains(c)) {
+                return Err(Error::UnknownColumn {
+                    column: col.clone(),
+                    known: self.info.columns.join(", "),
+                });
+            }
+        }
+        // Decode and embed first: a bad photo refuses the whole batch before any write.
+        let tensors: Vec<Vec<f32>> = items
+            .par_iter()
+            .map(|item| {
+                let img = preprocess::decode(&item.photo)
+                    .map_err(|e| bad_item(&item.id, &e.to_string()))?;
+                preprocess::tensor(&img, self.embedder.spec(), None)
+                    .map_err(|e| bad_item(&item.id, &e.to_string()))
+            })
+            .collect::<Result<_>>()?;
+        let mut vectors = Vec::with_capacity(items.len() * self.info.dim);
+        for chunk in tensors.chunks(32) {
+            let flat: Vec<f32> = chunk.concat();
+            vectors.extend(self.embedder.embed_tensors(&flat, chunk.len())?);
+        }
+        let photos_dir = self.dir.join(ADDED_PHOTOS_DIR);
+        std::fs::create_dir_all(&photos_dir)
+            .map_err(|source| Error::Io { path: photos_dir.clone(), source })?;
+        let mut changes = Vec::with_capacity(items.len());
+        for (item, vector) in items.iter().zip(vectors.chunks_exact(self.info.dim)) {
+            let hash = blake3::hash(&item.photo).to_hex().to_string();
+            let ext = image::guess_format(&item.photo)
+                .ok()
+                .and_then(|f| f.extensions_str().first().copied())
+                .unwrap_or("img");
+            let rel = format!("{ADDED_PHOTOS_DIR}/{}-{}.{ext}", file_safe(&item.id), &hash[..16]);
+            write_atomically(&self.dir.join(&rel), &item.photo)?;
+            let record = ItemRecord {
+                path: rel,
+                hash,
+                metadata: item.metadata.clone(),
+                key: None,
+                added: true,
+                cell: None,
+            };
+            changes.push(Change::Put { id: item.id.clone(), record, vector: vector.to_vec() });
+        }
+
+        let _writer = self.writer.lock().map_err(|_| poisoned())?;
+        let before = self.current_for_write()?;
+        // Place each item in its partition cell: one comparison with the centroids each.
+        if let Some(p) = before.partition() {
+            for (change, cell) in changes.iter_mut().zip(p.assign(&vectors)) {
+                if let Change::Put { record, .. } = change {
+                    record.cell = Some(cell);
+                }
+            }
+        }
+        let mut report = WriteReport::default();
+        let mut old_keys = Vec::new();
+        let mut old_files = Vec::new();
+        for item in &items {
+            match before.key_of(&item.id) {
+                Some(k) => {
+                    old_keys.push(k);
+                    if let Some(r) = before.record(k).filter(|r| r.added) {
+                        old_files.push(r.path.clone());
+                    }
+                    report.replaced.push(item.id.clone());
+                }
+                None => report.added.push(item.id.clone()),
+            }
+        }
+        let keys = self.store.apply(None, &changes)?;
+        let new_items: Vec<Item> = changes
+            .into_iter()
+            .zip(keys)
+            .filter_map(|(c, key)| match c {
+                Change::Put { id, record, vector } => {
+                    Some(Item { key, id, record: ItemRecord { key: Some(key), ..record }, vector })
+                }
+                _ => None,
+            })
+            .collect();
+        let kept: std::collections::HashSet<&str> =
+            new_items.iter().map(|i| i.record.path.as_str()).collect();
+        let old_files: Vec<String> =
+            old_files.into_iter().filter(|p| !kept.contains(p.as_str())).collect();
+        let next = before.with_changes(new_items, &old_keys);
+        report.total_items = next.len();
+        self.index.store(Arc::new(next));
+        self.remove_files(&old_files);
+        report.seconds = started.elapsed().as_secs_f64();
+        Ok(report)
+    }
+
+    /// Remove items by id, gone from searches once this returns. An unknown id refuses the
+    /// whole batch.
+    pub fn remove_items(&self, ids: &[String]) -> Result<WriteReport> {
+        let started = Instant::now();
+        self.check_writable()?;
+        let _writer = self.writer.lock().map_err(|_| poisoned())?;
+        let before = self.current_for_write()?;
+        let mut keys = Vec::with_capacity(ids.len());
+        let mut files = Vec::new();
+        for id in ids {
+            let key = before.key_of(id).ok_or_else(|| Error::UnknownId(id.clone()))?;
+            if let Some(r) = before.record(key).filter(|r| r.added) {
+                files.push(r.path.clone());
+            }
+            keys.push(key);
+        }
+        let changes: Vec<Change> = ids.iter().map(|id| Change::Delete { id: id.clone() }).collect();
+        self.store.apply(None, &changes)?;
+        let next = before.with_changes(Vec::new(), &keys);
+        let report = WriteReport {
+            removed: ids.to_vec(),
+            total_items: next.len(),
+            seconds: started.elapsed().as_secs_f64(),
+            ..Default::default()
+        };
+        self.index.store(Arc::new(next));
+        self.remove_files(&files);
+        Ok(report)
+    }
+
+    /// The snapshot a write builds on (the caller holds the writer lock). When another
+    /// process has replaced the partition since it was loaded (`index`, `repartition`),
+    /// it is reloaded first, so that new items are placed in the stored partition's cells.
+    fn current_for_write(&self) -> Result<Arc<VectorIndex>> {
+        let current = self.index();
+        if self.store.partition_generation()? == current.generation() {
+            return Ok(current);
+        }
+        tracing::info!("the index's partition changed on disk; reloading the index");
+        let fresh = Arc::new(VectorIndex::load(&self.store, self.info.dim)?);
+        self.index.store(fresh.clone());
+        Ok(fresh)
+    }
+
+    fn check_writable(&self) -> Result<()> {
+        // v1 items have no keys; v2 and later take writes (a v2 index just has no partition).
+        if self.info.format_version < 2 {
+            return Err(Error::BadParameter {
+                name: "index",
+                message: format!(
+                    "{} is in format v{}; run `lookalike index` on it once to upgrade it before adding or removing items",
+                    self.dir.display(),
+                    self.info.format_version
+                ),
+            });
+        }
+        Ok(())
+    }
+
+    /// Photos of removed or replaced added items; a leftover file only wastes space.
+    fn remove_files(&self, rels: &[String]) {
+        for rel in rels {
+            if let Err(e) = std::fs::remove_file(self.dir.join(rel)) {
+                tracing::warn!("cannot remove {rel}: {e}");
+            }
+        }
+    }
+}
+
+fn poisoned() -> Error {
+    Error::Store(StoreError::Backend("a writer panicked; reopen the index".into()))
+}
+
+fn bad_item(id: &str, message: &str) -> Error {
+    Error::BadItem { id: id.to_string(), message: message.to_string() }
+}
+
+/// Ids become file names and URL segments: printable, no path separators, not too long.
+fn check_id(id: &str) -> Result<()> {
+    let problem = if id.trim().is_empty() {
+        Some("the id is empty")
+    } else if id.len() > MAX_ID_LEN {
+        Some("the id is longer than 200 bytes")
+    } else if id.chars().any(|c| c.is_control() || c == '/' || c == '\\') {
+        Some("the id holds a control character or a slash")
+    } else {
+        None
+    };
+    match problem {
+        Some(p) => Err(bad_item(id, p)),
+        None => Ok(()),
+    }
+}
+
+fn file_safe(id: &str) -> String {
+    id.chars()
+        .map(|c| if c.is_ascii_alphanumeric() || c == '-' || c == '_' { c } else { '_' })
+        .collect()
+}
+
+/// Write aside, then rename: a crash never leaves half a photo under the final name.
+fn write_atomically(path: &Path, bytes: &[u8]) -> Result<()> {
+    let tmp = path.with_extension("tmp");
+    let io = |source| Error::Io { path: path.to_path_buf(), source };
+    std::fs::write(&tmp, bytes).map_err(io)?;
+    std::fs::rename(&tmp, path).map_err(io)
+}
