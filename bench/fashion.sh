@@ -49,6 +49,18 @@ for W in 0.1 0.5 0.7; do
   $BIN eval --index $I --queries $S --holdout -k 5 --category $W --json > $OUT/fashion-street-category$W.json
 done
 
+echo "== the peer: ImageNet Lite0 (224 px, colour 0.3: the previous default) on the same splits"
+rm -rf $OUT/fashion-lite0-idx44k
+$BIN index $CAT/images --metadata $CAT/styles.csv --index $OUT/fashion-lite0-idx44k --model lite0 --json > $OUT/fashion-lite0-index-44k.json
+$BIN eval --index $OUT/fashion-lite0-idx44k --leave-one-out --holdout -k 5 --json > $OUT/fashion-lite0-holdout.json
+$BIN eval --index $OUT/fashion-lite0-idx44k --queries $S --holdout -k 5 --json > $OUT/fashion-lite0-street.json
+$BIN eval --index $OUT/fashion-lite0-idx44k --queries $S --holdout -k 5 --category 0.3 --json > $OUT/fashion-lite0-street-vote.json
+
+echo "== garment localisation on far-away snapshots: the street test photos shrunk into a corner of a textured floor"
+$PY bench/far_snapshots.py --queries $S --out $OUT/far > /dev/null
+$BIN eval --index $I --queries $OUT/far/queries.csv -k 5 --json > $OUT/fashion-far.json
+$BIN eval --index $I --queries $OUT/far/queries.csv -k 5 --locate off --json > $OUT/fashion-far-locate-off.json
+
 echo "== search latency at 44k: Rust (the index's own vectors) and numpy (a matrix of the same shape)"
 $BIN bench search --index $I > $OUT/fashion-search.json
 DIM=$(grep -o '"dim":[0-9]*' $OUT/fashion-search.json | head -1 | cut -d: -f2)

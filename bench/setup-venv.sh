@@ -7,7 +7,7 @@ set -eu
 cd "$(dirname "$0")"
 PYTHON="${PYTHON:-python3}"
 VENV=.venv
-PINS="numpy==2.4.6 pillow==13.0.0 onnxruntime==1.32.0"
+PINS="numpy==2.4.6 pillow==13.0.0 onnxruntime==1.32.0 blake3==1.0.11"
 
 if [ ! -x "$VENV/bin/python" ]; then
     echo "creating $PWD/$VENV with $("$PYTHON" --version 2>&1)"
@@ -24,4 +24,4 @@ then
     exit 0
 fi
 "$VENV/bin/python" -m pip install --disable-pip-version-check --quiet $PINS
-"$VENV/bin/python" -c "import numpy, PIL, onnxruntime; print('bench/.venv ready: numpy', numpy.__version__, 'pillow', PIL.__version__, 'onnxruntime', onnxruntime.__version__)"
+"$VENV/bin/python" -c "import numpy, PIL, onnxruntime, blake3; print('bench/.venv ready: numpy', numpy.__version__, 'pillow', PIL.__version__, 'onnxruntime', onnxruntime.__version__)"
