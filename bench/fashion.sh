@@ -21,7 +21,8 @@ BIN=target/release/lookalike
 
 echo "== indexing throughput, first $SUBSET photos, one after the other: Rust (fashion, 128 px), Python reference (Lite0, 224 px), Rust again"
 rm -rf $OUT/subset; mkdir -p $OUT/subset
-ls $CAT/images | sort | head -n "$SUBSET" | while read -r f; do ln -s "$(realpath $CAT/images/$f)" $OUT/subset/$f; done
+ls $CAT/images | sort > $OUT/all-files.txt
+head -n "$SUBSET" $OUT/all-files.txt | while read -r f; do ln -s "$(realpath $CAT/images/$f)" $OUT/subset/$f; done
 for R in 1 2; do
   rm -rf $OUT/fashion-idx-subset
   $BIN index $OUT/subset --index $OUT/fashion-idx-subset --json > $OUT/fashion-index-subset-$R.json
@@ -64,8 +65,9 @@ $BIN eval --index $I --queries $OUT/far/queries.csv -k 5 --locate off --json > $
 echo "== search latency at 44k: Rust (the index's own vectors) and numpy (a matrix of the same shape)"
 $BIN bench search --index $I > $OUT/fashion-search.json
 DIM=$(grep -o '"dim":[0-9]*' $OUT/fashion-search.json | head -1 | cut -d: -f2)
-$PY -c "import numpy as np; r=np.random.default_rng(7).standard_normal((44441,$DIM),dtype=np.float32); r/=np.linalg.norm(r,axis=1,keepdims=True); np.save('$OUT/random44k-$DIM.npy', r)"
+$PY -c "import numpy as np; r=np.random.default_rng(7).standard_normal((44441,$DIM),dtype=np.float32); r/=np.linalg.norm(r,axis=1,keepdims=True); np.save('$OUT/random44k-$DIM.npy', r); open('$OUT/random44k-$DIM.ids.txt','w').write(''.join(f'{i}\\n' for i in range(len(r))))"
 $PY bench/reference.py search-bench --emb $OUT/random44k-$DIM.npy -k 10 --queries 200 > $OUT/fashion-py-search.json
-Q=$(ls $D/street-photos/images/*.jpg | sort | head -20)
+ls $D/street-photos/images/*.jpg | sort > $OUT/street-files.txt
+Q=$(head -n 20 $OUT/street-files.txt)
 $BIN bench query --index $I $Q --repeat 5 > $OUT/fashion-query.json
 echo "done: $OUT/fashion-*"

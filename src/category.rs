@@ -33,8 +33,12 @@ pub const MAX_SHARE: f32 = 0.9;
 /// A prediction at least this sure also searches within its category, so that the
 /// category's best items are candidates even when the photo's nearest vectors are not.
 pub const WITHIN_MIN_PROBABILITY: f32 = 0.2;
-/// Nearest items whose labels vote when the model's classes are not the catalogue's.
+/// Nearest items whose labels vote on what the query shows.
 pub const VOTERS: usize = 20;
+/// Candidates a category-ranked search re-orders: the plain search's best this many (and
+/// as many of the predicted category when those hold too few of it). Deeper costs scan
+/// time and hardly moves the top results: the blend lifts an item by at most the share.
+pub const CANDIDATES: usize = 50;
 /// The model's classes must cover this share of an index's labelled items for its own
 /// probabilities to be used; below, the nearest items vote.
 const MIN_COVERAGE: f64 = 0.5;

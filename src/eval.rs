@@ -293,11 +293,14 @@ pub fn leave_one_out(
                     }
                 }
                 let scores = kernel::scores_batch(index.matrix(), dim, &qbuf, block.len());
-                let depth = if reorder.trained.is_some() || reorder.category.is_some() {
-                    k.max(RERANK_DEPTH)
-                } else {
-                    k
-                };
+                // As deep as a search looks for the same re-ordering.
+                let mut depth = k;
+                if reorder.trained.is_some() {
+                    depth = depth.max(RERANK_DEPTH);
+                }
+                if reorder.category.is_some() {
+                    depth = depth.max(crate::category::CANDIDATES);
+                }
                 block
                     .par_iter()
                     .enumerate()

@@ -156,8 +156,11 @@ impl Engine {
         // Collapsing drops results: look deeper so that k usually remain.
         let mut depth = if q.collapse.is_some() { (q.k * COLLAPSE_DEPTH).min(MAX_K) } else { q.k };
         let shares = self.category_shares(q)?;
-        if trained.is_some() || shares.is_some() {
+        if trained.is_some() {
             depth = depth.max(RERANK_DEPTH);
+        }
+        if shares.is_some() {
+            depth = depth.max(category::CANDIDATES);
         }
         let mut hits = index.search(v, depth, &q.filter, exclude, q.mode)?;
         let predicted = self.predict(
@@ -169,9 +172,20 @@ impl Engine {
         let ranking = shares.map(|s| Ranking::new(&predicted, s)).filter(|r| !r.is_empty());
         // Search within the predicted category too, so that its best items are candidates
         // even when the photo's nearest vectors are elsewhere (a filter on that column
-        // already decides).
+        // already decides). Needless when the candidates already hold as many of it as
+        // the results need: the blend is the same for every item of one value and grows
+        // with similarity, so none from further away could pass them.
+        let wanted = if q.collapse.is_some() { depth } else { q.k };
+        let holds = |column: &str, value: &str| {
+            hits.iter()
+                .filter(|h| {
+                    h.metadata.get(column).is_some_and(|v| v.trim().eq_ignore_ascii_case(value))
+                })
+                .count()
+        };
         if let Some((column, value)) = ranking.as_ref().and_then(Ranking::within)
             && !q.filter.has_column(column)
+            && (trained.is_some() || holds(column, value) < wanted)
         {
             let mut within = q.filter.clone();
             within.add(column, value);
