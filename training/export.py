@@ -180,7 +180,8 @@ EfficientNet-Lite0 fine-tuned for fashion retrieval by `training/train.py`; expo
 * Stem and the first {freeze} blocks frozen (ImageNet's), the rest trained. AdamW, head
   lr {lr:g}, backbone lr {backbone_lr:g}, weight decay 1e-4, 150 warm-up steps then cosine.
   Dropout 0.2 before the embedding. Seed {seed}.
-* {epochs:g} epochs = {steps} steps ({images} images), {wall} on 2 CPU cores (PyTorch
+* {epochs:g} epochs = {steps} steps ({images} images), {wall} of wall-clock time as
+  recorded (pauses and other work on the machine included) on 2 CPU cores (PyTorch
   {torch}, channels-last fp32).
 
 ## Figures during training (quick check in Python, held-out split only)
