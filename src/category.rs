@@ -195,7 +195,7 @@ pub struct Prediction {
     pub source: Source,
     /// Every value with its probability (lower-cased), for ranking.
     #[serde(skip)]
-    dist: HashMap<String, f32>,
+    dist: BTreeMap<String, f32>,
 }
 
 impl Prediction {
@@ -206,8 +206,8 @@ impl Prediction {
 
     fn from_dist(
         column: &str,
-        dist: HashMap<String, f32>,
-        names: &HashMap<String, String>,
+        dist: BTreeMap<String, f32>,
+        names: &BTreeMap<String, String>,
         source: Source,
     ) -> Option<Self> {
         let (best, p) = dist
@@ -238,8 +238,8 @@ pub fn from_model(
         return None;
     }
     let p = heads.probabilities(head, e);
-    let mut dist = HashMap::new();
-    let mut names = HashMap::new();
+    let mut dist = BTreeMap::new();
+    let mut names = BTreeMap::new();
     for ((class, low), p) in head.classes.iter().zip(lower).zip(p) {
         if counts.contains_key(&low) {
             names.insert(low.clone(), class.clone());
@@ -267,8 +267,8 @@ pub fn from_neighbours<'a>(
         .filter(|(_, v)| !v.is_empty())
         .collect();
     let top = voters.iter().map(|(s, _)| *s).fold(f32::NEG_INFINITY, f32::max);
-    let mut dist: HashMap<String, f32> = HashMap::new();
-    let mut names = HashMap::new();
+    let mut dist: BTreeMap<String, f32> = BTreeMap::new();
+    let mut names = BTreeMap::new();
     let mut total = 0.0;
     for (score, v) in voters {
         let w = ((score - top) / VOTE_TEMPERATURE).exp();
@@ -296,7 +296,7 @@ pub fn combine(model: Option<Prediction>, vote: Option<Prediction>) -> Option<Pr
         (Some(m), Some(v)) => (m, v),
         (m, v) => return m.or(v),
     };
-    let mut dist: HashMap<String, f32> = HashMap::new();
+    let mut dist: BTreeMap<String, f32> = BTreeMap::new();
     for (value, p) in &m.dist {
         *dist.entry(value.clone()).or_insert(0.0) += MODEL_WEIGHT * p;
     }
@@ -304,7 +304,7 @@ pub fn combine(model: Option<Prediction>, vote: Option<Prediction>) -> Option<Pr
         *dist.entry(value.clone()).or_insert(0.0) += (1.0 - MODEL_WEIGHT) * p;
     }
     // The catalogue's spelling where the vote saw it, else the model's.
-    let mut names: HashMap<String, String> = HashMap::new();
+    let mut names: BTreeMap<String, String> = BTreeMap::new();
     names.insert(m.value.to_lowercase(), m.value.clone());
     names.insert(v.value.to_lowercase(), v.value.clone());
     Prediction::from_dist(&m.column, dist, &names, Source::Both)
@@ -433,6 +433,39 @@ mod tests {
         let other: HashMap<String, u64> =
             [("jumpers".to_string(), 5), ("shoes".to_string(), 1)].into();
         assert!(from_model(&h, head, &[1.0, 0.0], &other).is_none());
+    }
+
+    #[test]
+    fn the_same_query_gets_the_same_probabilities_to_the_last_bit() {
+        // Many classes whose probabilities are summed: a sum in hash order would differ
+        // in its last bits from call to call (and so would the answers' JSON).
+        let n = 40;
+        let classes: Vec<String> = (0..n).map(|i| format!("\"c{i}\"")).collect();
+        let proxies: Vec<String> = (0..n)
+            .map(|i| {
+                let a = i as f32 * 0.37;
+                format!("[{},{}]", a.cos(), a.sin())
+            })
+            .collect();
+        let json = format!(
+            r#"{{"format":1,"dim":2,"scale":3,"heads":[{{"column":"articleType","classes":[{}],"proxies":[{}]}}]}}"#,
+            classes.join(","),
+            proxies.join(",")
+        );
+        let h = Heads::parse(&json, Path::new("t.json")).unwrap();
+        let head = h.head("articleType").unwrap();
+        let counts: HashMap<String, u64> = (0..n).map(|i| (format!("c{i}"), 1)).collect();
+        let bits = |p: &Prediction| {
+            (0..n).map(|i| p.probability_of(&format!("c{i}")).to_bits()).collect::<Vec<_>>()
+        };
+        let first = from_model(&h, head, &[0.3, 0.95], &counts).unwrap();
+        for _ in 0..30 {
+            let again = from_model(&h, head, &[0.3, 0.95], &counts).unwrap();
+            assert_eq!(again.probability.to_bits(), first.probability.to_bits());
+            assert_eq!(bits(&again), bits(&first));
+            let both = combine(Some(again.clone()), Some(first.clone())).unwrap();
+            assert_eq!(both.probability.to_bits(), first.probability.to_bits());
+        }
     }
 
     #[test]
