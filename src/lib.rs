@@ -16,6 +16,7 @@ pub mod garment;
 pub mod index;
 pub mod ingest;
 pub mod kernel;
+pub mod label;
 pub mod model;
 pub mod preprocess;
 pub mod projection;

@@ -48,7 +48,7 @@ run() { # name, then the command's arguments
   shift
   { "$bin" "$@" 2>"$out/$name.stderr" || echo "exit $?"; } | strip >"$out/$name.json"
   # Paths of the temporary folder differ between runs.
-  sed -i -e "s#$work#WORK#g" -e "s/ in [0-9.]* s;/ in T s;/" "$out/$name.json" "$out/$name.stderr"
+  sed -i -e "s#$work#WORK#g" -e "s/ in [0-9.]* s;/ in T s;/" -e "s/([0-9.]* s)/(T s)/" "$out/$name.json" "$out/$name.stderr"
 }
 
 "$bin" index "$cat" --index "$idx" >/dev/null 2>&1

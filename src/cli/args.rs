@@ -198,216 +198,243 @@ impl NetworkArg {
 #[derive(Subcommand)]
 pub enum Command {
     /// Index (or refresh) a catalogue folder of product photos.
-    Index {
-        /// Folder of photos, searched recursively; a photo's id is its file stem.
-        catalog: PathBuf,
-        /// Index folder to create or update.
-        #[arg(long)]
-        index: PathBuf,
-        /// CSV with an `id` column (default: styles.csv in the catalogue folder, if any).
-        #[arg(long)]
-        metadata: Option<PathBuf>,
-        /// Model for a new index: fashion (default: EfficientNet-Lite0 fine-tuned on
-        /// fashion, 256-d, predicts article type and colour, finds garments in snapshots),
-        /// lite0 (ImageNet), lite2, lite0-int8 (faster, slightly less precise), or the path
-        /// of a model manifest (.toml). An existing index keeps its model.
-        #[arg(long)]
-        model: Option<String>,
-        /// Weight of the colour descriptor appended to each embedding, for a new index
-        /// (default 0.3; 0: shape only). Queries may ask for another with --colour.
-        #[arg(long)]
-        colour_weight: Option<f32>,
-        /// Train the partition (the approximate index) anew even if the current one still
-        /// fits the index's size (e.g. after many items were added with `add`).
-        #[arg(long)]
-        repartition: bool,
-        /// Photos per inference batch.
-        #[arg(long, default_value_t = 32)]
-        batch_size: usize,
-        /// Print the report as JSON.
-        #[arg(long)]
-        json: bool,
-        #[command(flatten)]
-        backend: BackendArg,
-    },
+    Index(IndexArgs),
     /// Find the catalogue items most similar to photos (or to an indexed item).
-    Search {
-        #[arg(long)]
-        index: PathBuf,
-        /// Query photos.
-        images: Vec<PathBuf>,
-        /// Number of results.
-        #[arg(short, long, default_value_t = 5)]
-        k: usize,
-        /// Keep only items with column=value (repeat; same column = any of the values).
-        #[arg(long = "filter", value_name = "COLUMN=VALUE")]
-        filters: Vec<String>,
-        /// Search only this region of each photo: x,y,w,h in pixels.
-        #[arg(long)]
-        crop: Option<Crop>,
-        /// Search from an indexed item instead of a photo.
-        #[arg(long, value_name = "ID")]
-        similar_to: Option<String>,
-        /// How query photos are squared: auto (pad studio shots, crop snapshots), pad, crop.
-        #[arg(long, default_value = "auto")]
-        query_resize: QueryResize,
-        /// One JSON object per query, one per line.
-        #[arg(long)]
-        json: bool,
-        /// Leave out results scoring below this (-1..1).
-        #[arg(long)]
-        min_score: Option<f32>,
-        /// Leave out results nearly identical to a better one: cosine at least this (0..1,
-        /// e.g. 0.95).
-        #[arg(long)]
-        collapse: Option<f32>,
-        #[command(flatten)]
-        ranking: RankingArg,
-        #[command(flatten)]
-        backend: BackendArg,
-    },
+    Search(SearchArgs),
     /// Add photos to an index (or replace items with the same ids), without re-indexing.
-    Add {
-        #[arg(long)]
-        index: PathBuf,
-        /// Photos to add; an item's id is its file stem (or --id).
-        #[arg(required = true)]
-        photos: Vec<PathBuf>,
-        /// Id of the item (one photo only).
-        #[arg(long)]
-        id: Option<String>,
-        /// CSV with an `id` column giving the new items' metadata.
-        #[arg(long)]
-        metadata: Option<PathBuf>,
-        /// Metadata for every photo given: column=value (repeat).
-        #[arg(long = "set", value_name = "COLUMN=VALUE")]
-        set: Vec<String>,
-        #[arg(long)]
-        json: bool,
-        #[command(flatten)]
-        backend: BackendArg,
-    },
+    Add(AddArgs),
     /// Remove items from an index by id.
-    Remove {
-        #[arg(long)]
-        index: PathBuf,
-        #[arg(required = true)]
-        ids: Vec<String>,
-        #[arg(long)]
-        json: bool,
-    },
+    Remove(RemoveArgs),
     /// Train the index's partition (its approximate index) anew, e.g. after it has grown
     /// through `add`; `index` does it by itself once twice the cells are wanted.
-    Repartition {
-        #[arg(long)]
-        index: PathBuf,
-        #[arg(long)]
-        json: bool,
-    },
+    Repartition(RepartitionArgs),
     /// Measure retrieval quality: leave-one-out over the catalogue, or outside photos.
-    Eval {
-        #[arg(long)]
-        index: PathBuf,
-        /// Every catalogue item queries the rest (the default without --queries).
-        #[arg(long)]
-        leave_one_out: bool,
-        /// Relevance label: a column, or columns joined by '+' (repeat for several).
-        /// Default: articleType, subCategory, articleType+baseColour (those present).
-        #[arg(long = "label")]
-        labels: Vec<String>,
-        /// Column whose values break the figures down (default: masterCategory if present).
-        #[arg(long)]
-        group_by: Option<String>,
-        /// CSV of outside photos: file,label,...,match_article_types.
-        #[arg(long)]
-        queries: Option<PathBuf>,
-        /// Folder of the photos named in --queries (default: the CSV's folder/images).
-        #[arg(long)]
-        images: Option<PathBuf>,
-        /// Column that --queries' match lists name.
-        #[arg(long, default_value = "articleType")]
-        match_column: String,
-        #[arg(short, long, default_value_t = 5)]
-        k: usize,
-        /// Only evaluate (and search among) items with column=value.
-        #[arg(long = "filter", value_name = "COLUMN=VALUE")]
-        filters: Vec<String>,
-        /// How outside photos are squared: auto, pad, crop.
-        #[arg(long, default_value = "auto")]
-        query_resize: QueryResize,
-        /// One JSON object (per mode) instead of tables.
-        #[arg(long)]
-        json: bool,
-        /// Leave-one-out within the held-out split only (a fixed 20% of the items by a hash
-        /// of their id, never used for training): queries and ranked items both from it.
-        #[arg(long, conflicts_with_all = ["ann", "expand"])]
-        holdout: bool,
-        /// Write an HTML page of sample queries beside their top-k.
-        #[arg(long)]
-        report: Option<PathBuf>,
-        /// Queries shown in the HTML report.
-        #[arg(long, default_value_t = 60)]
-        report_samples: usize,
-        #[command(flatten)]
-        ranking: RankingArg,
-        #[command(flatten)]
-        backend: BackendArg,
-    },
+    Eval(EvalArgs),
     /// Learn a projection of the index's embeddings from its labels (e.g. articleType),
     /// stored in the index folder; searches then re-order their best results by it (all
     /// but snapshots, unless --trained or --mix say otherwise). Seeded: the same index and
     /// options give the same projection.
-    Train {
-        #[arg(long)]
-        index: PathBuf,
-        /// The label to learn: a column, or columns joined by '+'.
-        #[arg(long, default_value = "articleType")]
-        label: String,
-        #[command(flatten)]
-        network: NetworkArg,
-        /// Train on the held-out split too (then `eval --holdout --trained` is refused:
-        /// it would measure items the projection has seen).
-        #[arg(long)]
-        include_holdout: bool,
-        /// Print the report as JSON (and no per-epoch lines).
-        #[arg(long)]
-        json: bool,
-    },
+    Train(TrainArgs),
     /// Serve the web page and the JSON API.
-    Serve {
-        #[arg(long)]
-        index: PathBuf,
-        /// Address to listen on.
-        #[arg(long, default_value = "127.0.0.1:8080")]
-        addr: std::net::SocketAddr,
-        /// Catalogue folder to serve photos from (default: the one the index was built from).
-        #[arg(long)]
-        catalog: Option<PathBuf>,
-        /// Largest accepted upload, in MB.
-        #[arg(long, default_value_t = 20)]
-        max_upload_mb: usize,
-        /// Searches in flight before the server answers 503 (busy).
-        #[arg(long, default_value_t = 32)]
-        max_inflight: usize,
-        /// Bearer token that enables the write endpoints (POST /api/items,
-        /// DELETE /api/items/{id}); without it they are disabled.
-        #[arg(long, env = "LOOKALIKE_ADMIN_TOKEN", hide_env_values = true)]
-        admin_token: Option<String>,
-        #[command(flatten)]
-        backend: BackendArg,
-    },
+    Serve(ServeArgs),
     /// Measure speed and memory (figures as JSON lines).
     Bench {
         #[command(subcommand)]
         what: BenchCommand,
     },
     /// Describe an index: model, item count, dimension, columns.
-    Info {
-        #[arg(long)]
-        index: PathBuf,
-        #[arg(long)]
-        json: bool,
-    },
+    Info(InfoArgs),
+}
+
+#[derive(Args)]
+pub struct IndexArgs {
+    /// Folder of photos, searched recursively; a photo's id is its file stem.
+    pub catalog: PathBuf,
+    /// Index folder to create or update.
+    #[arg(long)]
+    pub index: PathBuf,
+    /// CSV with an `id` column (default: styles.csv in the catalogue folder, if any).
+    #[arg(long)]
+    pub metadata: Option<PathBuf>,
+    /// Model for a new index: fashion (default: EfficientNet-Lite0 fine-tuned on
+    /// fashion, 256-d, predicts article type and colour, finds garments in snapshots),
+    /// lite0 (ImageNet), lite2, lite0-int8 (faster, slightly less precise), or the path
+    /// of a model manifest (.toml). An existing index keeps its model.
+    #[arg(long)]
+    pub model: Option<String>,
+    /// Weight of the colour descriptor appended to each embedding, for a new index
+    /// (default 0.3; 0: shape only). Queries may ask for another with --colour.
+    #[arg(long)]
+    pub colour_weight: Option<f32>,
+    /// Train the partition (the approximate index) anew even if the current one still
+    /// fits the index's size (e.g. after many items were added with `add`).
+    #[arg(long)]
+    pub repartition: bool,
+    /// Photos per inference batch.
+    #[arg(long, default_value_t = 32)]
+    pub batch_size: usize,
+    /// Print the report as JSON.
+    #[arg(long)]
+    pub json: bool,
+    #[command(flatten)]
+    pub backend: BackendArg,
+}
+
+#[derive(Args)]
+pub struct SearchArgs {
+    #[arg(long)]
+    pub index: PathBuf,
+    /// Query photos.
+    pub images: Vec<PathBuf>,
+    /// Number of results.
+    #[arg(short, long, default_value_t = 5)]
+    pub k: usize,
+    /// Keep only items with column=value (repeat; same column = any of the values).
+    #[arg(long = "filter", value_name = "COLUMN=VALUE")]
+    pub filters: Vec<String>,
+    /// Search only this region of each photo: x,y,w,h in pixels.
+    #[arg(long)]
+    pub crop: Option<Crop>,
+    /// Search from an indexed item instead of a photo.
+    #[arg(long, value_name = "ID")]
+    pub similar_to: Option<String>,
+    /// How query photos are squared: auto (pad studio shots, crop snapshots), pad, crop.
+    #[arg(long, default_value = "auto")]
+    pub query_resize: QueryResize,
+    /// One JSON object per query, one per line.
+    #[arg(long)]
+    pub json: bool,
+    /// Leave out results scoring below this (-1..1).
+    #[arg(long)]
+    pub min_score: Option<f32>,
+    /// Leave out results nearly identical to a better one: cosine at least this (0..1,
+    /// e.g. 0.95).
+    #[arg(long)]
+    pub collapse: Option<f32>,
+    #[command(flatten)]
+    pub ranking: RankingArg,
+    #[command(flatten)]
+    pub backend: BackendArg,
+}
+
+#[derive(Args)]
+pub struct AddArgs {
+    #[arg(long)]
+    pub index: PathBuf,
+    /// Photos to add; an item's id is its file stem (or --id).
+    #[arg(required = true)]
+    pub photos: Vec<PathBuf>,
+    /// Id of the item (one photo only).
+    #[arg(long)]
+    pub id: Option<String>,
+    /// CSV with an `id` column giving the new items' metadata.
+    #[arg(long)]
+    pub metadata: Option<PathBuf>,
+    /// Metadata for every photo given: column=value (repeat).
+    #[arg(long = "set", value_name = "COLUMN=VALUE")]
+    pub set: Vec<String>,
+    #[arg(long)]
+    pub json: bool,
+    #[command(flatten)]
+    pub backend: BackendArg,
+}
+
+#[derive(Args)]
+pub struct RemoveArgs {
+    #[arg(long)]
+    pub index: PathBuf,
+    #[arg(required = true)]
+    pub ids: Vec<String>,
+    #[arg(long)]
+    pub json: bool,
+}
+
+#[derive(Args)]
+pub struct RepartitionArgs {
+    #[arg(long)]
+    pub index: PathBuf,
+    #[arg(long)]
+    pub json: bool,
+}
+
+#[derive(Args)]
+pub struct EvalArgs {
+    #[arg(long)]
+    pub index: PathBuf,
+    /// Every catalogue item queries the rest (the default without --queries).
+    #[arg(long)]
+    pub leave_one_out: bool,
+    /// Relevance label: a column, or columns joined by '+' (repeat for several).
+    /// Default: articleType, subCategory, articleType+baseColour (those present).
+    #[arg(long = "label")]
+    pub labels: Vec<String>,
+    /// Column whose values break the figures down (default: masterCategory if present).
+    #[arg(long)]
+    pub group_by: Option<String>,
+    /// CSV of outside photos: file,label,...,match_article_types.
+    #[arg(long)]
+    pub queries: Option<PathBuf>,
+    /// Folder of the photos named in --queries (default: the CSV's folder/images).
+    #[arg(long)]
+    pub images: Option<PathBuf>,
+    /// Column that --queries' match lists name.
+    #[arg(long, default_value = "articleType")]
+    pub match_column: String,
+    #[arg(short, long, default_value_t = 5)]
+    pub k: usize,
+    /// Only evaluate (and search among) items with column=value.
+    #[arg(long = "filter", value_name = "COLUMN=VALUE")]
+    pub filters: Vec<String>,
+    /// How outside photos are squared: auto, pad, crop.
+    #[arg(long, default_value = "auto")]
+    pub query_resize: QueryResize,
+    /// One JSON object (per mode) instead of tables.
+    #[arg(long)]
+    pub json: bool,
+    /// Leave-one-out within the held-out split only (a fixed 20% of the items by a hash
+    /// of their id, never used for training): queries and ranked items both from it.
+    #[arg(long, conflicts_with_all = ["ann", "expand"])]
+    pub holdout: bool,
+    /// Write an HTML page of sample queries beside their top-k.
+    #[arg(long)]
+    pub report: Option<PathBuf>,
+    /// Queries shown in the HTML report.
+    #[arg(long, default_value_t = 60)]
+    pub report_samples: usize,
+    #[command(flatten)]
+    pub ranking: RankingArg,
+    #[command(flatten)]
+    pub backend: BackendArg,
+}
+
+#[derive(Args)]
+pub struct TrainArgs {
+    #[arg(long)]
+    pub index: PathBuf,
+    /// The label to learn: a column, or columns joined by '+'.
+    #[arg(long, default_value = "articleType")]
+    pub label: String,
+    #[command(flatten)]
+    pub network: NetworkArg,
+    /// Train on the held-out split too (then `eval --holdout --trained` is refused:
+    /// it would measure items the projection has seen).
+    #[arg(long)]
+    pub include_holdout: bool,
+    /// Print the report as JSON (and no per-epoch lines).
+    #[arg(long)]
+    pub json: bool,
+}
+
+#[derive(Args)]
+pub struct ServeArgs {
+    #[arg(long)]
+    pub index: PathBuf,
+    /// Address to listen on.
+    #[arg(long, default_value = "127.0.0.1:8080")]
+    pub addr: std::net::SocketAddr,
+    /// Catalogue folder to serve photos from (default: the one the index was built from).
+    #[arg(long)]
+    pub catalog: Option<PathBuf>,
+    /// Largest accepted upload, in MB.
+    #[arg(long, default_value_t = 20)]
+    pub max_upload_mb: usize,
+    /// Searches in flight before the server answers 503 (busy).
+    #[arg(long, default_value_t = 32)]
+    pub max_inflight: usize,
+    /// Bearer token that enables the write endpoints (POST /api/items,
+    /// DELETE /api/items/{id}); without it they are disabled.
+    #[arg(long, env = "LOOKALIKE_ADMIN_TOKEN", hide_env_values = true)]
+    pub admin_token: Option<String>,
+    #[command(flatten)]
+    pub backend: BackendArg,
+}
+
+#[derive(Args)]
+pub struct InfoArgs {
+    #[arg(long)]
+    pub index: PathBuf,
+    #[arg(long)]
+    pub json: bool,
 }
 
 #[derive(Subcommand)]

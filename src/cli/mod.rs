@@ -1,5 +1,13 @@
-//! The binary's parts: the argument grammar, the bench runner, the printed tables.
+//! The binary's parts: the argument grammar, one function per command (each calls one
+//! library entry point and prints what it returns), the bench runner, the printed tables.
 
 pub mod args;
 pub mod bench;
+pub mod eval;
+pub mod index;
+pub mod info;
+pub mod items;
+pub mod search;
+pub mod serve;
 pub mod tables;
+pub mod train;

@@ -152,6 +152,30 @@ pub fn read_info(dir: &Path) -> Result<(IndexInfo, usize)> {
     Ok((info, store.len()?))
 }
 
+/// What `lookalike info` shows of an index folder, read without loading its vectors.
+#[derive(Debug)]
+pub struct Description {
+    pub info: IndexInfo,
+    /// Items stored.
+    pub count: usize,
+    /// Partition cells (0: none) and items no cell holds yet.
+    pub cells: usize,
+    pub unplaced: usize,
+    /// Columns the model predicts, or why its heads file is unusable.
+    pub predicts: std::result::Result<Vec<String>, String>,
+    /// The trained projection, if any, or why it is unusable.
+    pub projection: std::result::Result<Option<Projection>, ProjectionError>,
+}
+
+/// Describe the index in `dir`.
+pub fn describe(dir: &Path) -> Result<Description> {
+    let (info, count) = read_info(dir)?;
+    let (cells, unplaced) = read_partition(dir)?;
+    let predicts = read_predicts(dir, &info);
+    let projection = Projection::load(dir);
+    Ok(Description { info, count, cells, unplaced, predicts, projection })
+}
+
 /// The columns an index folder's model predicts (its class heads that name one of the
 /// index's columns); empty for a model without heads.
 pub fn read_predicts(dir: &Path, info: &IndexInfo) -> std::result::Result<Vec<String>, String> {

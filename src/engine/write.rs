@@ -29,6 +29,46 @@ pub struct NewItem {
     pub metadata: BTreeMap<String, String>,
 }
 
+impl NewItem {
+    /// Items from photo files, as `lookalike add` names them: each id is the file's stem
+    /// (or `id`, for one photo), its metadata its row in `csv` (if any) with `set`'s
+    /// `column=value` pairs over it. Every file is read before anything is written.
+    pub fn from_files(
+        photos: &[std::path::PathBuf],
+        id: Option<&str>,
+        csv: Option<&crate::catalog::Metadata>,
+        set: &[String],
+    ) -> Result<Vec<Self>> {
+        if id.is_some() && photos.len() != 1 {
+            return Err(Error::BadParameter {
+                name: "id",
+                message: "--id names one item: give exactly one photo".into(),
+            });
+        }
+        let mut fixed = BTreeMap::new();
+        for s in set {
+            let (col, val) =
+                s.split_once('=').ok_or_else(|| Error::BadFilter(format!("--set {s}")))?;
+            fixed.insert(col.trim().to_string(), val.trim().to_string());
+        }
+        let mut items = Vec::with_capacity(photos.len());
+        for path in photos {
+            let item_id = match id {
+                Some(i) => i.to_string(),
+                None => {
+                    path.file_stem().map(|s| s.to_string_lossy().into_owned()).unwrap_or_default()
+                }
+            };
+            let photo =
+                std::fs::read(path).map_err(|source| Error::Io { path: path.clone(), source })?;
+            let mut metadata = csv.and_then(|m| m.rows.get(&item_id).cloned()).unwrap_or_default();
+            metadata.extend(fixed.clone());
+            items.push(NewItem { id: item_id, photo, metadata });
+        }
+        Ok(items)
+    }
+}
+
 /// What a write did.
 #[derive(Debug, Clone, Default, serde::Serialize)]
 pub struct WriteReport {

@@ -443,7 +443,7 @@ pub fn train_index(
     let store = LmdbStore::open_existing(dir)?;
     let info = store.info()?.ok_or_else(|| StoreError::NotAnIndex(dir.display().to_string()))?;
     let cols =
-        crate::eval::parse_labels(&[label.to_string()], &info.columns)?.pop().unwrap_or_default();
+        crate::label::parse_labels(&[label.to_string()], &info.columns)?.pop().unwrap_or_default();
     let mut vectors: Vec<Vec<f32>> = Vec::new();
     let mut values: Vec<String> = Vec::new();
     let (mut held_out, mut unlabelled) = (0usize, 0usize);
@@ -452,7 +452,7 @@ pub fn train_index(
             held_out += 1;
             return;
         }
-        match crate::eval::label_value(&record.metadata, &cols) {
+        match crate::label::label_value(&record.metadata, &cols) {
             Some(value) if !value.trim().is_empty() => {
                 vectors.push(v[..info.model.dim.min(v.len())].to_vec());
                 values.push(value);

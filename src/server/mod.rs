@@ -62,6 +62,31 @@ impl Default for ServeOptions {
     }
 }
 
+impl ServeOptions {
+    /// Options as `lookalike serve` takes them (upload limit in MB), checked: a token of
+    /// at least 8 characters, an upload limit of 1..=1024 MB.
+    pub fn new(
+        catalog: Option<PathBuf>,
+        max_upload_mb: usize,
+        max_inflight: usize,
+        admin_token: Option<String>,
+    ) -> crate::Result<Self> {
+        if admin_token.as_deref().is_some_and(|t| t.trim().len() < 8) {
+            return Err(crate::Error::BadParameter {
+                name: "admin-token",
+                message: "use a token of at least 8 characters".into(),
+            });
+        }
+        if max_upload_mb == 0 || max_upload_mb > 1024 {
+            return Err(crate::Error::BadParameter {
+                name: "max-upload-mb",
+                message: format!("{max_upload_mb} is not in 1..=1024"),
+            });
+        }
+        Ok(Self { catalog, max_upload: max_upload_mb * 1024 * 1024, max_inflight, admin_token })
+    }
+}
+
 /// Everything a request handler needs.
 pub struct AppState {
     engine: Arc<Engine>,

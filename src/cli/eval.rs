@@ -1,0 +1,73 @@
+//! `lookalike eval`: the flags become an evaluation spec; the figures are printed as tables
+//! or JSON, and the sample queries written as an HTML report.
+
+use std::process::ExitCode;
+
+use lookalike::engine::Engine;
+use lookalike::eval::{self, Spec};
+
+use super::args::EvalArgs;
+use super::tables::{loo_table, photo_table};
+
+pub fn run(a: EvalArgs) -> anyhow::Result<ExitCode> {
+    let engine = Engine::open(&a.index, a.backend.backend)?;
+    let spec = Spec {
+        leave_one_out: a.leave_one_out,
+        labels: a.labels,
+        group_by: a.group_by,
+        queries: a.queries,
+        images: a.images,
+        match_column: a.match_column,
+        query: a.ranking.query(a.k, engine.filter(&a.filters)?),
+        query_resize: a.query_resize,
+        holdout: a.holdout,
+        samples: if a.report.is_some() { a.report_samples } else { 0 },
+    };
+    let result = eval::run(&engine, &spec)?;
+    let mut summary = String::new();
+    if let Some(c) = &result.catalogue {
+        if a.json {
+            let mut v = serde_json::to_value(&c.report)?;
+            v["mode"] = "leave-one-out".into();
+            v["split"] = if a.holdout { "holdout" } else { "all" }.into();
+            v["trained"] = c.trained.into();
+            v["category"] = c.category.into();
+            v["seconds"] = c.seconds.into();
+            println!("{v}");
+        } else {
+            let mut text = loo_table(&c.report, c.seconds);
+            if a.holdout {
+                text = format!(
+                    "held-out split ({}% of items by id hash): {text}",
+                    eval::HOLDOUT_PERCENT
+                );
+            }
+            print!("{text}");
+            summary.push_str(&text);
+        }
+    }
+    if let Some(p) = &result.photos {
+        if a.json {
+            let mut v = serde_json::to_value(&p.report)?;
+            v["mode"] = "queries".into();
+            v["split"] = if a.holdout { "test" } else { "all" }.into();
+            v["trained"] = p.trained.into();
+            v["category"] = p.category.into();
+            println!("{v}");
+        } else {
+            let text = photo_table(&p.report);
+            print!("{text}");
+            summary.push_str(&text);
+        }
+    }
+    if let Some(path) = a.report {
+        lookalike::report::write_html(
+            &path,
+            &format!("lookalike eval: {}", a.index.display()),
+            &summary,
+            &result.rows,
+        )?;
+        eprintln!("report written to {}", path.display());
+    }
+    Ok(ExitCode::SUCCESS)
+}

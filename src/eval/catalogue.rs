@@ -1,0 +1,316 @@
+//! Leave-one-out over the catalogue: every item queries the rest, ranked as a search
+//! would rank it (exact batched scan, or through the engine's own path), and scored by
+//! its label.
+
+use std::collections::{BTreeMap, HashMap};
+use std::sync::Arc;
+
+use rayon::prelude::*;
+use serde::Serialize;
+
+use super::metrics::{Acc, Scores, average_precision_at_k, precision_at_k};
+use crate::category::{Ranking, Shares};
+use crate::error::{Error, Result};
+use crate::index::{Filter, Segment};
+use crate::kernel::{self, Scored, TopK};
+use crate::label::label_value;
+use crate::projection::{Projection, RERANK_DEPTH};
+use crate::split::in_holdout;
+
+/// One label's results, overall and per group.
+#[derive(Debug, Clone, Serialize)]
+pub struct LabelReport {
+    pub label: String,
+    pub overall: Scores,
+    pub groups: BTreeMap<String, Scores>,
+}
+
+/// Leave-one-out evaluation.
+#[derive(Debug, Clone, Serialize)]
+pub struct LooReport {
+    pub k: usize,
+    pub queries: usize,
+    /// precision@k of the first label.
+    pub precision: f64,
+    pub map: f64,
+    pub group_by: Option<String>,
+    pub labels: Vec<LabelReport>,
+    /// A few queries with their top-k ids, for the HTML report.
+    #[serde(skip)]
+    pub samples: Vec<(usize, Vec<Scored>)>,
+}
+
+/// Queries scored per SGEMM block: big enough for the GEMM to be efficient, small enough
+/// that the block of scores (block x catalogue) stays a few hundred MB at most.
+const BLOCK: usize = 256;
+
+/// Ranks the rest of the catalogue for the item in a row (itself excluded), when the
+/// ranking must come from a search path other than the exact batched scan (`--ann`).
+pub type Ranker<'a> = dyn Fn(usize) -> Result<Vec<Scored>> + Sync + 'a;
+
+/// Turns a stored vector into the query that searches with it (e.g. another colour
+/// weight); `None` in [`leave_one_out`] queries with the stored vector as it is.
+pub type QueryOf<'a> = dyn Fn(&[f32]) -> Result<Vec<f32>> + Sync + 'a;
+
+/// A trained search's re-ordering for leave-one-out: every item's projection computed
+/// once, then each query's best [`RERANK_DEPTH`] candidates scored as
+/// [`Engine::search_vector`](crate::engine::Engine::search_vector) does with `trained`.
+#[derive(Debug)]
+pub struct ProjectedRows {
+    rows: Vec<f32>,
+    dim: usize,
+    mix: f32,
+}
+
+impl ProjectedRows {
+    pub fn new(index: &Segment, projection: &Projection, mix: f32) -> Result<Self> {
+        crate::projection::check_mix(mix)?;
+        Ok(Self {
+            rows: projection.project_matrix(index.matrix(), index.dim()),
+            dim: projection.output_dim(),
+            mix,
+        })
+    }
+
+    fn row(&self, r: usize) -> &[f32] {
+        &self.rows[r * self.dim..(r + 1) * self.dim]
+    }
+
+    fn rerank(&self, query_row: usize, mut top: Vec<Scored>) -> Vec<Scored> {
+        let q = self.row(query_row);
+        for s in &mut top {
+            s.score = crate::projection::blend(s.score, kernel::dot(q, self.row(s.row)), self.mix);
+        }
+        top.sort_by(|a, b| b.score.total_cmp(&a.score));
+        top
+    }
+}
+
+/// Category-aware ranking for leave-one-out, as [`Engine`](crate::engine::Engine)
+/// searches rank: each query's prediction comes from its own vector (or a vote of its
+/// nearest items), over the values of the items it ranks; the best of the predicted
+/// category join the candidates; every candidate is blended with its value's probability.
+pub struct CategoryRows<'a> {
+    engine: &'a crate::engine::Engine,
+    shares: Shares,
+    counts: HashMap<String, Arc<HashMap<String, u64>>>,
+    /// Per column, each row's value (lower-cased).
+    values: HashMap<String, Vec<Option<String>>>,
+}
+
+impl std::fmt::Debug for CategoryRows<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("CategoryRows").field("shares", &self.shares).finish()
+    }
+}
+
+impl<'a> CategoryRows<'a> {
+    pub fn new(engine: &'a crate::engine::Engine, index: &Segment, shares: Shares) -> Self {
+        let mut counts = HashMap::new();
+        let mut values = HashMap::new();
+        for column in &engine.info().columns {
+            let vals: Vec<Option<String>> = (0..index.len())
+                .map(|r| index.metadata(r).get(column).map(|v| v.to_lowercase()))
+                .collect();
+            let mut c: HashMap<String, u64> = HashMap::new();
+            for v in vals.iter().flatten() {
+                *c.entry(v.clone()).or_insert(0) += 1;
+            }
+            counts.insert(column.clone(), Arc::new(c));
+            values.insert(column.clone(), vals);
+        }
+        Self { engine, shares, counts, values }
+    }
+
+    fn ranking(&self, index: &Segment, v: &[f32], top: &[Scored]) -> Ranking {
+        let counts = |c: &str| self.counts.get(c).cloned().unwrap_or_default();
+        let neighbours = top.iter().map(|s| (s.score, index.metadata(s.row)));
+        Ranking::new(&self.engine.predict(&counts, v, neighbours, true), self.shares)
+    }
+
+    /// Rows holding `value` (any case) in `column`.
+    fn holds(&self, column: &str, value: &str, row: usize) -> bool {
+        let value = value.to_lowercase();
+        self.values.get(column).and_then(|v| v[row].as_deref()).is_some_and(|v| v == value)
+    }
+}
+
+/// How leave-one-out re-orders each query's best candidates, as searches do.
+#[derive(Debug, Default, Clone, Copy)]
+pub struct Reorder<'a> {
+    /// By the trained projection (`lookalike train`).
+    pub trained: Option<&'a ProjectedRows>,
+    /// By the predicted category.
+    pub category: Option<&'a CategoryRows<'a>>,
+}
+
+/// Every item (passing `filter`) queries the rest; relevance = same label value.
+#[allow(clippy::too_many_arguments)]
+pub fn leave_one_out(
+    index: &Segment,
+    k: usize,
+    labels: &[Vec<String>],
+    group_by: Option<&str>,
+    filter: &Filter,
+    samples: usize,
+    ranker: Option<&Ranker<'_>>,
+    query_of: Option<&QueryOf<'_>>,
+    reorder: Reorder<'_>,
+) -> Result<LooReport> {
+    if k == 0 {
+        return Err(Error::BadParameter { name: "k", message: "must be at least 1".into() });
+    }
+    if labels.is_empty() {
+        return Err(Error::BadParameter {
+            name: "label",
+            message: "at least one label column is needed".into(),
+        });
+    }
+    let n = index.len();
+    let dim = index.dim();
+    let values: Vec<Vec<Option<String>>> = labels
+        .iter()
+        .map(|cols| (0..n).map(|r| label_value(index.metadata(r), cols)).collect())
+        .collect();
+    let counts: Vec<HashMap<&str, usize>> = values
+        .iter()
+        .map(|vals| {
+            let mut m = HashMap::new();
+            for v in vals.iter().flatten() {
+                *m.entry(v.as_str()).or_insert(0) += 1;
+            }
+            m
+        })
+        .collect();
+    let groups: Vec<Option<&str>> = (0..n)
+        .map(|r| group_by.and_then(|g| index.metadata(r).get(g)).map(String::as_str))
+        .collect();
+    let queries: Vec<usize> =
+        (0..n).filter(|&r| filter.is_empty() || filter.matches(index.metadata(r))).collect();
+    let sample_rows: Vec<usize> = pick_samples(&queries, samples);
+
+    let nl = labels.len();
+    let mut overall = vec![Acc::default(); nl];
+    let mut per_group: Vec<BTreeMap<String, Acc>> = vec![BTreeMap::new(); nl];
+    let mut sample_out = Vec::new();
+    let mut qbuf = Vec::with_capacity(BLOCK * dim);
+    for block in queries.chunks(BLOCK) {
+        let ranked: Vec<(usize, Vec<Scored>)> = match ranker {
+            Some(rank) => {
+                block.par_iter().map(|&r| rank(r).map(|t| (r, t))).collect::<Result<_>>()?
+            }
+            None => {
+                qbuf.clear();
+                for &r in block {
+                    match query_of {
+                        Some(f) => qbuf.extend_from_slice(&f(index.vector(r))?),
+                        None => qbuf.extend_from_slice(index.vector(r)),
+                    }
+                }
+                let scores = kernel::scores_batch(index.matrix(), dim, &qbuf, block.len());
+                // As deep as a search looks for the same re-ordering.
+                let mut depth = k;
+                if reorder.trained.is_some() {
+                    depth = depth.max(RERANK_DEPTH);
+                }
+                if reorder.category.is_some() {
+                    depth = depth.max(crate::category::CANDIDATES);
+                }
+                block
+                    .par_iter()
+                    .enumerate()
+                    .map(|(qi, &r)| {
+                        let row = &scores[qi * n..(qi + 1) * n];
+                        let best = |keep: &dyn Fn(usize) -> bool| {
+                            let mut top = TopK::new(depth);
+                            for (j, s) in row.iter().enumerate() {
+                                if j != r && keep(j) {
+                                    top.push(Scored { row: j, score: *s });
+                                }
+                            }
+                            top.into_sorted()
+                        };
+                        let mut top = best(&|_| true);
+                        let query = &qbuf[qi * dim..(qi + 1) * dim];
+                        let ranking = reorder.category.map(|c| (c, c.ranking(index, query, &top)));
+                        if let Some((c, ranking)) = &ranking
+                            && let Some((column, value)) = ranking.within()
+                        {
+                            let seen: std::collections::HashSet<usize> =
+                                top.iter().map(|s| s.row).collect();
+                            let more = best(&|j| c.holds(column, value, j));
+                            top.extend(more.into_iter().filter(|s| !seen.contains(&s.row)));
+                        }
+                        if let Some(t) = reorder.trained {
+                            top = t.rerank(r, top);
+                        }
+                        if let Some((_, ranking)) = &ranking
+                            && !ranking.is_empty()
+                        {
+                            for s in &mut top {
+                                s.score = ranking.score(s.score, index.metadata(s.row));
+                            }
+                            top.sort_by(|a, b| b.score.total_cmp(&a.score));
+                        }
+                        top.truncate(k);
+                        (r, top)
+                    })
+                    .collect()
+            }
+        };
+        for (r, top) in ranked {
+            for l in 0..nl {
+                let Some(want) = values[l][r].as_deref() else { continue };
+                let rel: Vec<bool> =
+                    top.iter().map(|s| values[l][s.row].as_deref() == Some(want)).collect();
+                let total = counts[l].get(want).copied().unwrap_or(1) - 1;
+                let (p, ap) = (precision_at_k(&rel, k), average_precision_at_k(&rel, k, total));
+                overall[l].add(p, ap);
+                if let Some(g) = groups[r] {
+                    per_group[l].entry(g.to_string()).or_default().add(p, ap);
+                }
+            }
+            if sample_rows.binary_search(&r).is_ok() {
+                sample_out.push((r, top));
+            }
+        }
+    }
+    let label_reports: Vec<LabelReport> = labels
+        .iter()
+        .enumerate()
+        .map(|(l, cols)| LabelReport {
+            label: cols.join("+"),
+            overall: overall[l].scores(),
+            groups: per_group[l].iter().map(|(g, a)| (g.clone(), a.scores())).collect(),
+        })
+        .collect();
+    Ok(LooReport {
+        k,
+        queries: overall[0].n,
+        precision: label_reports[0].overall.precision,
+        map: label_reports[0].overall.map,
+        group_by: group_by.map(str::to_string),
+        labels: label_reports,
+        samples: sample_out,
+    })
+}
+
+/// The held-out items of `index` alone, as a segment to evaluate within (queries and the
+/// items they rank are both unseen by training).
+pub fn holdout(index: &Segment) -> Segment {
+    let mut out = Segment::empty(index.dim());
+    for r in (0..index.len()).filter(|&r| in_holdout(index.id(r))) {
+        out.push(index.key(r), index.id(r).to_string(), index.record(r).clone(), index.vector(r));
+    }
+    out.finish();
+    out
+}
+
+/// Evenly spread sample of `n` rows, sorted.
+fn pick_samples(rows: &[usize], n: usize) -> Vec<usize> {
+    if n == 0 || rows.is_empty() {
+        return Vec::new();
+    }
+    let step = (rows.len() / n).max(1);
+    rows.iter().step_by(step).take(n).copied().collect()
+}

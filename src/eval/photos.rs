@@ -1,0 +1,161 @@
+//! Outside photos (shopper snapshots) as queries: a CSV names each photo and the article
+//! types that count as a match; each is searched through the engine, as `search` would.
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+
+use serde::Serialize;
+
+use super::metrics::{Acc, Scores, precision_at_k};
+use crate::error::{Error, Result};
+use crate::index::Segment;
+use crate::kernel::Scored;
+
+/// One outside query: a photo and the article types that count as a match.
+#[derive(Debug, Clone)]
+pub struct PhotoQuery {
+    pub file: PathBuf,
+    pub label: String,
+    pub matches: Vec<String>,
+}
+
+/// Read a queries CSV (`file,label,...,match_article_types`).
+pub fn read_queries(csv_path: &Path, images: &Path) -> Result<Vec<PhotoQuery>> {
+    let bad = |message: String| Error::BadParameter { name: "queries", message };
+    let mut rdr = csv::ReaderBuilder::new()
+        .flexible(true)
+        .from_path(csv_path)
+        .map_err(|e| bad(format!("{}: {e}", csv_path.display())))?;
+    let headers = rdr.headers().map_err(|e| bad(e.to_string()))?.clone();
+    let col = |name: &str| headers.iter().position(|h| h.trim() == name);
+    let (Some(fc), Some(mc)) = (col("file"), col("match_article_types")) else {
+        return Err(bad(format!(
+            "{} needs 'file' and 'match_article_types' columns (found: {})",
+            csv_path.display(),
+            headers.iter().collect::<Vec<_>>().join(", ")
+        )));
+    };
+    let lc = col("label");
+    let mut out = Vec::new();
+    for rec in rdr.records() {
+        let rec = rec.map_err(|e| bad(e.to_string()))?;
+        let (Some(f), Some(m)) = (rec.get(fc), rec.get(mc)) else { continue };
+        out.push(PhotoQuery {
+            file: images.join(f.trim()),
+            label: lc.and_then(|i| rec.get(i)).unwrap_or("").trim().to_string(),
+            matches: m
+                .split('|')
+                .map(|s| s.trim().to_lowercase())
+                .filter(|s| !s.is_empty())
+                .collect(),
+        });
+    }
+    Ok(out)
+}
+
+/// Results of outside-photo queries.
+#[derive(Debug, Clone, Serialize)]
+pub struct PhotoReport {
+    pub k: usize,
+    pub queries: usize,
+    pub precision: f64,
+    /// Share of queries with no correct item in their top k.
+    pub none_correct: f64,
+    pub by_label: BTreeMap<String, Scores>,
+    pub failed: Vec<(String, String)>,
+    #[serde(skip)]
+    pub samples: Vec<(PathBuf, Vec<Scored>)>,
+}
+
+/// Score ranked results of photo queries: relevant = the item's `column` is in `matches`.
+pub fn score_photo_queries(
+    index: &Segment,
+    column: &str,
+    k: usize,
+    results: Vec<(PhotoQuery, std::result::Result<Vec<Scored>, String>)>,
+    samples: usize,
+) -> PhotoReport {
+    let mut overall = Acc::default();
+    let mut none = 0usize;
+    let mut by_label: BTreeMap<String, Acc> = BTreeMap::new();
+    let mut failed = Vec::new();
+    let mut sample_out = Vec::new();
+    let step = (results.len() / samples.max(1)).max(1);
+    for (i, (q, res)) in results.into_iter().enumerate() {
+        let top = match res {
+            Ok(t) => t,
+            Err(e) => {
+                failed.push((q.file.display().to_string(), e));
+                continue;
+            }
+        };
+        let rel: Vec<bool> = top
+            .iter()
+            .map(|s| {
+                index
+                    .metadata(s.row)
+                    .get(column)
+                    .is_some_and(|v| q.matches.contains(&v.to_lowercase()))
+            })
+            .collect();
+        let p = precision_at_k(&rel, k);
+        if !rel.iter().any(|r| *r) {
+            none += 1;
+        }
+        overall.add(p, 0.0);
+        by_label.entry(q.label.clone()).or_default().add(p, 0.0);
+        if samples > 0 && i % step == 0 && sample_out.len() < samples {
+            sample_out.push((q.file.clone(), top));
+        }
+    }
+    let s = overall.scores();
+    PhotoReport {
+        k,
+        queries: s.queries,
+        precision: s.precision,
+        none_correct: none as f64 / s.queries.max(1) as f64,
+        by_label: by_label.iter().map(|(l, a)| (l.clone(), a.scores())).collect(),
+        failed,
+        samples: sample_out,
+    }
+}
+
+/// Run outside-photo queries against an opened index, with `query`'s k, filter, squaring
+/// and search mode (through the engine's own search path, so the figures are what
+/// `search` gives).
+pub fn photo_queries(
+    engine: &crate::engine::Engine,
+    queries: Vec<PhotoQuery>,
+    column: &str,
+    query: &crate::engine::Query,
+    samples: usize,
+) -> Result<PhotoReport> {
+    let k = query.k;
+    if k == 0 {
+        return Err(Error::BadParameter { name: "k", message: "must be at least 1".into() });
+    }
+    let index = engine.index().compacted();
+    if !engine.info().columns.iter().any(|c| c == column) {
+        return Err(Error::UnknownColumn {
+            column: column.to_string(),
+            known: engine.info().columns.join(", "),
+        });
+    }
+    let files: Vec<PathBuf> = queries.iter().map(|q| q.file.clone()).collect();
+    let vectors = engine.embed_files(&files, query.resize, query.locate);
+    let results: Vec<_> = queries
+        .into_iter()
+        .zip(vectors)
+        .map(|(q, v)| {
+            let top = v.and_then(|v| {
+                let hits = engine.search_embedded(&v, query).map_err(|e| e.to_string())?.hits;
+                Ok(hits
+                    .into_iter()
+                    .filter_map(|h| index.row_of(&h.id).map(|row| Scored { row, score: h.score }))
+                    .collect())
+            });
+            (q, top)
+        })
+        .collect();
+    Ok(score_photo_queries(&index, column, k, results, samples))
+}
