@@ -1,0 +1,109 @@
+//! Product photos and thumbnails, served only from the catalogue (or index) folder,
+//! with ETags.
+
+use super::*;
+
+/// The photo file of an item: resolved from the index (never from the request), and only
+/// inside the catalogue folder (or, for items added through the API, the index folder).
+pub(super) fn photo_path(state: &AppState, record: &ItemRecord) -> Result<PathBuf, AppError> {
+    let root = if record.added {
+        &state.index_dir
+    } else {
+        state
+            .catalog
+            .as_ref()
+            .ok_or_else(|| AppError::NotFound("the catalogue folder is not available".into()))?
+    };
+    let rel = Path::new(&record.path);
+    if rel.is_absolute() || rel.components().any(|c| matches!(c, std::path::Component::ParentDir)) {
+        return Err(AppError::NotFound("photo outside the catalogue".into()));
+    }
+    let full = std::fs::canonicalize(root.join(rel))
+        .map_err(|_| AppError::NotFound("photo file is missing".into()))?;
+    if !full.starts_with(root) {
+        return Err(AppError::NotFound("photo outside the catalogue".into()));
+    }
+    Ok(full)
+}
+
+pub(super) fn not_modified(headers: &HeaderMap, etag: &str) -> bool {
+    headers
+        .get(header::IF_NONE_MATCH)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| v.split(',').any(|t| t.trim() == etag))
+}
+
+pub(super) fn cached(
+    headers: &HeaderMap,
+    etag: String,
+    content_type: &'static str,
+    body: Bytes,
+) -> Response {
+    let mut res = if not_modified(headers, &etag) {
+        StatusCode::NOT_MODIFIED.into_response()
+    } else {
+        ([(header::CONTENT_TYPE, content_type)], body).into_response()
+    };
+    let h = res.headers_mut();
+    if let Ok(v) = HeaderValue::from_str(&etag) {
+        h.insert(header::ETAG, v);
+    }
+    h.insert(header::CACHE_CONTROL, HeaderValue::from_static("public, max-age=3600"));
+    res
+}
+
+pub(super) fn content_type(path: &Path) -> &'static str {
+    match path.extension().and_then(|e| e.to_str()).map(str::to_ascii_lowercase).as_deref() {
+        Some("jpg" | "jpeg") => "image/jpeg",
+        Some("png") => "image/png",
+        Some("webp") => "image/webp",
+        Some("gif") => "image/gif",
+        Some("bmp") => "image/bmp",
+        Some("tif" | "tiff") => "image/tiff",
+        _ => "application/octet-stream",
+    }
+}
+
+#[utoipa::path(get, path = "/images/{id}", params(("id" = String, Path, description = "item id")),
+    responses((status = 200, description = "the product photo"), (status = 304, description = "not modified (ETag)"), (status = 404, body = ErrorBody)))]
+pub(super) async fn image(
+    State(state): State<Arc<AppState>>,
+    UrlPath(id): UrlPath<String>,
+    headers: HeaderMap,
+) -> Result<Response, AppError> {
+    let record = record_of(&state, &id)?;
+    let etag = format!("\"{}\"", record.hash);
+    let path = photo_path(&state, &record)?;
+    if not_modified(&headers, &etag) {
+        return Ok(cached(&headers, etag, "image/jpeg", Bytes::new()));
+    }
+    let bytes = tokio::fs::read(&path)
+        .await
+        .map_err(|_| AppError::NotFound("photo file is missing".into()))?;
+    Ok(cached(&headers, etag, content_type(&path), Bytes::from(bytes)))
+}
+
+#[utoipa::path(get, path = "/thumbs/{id}", params(("id" = String, Path, description = "item id")),
+    responses((status = 200, description = "a JPEG thumbnail, at most 256 px"), (status = 304, description = "not modified (ETag)"), (status = 404, body = ErrorBody)))]
+pub(super) async fn thumbnail(
+    State(state): State<Arc<AppState>>,
+    UrlPath(id): UrlPath<String>,
+    headers: HeaderMap,
+) -> Result<Response, AppError> {
+    let record = record_of(&state, &id)?;
+    let hash = record.hash.clone();
+    let etag = format!("\"{hash}-t\"");
+    if not_modified(&headers, &etag) {
+        return Ok(cached(&headers, etag, "image/jpeg", Bytes::new()));
+    }
+    if let Some(b) = state.thumbs.get(&hash) {
+        return Ok(cached(&headers, etag, "image/jpeg", b));
+    }
+    let path = photo_path(&state, &record)?;
+    let bytes = tokio::task::spawn_blocking(move || thumbs::make(&path))
+        .await
+        .map_err(|e| AppError::Internal(format!("thumbnail task failed: {e}")))?
+        .map_err(|e| AppError::Internal(format!("thumbnail of {id}: {e}")))?;
+    state.thumbs.put(hash, bytes.clone());
+    Ok(cached(&headers, etag, "image/jpeg", bytes))
+}
