@@ -757,3 +757,40 @@ fn train_refuses_bad_input_and_leaves_the_index_alone() {
     let out = lookalike(&["train", "--index", "/nonexistent/index"]);
     assert_eq!(out.status.code(), Some(2));
 }
+
+#[test]
+fn held_out_photo_queries_report_their_own_results() {
+    // Outside photos searched with --holdout rank the whole catalogue, not the held-out
+    // items: the HTML report must show the results they got.
+    let dir = tempfile::tempdir().unwrap();
+    let images = dir.path().join("images");
+    std::fs::create_dir(&images).unwrap();
+    // A name in the outside photos' test part, so that --holdout keeps the query.
+    let name = (0..1000)
+        .map(|i| format!("shopper-{i}.jpg"))
+        .find(|n| lookalike::split::query_in_test(n))
+        .unwrap();
+    std::fs::copy(fixture("queries/tshirt.jpg"), images.join(&name)).unwrap();
+    let csv = dir.path().join("queries.csv");
+    std::fs::write(&csv, format!("file,label,match_article_types\n{name},T-Shirt,Tshirts\n"))
+        .unwrap();
+    let report = dir.path().join("report.html");
+    let out = ok(&[
+        "eval",
+        "--index",
+        index_path(),
+        "--holdout",
+        "--queries",
+        p(&csv),
+        "--report",
+        p(&report),
+        "--json",
+    ]);
+    let r: Value = serde_json::from_str(out.trim()).unwrap();
+    assert_eq!((r["mode"].as_str(), r["queries"].as_u64()), (Some("queries"), Some(1)), "{r}");
+    let html = std::fs::read_to_string(&report).unwrap();
+    let got = &search_json(&["-k", "5", p(&images.join(&name))])[0];
+    for id in ids(got) {
+        assert!(html.contains(&format!("images/{id}.jpg")), "result {id} missing from the report");
+    }
+}
