@@ -12,6 +12,32 @@ use std::path::{Path, PathBuf};
 /// File extensions taken as photos.
 pub const IMAGE_EXTENSIONS: &[&str] = &["jpg", "jpeg", "png", "webp", "gif", "bmp", "tif", "tiff"];
 
+/// Largest photo file read (index, add, search): far above any real photo, small enough
+/// that a stray huge file cannot fill the memory.
+pub const MAX_PHOTO_BYTES: u64 = 256 * 1024 * 1024;
+
+/// Read a photo file: only a regular file (a FIFO or a device would block or never end)
+/// of at most [`MAX_PHOTO_BYTES`].
+pub fn read_photo(path: &Path) -> std::io::Result<Vec<u8>> {
+    use std::io::{Error, ErrorKind, Read};
+    let meta = std::fs::metadata(path)?;
+    if !meta.is_file() {
+        return Err(Error::new(ErrorKind::InvalidInput, "not a regular file"));
+    }
+    let too_big =
+        || Error::new(ErrorKind::InvalidData, format!("larger than {} MB", MAX_PHOTO_BYTES >> 20));
+    if meta.len() > MAX_PHOTO_BYTES {
+        return Err(too_big());
+    }
+    let mut bytes = Vec::with_capacity(meta.len() as usize);
+    // Bounded even if the file grows while it is read.
+    std::fs::File::open(path)?.take(MAX_PHOTO_BYTES + 1).read_to_end(&mut bytes)?;
+    if bytes.len() as u64 > MAX_PHOTO_BYTES {
+        return Err(too_big());
+    }
+    Ok(bytes)
+}
+
 /// Errors that make a catalogue unusable.
 #[derive(Debug, thiserror::Error)]
 pub enum CatalogError {
@@ -43,19 +69,59 @@ pub struct Scan {
     pub ignored: usize,
     /// Photos whose id was already taken by an earlier path (kept: the first).
     pub duplicate_ids: Vec<String>,
+    /// Entries left out, with the reason: links that lead outside the catalogue, that
+    /// lead nowhere or into a loop, folders that cannot be read.
+    pub unusable: Vec<(String, String)>,
 }
 
 /// Find photos below `root`, recursively, in path order; the id is the file stem.
+///
+/// Symbolic links are followed only while they stay inside the catalogue: a link to a
+/// file or folder elsewhere, a dangling link and a link loop are each left out with the
+/// reason (in [`Scan::unusable`]) and never stop the scan.
 pub fn scan(root: &Path) -> Result<Scan, CatalogError> {
     if !root.is_dir() {
         return Err(CatalogError::NotAFolder(root.to_path_buf()));
     }
+    let real_root = std::fs::canonicalize(root)
+        .map_err(|e| CatalogError::Io { path: root.to_path_buf(), message: e.to_string() })?;
+    let rel_of = |path: &Path| {
+        path.strip_prefix(root)
+            .unwrap_or(path)
+            .components()
+            .map(|c| c.as_os_str().to_string_lossy())
+            .collect::<Vec<_>>()
+            .join("/")
+    };
     let mut out = Scan::default();
     let mut seen: HashMap<String, ()> = HashMap::new();
-    let walker = walkdir::WalkDir::new(root).follow_links(true).sort_by_file_name();
+    let walker = walkdir::WalkDir::new(root)
+        .follow_links(true)
+        .sort_by_file_name()
+        .into_iter()
+        // A link leading outside is not entered (the files below it would be read from
+        // elsewhere); it is reported once, here.
+        .filter_entry(|e| !e.path_is_symlink() || inside(&real_root, e.path()));
     for entry in walker {
-        let entry = entry
-            .map_err(|e| CatalogError::Io { path: root.to_path_buf(), message: e.to_string() })?;
+        let entry = match entry {
+            Ok(e) => e,
+            Err(e) => {
+                // A loop, a dangling link or an unreadable folder: that entry alone.
+                let path = e.path().map(rel_of).unwrap_or_default();
+                let reason = if e.loop_ancestor().is_some() {
+                    "link loop (leads back to a folder above it)".to_string()
+                } else if e.path().is_some_and(|p| p.is_symlink() && !p.exists()) {
+                    "dangling link (its target does not exist)".to_string()
+                } else {
+                    e.io_error().map_or_else(|| e.to_string(), ToString::to_string)
+                };
+                out.unusable.push((path, reason));
+                continue;
+            }
+        };
+        if entry.path_is_symlink() && !inside(&real_root, entry.path()) {
+            continue; // reported below, where filter_entry cannot see it
+        }
         if !entry.file_type().is_file() {
             continue;
         }
@@ -80,16 +146,30 @@ pub fn scan(root: &Path) -> Result<Scan, CatalogError> {
             out.duplicate_ids.push(id);
             continue;
         }
-        let rel = path
-            .strip_prefix(root)
-            .unwrap_or(path)
-            .components()
-            .map(|c| c.as_os_str().to_string_lossy())
-            .collect::<Vec<_>>()
-            .join("/");
-        out.photos.push(Photo { id, path: path.to_path_buf(), rel });
+        out.photos.push(Photo { id, path: path.to_path_buf(), rel: rel_of(path) });
     }
+    out.unusable.extend(links_outside(root, &real_root).into_iter().map(|p| {
+        (rel_of(&p), "link leads outside the catalogue folder (not followed)".to_string())
+    }));
+    out.unusable.sort();
     Ok(out)
+}
+
+/// Whether `path` (through any links) resolves to somewhere inside `real_root`. A path
+/// that does not resolve (dangling) counts as inside, so that the walker reports it.
+fn inside(real_root: &Path, path: &Path) -> bool {
+    std::fs::canonicalize(path).map_or(true, |p| p.starts_with(real_root))
+}
+
+/// Links below `root` (not below links) that resolve outside `real_root`.
+fn links_outside(root: &Path, real_root: &Path) -> Vec<PathBuf> {
+    walkdir::WalkDir::new(root)
+        .follow_links(false)
+        .into_iter()
+        .filter_map(Result::ok)
+        .filter(|e| e.path_is_symlink() && !inside(real_root, e.path()))
+        .map(walkdir::DirEntry::into_path)
+        .collect()
 }
 
 /// The metadata table, keyed by id.

@@ -310,6 +310,8 @@ pub fn index_catalog(
         metadata_file: metadata_path.as_ref().map(|p| p.display().to_string()),
         backend: embedder.backend_name().to_string(),
         model: info.model.name.clone(),
+        // Links that lead outside, nowhere or in a loop: left out, each with its reason.
+        skipped: scan.unusable.clone(),
         ..Default::default()
     };
     if let Some(md) = &metadata {
@@ -446,7 +448,7 @@ fn prepare(
     metadata: Option<&Metadata>,
     spec: &crate::model::ModelSpec,
 ) -> Prepared {
-    let bytes = match std::fs::read(&photo.path) {
+    let bytes = match catalog::read_photo(&photo.path) {
         Ok(b) => b,
         Err(e) => {
             return Prepared::Skipped {

@@ -30,7 +30,7 @@ fn main() -> ExitCode {
     match run(cli) {
         Ok(code) => code,
         Err(e) => {
-            eprintln!("error: {e:#}");
+            eprintln!("error: {}", cli::message(&e));
             let user =
                 e.downcast_ref::<lookalike::Error>().is_some_and(lookalike::Error::is_user_error);
             ExitCode::from(if user { 2 } else { 1 })

@@ -17,6 +17,46 @@ use crate::model::{Layout, ModelSpec, ResizeMode};
 pub const MAX_SIDE: u32 = 16_384;
 /// Largest decoded image, in bytes (a 16k x 8k RGBA photo).
 pub const MAX_DECODED_BYTES: u64 = 512 * 1024 * 1024;
+/// Largest accepted photo, in pixels (50 megapixels: a full-size DSLR shot), checked
+/// from the file's header before anything is decoded.
+pub const MAX_PIXELS: u64 = 50_000_000;
+/// Memory all decodes in flight may hold together (decoded pixels and their RGB copy);
+/// a decode waits for its share, so concurrent uploads or indexing threads cannot add
+/// up past it.
+pub const DECODE_BUDGET_BYTES: u64 = 768 * 1024 * 1024;
+
+/// The shared decode budget: bytes reserved by decodes in flight.
+struct Budget {
+    used: std::sync::Mutex<u64>,
+    freed: std::sync::Condvar,
+}
+
+static BUDGET: Budget = Budget { used: std::sync::Mutex::new(0), freed: std::sync::Condvar::new() };
+
+/// Bytes of the budget held by one decode, given back when dropped.
+struct Reservation(u64);
+
+impl Budget {
+    /// Wait until `bytes` (at most the whole budget) fit, then hold them.
+    fn reserve(&'static self, bytes: u64) -> Reservation {
+        let bytes = bytes.min(DECODE_BUDGET_BYTES);
+        // The counter stays consistent whatever panicked while holding the lock.
+        let mut used = self.used.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+        while *used + bytes > DECODE_BUDGET_BYTES {
+            used = self.freed.wait(used).unwrap_or_else(std::sync::PoisonError::into_inner);
+        }
+        *used += bytes;
+        Reservation(bytes)
+    }
+}
+
+impl Drop for Reservation {
+    fn drop(&mut self) {
+        let mut used = BUDGET.used.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+        *used -= self.0;
+        BUDGET.freed.notify_all();
+    }
+}
 
 /// Why a file could not become a model input.
 #[derive(Debug, thiserror::Error)]
@@ -29,6 +69,12 @@ pub enum PreprocessError {
     Unsupported(String),
     #[error("image too large ({width}x{height}; limit {MAX_SIDE} px a side, 512 MB decoded)")]
     TooLarge { width: u32, height: u32 },
+    #[error(
+        "image too large ({width}x{height} is {} megapixels; limit {} megapixels)",
+        (u64::from(*width) * u64::from(*height)).div_ceil(1_000_000),
+        MAX_PIXELS / 1_000_000
+    )]
+    TooManyPixels { width: u32, height: u32 },
     #[error("image too large: {0} (limit {MAX_SIDE} px a side, 512 MB decoded)")]
     OverLimits(String),
     #[error("corrupt or truncated image: {0}")]
@@ -158,6 +204,12 @@ pub fn decode(bytes: &[u8]) -> Result<RgbImage, PreprocessError> {
     if width > MAX_SIDE || height > MAX_SIDE {
         return Err(PreprocessError::TooLarge { width, height });
     }
+    let pixels = u64::from(width) * u64::from(height);
+    if pixels > MAX_PIXELS {
+        return Err(PreprocessError::TooManyPixels { width, height });
+    }
+    // The decoded buffer and the RGB copy made of it.
+    let _held = BUDGET.reserve(decoder.total_bytes().saturating_add(pixels * 3));
     // A broken EXIF block must not cost the photo: default to upright.
     let orientation = decoder.orientation().unwrap_or(image::metadata::Orientation::NoTransforms);
     let mut img = DynamicImage::from_decoder(decoder).map_err(|e| match e {
@@ -375,6 +427,39 @@ mod tests {
         assert_eq!(sq.get_pixel(4, 4).0, [0, 0, 0], "centre is the photo");
         let sq = square(&img, 8, ResizeMode::Crop).unwrap();
         assert_eq!(sq.get_pixel(0, 4).0, [0, 0, 0], "crop leaves no margin");
+    }
+
+    #[test]
+    fn a_decompression_bomb_is_refused_from_its_header() {
+        // 8000 x 8000 RGBA (256 MB decoded) in a 249 KB file; 64 megapixels.
+        let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+            .join("tests/fixtures/hostile/bomb.png");
+        let bytes = std::fs::read(path).unwrap();
+        match decode(&bytes) {
+            Err(e @ PreprocessError::TooManyPixels { width: 8000, height: 8000 }) => {
+                assert!(e.to_string().contains("64 megapixels; limit 50"), "{e}");
+            }
+            other => panic!("expected a refusal by size, got {:?}", other.map(|i| i.dimensions())),
+        }
+    }
+
+    #[test]
+    fn decodes_wait_for_their_share_of_the_memory_budget() {
+        let first = BUDGET.reserve(DECODE_BUDGET_BYTES * 2 / 3);
+        let got = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let flag = got.clone();
+        let second = std::thread::spawn(move || {
+            let held = BUDGET.reserve(DECODE_BUDGET_BYTES * 2 / 3);
+            flag.store(true, std::sync::atomic::Ordering::SeqCst);
+            drop(held);
+        });
+        std::thread::sleep(std::time::Duration::from_millis(200));
+        assert!(!got.load(std::sync::atomic::Ordering::SeqCst), "both fit in the budget at once");
+        drop(first);
+        second.join().unwrap();
+        assert!(got.load(std::sync::atomic::Ordering::SeqCst));
+        // More than the whole budget asks for the whole budget, and still proceeds.
+        drop(BUDGET.reserve(DECODE_BUDGET_BYTES * 4));
     }
 
     #[test]

@@ -794,3 +794,69 @@ fn held_out_photo_queries_report_their_own_results() {
         assert!(html.contains(&format!("images/{id}.jpg")), "result {id} missing from the report");
     }
 }
+
+#[cfg(unix)]
+#[test]
+fn links_are_followed_only_inside_the_catalogue() {
+    require_ort();
+    let dir = tempfile::tempdir().unwrap();
+    let cat = dir.path().join("cat");
+    let ids = small_catalog(&cat, 3);
+    let link = |target: &std::path::Path, at: &str| {
+        std::os::unix::fs::symlink(target, cat.join(at)).unwrap();
+    };
+    // Inside: another name for a photo of the catalogue, and a folder of it.
+    link(&cat.join(format!("images/{}.jpg", ids[0])), "images/again.jpg");
+    link(&cat.join("images"), "mirror");
+    // Outside, nowhere, in a loop.
+    let outside = dir.path().join("elsewhere.jpg");
+    std::fs::copy(sample().join("images/1100.jpg"), &outside).unwrap();
+    link(&outside, "images/outside.jpg");
+    link(std::path::Path::new("/nonexistent.jpg"), "images/dangling.jpg");
+    std::fs::create_dir_all(cat.join("sub")).unwrap();
+    link(std::path::Path::new(".."), "sub/up");
+    let idx = dir.path().join("idx");
+    let report: Value =
+        serde_json::from_str(&ok(&["index", p(&cat), "--index", p(&idx), "--json"])).unwrap();
+    let skipped: Vec<(String, String)> = report["skipped"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|s| (s[0].as_str().unwrap().to_string(), s[1].as_str().unwrap().to_string()))
+        .collect();
+    let reason =
+        |f: &str| skipped.iter().find(|(p, _)| p == f).map(|(_, r)| r.clone()).unwrap_or_default();
+    assert!(reason("images/outside.jpg").contains("outside the catalogue"), "{skipped:?}");
+    assert!(reason("images/dangling.jpg").contains("dangling"), "{skipped:?}");
+    assert!(reason("sub/up").contains("loop"), "{skipped:?}");
+    // The photos themselves and the inside link are indexed; nothing from outside is.
+    let info: Value = serde_json::from_str(&ok(&["info", "--index", p(&idx), "--json"])).unwrap();
+    assert_eq!(info["count"], 4, "{report}");
+    let out = lookalike(&["search", "--index", p(&idx), "--similar-to", "outside"]);
+    assert_eq!(out.status.code(), Some(2), "the outside photo must not be indexed");
+}
+
+#[cfg(unix)]
+#[test]
+fn a_query_that_is_not_a_regular_file_is_refused_at_once() {
+    let dir = tempfile::tempdir().unwrap();
+    let fifo = dir.path().join("pipe.jpg");
+    let made = std::process::Command::new("mkfifo").arg(&fifo).status().unwrap();
+    assert!(made.success());
+    // A FIFO would block the read forever; /dev/zero would never end.
+    for q in [p(&fifo), "/dev/zero"] {
+        let out = lookalike(&["search", "--index", index_path(), q]);
+        assert!(!out.status.success(), "{q}");
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert!(err.contains("not a regular file"), "{q}: {err}");
+    }
+}
+
+#[test]
+fn an_error_says_its_cause_once() {
+    let out = lookalike(&["search", "--index", index_path(), "/nonexistent/photo.jpg"]);
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(err.matches("No such file or directory").count(), 1, "{err}");
+    assert_eq!(err.lines().count(), 1, "{err}");
+}

@@ -76,6 +76,23 @@ def png_huge():
     return png_bytes(100_000, 100_000, 8, 2, b"\x00" * 64)
 
 
+def png_bomb(side=8000):
+    """A decompression bomb: a valid side x side 8-bit RGBA PNG of zeros (side=8000: 64
+    megapixels, 256 MB decoded) whose IDAT compresses to ~250 KB. Every row is decoded for
+    real, so only a check of the declared size before decoding keeps its memory away."""
+    comp = zlib.compressobj(9)
+    row = b"\x00" * (1 + side * 4)
+    parts = [comp.compress(row) for _ in range(side)]
+    parts.append(comp.flush())
+    return png_bytes_raw_idat(side, side, 8, 6, b"".join(parts))
+
+
+def png_bytes_raw_idat(width, height, bit_depth, colour_type, idat):
+    ihdr = struct.pack(">IIBBBBB", width, height, bit_depth, colour_type, 0, 0, 0)
+    return (b"\x89PNG\r\n\x1a\n" + png_chunk(b"IHDR", ihdr) + png_chunk(b"IDAT", idat)
+            + png_chunk(b"IEND", b""))
+
+
 # ------------------------------------------------------------------ fixtures
 
 def base_image(source):

@@ -29,7 +29,7 @@ pub fn run(a: SearchArgs) -> anyhow::Result<ExitCode> {
     }
     let mut failed = false;
     for path in &a.images {
-        let bytes = std::fs::read(path)
+        let bytes = lookalike::catalog::read_photo(path)
             .map_err(|source| lookalike::Error::Io { path: path.clone(), source })
             .with_context(|| format!("query {}", path.display()));
         let result = bytes.and_then(|b| Ok(engine.search_photo(&b, &query)?));
@@ -38,11 +38,12 @@ pub fn run(a: SearchArgs) -> anyhow::Result<ExitCode> {
             Err(e) if a.images.len() > 1 => {
                 // One bad photo among many must not hide the others' results.
                 failed = true;
-                eprintln!("error: {}: {e:#}", path.display());
+                let why = super::message(&e);
+                eprintln!("error: {}: {why}", path.display());
                 if a.json {
                     println!(
                         "{}",
-                        serde_json::json!({"query": path.display().to_string(), "error": format!("{e:#}")})
+                        serde_json::json!({"query": path.display().to_string(), "error": why})
                     );
                 }
             }

@@ -122,7 +122,8 @@ impl Engine {
             let inputs: Vec<std::result::Result<QueryInput, String>> = chunk
                 .par_iter()
                 .map(|f| {
-                    let bytes = std::fs::read(f).map_err(|e| format!("cannot read: {e}"))?;
+                    let bytes =
+                        crate::catalog::read_photo(f).map_err(|e| format!("cannot read: {e}"))?;
                     let img = preprocess::decode(&bytes).map_err(|e| e.to_string())?;
                     self.query_tensor(&img, None, resize, locate).map_err(|e| e.to_string())
                 })

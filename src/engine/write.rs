@@ -59,8 +59,8 @@ impl NewItem {
                     path.file_stem().map(|s| s.to_string_lossy().into_owned()).unwrap_or_default()
                 }
             };
-            let photo =
-                std::fs::read(path).map_err(|source| Error::Io { path: path.clone(), source })?;
+            let photo = crate::catalog::read_photo(path)
+                .map_err(|source| Error::Io { path: path.clone(), source })?;
             let mut metadata = csv.and_then(|m| m.rows.get(&item_id).cloned()).unwrap_or_default();
             metadata.extend(fixed.clone());
             items.push(NewItem { id: item_id, photo, metadata });

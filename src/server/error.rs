@@ -34,9 +34,9 @@ pub enum AppError {
 impl From<Error> for AppError {
     fn from(e: Error) -> Self {
         let image = |p: &PreprocessError| match p {
-            PreprocessError::TooLarge { .. } | PreprocessError::OverLimits(_) => {
-                AppError::TooLarge(p.to_string())
-            }
+            PreprocessError::TooLarge { .. }
+            | PreprocessError::TooManyPixels { .. }
+            | PreprocessError::OverLimits(_) => AppError::TooLarge(p.to_string()),
             PreprocessError::NotAnImage | PreprocessError::Unsupported(_) => {
                 AppError::Unsupported(format!("the upload is {p}"))
             }

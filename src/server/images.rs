@@ -68,7 +68,7 @@ pub(super) fn content_type(path: &Path) -> &'static str {
     responses((status = 200, description = "the product photo"), (status = 304, description = "not modified (ETag)"), (status = 404, body = ErrorBody)))]
 pub(super) async fn image(
     State(state): State<Arc<AppState>>,
-    UrlPath(id): UrlPath<String>,
+    Id(id): Id,
     headers: HeaderMap,
 ) -> Result<Response, AppError> {
     let record = record_of(&state, &id)?;
@@ -84,10 +84,10 @@ pub(super) async fn image(
 }
 
 #[utoipa::path(get, path = "/thumbs/{id}", params(("id" = String, Path, description = "item id")),
-    responses((status = 200, description = "a JPEG thumbnail, at most 256 px"), (status = 304, description = "not modified (ETag)"), (status = 404, body = ErrorBody)))]
+    responses((status = 200, description = "a JPEG thumbnail, at most 256 px"), (status = 304, description = "not modified (ETag)"), (status = 400, body = ErrorBody, description = "the id is not valid UTF-8"), (status = 404, body = ErrorBody, description = "unknown id, or its photo is missing or unreadable")))]
 pub(super) async fn thumbnail(
     State(state): State<Arc<AppState>>,
-    UrlPath(id): UrlPath<String>,
+    Id(id): Id,
     headers: HeaderMap,
 ) -> Result<Response, AppError> {
     let record = record_of(&state, &id)?;
@@ -103,7 +103,8 @@ pub(super) async fn thumbnail(
     let bytes = tokio::task::spawn_blocking(move || thumbs::make(&path))
         .await
         .map_err(|e| AppError::Internal(format!("thumbnail task failed: {e}")))?
-        .map_err(|e| AppError::Internal(format!("thumbnail of {id}: {e}")))?;
+        // The photo went missing or bad after indexing: no thumbnail, as no photo.
+        .map_err(|e| AppError::NotFound(format!("the photo of '{id}' cannot be read: {e}")))?;
     state.thumbs.put(hash, bytes.clone());
     Ok(cached(&headers, etag, "image/jpeg", bytes))
 }

@@ -52,7 +52,7 @@ pub(super) fn record_of(state: &AppState, id: &str) -> Result<ItemRecord, AppErr
     responses((status = 200, body = ItemOut), (status = 404, body = ErrorBody)))]
 pub(super) async fn get_item(
     State(state): State<Arc<AppState>>,
-    UrlPath(id): UrlPath<String>,
+    Id(id): Id,
 ) -> Result<Json<ItemOut>, AppError> {
     let idx = state.engine.index();
     let item = idx.key_of(&id).and_then(|k| item_out(&idx, k)).ok_or_else(|| unknown(&id))?;

@@ -103,3 +103,23 @@ pub(super) fn multipart_error(
         AppError::BadRequest(format!("malformed upload: {}", e.body_text()))
     }
 }
+
+/// An item id from the URL's path; a path that does not decode (e.g. `%ff`, not UTF-8)
+/// is a 400 with a JSON message, like every other bad request.
+pub(super) struct Id(pub(super) String);
+
+impl<S: Send + Sync> axum::extract::FromRequestParts<S> for Id {
+    type Rejection = AppError;
+
+    async fn from_request_parts(
+        parts: &mut axum::http::request::Parts,
+        state: &S,
+    ) -> Result<Self, Self::Rejection> {
+        match UrlPath::<String>::from_request_parts(parts, state).await {
+            Ok(UrlPath(id)) => Ok(Id(id)),
+            Err(e) => {
+                Err(AppError::BadRequest(format!("bad item id in the URL: {}", e.body_text())))
+            }
+        }
+    }
+}

@@ -144,7 +144,7 @@ pub(super) async fn search(
     responses((status = 200, body = SearchOut), (status = 400, body = ErrorBody), (status = 404, body = ErrorBody)))]
 pub(super) async fn similar(
     State(state): State<Arc<AppState>>,
-    UrlPath(id): UrlPath<String>,
+    Id(id): Id,
     RawQuery(raw): RawQuery,
 ) -> Result<Json<SearchOut>, AppError> {
     let t0 = Instant::now();

@@ -42,7 +42,7 @@ impl Cache {
 
 /// Decode the photo (EXIF-upright), shrink it to fit `SIDE`, encode as JPEG.
 pub(super) fn make(path: &Path) -> Result<Bytes, String> {
-    let bytes = std::fs::read(path).map_err(|e| e.to_string())?;
+    let bytes = crate::catalog::read_photo(path).map_err(|e| e.to_string())?;
     let img = preprocess::decode(&bytes).map_err(|e| e.to_string())?;
     let (w, h) = img.dimensions();
     let scale = (SIDE as f64 / w.max(h) as f64).min(1.0);

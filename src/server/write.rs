@@ -221,7 +221,7 @@ pub(super) async fn add_item(
 )]
 pub(super) async fn remove_item(
     State(state): State<Arc<AppState>>,
-    UrlPath(id): UrlPath<String>,
+    Id(id): Id,
     headers: HeaderMap,
 ) -> Result<Json<WriteOut>, AppError> {
     authorize(&state, &headers)?;

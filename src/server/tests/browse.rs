@@ -136,3 +136,26 @@ async fn no_request_reaches_a_file_outside_the_catalogue() {
         assert_eq!(s, StatusCode::NOT_FOUND, "{uri}");
     }
 }
+
+#[tokio::test]
+async fn a_photo_gone_bad_after_indexing_is_a_404_with_a_message() {
+    let (dir, state) = writable(None);
+    std::fs::write(dir.path().join("cat/1003.jpg"), b"no longer a photo").unwrap();
+    let (s, _, v) = call(&state, Request::get("/thumbs/1003").body(Body::empty()).unwrap()).await;
+    assert_eq!(s, StatusCode::NOT_FOUND, "{v}");
+    assert!(error_of(&v).contains("the photo of '1003' cannot be read"), "{v}");
+    // The others still have theirs.
+    let (s, _, _) = call(&state, Request::get("/thumbs/1002").body(Body::empty()).unwrap()).await;
+    assert_eq!(s, StatusCode::OK);
+}
+
+#[tokio::test]
+async fn an_id_that_is_not_utf8_is_a_json_400() {
+    for uri in ["/images/%ff", "/thumbs/%ff", "/api/items/%ff", "/api/items/%ff/similar"] {
+        let (s, h, b) = send(router(), Request::get(uri).body(Body::empty()).unwrap()).await;
+        assert_eq!(s, StatusCode::BAD_REQUEST, "{uri}");
+        assert_eq!(h["content-type"], "application/json", "{uri}");
+        let v: Value = serde_json::from_slice(&b).unwrap();
+        assert!(error_of(&v).contains("bad item id in the URL"), "{uri}: {v}");
+    }
+}
