@@ -28,6 +28,8 @@ pub enum AppError {
     TooLarge(String),
     Unsupported(String),
     Busy,
+    /// The request did not arrive in time.
+    Timeout(String),
     Internal(String),
 }
 
@@ -69,10 +71,13 @@ impl IntoResponse for AppError {
             AppError::NotFound(m) => (StatusCode::NOT_FOUND, m),
             AppError::TooLarge(m) => (StatusCode::PAYLOAD_TOO_LARGE, m),
             AppError::Unsupported(m) => (StatusCode::UNSUPPORTED_MEDIA_TYPE, m),
-            AppError::Busy => (
-                StatusCode::SERVICE_UNAVAILABLE,
-                "the server is busy; try again in a moment".to_string(),
-            ),
+            AppError::Timeout(m) => (StatusCode::REQUEST_TIMEOUT, m),
+            AppError::Busy => {
+                let body = ErrorBody { error: "the server is busy; try again in a moment".into() };
+                let mut res = (StatusCode::SERVICE_UNAVAILABLE, Json(body)).into_response();
+                res.headers_mut().insert(header::RETRY_AFTER, HeaderValue::from_static("1"));
+                return res;
+            }
             AppError::Internal(detail) => {
                 tracing::error!(%detail, "internal error");
                 (StatusCode::INTERNAL_SERVER_ERROR, "internal server error".to_string())

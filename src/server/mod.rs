@@ -2,7 +2,9 @@
 //! catalogue; product photos and thumbnails. The only module that knows HTTP and JSON.
 //!
 //! Inference runs on the blocking pool behind a bounded number of slots: when all are
-//! taken a search gets 503 at once instead of queueing without limit.
+//! taken a search waits briefly for one (`queue_wait`), then gets 503 with `Retry-After`
+//! instead of queueing without limit; refusals are logged once per interval, not per
+//! request.
 //!
 //! Items can be added (`POST /api/items`) and removed (`DELETE /api/items/{id}`) while the
 //! server answers, with a bearer token given at start-up; without one these are disabled.
@@ -64,16 +66,33 @@ pub struct ServeOptions {
     pub catalog: Option<PathBuf>,
     /// Largest accepted upload, in bytes.
     pub max_upload: usize,
-    /// Searches running or waiting at once before the server answers 503.
+    /// Searches (and writes) running at once; more wait up to `queue_wait` for a slot.
     pub max_inflight: usize,
     /// Bearer token the write endpoints (`POST /api/items`, `DELETE /api/items/{id}`)
     /// require; `None` (or empty) disables them.
     pub admin_token: Option<String>,
+    /// How long a search waits for a slot before the server answers 503.
+    pub queue_wait: std::time::Duration,
+    /// A connection must send a request's headers within this, or it is closed.
+    pub header_timeout: std::time::Duration,
+    /// An upload must arrive whole within this, or it gets 408.
+    pub body_timeout: std::time::Duration,
+    /// Connections open at once; more are closed as they arrive.
+    pub max_connections: usize,
 }
 
 impl Default for ServeOptions {
     fn default() -> Self {
-        Self { catalog: None, max_upload: 20 * 1024 * 1024, max_inflight: 32, admin_token: None }
+        Self {
+            catalog: None,
+            max_upload: 20 * 1024 * 1024,
+            max_inflight: 32,
+            admin_token: None,
+            queue_wait: std::time::Duration::from_secs(2),
+            header_timeout: std::time::Duration::from_secs(10),
+            body_timeout: std::time::Duration::from_secs(30),
+            max_connections: 1024,
+        }
     }
 }
 
@@ -98,7 +117,48 @@ impl ServeOptions {
                 message: format!("{max_upload_mb} is not in 1..=1024"),
             });
         }
-        Ok(Self { catalog, max_upload: max_upload_mb * 1024 * 1024, max_inflight, admin_token })
+        Ok(Self {
+            catalog,
+            max_upload: max_upload_mb * 1024 * 1024,
+            max_inflight,
+            admin_token,
+            ..Self::default()
+        })
+    }
+}
+
+/// Requests refused as busy, counted and logged at most once per [`Refusals::EVERY`]:
+/// under overload a log line per refusal would add to the load.
+#[derive(Default)]
+struct Refusals {
+    since_log: std::sync::atomic::AtomicU64,
+    last_log: Mutex<Option<Instant>>,
+}
+
+impl Refusals {
+    const EVERY: std::time::Duration = std::time::Duration::from_secs(10);
+
+    fn note(&self) {
+        self.since_log.fetch_add(1, Ordering::Relaxed);
+        let mut last = self.last_log.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+        if last.is_none_or(|t| t.elapsed() >= Self::EVERY) {
+            let n = self.since_log.swap(0, Ordering::Relaxed);
+            tracing::warn!("busy: {n} requests refused (503) since the last report");
+            *last = Some(Instant::now());
+        }
+    }
+}
+
+impl AppState {
+    /// A slot to run a search or write in, waiting at most `queue_wait` for one.
+    async fn slot(&self) -> Result<tokio::sync::OwnedSemaphorePermit, AppError> {
+        match tokio::time::timeout(self.queue_wait, self.slots.clone().acquire_owned()).await {
+            Ok(Ok(permit)) => Ok(permit),
+            _ => {
+                self.refused.note();
+                Err(AppError::Busy)
+            }
+        }
     }
 }
 
@@ -110,6 +170,9 @@ pub struct AppState {
     index_dir: PathBuf,
     max_upload: usize,
     slots: Arc<Semaphore>,
+    queue_wait: std::time::Duration,
+    body_timeout: std::time::Duration,
+    refused: Refusals,
     /// Digest of the admin token; `None`: write endpoints disabled.
     admin_token: Option<blake3::Hash>,
     /// Facets and statistics, recomputed when first asked for after a write (a write
@@ -143,6 +206,9 @@ impl AppState {
             index_dir,
             max_upload: opts.max_upload,
             slots: Arc::new(Semaphore::new(opts.max_inflight.max(1))),
+            queue_wait: opts.queue_wait,
+            body_timeout: opts.body_timeout,
+            refused: Refusals::default(),
             admin_token,
             summary,
             summary_stale: AtomicBool::new(false),
@@ -159,10 +225,18 @@ pub fn app(state: Arc<AppState>) -> Router {
         .route("/", get(assets::index))
         .route("/assets/{file}", get(assets::asset))
         .route("/healthz", get(|| async { "ok" }))
-        .route("/api/search", post(search).layer(DefaultBodyLimit::max(limit)))
+        .route(
+            "/api/search",
+            post(search)
+                .layer(DefaultBodyLimit::max(limit))
+                .layer(axum::middleware::from_fn_with_state(state.clone(), whole_body)),
+        )
         .route(
             "/api/items",
-            get(list_items).post(write::add_item).layer(DefaultBodyLimit::max(limit)),
+            get(list_items)
+                .post(write::add_item)
+                .layer(DefaultBodyLimit::max(limit))
+                .layer(axum::middleware::from_fn_with_state(state.clone(), whole_body)),
         )
         .route("/api/items/{id}", get(get_item).delete(write::remove_item))
         .route("/api/items/{id}/similar", get(similar))
@@ -172,8 +246,49 @@ pub fn app(state: Arc<AppState>) -> Router {
         .route("/images/{id}", get(image))
         .route("/thumbs/{id}", get(thumbnail))
         .fallback(|| async { AppError::NotFound("no such page".into()) })
-        .layer(tower_http::trace::TraceLayer::new_for_http())
+        .layer(tower_http::trace::TraceLayer::new_for_http().on_failure(
+            |class: tower_http::classify::ServerErrorsFailureClass,
+             latency: std::time::Duration,
+             _: &tracing::Span| {
+                // 503s are counted and logged per interval (`Refusals`), not one by one.
+                let busy = matches!(class,
+                    tower_http::classify::ServerErrorsFailureClass::StatusCode(s)
+                        if s == StatusCode::SERVICE_UNAVAILABLE);
+                if !busy {
+                    tracing::error!(%class, ?latency, "request failed");
+                }
+            },
+        ))
         .with_state(state)
+}
+
+/// An upload read whole within `body_timeout` before its handler runs: a client that
+/// trickles its body (a byte now and then) gets 408 instead of holding a connection and
+/// a slot indefinitely. Uploads are buffered anyway (multipart fields are read whole).
+async fn whole_body(
+    State(state): State<Arc<AppState>>,
+    req: axum::extract::Request,
+    next: axum::middleware::Next,
+) -> Response {
+    let (parts, body) = req.into_parts();
+    let limit = state.max_upload + 64 * 1024;
+    match tokio::time::timeout(state.body_timeout, axum::body::to_bytes(body, limit)).await {
+        Ok(Ok(bytes)) => {
+            next.run(axum::extract::Request::from_parts(parts, axum::body::Body::from(bytes))).await
+        }
+        // Over the limit (`to_bytes` says "length limit exceeded"), or the client went away.
+        Ok(Err(e)) if e.to_string().contains("length limit") => {
+            too_large(state.max_upload).into_response()
+        }
+        Ok(Err(e)) => {
+            AppError::BadRequest(format!("the upload could not be read: {e}")).into_response()
+        }
+        Err(_) => AppError::Timeout(format!(
+            "the upload did not arrive within {} s",
+            state.body_timeout.as_secs()
+        ))
+        .into_response(),
+    }
 }
 
 /// Serve until Ctrl-C.
@@ -194,11 +309,60 @@ pub async fn serve(
         tracing::info!("write endpoints disabled (no --admin-token)");
     }
     let listener = tokio::net::TcpListener::bind(addr).await?;
-    axum::serve(listener, app(state))
-        .with_graceful_shutdown(async {
-            let _ = tokio::signal::ctrl_c().await;
-        })
-        .await
+    serve_on(listener, state, &opts, async {
+        let _ = tokio::signal::ctrl_c().await;
+    })
+    .await
+}
+
+/// Serve on `listener` until `shutdown` completes. Each connection must send a request's
+/// headers within `header_timeout` (slow or idle clients are closed, so they cannot hold
+/// connections forever), and at most `max_connections` are open at once (more are
+/// closed on arrival); then requests in flight get a few seconds to finish.
+pub async fn serve_on(
+    listener: tokio::net::TcpListener,
+    state: Arc<AppState>,
+    opts: &ServeOptions,
+    shutdown: impl std::future::Future<Output = ()>,
+) -> std::io::Result<()> {
+    let router = app(state.clone());
+    let max = opts.max_connections.clamp(1, Semaphore::MAX_PERMITS);
+    let open = Arc::new(Semaphore::new(max));
+    let header_timeout = opts.header_timeout;
+    tokio::pin!(shutdown);
+    loop {
+        let (stream, peer) = tokio::select! {
+            () = &mut shutdown => break,
+            accepted = listener.accept() => match accepted {
+                Ok(a) => a,
+                Err(e) => {
+                    // Out of file descriptors and the like: wait, do not spin.
+                    tracing::warn!(%e, "accepting a connection failed");
+                    tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+                    continue;
+                }
+            },
+        };
+        let Ok(permit) = open.clone().try_acquire_owned() else {
+            state.refused.note();
+            drop(stream);
+            continue;
+        };
+        let service = hyper_util::service::TowerToHyperService::new(router.clone());
+        tokio::spawn(async move {
+            let _open = permit;
+            let conn = hyper::server::conn::http1::Builder::new()
+                .timer(hyper_util::rt::TokioTimer::new())
+                .header_read_timeout(header_timeout)
+                .serve_connection(hyper_util::rt::TokioIo::new(stream), service);
+            if let Err(e) = conn.await {
+                tracing::debug!(%e, %peer, "connection closed");
+            }
+        });
+    }
+    let all = u32::try_from(max).unwrap_or(u32::MAX);
+    let _ = tokio::time::timeout(std::time::Duration::from_secs(5), open.acquire_many(all)).await;
+    Ok(())
 }
 
 #[cfg(test)]

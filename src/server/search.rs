@@ -55,9 +55,10 @@ impl SearchOut {
     responses(
         (status = 200, body = SearchOut),
         (status = 400, body = ErrorBody, description = "bad parameter or unusable photo"),
+        (status = 408, body = ErrorBody, description = "the upload did not arrive within the body timeout (30 s)"),
         (status = 413, body = ErrorBody, description = "upload over the size limit"),
         (status = 415, body = ErrorBody, description = "not an image"),
-        (status = 503, body = ErrorBody, description = "too many searches at once"),
+        (status = 503, body = ErrorBody, description = "too many searches at once (after waiting up to 2 s for a slot); see Retry-After"),
     )
 )]
 pub(super) async fn search(
@@ -121,7 +122,7 @@ pub(super) async fn search(
         locate,
         ..Query::default()
     };
-    let permit = state.slots.clone().try_acquire_owned().map_err(|_| AppError::Busy)?;
+    let permit = state.slot().await?;
     let engine = state.engine.clone();
     let answer = tokio::task::spawn_blocking(move || {
         let _permit = permit;

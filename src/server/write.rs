@@ -182,7 +182,7 @@ pub(super) async fn add_item(
                 "missing the item id: give an 'id' field or a file name with the photo".into(),
             )
         })?;
-    let permit = state.slots.clone().try_acquire_owned().map_err(|_| AppError::Busy)?;
+    let permit = state.slot().await?;
     let task_state = state.clone();
     let item = NewItem { id: id.clone(), photo: photo.to_vec(), metadata };
     let report = tokio::task::spawn_blocking(move || {

@@ -16,6 +16,7 @@ use crate::ingest::{IndexOptions, index_catalog};
 use crate::store::{Change, ItemRecord, LmdbStore, Store};
 
 mod browse;
+mod connections;
 mod search;
 mod write;
 

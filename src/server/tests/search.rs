@@ -139,14 +139,36 @@ async fn uploads_over_the_limit_get_413() {
 
 #[tokio::test]
 async fn a_full_server_answers_busy() {
-    let state = state_with(ServeOptions { max_inflight: 1, ..ServeOptions::default() });
+    let quick = std::time::Duration::from_millis(50);
+    let state =
+        state_with(ServeOptions { max_inflight: 1, queue_wait: quick, ..ServeOptions::default() });
     let held = state.slots.clone().try_acquire_owned().unwrap();
-    let (s, v) = search(app(state.clone()), &[("image", &photo("1000"))]).await;
+    let (s, h, b) = send(app(state.clone()), multipart(&[("image", &photo("1000"))])).await;
     assert_eq!(s, StatusCode::SERVICE_UNAVAILABLE);
+    assert_eq!(h["retry-after"], "1", "a 503 says when to come back");
+    let v: Value = serde_json::from_slice(&b).unwrap();
     assert!(error_of(&v).contains("busy"));
     drop(held);
     let (s, _) = search(app(state), &[("image", &photo("1000"))]).await;
     assert_eq!(s, StatusCode::OK);
+}
+
+#[tokio::test]
+async fn a_search_waits_for_a_slot_that_frees_in_time() {
+    let state = state_with(ServeOptions {
+        max_inflight: 1,
+        queue_wait: std::time::Duration::from_secs(30),
+        ..ServeOptions::default()
+    });
+    let held = state.slots.clone().try_acquire_owned().unwrap();
+    // The slot frees while the search waits: it is answered, not refused.
+    let release = tokio::spawn(async move {
+        tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+        drop(held);
+    });
+    let (s, v) = search(app(state), &[("image", &photo("1000"))]).await;
+    assert_eq!(s, StatusCode::OK, "{v}");
+    release.await.unwrap();
 }
 
 #[tokio::test]
