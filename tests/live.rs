@@ -315,3 +315,89 @@ fn a_server_writing_after_an_outside_repartition_places_items_in_the_new_cells()
     let want = index.partition().unwrap().assign(index.vector(key).unwrap())[0];
     assert_eq!(index.record(key).unwrap().cell, Some(want));
 }
+
+/// Files in the index's `photos/` folder, and the ones its records name.
+fn photo_files(idx: &std::path::Path, engine: &Engine) -> (HashSet<String>, HashSet<String>) {
+    let on_disk: HashSet<String> = std::fs::read_dir(idx.join("photos"))
+        .map(|d| {
+            d.map(|e| format!("photos/{}", e.unwrap().file_name().to_string_lossy())).collect()
+        })
+        .unwrap_or_default();
+    let snapshot = engine.index();
+    let named: HashSet<String> = snapshot
+        .keys()
+        .filter_map(|k| snapshot.record(k))
+        .filter(|r| r.added)
+        .map(|r| r.path.clone())
+        .collect();
+    (on_disk, named)
+}
+
+#[test]
+fn concurrent_writes_of_one_id_never_fail_or_leave_files_behind() {
+    let (_dir, idx, _) = tiny_index(6);
+    let engine = Arc::new(Engine::open(&idx, BackendKind::Tract).unwrap());
+    let photos: Vec<Vec<u8>> = ["1100", "1101"]
+        .iter()
+        .map(|id| std::fs::read(sample().join(format!("images/{id}.jpg"))).unwrap())
+        .collect();
+    for round in 0..5 {
+        // Six adds of the same id (two photos: same and different file names) and two
+        // removals, all at once.
+        let workers: Vec<_> = (0..8)
+            .map(|w| {
+                let (engine, photos) = (engine.clone(), photos.clone());
+                std::thread::spawn(move || {
+                    if w < 6 {
+                        let item = NewItem {
+                            id: "same".into(),
+                            photo: photos[w % 2].clone(),
+                            metadata: Default::default(),
+                        };
+                        engine.add_items(vec![item]).map(|_| ()).map_err(|e| e.to_string())
+                    } else {
+                        match engine.remove_items(&["same".to_string()]) {
+                            Err(lookalike::Error::UnknownId(_)) => Ok(()),
+                            other => other.map(|_| ()).map_err(|e| e.to_string()),
+                        }
+                    }
+                })
+            })
+            .collect();
+        for w in workers {
+            w.join().unwrap().unwrap_or_else(|e| panic!("round {round}: {e}"));
+        }
+        let (on_disk, named) = photo_files(&idx, &engine);
+        assert_eq!(on_disk, named, "round {round}: files and records disagree");
+        for rel in &named {
+            assert!(std::fs::read(idx.join(rel)).is_ok(), "round {round}: {rel} unreadable");
+        }
+    }
+}
+
+#[test]
+fn files_orphaned_by_a_killed_write_are_swept_at_the_next_write() {
+    let (_dir, idx, _) = tiny_index(4);
+    let photos = idx.join("photos");
+    std::fs::create_dir_all(&photos).unwrap();
+    let old = photos.join("gone-0123abcd-0123456789abcdef.jpg");
+    let tmp = photos.join("gone-0123abcd-0123456789abcdef.4242-0.tmp");
+    let fresh = photos.join("fresh-0123abcd-0123456789abcdef.jpg");
+    for f in [&old, &tmp, &fresh] {
+        std::fs::write(f, b"left by a killed write").unwrap();
+    }
+    let an_hour_ago = std::time::SystemTime::now() - std::time::Duration::from_secs(3600);
+    for f in [&old, &tmp] {
+        std::fs::File::options().write(true).open(f).unwrap().set_modified(an_hour_ago).unwrap();
+    }
+    let engine = Engine::open(&idx, BackendKind::Tract).unwrap();
+    let photo = std::fs::read(sample().join("images/1100.jpg")).unwrap();
+    engine
+        .add_items(vec![NewItem { id: "new".into(), photo, metadata: Default::default() }])
+        .unwrap();
+    assert!(!old.exists() && !tmp.exists(), "old orphans are removed");
+    // A young one may belong to another process's write in progress: kept.
+    assert!(fresh.exists());
+    let (on_disk, named) = photo_files(&idx, &engine);
+    assert_eq!(on_disk.len(), named.len() + 1, "{on_disk:?} vs {named:?}");
+}

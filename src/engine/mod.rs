@@ -134,6 +134,8 @@ pub struct Engine {
     heads: std::result::Result<Option<Arc<Heads>>, String>,
     /// One writer at a time; readers never take it.
     writer: Mutex<()>,
+    /// Whether the first write has swept `photos/` of orphaned files.
+    swept: std::sync::atomic::AtomicBool,
 }
 
 impl std::fmt::Debug for Engine {
@@ -256,6 +258,7 @@ impl Engine {
             projected: ProjectedCache::default(),
             heads,
             writer: Mutex::new(()),
+            swept: std::sync::atomic::AtomicBool::new(false),
         })
     }
 

@@ -117,18 +117,36 @@ impl Engine {
             let flat: Vec<f32> = chunk.concat();
             vectors.extend(self.embedder.embed_tensors(&flat, chunk.len())?);
         }
+        let _writer = self.writer.lock().map_err(|_| poisoned())?;
+        // Photo files are written under the writer lock: a concurrent write or removal of
+        // the same id cannot delete a file between its writing and its commit.
         let photos_dir = self.dir.join(ADDED_PHOTOS_DIR);
         std::fs::create_dir_all(&photos_dir)
             .map_err(|source| Error::Io { path: photos_dir.clone(), source })?;
+        self.sweep_orphans_once(&photos_dir);
         let mut changes = Vec::with_capacity(items.len());
+        let mut written = Vec::with_capacity(items.len());
+        let before = self.current_for_write()?;
+        let existing: std::collections::HashSet<&str> = items
+            .iter()
+            .filter_map(|i| before.key_of(&i.id).and_then(|k| before.record(k)))
+            .map(|r| r.path.as_str())
+            .collect();
         for (item, vector) in items.iter().zip(vectors.chunks_exact(self.info.dim)) {
             let hash = blake3::hash(&item.photo).to_hex().to_string();
             let ext = image::guess_format(&item.photo)
                 .ok()
                 .and_then(|f| f.extensions_str().first().copied())
                 .unwrap_or("img");
-            let rel = format!("{ADDED_PHOTOS_DIR}/{}-{}.{ext}", file_safe(&item.id), &hash[..16]);
-            write_atomically(&self.dir.join(&rel), &item.photo)?;
+            let rel = photo_name(&item.id, &hash, ext);
+            if let Err(e) = write_atomically(&self.dir.join(&rel), &item.photo) {
+                self.remove_files(&written);
+                return Err(e);
+            }
+            // A replaced item's file of the same name is the one just written: not new.
+            if !existing.contains(rel.as_str()) {
+                written.push(rel.clone());
+            }
             let record = ItemRecord {
                 path: rel,
                 hash,
@@ -139,9 +157,6 @@ impl Engine {
             };
             changes.push(Change::Put { id: item.id.clone(), record, vector: vector.to_vec() });
         }
-
-        let _writer = self.writer.lock().map_err(|_| poisoned())?;
-        let before = self.current_for_write()?;
         // Place each item in its partition cell: one comparison with the centroids each.
         if let Some(p) = before.partition() {
             for (change, cell) in changes.iter_mut().zip(p.assign(&vectors)) {
@@ -165,7 +180,14 @@ impl Engine {
                 None => report.added.push(item.id.clone()),
             }
         }
-        let keys = self.store.apply(None, &changes)?;
+        let keys = match self.store.apply(None, &changes) {
+            Ok(keys) => keys,
+            Err(e) => {
+                // Nothing refers to the new files: take them back.
+                self.remove_files(&written);
+                return Err(e.into());
+            }
+        };
         let new_items: Vec<Item> = changes
             .into_iter()
             .zip(keys)
@@ -288,9 +310,55 @@ fn file_safe(id: &str) -> String {
         .collect()
 }
 
-/// Write aside, then rename: a crash never leaves half a photo under the final name.
+/// The file of an added item's photo: its id made file-safe, a hash of the id (two ids
+/// that read the same once made safe, `a/b` and `a_b`, never share a file), a hash of the
+/// photo.
+fn photo_name(id: &str, photo_hash: &str, ext: &str) -> String {
+    let id_hash = blake3::hash(id.as_bytes()).to_hex();
+    format!("{ADDED_PHOTOS_DIR}/{}-{}-{}.{ext}", file_safe(id), &id_hash[..8], &photo_hash[..16])
+}
+
+/// Orphans younger than this are left alone: another process may be between writing
+/// a photo and committing its record.
+const ORPHAN_AGE: std::time::Duration = std::time::Duration::from_secs(600);
+
+impl Engine {
+    /// Once per opened engine: remove files of `photos/` that no record names and that
+    /// are older than [`ORPHAN_AGE`] (left by a write killed before its commit, or
+    /// temporary files of one killed while writing).
+    fn sweep_orphans_once(&self, photos_dir: &Path) {
+        if self.swept.swap(true, std::sync::atomic::Ordering::AcqRel) {
+            return;
+        }
+        let Ok(records) = self.store.records() else { return };
+        let named: std::collections::HashSet<String> =
+            records.into_iter().filter(|(_, r)| r.added).map(|(_, r)| r.path).collect();
+        let Ok(entries) = std::fs::read_dir(photos_dir) else { return };
+        for entry in entries.flatten() {
+            let rel = format!("{ADDED_PHOTOS_DIR}/{}", entry.file_name().to_string_lossy());
+            let old = entry
+                .metadata()
+                .and_then(|m| m.modified())
+                .ok()
+                .and_then(|t| t.elapsed().ok())
+                .is_some_and(|age| age >= ORPHAN_AGE);
+            if old && !named.contains(&rel) && entry.file_type().is_ok_and(|t| t.is_file()) {
+                tracing::info!("removing {rel}: no item refers to it");
+                if let Err(e) = std::fs::remove_file(entry.path()) {
+                    tracing::warn!("cannot remove {rel}: {e}");
+                }
+            }
+        }
+    }
+}
+
+/// Write aside under a name no other write uses, then rename: a crash never leaves half
+/// a photo under the final name, and two writes of the same file never share a
+/// temporary file.
 fn write_atomically(path: &Path, bytes: &[u8]) -> Result<()> {
-    let tmp = path.with_extension("tmp");
+    static NEXT: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+    let n = NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    let tmp = path.with_extension(format!("{}-{n}.tmp", std::process::id()));
     let io = |source| Error::Io { path: path.to_path_buf(), source };
     std::fs::write(&tmp, bytes).map_err(io)?;
     std::fs::rename(&tmp, path).map_err(io)
