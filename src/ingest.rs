@@ -86,6 +86,12 @@ pub struct IndexReport {
     pub csv_rows_without_id: usize,
     pub csv_duplicate_ids: usize,
     pub csv_unreadable_rows: usize,
+    /// How the metadata file was read when it was not plain UTF-8.
+    pub csv_encoding: Option<String>,
+    /// The metadata file's field delimiter.
+    pub csv_delimiter: Option<String>,
+    /// Header names the metadata file repeats (the first column of each is used).
+    pub csv_repeated_columns: Vec<String>,
     pub total_items: usize,
     pub backend: String,
     pub model: String,
@@ -129,6 +135,19 @@ impl std::fmt::Display for IndexReport {
                 self.csv_unreadable_rows
             )?,
             None => writeln!(f, "  no metadata file")?,
+        }
+        if let Some(e) = &self.csv_encoding {
+            writeln!(f, "  metadata read as {e} (not UTF-8)")?;
+        }
+        if let Some(d) = self.csv_delimiter.as_deref().filter(|d| *d != ",") {
+            writeln!(f, "  metadata fields separated by {d:?}")?;
+        }
+        if !self.csv_repeated_columns.is_empty() {
+            writeln!(
+                f,
+                "  metadata columns named twice (the first of each used): {}",
+                self.csv_repeated_columns.join(", ")
+            )?;
         }
         if self.ignored_files > 0 || self.duplicate_photo_ids > 0 {
             writeln!(
@@ -319,6 +338,9 @@ pub fn index_catalog(
         report.csv_rows_without_id = md.rows_without_id;
         report.csv_duplicate_ids = md.duplicate_ids;
         report.csv_unreadable_rows = md.unreadable_rows;
+        report.csv_encoding = md.encoding.clone();
+        report.csv_delimiter = Some(md.delimiter.to_string());
+        report.csv_repeated_columns = md.repeated_columns.clone();
         let found: std::collections::HashSet<&str> =
             scan.photos.iter().map(|p| p.id.as_str()).collect();
         report.metadata_rows_without_photo =
