@@ -141,7 +141,7 @@ pub fn scan(root: &Path) -> Result<Scan, CatalogError> {
             }
             continue;
         }
-        let Some(id) = path.file_stem().map(|s| s.to_string_lossy().to_string()) else { continue };
+        let Some(id) = path.file_stem().map(id_of_stem) else { continue };
         if seen.insert(id.clone(), ()).is_some() {
             out.duplicate_ids.push(id);
             continue;
@@ -153,6 +153,20 @@ pub fn scan(root: &Path) -> Result<Scan, CatalogError> {
     }));
     out.unusable.sort();
     Ok(out)
+}
+
+/// A photo's id from its file stem. A stem that is not valid UTF-8 keeps its readable
+/// part and gains a short hash of its bytes, so that two names differing only in their
+/// invalid bytes stay two items.
+fn id_of_stem(stem: &std::ffi::OsStr) -> String {
+    match stem.to_str() {
+        Some(s) => s.to_string(),
+        None => {
+            let raw = stem.as_encoded_bytes();
+            let hash = blake3::hash(raw).to_hex();
+            format!("{}~{}", stem.to_string_lossy(), &hash[..8])
+        }
+    }
 }
 
 /// Whether `path` (through any links) resolves to somewhere inside `real_root`. A path
@@ -430,6 +444,27 @@ mod tests {
         let md = Metadata::parse(&bytes, Path::new("t.csv")).unwrap();
         assert_eq!(md.rows.len(), 2);
         assert_eq!(md.unreadable_rows, 1);
+    }
+
+    #[cfg(unix)]
+    #[test]
+    fn names_differing_only_in_invalid_bytes_are_two_items() {
+        use std::os::unix::ffi::OsStrExt;
+        let dir = tempfile::tempdir().unwrap();
+        let jpeg = std::fs::read(
+            Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/queries/hat.jpg"),
+        )
+        .unwrap();
+        for name in [&b"hat\xff.jpg"[..], b"hat\xfe.jpg", b"hat.jpg"] {
+            std::fs::write(dir.path().join(std::ffi::OsStr::from_bytes(name)), &jpeg).unwrap();
+        }
+        let scan = scan(dir.path()).unwrap();
+        let ids: std::collections::HashSet<&str> =
+            scan.photos.iter().map(|p| p.id.as_str()).collect();
+        assert_eq!(ids.len(), 3, "{ids:?}");
+        assert!(ids.contains("hat"));
+        assert!(ids.iter().filter(|i| i.starts_with("hat\u{fffd}~")).count() == 2, "{ids:?}");
+        assert!(scan.duplicate_ids.is_empty());
     }
 
     #[test]

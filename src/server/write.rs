@@ -171,8 +171,11 @@ pub(super) async fn add_item(
     if photo.len() > state.max_upload {
         return Err(too_large(state.max_upload));
     }
+    if id.as_deref().is_some_and(str::is_empty) {
+        // A blank id is a mistake to name, not a reason to guess from the file name.
+        return Err(AppError::BadRequest("the 'id' field is empty".into()));
+    }
     let id = id
-        .filter(|id| !id.is_empty())
         .or_else(|| {
             let stem = Path::new(file_name.as_deref()?).file_stem()?.to_str()?.trim();
             (!stem.is_empty()).then(|| stem.to_string())

@@ -118,6 +118,7 @@ async fn bad_uploads_add_nothing() {
         (vec![("image", b""), ("id", b"t")], None, "empty"),
         (vec![("id", b"t")], None, "missing the 'image' field"),
         (vec![("image", &img)], None, "missing the item id"),
+        (vec![("image", &img), ("id", b"  ")], Some("shoe.jpg"), "the 'id' field is empty"),
         (vec![("image", &img), ("id", b"a/b")], None, "slash"),
         (
             vec![("image", &img), ("id", b"t"), ("colour", b"red")],
