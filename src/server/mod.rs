@@ -75,7 +75,7 @@ pub struct ServeOptions {
     pub queue_wait: std::time::Duration,
     /// A connection must send a request's headers within this, or it is closed.
     pub header_timeout: std::time::Duration,
-    /// An upload must arrive whole within this, or it gets 408.
+    /// An upload must arrive whole within this (plus its size at 32 KB/s), or it gets 408.
     pub body_timeout: std::time::Duration,
     /// Connections open at once; more are closed as they arrive.
     pub max_connections: usize,
@@ -143,7 +143,10 @@ impl Refusals {
         let mut last = self.last_log.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
         if last.is_none_or(|t| t.elapsed() >= Self::EVERY) {
             let n = self.since_log.swap(0, Ordering::Relaxed);
-            tracing::warn!("busy: {n} requests refused (503) since the last report");
+            tracing::warn!(
+                "busy: {n} requests refused (503) or connections closed at the limit since \
+                 the last report"
+            );
             *last = Some(Instant::now());
         }
     }
@@ -262,9 +265,14 @@ pub fn app(state: Arc<AppState>) -> Router {
         .with_state(state)
 }
 
-/// An upload read whole within `body_timeout` before its handler runs: a client that
-/// trickles its body (a byte now and then) gets 408 instead of holding a connection and
-/// a slot indefinitely. Uploads are buffered anyway (multipart fields are read whole).
+/// The slowest average pace an upload may arrive at (32 KB/s, a poor mobile uplink),
+/// beyond the `body_timeout` grace period.
+const MIN_UPLOAD_BYTES_PER_SEC: f64 = 32.0 * 1024.0;
+
+/// An upload read whole within `body_timeout` (plus its announced size at
+/// [`MIN_UPLOAD_BYTES_PER_SEC`]) before its handler runs: a client that trickles its body
+/// (a byte now and then) gets 408 instead of holding a connection and a slot
+/// indefinitely. Uploads are buffered anyway (multipart fields are read whole).
 async fn whole_body(
     State(state): State<Arc<AppState>>,
     req: axum::extract::Request,
@@ -272,7 +280,17 @@ async fn whole_body(
 ) -> Response {
     let (parts, body) = req.into_parts();
     let limit = state.max_upload + 64 * 1024;
-    match tokio::time::timeout(state.body_timeout, axum::body::to_bytes(body, limit)).await {
+    // A grace period, plus time for the announced size at a slow mobile uplink's pace:
+    // a large photo over a slow line is not cut off, a trickle is.
+    let announced = parts
+        .headers
+        .get(header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok()?.parse::<u64>().ok())
+        .unwrap_or(0)
+        .min(limit as u64);
+    let deadline = state.body_timeout
+        + std::time::Duration::from_secs_f64(announced as f64 / MIN_UPLOAD_BYTES_PER_SEC);
+    match tokio::time::timeout(deadline, axum::body::to_bytes(body, limit)).await {
         Ok(Ok(bytes)) => {
             next.run(axum::extract::Request::from_parts(parts, axum::body::Body::from(bytes))).await
         }
@@ -284,8 +302,8 @@ async fn whole_body(
             AppError::BadRequest(format!("the upload could not be read: {e}")).into_response()
         }
         Err(_) => AppError::Timeout(format!(
-            "the upload did not arrive within {} s",
-            state.body_timeout.as_secs()
+            "the upload did not arrive within {:.0} s",
+            deadline.as_secs_f64()
         ))
         .into_response(),
     }

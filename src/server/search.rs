@@ -55,7 +55,7 @@ impl SearchOut {
     responses(
         (status = 200, body = SearchOut),
         (status = 400, body = ErrorBody, description = "bad parameter or unusable photo"),
-        (status = 408, body = ErrorBody, description = "the upload did not arrive within the body timeout (30 s)"),
+        (status = 408, body = ErrorBody, description = "the upload did not arrive within the body timeout (30 s plus its size at 32 KB/s)"),
         (status = 413, body = ErrorBody, description = "upload over the size limit"),
         (status = 415, body = ErrorBody, description = "not an image"),
         (status = 503, body = ErrorBody, description = "too many searches at once (after waiting up to 2 s for a slot); see Retry-After"),
