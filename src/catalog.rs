@@ -123,6 +123,11 @@ pub fn scan(root: &Path) -> Result<Scan, CatalogError> {
             continue; // reported below, where filter_entry cannot see it
         }
         if !entry.file_type().is_file() {
+            if !entry.file_type().is_dir() {
+                // Reading a FIFO would block, a device might never end.
+                let why = "not a regular file (a FIFO, socket or device)".to_string();
+                out.unusable.push((rel_of(entry.path()), why));
+            }
             continue;
         }
         let path = entry.path();
