@@ -30,6 +30,8 @@ pub enum AppError {
     Busy,
     /// The request did not arrive in time.
     Timeout(String),
+    /// The URL is longer than the server reads.
+    UriTooLong(String),
     Internal(String),
 }
 
@@ -72,6 +74,7 @@ impl IntoResponse for AppError {
             AppError::TooLarge(m) => (StatusCode::PAYLOAD_TOO_LARGE, m),
             AppError::Unsupported(m) => (StatusCode::UNSUPPORTED_MEDIA_TYPE, m),
             AppError::Timeout(m) => (StatusCode::REQUEST_TIMEOUT, m),
+            AppError::UriTooLong(m) => (StatusCode::URI_TOO_LONG, m),
             AppError::Busy => {
                 let body = ErrorBody { error: "the server is busy; try again in a moment".into() };
                 let mut res = (StatusCode::SERVICE_UNAVAILABLE, Json(body)).into_response();

@@ -249,6 +249,7 @@ pub fn app(state: Arc<AppState>) -> Router {
         .route("/images/{id}", get(image))
         .route("/thumbs/{id}", get(thumbnail))
         .fallback(|| async { AppError::NotFound("no such page".into()) })
+        .layer(axum::middleware::from_fn(uri_limit))
         .layer(tower_http::trace::TraceLayer::new_for_http().on_failure(
             |class: tower_http::classify::ServerErrorsFailureClass,
              latency: std::time::Duration,
@@ -263,6 +264,21 @@ pub fn app(state: Arc<AppState>) -> Router {
             },
         ))
         .with_state(state)
+}
+
+/// Longest URL (path and query) answered; longer ones get a JSON 414 here, before
+/// routing, rather than hyper's empty one at its own, larger limit.
+const MAX_URI_BYTES: usize = 8 * 1024;
+
+async fn uri_limit(req: axum::extract::Request, next: axum::middleware::Next) -> Response {
+    let len = req.uri().path_and_query().map_or(0, |p| p.as_str().len());
+    if len > MAX_URI_BYTES {
+        return AppError::UriTooLong(format!(
+            "the URL is {len} bytes long; at most {MAX_URI_BYTES} are accepted"
+        ))
+        .into_response();
+    }
+    next.run(req).await
 }
 
 /// The slowest average pace an upload may arrive at (32 KB/s, a poor mobile uplink),

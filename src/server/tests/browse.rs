@@ -159,3 +159,17 @@ async fn an_id_that_is_not_utf8_is_a_json_400() {
         assert!(error_of(&v).contains("bad item id in the URL"), "{uri}: {v}");
     }
 }
+
+#[tokio::test]
+async fn a_very_long_url_is_a_json_414() {
+    let uri = format!("/api/items?filter=gender={}", "x".repeat(20_000));
+    let (s, h, b) = send(router(), Request::get(uri).body(Body::empty()).unwrap()).await;
+    assert_eq!(s, StatusCode::URI_TOO_LONG);
+    assert_eq!(h["content-type"], "application/json");
+    let v: Value = serde_json::from_slice(&b).unwrap();
+    assert!(error_of(&v).contains("at most 8192"), "{v}");
+    // A long but reasonable one is still served.
+    let uri = format!("/api/items?filter=gender={}", "x".repeat(4_000));
+    let (s, _, b) = send(router(), Request::get(uri).body(Body::empty()).unwrap()).await;
+    assert_eq!(s, StatusCode::OK, "{}", String::from_utf8_lossy(&b));
+}
