@@ -4,7 +4,8 @@
 //! Real catalogues are messy: quoted commas, empty fields, ragged rows, rows without a
 //! photo, photos without a row, a byte-order mark. None of that aborts a run; it is
 //! counted and reported. Only a table that cannot be used at all (no `id` column,
-//! unreadable file) is an error.
+//! unreadable file) is an error; `ingest` then stops if the table was asked for, and
+//! leaves out (and reports) a `styles.csv` it merely found.
 
 use std::collections::{BTreeMap, HashMap};
 use std::path::{Path, PathBuf};

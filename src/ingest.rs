@@ -80,6 +80,9 @@ pub struct IndexReport {
     pub ignored_files: usize,
     pub duplicate_photo_ids: usize,
     pub metadata_file: Option<String>,
+    /// Why the metadata file found beside the photos was not used (its items keep the
+    /// metadata they had).
+    pub metadata_unused: Option<String>,
     pub photos_without_metadata: usize,
     pub metadata_rows_without_photo: usize,
     pub csv_ragged_rows: usize,
@@ -124,6 +127,11 @@ impl std::fmt::Display for IndexReport {
             self.seconds, self.images_per_second, self.cells, self.partition_seconds
         )?;
         match &self.metadata_file {
+            Some(m) if self.metadata_unused.is_some() => writeln!(
+                f,
+                "  metadata {m} not used: {}; items keep the metadata they had",
+                self.metadata_unused.as_deref().unwrap_or_default()
+            )?,
             Some(m) => writeln!(
                 f,
                 "  metadata {m}: {} photos without a row, {} rows without a photo, {} ragged rows, {} rows without id, {} duplicate ids, {} unreadable rows",
@@ -289,7 +297,17 @@ pub fn index_catalog(
         let p = catalog_dir.join("styles.csv");
         p.is_file().then_some(p)
     });
-    let metadata = metadata_path.as_deref().map(Metadata::read_csv).transpose()?;
+    // A table asked for with --metadata must be usable; a styles.csv merely found beside
+    // the photos that is not (no id column, not CSV) is reported and left out, and the
+    // items keep the metadata the index already had.
+    let (metadata, metadata_unused) = match (&opts.metadata, metadata_path.as_deref()) {
+        (Some(_), Some(path)) => (Some(Metadata::read_csv(path)?), None),
+        (None, Some(path)) => match Metadata::read_csv(path) {
+            Ok(md) => (Some(md), None),
+            Err(e) => (None, Some(e.to_string())),
+        },
+        _ => (None, None),
+    };
 
     let store = LmdbStore::open(index_dir)?;
     let existing_info = store.info()?;
@@ -327,6 +345,7 @@ pub fn index_catalog(
         ignored_files: scan.ignored,
         duplicate_photo_ids: scan.duplicate_ids.len(),
         metadata_file: metadata_path.as_ref().map(|p| p.display().to_string()),
+        metadata_unused,
         backend: embedder.backend_name().to_string(),
         model: info.model.name.clone(),
         // Links that lead outside, nowhere or in a loop: left out, each with its reason.

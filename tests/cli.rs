@@ -860,3 +860,39 @@ fn an_error_says_its_cause_once() {
     assert_eq!(err.matches("No such file or directory").count(), 1, "{err}");
     assert_eq!(err.lines().count(), 1, "{err}");
 }
+
+#[test]
+fn a_styles_csv_without_ids_is_reported_and_the_photos_still_indexed() {
+    require_ort();
+    let dir = tempfile::tempdir().unwrap();
+    let cat = dir.path().join("cat");
+    small_catalog(&cat, 3);
+    let idx = dir.path().join("idx");
+    ok(&["index", p(&cat), "--index", p(&idx)]);
+    let before = &search_json_on(&idx, &["--similar-to", "1000", "-k", "2"])[0];
+    // The table beside the photos loses its id column: reported, not fatal, and the
+    // items keep the metadata they had.
+    std::fs::write(cat.join("styles.csv"), "sku,gender\n1,Men\n").unwrap();
+    let report: Value =
+        serde_json::from_str(&ok(&["index", p(&cat), "--index", p(&idx), "--json"])).unwrap();
+    let why = report["metadata_unused"].as_str().unwrap_or_default();
+    assert!(why.contains("no 'id' column") && why.contains("sku, gender"), "{report}");
+    assert_eq!(report["total_items"], 3);
+    let after = &search_json_on(&idx, &["--similar-to", "1000", "-k", "2"])[0];
+    assert_eq!(before["results"], after["results"], "metadata kept");
+    assert!(before["results"][0]["metadata"].as_object().is_some_and(|m| !m.is_empty()));
+    // A new index from such a folder has its photos, without metadata.
+    let fresh = dir.path().join("fresh");
+    let report: Value =
+        serde_json::from_str(&ok(&["index", p(&cat), "--index", p(&fresh), "--json"])).unwrap();
+    assert_eq!(
+        (report["total_items"].as_u64(), report["metadata_unused"].is_string()),
+        (Some(3), true)
+    );
+}
+
+fn search_json_on(idx: &std::path::Path, args: &[&str]) -> Vec<Value> {
+    let mut all = vec!["search", "--index", p(idx), "--json"];
+    all.extend_from_slice(args);
+    json_lines(&ok(&all))
+}
