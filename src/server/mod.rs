@@ -12,6 +12,7 @@
 mod assets;
 mod catalogue;
 mod error;
+mod head;
 mod images;
 mod items;
 mod openapi;
@@ -385,10 +386,23 @@ pub async fn serve_on(
         let service = hyper_util::service::TowerToHyperService::new(router.clone());
         tokio::spawn(async move {
             let _open = permit;
+            let mut stream = stream;
+            // The first request's head is read here, so that one too long for hyper gets
+            // a JSON answer rather than hyper's empty 414/431; then hyper reads it again.
+            let head = match tokio::time::timeout(header_timeout, head::read(&mut stream)).await {
+                Ok(Ok(head::Head::Fine(bytes))) => bytes,
+                Ok(Ok(head::Head::TooLong(status, message))) => {
+                    head::refuse(&mut stream, status, &message).await;
+                    return;
+                }
+                // Closed, or silent past the header timeout.
+                Ok(Err(_)) | Err(_) => return,
+            };
+            let io = head::Rewind::new(head, stream);
             let conn = hyper::server::conn::http1::Builder::new()
                 .timer(hyper_util::rt::TokioTimer::new())
                 .header_read_timeout(header_timeout)
-                .serve_connection(hyper_util::rt::TokioIo::new(stream), service);
+                .serve_connection(hyper_util::rt::TokioIo::new(io), service);
             if let Err(e) = conn.await {
                 tracing::debug!(%e, %peer, "connection closed");
             }

@@ -104,3 +104,21 @@ async fn connections_past_the_limit_are_closed_and_the_server_recovers() {
     }
     assert!(answered, "no answer after the idle connections closed");
 }
+
+#[tokio::test]
+async fn heads_too_long_for_hyper_get_json_answers() {
+    let (addr, _stop) = running(ServeOptions::default()).await;
+    let long_url = format!("GET /api/items?x={} HTTP/1.1\r\nHost: t\r\n\r\n", "a".repeat(100_000));
+    let big_headers =
+        format!("GET /healthz HTTP/1.1\r\nHost: t\r\nX-Big: {}\r\n\r\n", "a".repeat(500_000));
+    for (request, code) in [(long_url, "414"), (big_headers, "431")] {
+        let mut s = TcpStream::connect(addr).await.unwrap();
+        s.write_all(request.as_bytes()).await.unwrap();
+        let answer = read_all(&mut s, Duration::from_secs(10)).await.unwrap_or_default();
+        let shown = &answer[..answer.len().min(300)];
+        assert!(answer.starts_with(&format!("HTTP/1.1 {code}")), "{shown}");
+        assert!(answer.contains("application/json") && answer.contains(r#"{"error":"#), "{shown}");
+    }
+    // The server still answers the next client.
+    assert!(healthz(addr).await.starts_with("HTTP/1.1 200"));
+}

@@ -1,0 +1,133 @@
+//! A connection's first request head, read before hyper sees it: a request line or a
+//! header block too long for hyper (which would answer 414/431 with an empty body) gets
+//! a JSON answer like every other refusal. The bytes read are then handed to hyper in
+//! front of the rest of the stream.
+
+use std::pin::Pin;
+use std::task::{Context, Poll};
+
+use axum::http::StatusCode;
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt, ReadBuf};
+use tokio::net::TcpStream;
+
+/// Longest request line (method, URL, version) read; hyper refuses URLs from 64 KB.
+const MAX_LINE: usize = 60 * 1024;
+/// Largest header block read; hyper's own buffer stops at about 400 KB.
+const MAX_HEAD: usize = 256 * 1024;
+
+pub(super) enum Head {
+    /// The head (and whatever followed it in the same reads), to replay.
+    Fine(Vec<u8>),
+    TooLong(StatusCode, String),
+}
+
+/// Read until the end of the first request's head, or until it is clearly too long.
+pub(super) async fn read(stream: &mut TcpStream) -> std::io::Result<Head> {
+    let mut buf = Vec::with_capacity(4096);
+    let mut chunk = [0u8; 16 * 1024];
+    loop {
+        let n = stream.read(&mut chunk).await?;
+        if n == 0 {
+            return Err(std::io::ErrorKind::UnexpectedEof.into());
+        }
+        buf.extend_from_slice(&chunk[..n]);
+        let line_end = buf.windows(2).position(|w| w == b"\r\n");
+        if line_end.unwrap_or(buf.len()) > MAX_LINE {
+            let message = format!("the URL is longer than {} KB", MAX_LINE / 1024);
+            return Ok(Head::TooLong(StatusCode::URI_TOO_LONG, message));
+        }
+        if buf.windows(4).any(|w| w == b"\r\n\r\n") {
+            return Ok(Head::Fine(buf));
+        }
+        if buf.len() > MAX_HEAD {
+            let message = format!("the request's headers are over {} KB", MAX_HEAD / 1024);
+            return Ok(Head::TooLong(StatusCode::REQUEST_HEADER_FIELDS_TOO_LARGE, message));
+        }
+    }
+}
+
+/// Answer `status` with the JSON error body every refusal has, then close.
+pub(super) async fn refuse(stream: &mut TcpStream, status: StatusCode, message: &str) {
+    let body = serde_json::json!({ "error": message }).to_string();
+    let answer = format!(
+        "HTTP/1.1 {} {}\r\ncontent-type: application/json\r\ncontent-length: {}\r\n\
+         connection: close\r\n\r\n{body}",
+        status.as_u16(),
+        status.canonical_reason().unwrap_or(""),
+        body.len()
+    );
+    // The client may already be gone; there is nothing more to do either way.
+    let _ = stream.write_all(answer.as_bytes()).await;
+    let _ = stream.shutdown().await;
+    // Closing with unread input would reset the connection and could lose the answer:
+    // read what is still coming, for a moment.
+    let drain = async {
+        let mut sink = [0u8; 16 * 1024];
+        while matches!(stream.read(&mut sink).await, Ok(n) if n > 0) {}
+    };
+    let _ = tokio::time::timeout(std::time::Duration::from_secs(2), drain).await;
+}
+
+/// A stream that first gives back bytes already read from it.
+pub(super) struct Rewind {
+    prefix: Vec<u8>,
+    at: usize,
+    inner: TcpStream,
+}
+
+impl Rewind {
+    pub(super) fn new(prefix: Vec<u8>, inner: TcpStream) -> Self {
+        Self { prefix, at: 0, inner }
+    }
+}
+
+impl AsyncRead for Rewind {
+    fn poll_read(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &mut ReadBuf<'_>,
+    ) -> Poll<std::io::Result<()>> {
+        if self.at < self.prefix.len() {
+            let n = (self.prefix.len() - self.at).min(buf.remaining());
+            let at = self.at;
+            buf.put_slice(&self.prefix[at..at + n]);
+            self.at += n;
+            if self.at == self.prefix.len() {
+                self.prefix = Vec::new();
+                self.at = 0;
+            }
+            return Poll::Ready(Ok(()));
+        }
+        Pin::new(&mut self.inner).poll_read(cx, buf)
+    }
+}
+
+impl AsyncWrite for Rewind {
+    fn poll_write(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &[u8],
+    ) -> Poll<std::io::Result<usize>> {
+        Pin::new(&mut self.inner).poll_write(cx, buf)
+    }
+
+    fn poll_flush(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<std::io::Result<()>> {
+        Pin::new(&mut self.inner).poll_flush(cx)
+    }
+
+    fn poll_shutdown(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<std::io::Result<()>> {
+        Pin::new(&mut self.inner).poll_shutdown(cx)
+    }
+
+    fn poll_write_vectored(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        bufs: &[std::io::IoSlice<'_>],
+    ) -> Poll<std::io::Result<usize>> {
+        Pin::new(&mut self.inner).poll_write_vectored(cx, bufs)
+    }
+
+    fn is_write_vectored(&self) -> bool {
+        self.inner.is_write_vectored()
+    }
+}
