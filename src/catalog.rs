@@ -96,13 +96,20 @@ pub fn scan(root: &Path) -> Result<Scan, CatalogError> {
     };
     let mut out = Scan::default();
     let mut seen: HashMap<String, ()> = HashMap::new();
+    // Links leading outside: neither entered nor read (the files would come from
+    // elsewhere), only reported.
+    let mut outside = Vec::new();
     let walker = walkdir::WalkDir::new(root)
         .follow_links(true)
         .sort_by_file_name()
         .into_iter()
-        // A link leading outside is not entered (the files below it would be read from
-        // elsewhere); it is reported once, here.
-        .filter_entry(|e| !e.path_is_symlink() || inside(&real_root, e.path()));
+        .filter_entry(|e| {
+            let keep = !e.path_is_symlink() || inside(&real_root, e.path());
+            if !keep {
+                outside.push(e.path().to_path_buf());
+            }
+            keep
+        });
     for entry in walker {
         let entry = match entry {
             Ok(e) => e,
@@ -120,9 +127,6 @@ pub fn scan(root: &Path) -> Result<Scan, CatalogError> {
                 continue;
             }
         };
-        if entry.path_is_symlink() && !inside(&real_root, entry.path()) {
-            continue; // reported below, where filter_entry cannot see it
-        }
         if !entry.file_type().is_file() {
             if !entry.file_type().is_dir() {
                 // Reading a FIFO would block, a device might never end.
@@ -154,8 +158,8 @@ pub fn scan(root: &Path) -> Result<Scan, CatalogError> {
         }
         out.photos.push(Photo { id, path: path.to_path_buf(), rel: rel_of(path) });
     }
-    out.unusable.extend(links_outside(root, &real_root).into_iter().map(|p| {
-        (rel_of(&p), "link leads outside the catalogue folder (not followed)".to_string())
+    out.unusable.extend(outside.iter().map(|p| {
+        (rel_of(p), "link leads outside the catalogue folder (not followed)".to_string())
     }));
     out.unusable.sort();
     Ok(out)
@@ -179,17 +183,6 @@ fn id_of_stem(stem: &std::ffi::OsStr) -> String {
 /// that does not resolve (dangling) counts as inside, so that the walker reports it.
 fn inside(real_root: &Path, path: &Path) -> bool {
     std::fs::canonicalize(path).map_or(true, |p| p.starts_with(real_root))
-}
-
-/// Links below `root` (not below links) that resolve outside `real_root`.
-fn links_outside(root: &Path, real_root: &Path) -> Vec<PathBuf> {
-    walkdir::WalkDir::new(root)
-        .follow_links(false)
-        .into_iter()
-        .filter_map(Result::ok)
-        .filter(|e| e.path_is_symlink() && !inside(real_root, e.path()))
-        .map(walkdir::DirEntry::into_path)
-        .collect()
 }
 
 /// The metadata table, keyed by id.

@@ -223,12 +223,7 @@ fn every_bad_file_is_skipped_with_its_reason() {
     let idx = dir.path().join("idx");
     let report: Value =
         serde_json::from_str(&ok(&["index", p(&cat), "--index", p(&idx), "--json"])).unwrap();
-    let skipped: Vec<(String, String)> = report["skipped"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|s| (s[0].as_str().unwrap().to_string(), s[1].as_str().unwrap().to_string()))
-        .collect();
+    let skipped = skipped(&report);
     let reason =
         |f: &str| skipped.iter().find(|(p, _)| p == f).map(|(_, r)| r.clone()).unwrap_or_default();
     assert!(reason("empty.jpg").contains("empty file"), "{skipped:?}");
@@ -818,12 +813,7 @@ fn links_are_followed_only_inside_the_catalogue() {
     let idx = dir.path().join("idx");
     let report: Value =
         serde_json::from_str(&ok(&["index", p(&cat), "--index", p(&idx), "--json"])).unwrap();
-    let skipped: Vec<(String, String)> = report["skipped"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|s| (s[0].as_str().unwrap().to_string(), s[1].as_str().unwrap().to_string()))
-        .collect();
+    let skipped = skipped(&report);
     let reason =
         |f: &str| skipped.iter().find(|(p, _)| p == f).map(|(_, r)| r.clone()).unwrap_or_default();
     assert!(reason("images/outside.jpg").contains("outside the catalogue"), "{skipped:?}");

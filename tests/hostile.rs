@@ -144,12 +144,7 @@ fn a_hostile_catalogue_is_indexed_with_every_bad_file_named() {
     let out = lookalike(&["index", p(&cat), "--index", p(&idx), "--json"]);
     assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
     let report: Value = serde_json::from_slice(&out.stdout).unwrap();
-    let skipped: HashMap<String, String> = report["skipped"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|s| (s[0].as_str().unwrap().to_string(), s[1].as_str().unwrap().to_string()))
-        .collect();
+    let skipped: HashMap<String, String> = skipped(&report).into_iter().collect();
     for (kind, n, reason) in KINDS {
         let of_kind: Vec<(&String, &String)> = skipped
             .iter()

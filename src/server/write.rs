@@ -107,8 +107,9 @@ fn put_metadata(
         (status = 400, body = ErrorBody, description = "missing id or photo, unknown field or column, unusable photo"),
         (status = 401, body = ErrorBody, description = "missing or wrong bearer token"),
         (status = 403, body = ErrorBody, description = "write endpoints disabled (no admin token configured)"),
+        (status = 408, body = ErrorBody, description = "the upload did not arrive within the body timeout (30 s plus its size at 32 KB/s)"),
         (status = 413, body = ErrorBody, description = "upload over the size limit"),
-        (status = 503, body = ErrorBody, description = "too many searches or writes at once"),
+        (status = 503, body = ErrorBody, description = "too many searches or writes at once (after waiting up to 2 s for a slot); see Retry-After"),
     )
 )]
 pub(super) async fn add_item(
