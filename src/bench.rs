@@ -373,6 +373,7 @@ pub fn ann(
         query_size: None,
         heads: None,
         mask: None,
+        close_match: None,
     };
     let info = IndexInfo {
         format_version: FORMAT_VERSION,

@@ -177,6 +177,7 @@ mod tests {
             query_size: None,
             heads: None,
             mask: None,
+            close_match: None,
         };
         // Two pixels, NCHW: one red, one white.
         let px = [[200.0f32, 20.0, 30.0], [255.0, 255.0, 255.0]];

@@ -6,6 +6,7 @@ use std::path::PathBuf;
 use crate::catalog::CatalogError;
 use crate::category::CategoryError;
 use crate::embed::EmbedError;
+use crate::fetch::FetchError;
 use crate::model::ModelError;
 use crate::preprocess::PreprocessError;
 use crate::projection::ProjectionError;
@@ -28,6 +29,8 @@ pub enum Error {
     Projection(#[from] ProjectionError),
     #[error(transparent)]
     Category(#[from] CategoryError),
+    #[error(transparent)]
+    Fetch(#[from] FetchError),
     #[error("cannot read {path}: {source}")]
     Io { path: PathBuf, source: std::io::Error },
     #[error(
@@ -49,6 +52,9 @@ pub enum Error {
 impl Error {
     /// True when the caller's input, not the system, is at fault.
     pub fn is_user_error(&self) -> bool {
+        if let Error::Fetch(f) = self {
+            return f.is_user_error();
+        }
         matches!(
             self,
             Error::Image(_)

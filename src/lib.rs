@@ -12,6 +12,7 @@ pub mod embed;
 pub mod engine;
 pub mod error;
 pub mod eval;
+pub mod fetch;
 pub mod garment;
 pub mod index;
 pub mod ingest;

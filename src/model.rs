@@ -78,6 +78,11 @@ pub struct ModelSpec {
     /// [`crate::garment`]), when the model has one.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub mask: Option<String>,
+    /// A photo query whose best result scores below this (at default settings) has no
+    /// close match in the catalogue: measured on street photos (BENCHMARKS.md, "No close
+    /// match"). `None`: not calibrated, never said.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub close_match: Option<f32>,
 }
 
 /// The model new indexes get when none is asked for.
@@ -105,6 +110,9 @@ fn builtin(name: &str) -> Option<ModelSpec> {
             query_size: Some(160),
             heads: Some(format!("{FASHION}.heads.json")),
             mask: Some("mask".into()),
+            // Half of the 300 test street photos (bench/close_match.py): flags half of the
+            // queries with nothing right among their top 5, and 1 in 8 of the others.
+            close_match: Some(0.66),
         });
     }
     let (full, size) = match name {
@@ -129,7 +137,16 @@ fn builtin(name: &str) -> Option<ModelSpec> {
         query_size: None,
         heads: None,
         mask: None,
+        close_match: None,
     })
+}
+
+/// The score below which a photo query's best result is no close match: the spec's own,
+/// or for an index made before the floor was recorded, the built-in model's of the same
+/// name and file.
+pub fn close_match_floor(spec: &ModelSpec) -> Option<f32> {
+    spec.close_match
+        .or_else(|| builtin(&spec.name).filter(|b| b.file == spec.file).and_then(|b| b.close_match))
 }
 
 /// Full name of the built-in fashion model.

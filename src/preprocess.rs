@@ -406,6 +406,7 @@ mod tests {
             query_size: None,
             heads: None,
             mask: None,
+            close_match: None,
         }
     }
 

@@ -52,15 +52,38 @@ export function query(params, filters) {
   return s ? `?${s}` : '';
 }
 
-export function searchImage(file, { k, crop, filters, colour, trained }, signal) {
-  const fd = new FormData();
-  fd.append('image', file, file.name || 'photo.jpg');
+function searchForm(fd, { k, crop, filters, colour, trained }) {
   fd.append('k', String(k));
   if (colour !== undefined && colour !== '') fd.append('colour', String(colour));
   if (trained !== undefined && trained !== '') fd.append('trained', String(trained));
   if (crop) fd.append('crop', `${crop.x},${crop.y},${crop.w},${crop.h}`);
   for (const [col, val] of Object.entries(filters || {})) if (val !== '') fd.append('filter', `${col}=${val}`);
-  return request('/api/search', { method: 'POST', body: fd, signal });
+  // The query's vector comes back, so thumbs up/down can refine without re-uploading.
+  fd.append('vector', 'true');
+  return fd;
+}
+
+export function searchImage(file, opts, signal) {
+  const fd = new FormData();
+  fd.append('image', file, file.name || 'photo.jpg');
+  return request('/api/search', { method: 'POST', body: searchForm(fd, opts), signal });
+}
+
+/** Search by a photo on the web: the server fetches it (public addresses only). */
+export function searchUrl(url, opts, signal) {
+  const fd = new FormData();
+  fd.append('url', url);
+  return request('/api/search', { method: 'POST', body: searchForm(fd, opts), signal });
+}
+
+/** More like the liked ids and vectors, less like the disliked ids. */
+export function recommend({ like, unlike, likeVectors, k, filters, colour }, signal) {
+  const body = { like, unlike, like_vectors: likeVectors, k, filters: {} };
+  for (const [col, val] of Object.entries(filters || {})) if (val !== '') body.filters[col] = val;
+  if (colour !== undefined && colour !== '') body.colour = Number(colour);
+  return request('/api/recommend', {
+    method: 'POST', headers: { 'Content-Type': 'application/json' }, body: JSON.stringify(body), signal,
+  });
 }
 
 export const getItem = (id, signal) => request(`/api/items/${encodeURIComponent(id)}`, { signal });

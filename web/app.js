@@ -10,7 +10,11 @@ const state = {
   file: null,          // the uploaded File
   url: null,           // its object URL
   natural: { w: 0, h: 0 },
-  mode: null,          // 'photo' | 'similar' | null
+  mode: null,          // 'photo' | 'url' | 'similar' | null
+  queryUrl: '',        // the photo's web address, in 'url' mode
+  queryVector: null,   // the last photo query's vector (refining needs no re-upload)
+  liked: new Set(),    // ids given a thumbs up
+  unliked: new Set(),  // ids given a thumbs down
   similarTo: null,     // item the similar search is based on
   filters: {},         // column -> value ('' = any)
   k: 5,
@@ -53,7 +57,16 @@ function busy(on) {
   $('#results').setAttribute('aria-busy', String(on));
 }
 
-function cardHTML(item, { score = true, lazy = false } = {}) {
+function voteHTML(item) {
+  const id = esc(item.id);
+  const name = esc(nameOf(item));
+  return `<span class="vote">
+    <button type="button" class="btn small vote-up" data-vote="up" data-id="${id}" aria-pressed="${state.liked.has(String(item.id))}" aria-label="Like ${name}" title="Like: show more like this"><svg width="18" height="18" viewBox="0 0 24 24" aria-hidden="true"><path d="M12 20.5S4.5 15.8 3 11a4.6 4.6 0 0 1 9-2.2A4.6 4.6 0 0 1 21 11c-1.5 4.8-9 9.5-9 9.5z" fill="currentColor"/></svg></button>
+    <button type="button" class="btn small vote-down" data-vote="down" data-id="${id}" aria-pressed="${state.unliked.has(String(item.id))}" aria-label="Dislike ${name}" title="Dislike: show fewer like this"><svg width="18" height="18" viewBox="0 0 24 24" aria-hidden="true"><circle cx="12" cy="12" r="8" fill="none" stroke="currentColor" stroke-width="2.4"/><path d="M6.5 17.5l11-11" stroke="currentColor" stroke-width="2.4"/></svg></button>
+  </span>`;
+}
+
+function cardHTML(item, { score = true, lazy = false, vote = false } = {}) {
   state.items.set(String(item.id), item);
   const md = item.metadata || {};
   const bits = [md.articleType, colourOf(md)].filter((v) => v !== undefined && v !== null && v !== '');
@@ -66,6 +79,7 @@ function cardHTML(item, { score = true, lazy = false } = {}) {
   ${score && item.score !== undefined ? `<span class="score" title="Similarity">${pct(item.score)}<span class="sr-only"> similar</span></span>` : ''}
   <span class="meta">${bits.map(esc).join(' · ') || '&nbsp;'}</span>
   <button type="button" class="btn small more" data-id="${id}" aria-label="More like ${esc(nameOf(item))}">More like this</button>
+  ${vote ? voteHTML(item) : ''}
 </li>`;
 }
 
@@ -101,6 +115,7 @@ function loadFile(file) {
     crop.reset(false);
     state.mode = 'photo';
     state.similarTo = null;
+    clearVotes();
     runSearch();
   };
   img.onerror = () => {
@@ -135,23 +150,43 @@ async function prepareUpload(file, img) {
   }
 }
 
+function clearVotes() {
+  state.liked.clear();
+  state.unliked.clear();
+  state.queryVector = null;
+}
+
+/** The search as it stands: the query, refined by the thumbs given so far. */
 async function runSearch() {
   if (!state.mode) return;
   const signal = fresh('search');
   busy(true);
-  setStatus(state.mode === 'photo' ? 'Searching for lookalikes…' : 'Finding similar products…');
+  const refining = state.liked.size + state.unliked.size > 0;
+  setStatus(refining ? 'Refining…' : state.mode === 'similar' ? 'Finding similar products…' : 'Searching for lookalikes…');
   try {
     let res;
-    if (state.mode === 'photo') {
+    const opts = { k: state.k, filters: state.filters, colour: state.colour, trained: state.trained };
+    if (refining && (state.mode === 'similar' || state.queryVector)) {
+      const like = [...state.liked];
+      if (state.mode === 'similar') like.push(state.similarTo.id);
+      res = await api.recommend({
+        like, unlike: [...state.unliked], likeVectors: state.mode === 'similar' ? [] : [state.queryVector], ...opts,
+      }, signal);
+    } else if (state.mode === 'photo') {
       const c = crop.toPixels(state.natural.w, state.natural.h);
-      res = await api.searchImage(state.file, { k: state.k, crop: c, filters: state.filters, colour: state.colour, trained: state.trained }, signal);
+      res = await api.searchImage(state.file, { ...opts, crop: c }, signal);
       $('#results').dataset.crop = c ? `${c.x},${c.y},${c.w},${c.h}` : '';
+    } else if (state.mode === 'url') {
+      res = await api.searchUrl(state.queryUrl, opts, signal);
     } else {
       res = await api.similar(state.similarTo.id, state.k, state.filters, signal, state.colour, state.trained);
     }
+    if (res.vector) state.queryVector = res.vector;
     $('#results').dataset.filters = new URLSearchParams(state.filters).toString();
     $('#results').dataset.colour = state.colour;
     $('#results').dataset.trained = state.trained;
+    $('#results').dataset.liked = [...state.liked].join(',');
+    $('#results').dataset.unliked = [...state.unliked].join(',');
     showResults(res);
   } catch (e) {
     if (e.name === 'AbortError') return;
@@ -159,6 +194,33 @@ async function runSearch() {
   } finally {
     if (!signal.aborted) busy(false);
   }
+}
+
+function searchByUrl(url) {
+  const u = String(url || '').trim();
+  if (!/^https?:\/\//i.test(u)) {
+    setStatus('Please paste a web address starting with http:// or https://', 'error');
+    return;
+  }
+  if (state.view !== 'search') location.hash = '#/search';
+  state.mode = 'url';
+  state.queryUrl = u;
+  state.similarTo = null;
+  clearVotes();
+  runSearch();
+}
+
+function vote(id, up) {
+  const key = String(id);
+  const [mine, other] = up ? [state.liked, state.unliked] : [state.unliked, state.liked];
+  if (mine.has(key)) mine.delete(key); else { mine.add(key); other.delete(key); }
+  runSearch();
+}
+
+function renderRefine() {
+  const n = state.liked.size, m = state.unliked.size;
+  $('#refine').hidden = n + m === 0;
+  $('#refine-text').textContent = n + m === 0 ? '' : `Refined by your choices: ${n} liked, ${m} not.`;
 }
 
 /** "Looks like: Casual Shoes, 92% · Black, 71%" from the server's predictions. */
@@ -183,7 +245,9 @@ function showResults(res) {
   } else {
     delete $('#results').dataset.garment;
   }
-  renderGrid($('#results'), list, { score: true });
+  $('#no-match').hidden = !res.no_close_match;
+  renderRefine();
+  renderGrid($('#results'), list, { score: true, vote: true });
   $('#results-empty').hidden = list.length > 0;
   $('#took').textContent = typeof res.took_ms === 'number' ? `${res.took_ms.toFixed(res.took_ms < 10 ? 1 : 0)} ms` : '';
   renderBasedOn();
@@ -192,7 +256,8 @@ function showResults(res) {
     setStatus('Nothing found. Try removing a filter or widening the crop.', 'warn');
   } else {
     const what = state.mode === 'similar' ? `similar to ${nameOf(state.similarTo)}` : 'that look like your photo';
-    setStatus(`Found ${list.length} product${list.length === 1 ? '' : 's'} ${what}.`, 'ok');
+    if (res.no_close_match) setStatus(`No close match; showing the ${list.length} nearest product${list.length === 1 ? '' : 's'}.`, 'warn');
+    else setStatus(`Found ${list.length} product${list.length === 1 ? '' : 's'} ${what}.`, 'ok');
   }
 }
 
@@ -200,6 +265,12 @@ function renderBasedOn() {
   const box = $('#based-on');
   const it = state.similarTo;
   $('#results-title').textContent = state.mode === 'similar' ? 'More like this' : 'Results';
+  if (state.mode === 'url') {
+    box.hidden = false;
+    box.innerHTML = `<img src="${esc(state.queryUrl)}" alt="" referrerpolicy="no-referrer">
+  <p>Based on the photo at <a href="${esc(state.queryUrl)}" rel="noopener noreferrer" target="_blank">${esc(state.queryUrl.replace(/^https?:\/\//i, '').slice(0, 60))}</a></p>`;
+    return;
+  }
   if (state.mode !== 'similar' || !it) { box.hidden = true; box.innerHTML = ''; return; }
   box.hidden = false;
   box.innerHTML = `<img src="${esc(it.thumbnail || `/thumbs/${it.id}`)}" alt="">
@@ -214,6 +285,7 @@ async function moreLike(id) {
   }
   state.mode = 'similar';
   state.similarTo = item;
+  clearVotes();
   if (state.view !== 'search') location.hash = '#/search';
   runSearch();
   $('#results-title').scrollIntoView({ block: 'nearest' });
@@ -382,7 +454,7 @@ function route() {
 /* ---------- wiring ---------- */
 
 function init() {
-  crop = new CropBox($('#crop-frame'), $('#crop'), $('#crop-shade'), () => { if (state.mode === 'photo') runSearch(); });
+  crop = new CropBox($('#crop-frame'), $('#crop'), $('#crop-shade'), () => { if (state.mode === 'photo') { clearVotes(); runSearch(); } });
   $('#crop-reset').addEventListener('click', () => crop.reset(true));
 
   for (const input of [$('#file'), $('#camera')]) {
@@ -414,11 +486,15 @@ function init() {
   $('#filters').addEventListener('change', filtersChanged);
   $('#filters').addEventListener('reset', () => setTimeout(filtersChanged));
   $('#filters').addEventListener('submit', (e) => e.preventDefault());
+  $('#url-form').addEventListener('submit', (e) => { e.preventDefault(); searchByUrl($('#url-input').value); });
 
   document.addEventListener('click', (e) => {
     const more = e.target.closest('button.more[data-id]');
     if (more) { moreLike(more.dataset.id); return; }
-    if (e.target.closest('#back-to-photo')) { state.mode = 'photo'; state.similarTo = null; runSearch(); return; }
+    const thumb = e.target.closest('button[data-vote][data-id]');
+    if (thumb) { vote(thumb.dataset.id, thumb.dataset.vote === 'up'); return; }
+    if (e.target.closest('#refine-reset')) { state.liked.clear(); state.unliked.clear(); runSearch(); return; }
+    if (e.target.closest('#back-to-photo')) { state.mode = 'photo'; state.similarTo = null; clearVotes(); runSearch(); return; }
     if (e.target.closest('#item-back') && navCount > 0) { e.preventDefault(); history.back(); }
   });
   $('#prev').addEventListener('click', () => { if (state.page > 1) { state.page--; loadBrowse(); } });

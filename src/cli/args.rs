@@ -264,7 +264,8 @@ pub struct IndexArgs {
 pub struct SearchArgs {
     #[arg(long)]
     pub index: PathBuf,
-    /// Query photos.
+    /// Query photos: files, or http(s) URLs (fetched with a size, time and redirect
+    /// limit; loopback, private and link-local addresses refused unless --fetch-allow).
     pub images: Vec<PathBuf>,
     /// Number of results.
     #[arg(short, long, default_value_t = 5)]
@@ -278,6 +279,17 @@ pub struct SearchArgs {
     /// Search from an indexed item instead of a photo.
     #[arg(long, value_name = "ID")]
     pub similar_to: Option<String>,
+    /// More like this: an item id, a photo or a URL (repeat). With --like or --unlike the
+    /// photos given are liked too, and one recommendation is made from them all.
+    #[arg(long, value_name = "ID|PHOTO|URL")]
+    pub like: Vec<String>,
+    /// Less like this: an item id, a photo or a URL (repeat).
+    #[arg(long, value_name = "ID|PHOTO|URL")]
+    pub unlike: Vec<String>,
+    /// Networks photo URLs may point into although loopback, private or link-local
+    /// (repeat or comma-separate, e.g. 10.0.0.0/8).
+    #[arg(long = "fetch-allow", value_name = "CIDR", env = "LOOKALIKE_FETCH_ALLOW", value_delimiter = ',', value_parser = parse_allow)]
+    pub fetch_allow: Vec<ipnet::IpNet>,
     /// How query photos are squared: auto (pad studio shots, crop snapshots), pad, crop.
     #[arg(long, default_value = "auto")]
     pub query_resize: QueryResize,
@@ -425,8 +437,16 @@ pub struct ServeArgs {
     /// DELETE /api/items/{id}); without it they are disabled.
     #[arg(long, env = "LOOKALIKE_ADMIN_TOKEN", hide_env_values = true)]
     pub admin_token: Option<String>,
+    /// Networks query photos may be fetched from by URL although loopback, private or
+    /// link-local (e.g. 10.0.0.0/8 for an intranet image server; repeat or comma-separate).
+    #[arg(long = "fetch-allow", value_name = "CIDR", env = "LOOKALIKE_FETCH_ALLOW", value_delimiter = ',', value_parser = parse_allow)]
+    pub fetch_allow: Vec<ipnet::IpNet>,
     #[command(flatten)]
     pub backend: BackendArg,
+}
+
+fn parse_allow(text: &str) -> Result<ipnet::IpNet, String> {
+    lookalike::fetch::parse_allow(text)
 }
 
 #[derive(Args)]

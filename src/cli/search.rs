@@ -1,9 +1,12 @@
-//! `lookalike search`: photos (or an indexed item) in, results out, one answer per query.
+//! `lookalike search`: photos (files or URLs), an indexed item, or liked and disliked
+//! examples in; results out, one answer per query.
 
+use std::path::Path;
 use std::process::ExitCode;
 
 use anyhow::Context;
-use lookalike::engine::{Engine, Query};
+use lookalike::engine::{Engine, Example, Query};
+use lookalike::fetch::{FetchOptions, Fetcher, is_url};
 
 use super::args::SearchArgs;
 use super::tables::print_answer;
@@ -17,11 +20,49 @@ pub fn run(a: SearchArgs) -> anyhow::Result<ExitCode> {
         collapse: a.collapse,
         ..a.ranking.query(a.k, engine.filter(&a.filters)?)
     };
-    if a.images.is_empty() && a.similar_to.is_none() {
+    let recommending = !a.like.is_empty() || !a.unlike.is_empty();
+    if a.images.is_empty() && a.similar_to.is_none() && !recommending {
         anyhow::bail!(lookalike::Error::BadParameter {
             name: "images",
-            message: "give at least one photo, or --similar-to ID".into()
+            message: "give at least one photo, --similar-to ID, or --like".into()
         });
+    }
+    let fetcher = Fetcher::new(FetchOptions { allow: a.fetch_allow.clone(), ..Default::default() })
+        .map_err(lookalike::Error::from)?;
+    let photo = |path: &Path| -> anyhow::Result<Vec<u8>> {
+        let text = path.to_string_lossy();
+        if is_url(&text) {
+            return Ok(fetcher.fetch_blocking(&text).map_err(lookalike::Error::from)?);
+        }
+        lookalike::catalog::read_photo(path)
+            .map_err(|source| lookalike::Error::Io { path: path.to_path_buf(), source })
+            .with_context(|| format!("query {}", path.display()))
+    };
+    if recommending {
+        // An item's id first (ids may look like file names), else a URL or a photo file.
+        let example = |text: &str| -> anyhow::Result<Example> {
+            if engine.index().key_of(text).is_some() {
+                return Ok(Example::Item(text.to_string()));
+            }
+            if !is_url(text) && !Path::new(text).is_file() {
+                anyhow::bail!(lookalike::Error::UnknownId(text.to_string()));
+            }
+            let bytes = photo(Path::new(text))?;
+            let (e, _) = engine.embed_photo(&bytes, query.crop, query.resize, query.locate)?;
+            Ok(Example::Vector(e.vector))
+        };
+        let images = a.images.iter().map(|p| p.to_string_lossy().into_owned());
+        let like = a
+            .like
+            .iter()
+            .cloned()
+            .chain(images)
+            .map(|t| example(&t))
+            .collect::<Result<Vec<_>, _>>()?;
+        let unlike = a.unlike.iter().map(|t| example(t)).collect::<Result<Vec<_>, _>>()?;
+        let answer = engine.recommend(&like, &unlike, &query)?;
+        print_answer("recommendation", &answer, false, a.json)?;
+        return Ok(ExitCode::SUCCESS);
     }
     if let Some(id) = a.similar_to {
         let answer = engine.similar_answer(&id, &query)?;
@@ -29,10 +70,7 @@ pub fn run(a: SearchArgs) -> anyhow::Result<ExitCode> {
     }
     let mut failed = false;
     for path in &a.images {
-        let bytes = lookalike::catalog::read_photo(path)
-            .map_err(|source| lookalike::Error::Io { path: path.clone(), source })
-            .with_context(|| format!("query {}", path.display()));
-        let result = bytes.and_then(|b| Ok(engine.search_photo(&b, &query)?));
+        let result = photo(path).and_then(|b| Ok(engine.search_photo(&b, &query)?));
         match result {
             Ok(answer) => print_answer(&path.display().to_string(), &answer, true, a.json)?,
             Err(e) if a.images.len() > 1 => {

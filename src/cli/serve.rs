@@ -9,7 +9,8 @@ use lookalike::server::{self, ServeOptions};
 use super::args::ServeArgs;
 
 pub fn run(a: ServeArgs) -> anyhow::Result<ExitCode> {
-    let opts = ServeOptions::new(a.catalog, a.max_upload_mb, a.max_inflight, a.admin_token)?;
+    let mut opts = ServeOptions::new(a.catalog, a.max_upload_mb, a.max_inflight, a.admin_token)?;
+    opts.fetch.allow = a.fetch_allow;
     let engine = Engine::open(&a.index, a.backend.backend)?;
     eprintln!(
         "serving {} items ({}, {}) on http://{}",

@@ -21,6 +21,9 @@ pub fn print_answer(
         if let Some(g) = answer.garment {
             obj["garment_box"] = serde_json::to_value(g)?;
         }
+        if timing {
+            obj["no_close_match"] = answer.no_close_match.into();
+        }
         println!("{obj}");
         return Ok(());
     }
@@ -38,6 +41,8 @@ pub fn print_answer(
     }
     if hits.is_empty() {
         println!("  (no results)");
+    } else if answer.no_close_match {
+        println!("  no close match in the catalogue; here are the nearest:");
     }
     for (i, h) in hits.iter().enumerate() {
         let name = h.metadata.get("productDisplayName").map(String::as_str).unwrap_or("");

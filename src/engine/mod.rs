@@ -11,10 +11,12 @@
 //! projection's and the category's re-ordering, predictions); `write.rs` the write path.
 
 mod photo;
+mod recommend;
 mod search;
 mod write;
 
 pub use photo::{Embedded, QueryInput};
+pub use recommend::{Example, MAX_EXAMPLES};
 pub use write::{ADDED_PHOTOS_DIR, MAX_ID_LEN, NewItem, WriteReport};
 
 use std::path::{Path, PathBuf};
@@ -106,6 +108,10 @@ pub struct Answer {
     pub predicted: Vec<Prediction>,
     /// The garment's square in the query photo, when the photo was searched by it.
     pub garment: Option<Crop>,
+    /// A photo query whose best result scores below the model's calibrated floor
+    /// ([`crate::model::close_match_floor`]): "no close match; here are the nearest".
+    /// Always false for item queries and for models without a calibrated floor.
+    pub no_close_match: bool,
     pub timing: Timing,
 }
 
@@ -115,6 +121,8 @@ pub struct Timing {
     pub decode_ms: f64,
     pub embed_ms: f64,
     pub search_ms: f64,
+    /// The part of `search_ms` spent re-ordering candidates (trained projection, category).
+    pub rerank_ms: f64,
 }
 
 /// An index opened for searching.

@@ -51,6 +51,7 @@ impl Engine {
             decode_ms: (t1 - t0).as_secs_f64() * 1e3,
             embed_ms: (t2 - t1).as_secs_f64() * 1e3,
             search_ms: 0.0,
+            rerank_ms: 0.0,
         };
         Ok((Embedded { vector, snapshot: input.snapshot, garment: input.garment }, timing))
     }
@@ -167,11 +168,21 @@ impl Engine {
 
     /// Search with a photo.
     pub fn search_photo(&self, bytes: &[u8], q: &Query) -> Result<Answer> {
+        Ok(self.search_photo_embedded(bytes, q)?.0)
+    }
+
+    /// [`Engine::search_photo`], with the photo's vector (for `/api/embed`, and for
+    /// refining the search later without the photo).
+    pub fn search_photo_embedded(&self, bytes: &[u8], q: &Query) -> Result<(Answer, Embedded)> {
         Self::check_k(q.k)?;
         let (e, timing) = self.embed_photo(bytes, q.crop, q.resize, q.locate)?;
         let t = Instant::now();
         let mut answer = self.search_embedded(&e, q)?;
-        answer.timing = Timing { search_ms: t.elapsed().as_secs_f64() * 1e3, ..timing };
-        Ok(answer)
+        answer.timing = Timing {
+            search_ms: t.elapsed().as_secs_f64() * 1e3,
+            rerank_ms: answer.timing.rerank_ms,
+            ..timing
+        };
+        Ok((answer, e))
     }
 }

@@ -80,6 +80,7 @@ impl Engine {
             self.search_with(&e.vector, q, e.snapshot)?
         };
         answer.garment = e.garment;
+        answer.no_close_match = self.weak(&answer);
         Ok(answer)
     }
 
@@ -87,6 +88,11 @@ impl Engine {
     /// catalogue item's or a studio shot's.
     pub fn search_vector(&self, v: &[f32], q: &Query) -> Result<Vec<Hit>> {
         Ok(self.search_with(v, q, false)?.hits)
+    }
+
+    /// [`Engine::search_vector`] with what the vector looks like.
+    pub fn search_vector_answer(&self, v: &[f32], q: &Query) -> Result<Answer> {
+        self.search_with(v, q, false)
     }
 
     fn search_with(&self, v: &[f32], q: &Query, snapshot: bool) -> Result<Answer> {
@@ -135,7 +141,7 @@ impl Engine {
 
     /// The planner's top k (re-ordered by the trained projection, then by the predicted
     /// category, when asked), then the score floor and near-duplicate collapsing.
-    fn search_in(
+    pub(super) fn search_in(
         &self,
         index: &VectorIndex,
         v: &[f32],
@@ -163,6 +169,7 @@ impl Engine {
             depth = depth.max(category::CANDIDATES);
         }
         let mut hits = index.search(v, depth, &q.filter, exclude, q.mode)?;
+        let rerank_start = std::time::Instant::now();
         let predicted = self.predict(
             &|c| index.value_counts(c),
             v,
@@ -240,6 +247,10 @@ impl Engine {
             hits = out;
         }
         hits.truncate(q.k);
-        Ok(Answer { hits, predicted, ..Answer::default() })
+        let timing = super::Timing {
+            rerank_ms: rerank_start.elapsed().as_secs_f64() * 1e3,
+            ..super::Timing::default()
+        };
+        Ok(Answer { hits, predicted, timing, ..Answer::default() })
     }
 }

@@ -79,6 +79,7 @@ fn info(dim: usize) -> crate::store::IndexInfo {
             query_size: None,
             heads: None,
             mask: None,
+            close_match: None,
         },
         model_hash: String::new(),
         dim,

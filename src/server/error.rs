@@ -7,6 +7,7 @@ use axum::response::{IntoResponse, Response};
 
 use crate::embed::EmbedError;
 use crate::error::Error;
+use crate::fetch::FetchError;
 use crate::preprocess::PreprocessError;
 
 /// The error body of every failed request.
@@ -32,8 +33,35 @@ pub enum AppError {
     Timeout(String),
     /// The URL is longer than the server reads.
     UriTooLong(String),
+    /// A photo's URL could not be fetched: the remote end failed, not the request.
+    Upstream(String),
     Internal(String),
 }
+
+impl AppError {
+    /// The message a client sees (details of a 500 go to the log only).
+    pub fn message(self) -> String {
+        match self {
+            AppError::BadRequest(m)
+            | AppError::Unauthorized(m)
+            | AppError::Forbidden(m)
+            | AppError::NotFound(m)
+            | AppError::TooLarge(m)
+            | AppError::Unsupported(m)
+            | AppError::Timeout(m)
+            | AppError::UriTooLong(m)
+            | AppError::Upstream(m) => m,
+            AppError::Busy => BUSY.into(),
+            AppError::Internal(detail) => {
+                tracing::error!(%detail, "internal error");
+                INTERNAL.into()
+            }
+        }
+    }
+}
+
+const BUSY: &str = "the server is busy; try again in a moment";
+const INTERNAL: &str = "internal server error";
 
 impl From<Error> for AppError {
     fn from(e: Error) -> Self {
@@ -52,6 +80,14 @@ impl From<Error> for AppError {
                 AppError::BadRequest(e.to_string())
             }
             Error::Image(p) | Error::Embed(EmbedError::Preprocess(p)) => image(p),
+            Error::Fetch(f) => match f {
+                FetchError::NotAnImage { .. } => AppError::Unsupported(f.to_string()),
+                FetchError::TooLarge { .. } => AppError::TooLarge(f.to_string()),
+                FetchError::Unreachable { .. } | FetchError::Timeout { .. } => {
+                    AppError::Upstream(f.to_string())
+                }
+                _ => AppError::BadRequest(f.to_string()),
+            },
             _ if e.is_user_error() => AppError::BadRequest(e.to_string()),
             _ => AppError::Internal(format!("{e:#}")),
         }
@@ -75,15 +111,16 @@ impl IntoResponse for AppError {
             AppError::Unsupported(m) => (StatusCode::UNSUPPORTED_MEDIA_TYPE, m),
             AppError::Timeout(m) => (StatusCode::REQUEST_TIMEOUT, m),
             AppError::UriTooLong(m) => (StatusCode::URI_TOO_LONG, m),
+            AppError::Upstream(m) => (StatusCode::BAD_GATEWAY, m),
             AppError::Busy => {
-                let body = ErrorBody { error: "the server is busy; try again in a moment".into() };
+                let body = ErrorBody { error: BUSY.into() };
                 let mut res = (StatusCode::SERVICE_UNAVAILABLE, Json(body)).into_response();
                 res.headers_mut().insert(header::RETRY_AFTER, HeaderValue::from_static("1"));
                 return res;
             }
             AppError::Internal(detail) => {
                 tracing::error!(%detail, "internal error");
-                (StatusCode::INTERNAL_SERVER_ERROR, "internal server error".to_string())
+                (StatusCode::INTERNAL_SERVER_ERROR, INTERNAL.to_string())
             }
         };
         (status, Json(ErrorBody { error: msg })).into_response()

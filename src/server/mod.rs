@@ -12,11 +12,14 @@
 mod assets;
 mod catalogue;
 mod error;
+mod form;
 mod head;
 mod images;
 mod items;
+mod metrics;
 mod openapi;
 mod params;
+mod recommend;
 mod search;
 mod thumbs;
 mod write;
@@ -42,11 +45,13 @@ use tokio::sync::Semaphore;
 pub use catalogue::{Column, FacetsOut, StatsOut, TrainedOut, ValueCount};
 pub use error::{AppError, ErrorBody};
 pub use items::{ItemOut, ItemsPage};
-pub use search::{HitOut, SearchOut};
+pub use recommend::{EmbedOut, FilterValue, RecommendIn};
+pub use search::{BatchItem, BatchOut, HitOut, MAX_BATCH, SearchOut};
 pub use write::WriteOut;
 
 // The handlers and their helpers, for the router and for one another.
 use catalogue::*;
+use form::*;
 use images::*;
 use items::*;
 use params::*;
@@ -80,6 +85,9 @@ pub struct ServeOptions {
     pub body_timeout: std::time::Duration,
     /// Connections open at once; more are closed as they arrive.
     pub max_connections: usize,
+    /// Limits on query photos fetched by URL (and the networks allowed despite the
+    /// default refusal of loopback, private and link-local addresses).
+    pub fetch: crate::fetch::FetchOptions,
 }
 
 impl Default for ServeOptions {
@@ -93,6 +101,7 @@ impl Default for ServeOptions {
             header_timeout: std::time::Duration::from_secs(10),
             body_timeout: std::time::Duration::from_secs(30),
             max_connections: 1024,
+            fetch: crate::fetch::FetchOptions::default(),
         }
     }
 }
@@ -118,11 +127,13 @@ impl ServeOptions {
                 message: format!("{max_upload_mb} is not in 1..=1024"),
             });
         }
+        let max_upload = max_upload_mb * 1024 * 1024;
         Ok(Self {
             catalog,
-            max_upload: max_upload_mb * 1024 * 1024,
+            max_upload,
             max_inflight,
             admin_token,
+            fetch: crate::fetch::FetchOptions { max_bytes: max_upload, ..Default::default() },
             ..Self::default()
         })
     }
@@ -186,6 +197,9 @@ pub struct AppState {
     /// Serialises recomputing `summary`, so an older snapshot never replaces a newer one.
     summary_writer: Mutex<()>,
     thumbs: thumbs::Cache,
+    metrics: metrics::Metrics,
+    /// The client for query photos given by URL; an error when it could not start.
+    fetcher: Result<crate::fetch::Fetcher, String>,
 }
 
 impl AppState {
@@ -218,6 +232,8 @@ impl AppState {
             summary_stale: AtomicBool::new(false),
             summary_writer: Mutex::new(()),
             thumbs: thumbs::Cache::new(4096),
+            metrics: metrics::Metrics::new(),
+            fetcher: crate::fetch::Fetcher::new(opts.fetch.clone()).map_err(|e| e.to_string()),
         }
     }
 }
@@ -242,6 +258,25 @@ pub fn app(state: Arc<AppState>) -> Router {
                 .layer(DefaultBodyLimit::max(limit))
                 .layer(axum::middleware::from_fn_with_state(state.clone(), whole_body)),
         )
+        .route(
+            "/api/search/batch",
+            post(batch)
+                .layer(DefaultBodyLimit::max(limit))
+                .layer(axum::middleware::from_fn_with_state(state.clone(), whole_body)),
+        )
+        .route(
+            "/api/recommend",
+            post(recommend::recommend)
+                .layer(DefaultBodyLimit::max(limit))
+                .layer(axum::middleware::from_fn_with_state(state.clone(), whole_body)),
+        )
+        .route(
+            "/api/embed",
+            post(recommend::embed)
+                .layer(DefaultBodyLimit::max(limit))
+                .layer(axum::middleware::from_fn_with_state(state.clone(), whole_body)),
+        )
+        .route("/metrics", get(metrics::metrics))
         .route("/api/items/{id}", get(get_item).delete(write::remove_item))
         .route("/api/items/{id}/similar", get(similar))
         .route("/api/facets", get(facets))
@@ -251,6 +286,7 @@ pub fn app(state: Arc<AppState>) -> Router {
         .route("/thumbs/{id}", get(thumbnail))
         .fallback(|| async { AppError::NotFound("no such page".into()) })
         .layer(axum::middleware::from_fn(uri_limit))
+        .layer(axum::middleware::from_fn_with_state(state.clone(), metrics::track))
         .layer(tower_http::trace::TraceLayer::new_for_http().on_failure(
             |class: tower_http::classify::ServerErrorsFailureClass,
              latency: std::time::Duration,

@@ -15,11 +15,11 @@ use super::*;
             without one configured at start-up those endpoints answer 403."
     ),
     paths(
-        search, get_item, similar, list_items, write::add_item, write::remove_item, facets, stats, image,
+        search, batch, recommend::recommend, recommend::embed, get_item, similar, list_items, write::add_item, write::remove_item, facets, stats, image,
         thumbnail
     ),
     components(schemas(
-        SearchOut, HitOut, ItemOut, ItemsPage, FacetsOut, StatsOut, TrainedOut, Column, ValueCount, WriteOut,
+        SearchOut, BatchOut, BatchItem, EmbedOut, RecommendIn, FilterValue, HitOut, ItemOut, ItemsPage, FacetsOut, StatsOut, TrainedOut, Column, ValueCount, WriteOut,
         ErrorBody, crate::category::Prediction, crate::category::Source, crate::preprocess::Crop
     )),
     modifiers(&AdminToken)

@@ -33,16 +33,26 @@ pub struct SearchOut {
     /// the garment was found in a snapshot and searched by.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub garment_box: Option<Crop>,
+    /// True when the best result scores below the model's calibrated floor: the catalogue
+    /// has no close match, and the results are only the nearest ("no close match; here
+    /// are the nearest"). Always false for item queries and models without a floor.
+    pub no_close_match: bool,
+    /// The query photo's vector (as `/api/embed` gives it), when the form asked with
+    /// `vector=true`: `/api/recommend` takes it back as `like_vectors`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub vector: Option<Vec<f32>>,
     /// Server time for the whole request, in milliseconds.
     pub took_ms: f64,
 }
 
 impl SearchOut {
-    fn of(answer: crate::engine::Answer, t0: Instant) -> Self {
+    pub(super) fn of(answer: crate::engine::Answer, t0: Instant) -> Self {
         Self {
             results: answer.hits.into_iter().map(HitOut::from).collect(),
             predicted: answer.predicted,
             garment_box: answer.garment,
+            no_close_match: answer.no_close_match,
+            vector: None,
             took_ms: t0.elapsed().as_secs_f64() * 1e3,
         }
     }
@@ -51,13 +61,14 @@ impl SearchOut {
 #[utoipa::path(
     post,
     path = "/api/search",
-    request_body(content_type = "multipart/form-data", description = "Fields: `image` (the photo, required), `k` (1..50, default 5), `crop` (`x,y,w,h` in pixels of the photo), `filter` (repeatable `column=value`), `resize` (`auto`: pad studio shots, crop snapshots; `pad`; `crop`), `colour` (0..4: how much colour counts against shape; default: the index's weight), `min_score` (-1..1: leave out weaker results), `collapse` (0..1: leave out results with at least this cosine to a better one), `trained` (0..1: the trained projection's share of the score; 0: not used; default: 0.4 when the index has one, except for snapshots; a trained search weighs colour 1.0 unless `colour` says), `category` (0..0.9: the predicted article type's share of the score, colour's scaled alike; 0: by similarity alone; default 0.3 with a model that predicts categories), `locate` (`auto`: search a snapshot by the garment the model finds; `on`: any photo; `off`)."),
+    request_body(content_type = "multipart/form-data", description = "Fields: `image` (the photo) or `url` (a photo on the web: http(s), an image content type, at most the upload limit, 10 s, 5 redirects; loopback, private, link-local and metadata addresses are refused unless the server allows them with `--fetch-allow`), `k` (1..50, default 5), `crop` (`x,y,w,h` in pixels of the photo), `filter` (repeatable `column=value`), `resize` (`auto`: pad studio shots, crop snapshots; `pad`; `crop`), `colour` (0..4: how much colour counts against shape; default: the index's weight), `min_score` (-1..1: leave out weaker results), `collapse` (0..1: leave out results with at least this cosine to a better one), `trained` (0..1: the trained projection's share of the score; 0: not used; default: 0.4 when the index has one, except for snapshots; a trained search weighs colour 1.0 unless `colour` says), `category` (0..0.9: the predicted article type's share of the score, colour's scaled alike; 0: by similarity alone; default 0.3 with a model that predicts categories), `locate` (`auto`: search a snapshot by the garment the model finds; `on`: any photo; `off`), `vector` (`true`: give the query's vector back, for `/api/recommend`'s `like_vectors`)."),
     responses(
         (status = 200, body = SearchOut),
-        (status = 400, body = ErrorBody, description = "bad parameter or unusable photo"),
+        (status = 400, body = ErrorBody, description = "bad parameter, unusable photo, or a URL that is refused (its address), answered with an error, or redirected too often"),
         (status = 408, body = ErrorBody, description = "the upload did not arrive within the body timeout (30 s plus its size at 32 KB/s)"),
-        (status = 413, body = ErrorBody, description = "upload over the size limit"),
+        (status = 413, body = ErrorBody, description = "upload (or download) over the size limit"),
         (status = 415, body = ErrorBody, description = "not an image"),
+        (status = 502, body = ErrorBody, description = "the URL could not be fetched (unreachable, or too slow)"),
         (status = 503, body = ErrorBody, description = "too many searches at once (after waiting up to 2 s for a slot); see Retry-After"),
     )
 )]
@@ -66,71 +77,101 @@ pub(super) async fn search(
     form: Result<Multipart, axum::extract::multipart::MultipartRejection>,
 ) -> Result<Json<SearchOut>, AppError> {
     let t0 = Instant::now();
-    let mut form = form.map_err(|e| {
-        AppError::BadRequest(format!("expected a multipart/form-data upload: {}", e.body_text()))
-    })?;
-    let mut image: Option<Bytes> = None;
-    let (mut k, mut crop, mut filters, mut resize) = (None, None, Vec::new(), QueryResize::Auto);
-    let (mut colour_weight, mut min_score, mut collapse, mut trained) = (None, None, None, None);
-    let (mut category, mut locate) = (None, None);
-    loop {
-        let field = match form.next_field().await {
-            Ok(Some(f)) => f,
-            Ok(None) => break,
-            Err(e) => return Err(multipart_error(&e, state.max_upload)),
-        };
-        let name = field.name().unwrap_or("").to_string();
-        let data = field.bytes().await.map_err(|e| multipart_error(&e, state.max_upload))?;
-        let text = || String::from_utf8_lossy(&data).trim().to_string();
-        match name.as_str() {
-            "image" => image = Some(data.clone()),
-            "k" => k = Some(text()),
-            "crop" if !text().is_empty() => {
-                crop = Some(text().parse::<Crop>().map_err(AppError::BadRequest)?);
-            }
-            "crop" => {}
-            "filter" => filters.push(text()),
-            "resize" => resize = text().parse::<QueryResize>().map_err(AppError::BadRequest)?,
-            "colour" => colour_weight = fraction("colour", Some(&text()), 0.0, MAX_COLOUR)?,
-            "min_score" => min_score = fraction("min_score", Some(&text()), -1.0, 1.0)?,
-            "collapse" => collapse = fraction("collapse", Some(&text()), 0.0, 1.0)?,
-            "trained" => trained = fraction("trained", Some(&text()), 0.0, 1.0)?,
-            "category" => category = fraction("category", Some(&text()), 0.0, MAX_CATEGORY)?,
-            "locate" => locate = locate_flag(&text())?,
-            other => return Err(AppError::BadRequest(format!("unknown form field '{other}'"))),
+    let form = QueryForm::read(&state, form).await?;
+    form.only(&[Role::Query], "a search takes one 'image' or 'url'")?;
+    let source = match form.sources.as_slice() {
+        [(_, _, source @ (Source::Image(_) | Source::Url(_)))] => source,
+        [] => {
+            return Err(AppError::BadRequest(
+                "missing the 'image' field (the photo to search with) or a 'url'".into(),
+            ));
         }
-    }
-    let image = image.ok_or_else(|| {
-        AppError::BadRequest("missing the 'image' field (the photo to search with)".into())
-    })?;
-    if image.is_empty() {
-        return Err(AppError::BadRequest("the uploaded photo is an empty file".into()));
-    }
-    if image.len() > state.max_upload {
-        return Err(too_large(state.max_upload));
-    }
-    let query = Query {
-        k: number("k", k.as_deref(), 5, API_MAX_K.min(MAX_K))?,
-        filter: filter(&state, &filters)?,
-        crop,
-        resize,
-        colour: colour_weight,
-        min_score,
-        collapse,
-        trained,
-        category,
-        locate,
-        ..Query::default()
+        [(_, _, Source::Id(_))] => {
+            return Err(AppError::BadRequest(
+                "a search takes a photo; search by an item with GET /api/items/{id}/similar".into(),
+            ));
+        }
+        _ => {
+            return Err(AppError::BadRequest(
+                "a search takes one 'image' or 'url'; several go to /api/search/batch".into(),
+            ));
+        }
     };
-    let permit = state.slot().await?;
-    let engine = state.engine.clone();
-    let answer = tokio::task::spawn_blocking(move || {
-        let _permit = permit;
-        engine.search_photo(&image, &query)
-    })
-    .await
-    .map_err(|e| AppError::Internal(format!("search task failed: {e}")))??;
-    Ok(Json(SearchOut::of(answer, t0)))
+    let query = form.query(&state)?;
+    let photo = state.photo(source).await?;
+    let (answer, vector) = state.search_photo(photo, query, form.vector).await?;
+    Ok(Json(SearchOut { vector, ..SearchOut::of(answer, t0) }))
+}
+
+/// Most queries in one batch.
+pub const MAX_BATCH: usize = 32;
+
+/// One query's answer in a batch: its results, or why it failed.
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+#[serde(untagged)]
+pub enum BatchItem {
+    Results(SearchOut),
+    Error(ErrorBody),
+}
+
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+pub struct BatchOut {
+    /// One per query, in the order the form gave them.
+    pub batches: Vec<BatchItem>,
+    /// Server time for the whole request, in milliseconds.
+    pub took_ms: f64,
+}
+
+#[utoipa::path(
+    post,
+    path = "/api/search/batch",
+    request_body(content_type = "multipart/form-data", description = "Several queries in one request, each an `image` part, a `url` field or an `id` field (an indexed item: its similar items), at most 32 in all, answered in the order given; the options of `/api/search` (`k`, `filter`, `colour`, ...) apply to every query."),
+    responses(
+        (status = 200, body = BatchOut, description = "one entry per query: `{\"results\": [...]}` or `{\"error\": \"...\"}`; one query failing does not fail the others"),
+        (status = 400, body = ErrorBody, description = "no query, more than 32, or a bad option"),
+        (status = 408, body = ErrorBody), (status = 413, body = ErrorBody),
+        (status = 503, body = ErrorBody, description = "too many searches at once"),
+    )
+)]
+pub(super) async fn batch(
+    State(state): State<Arc<AppState>>,
+    form: Result<Multipart, axum::extract::multipart::MultipartRejection>,
+) -> Result<Json<BatchOut>, AppError> {
+    let t0 = Instant::now();
+    let form = QueryForm::read(&state, form).await?;
+    form.only(&[Role::Query], "a batch takes 'image', 'url' and 'id' queries")?;
+    if form.sources.is_empty() {
+        return Err(AppError::BadRequest(
+            "the batch is empty: give 'image' parts, 'url' or 'id' fields".into(),
+        ));
+    }
+    if form.sources.len() > MAX_BATCH {
+        return Err(AppError::BadRequest(format!(
+            "{} queries in one batch; at most {MAX_BATCH} are taken",
+            form.sources.len()
+        )));
+    }
+    let query = form.query(&state)?;
+    let mut batches = Vec::with_capacity(form.sources.len());
+    for (_, _, source) in &form.sources {
+        let t = Instant::now();
+        let answer = match source {
+            Source::Id(id) => {
+                state.engine.similar_answer(id, &query).map(|a| (a, None)).map_err(AppError::from)
+            }
+            photo => match state.photo(photo).await {
+                Ok(bytes) => state.search_photo(bytes, query.clone(), form.vector).await,
+                Err(e) => Err(e),
+            },
+        };
+        batches.push(match answer {
+            Ok((a, vector)) => BatchItem::Results(SearchOut { vector, ..SearchOut::of(a, t) }),
+            // A busy server fails the whole batch: the rest would be refused alike.
+            Err(AppError::Busy) => return Err(AppError::Busy),
+            Err(e) => BatchItem::Error(ErrorBody { error: e.message() }),
+        });
+    }
+    Ok(Json(BatchOut { batches, took_ms: t0.elapsed().as_secs_f64() * 1e3 }))
 }
 
 #[utoipa::path(get, path = "/api/items/{id}/similar",

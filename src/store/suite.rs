@@ -20,6 +20,7 @@ fn info(dim: usize) -> IndexInfo {
             query_size: None,
             heads: None,
             mask: None,
+            close_match: None,
         },
         model_hash: "h".into(),
         dim,

@@ -3,6 +3,7 @@
 // Exits 0 when every step passes, 1 (with a FAIL line) otherwise. Total timeout 120 s.
 import { chromium } from 'playwright-core';
 import fs from 'node:fs';
+import http from 'node:http';
 import os from 'node:os';
 import path from 'node:path';
 
@@ -26,6 +27,22 @@ const check = (cond, msg) => { if (!cond) throw new Error(msg); };
 const total = setTimeout(() => fail('total timeout of 120 s exceeded'), 120_000);
 
 if (!QUERY_IMAGE || !fs.existsSync(QUERY_IMAGE)) await fail(`QUERY_IMAGE not set or missing: ${QUERY_IMAGE}`);
+
+// A real web server for the URL search: it serves the query photo, and the lookalike
+// server fetches it from there (run.sh starts it with --fetch-allow 127.0.0.1).
+const photoServer = http.createServer((req, res) => {
+  if (req.url === '/photo.jpg') {
+    res.writeHead(200, { 'Content-Type': 'image/jpeg' });
+    res.end(fs.readFileSync(QUERY_IMAGE));
+  } else {
+    res.writeHead(404, { 'Content-Type': 'text/plain' });
+    res.end('not here');
+  }
+});
+await new Promise((ok) => photoServer.listen(0, '127.0.0.1', ok));
+const PHOTO_URL = `http://127.0.0.1:${photoServer.address().port}/photo.jpg`;
+const recommendRequest = (page) => page.waitForRequest(
+  (r) => r.url().endsWith('/api/recommend') && r.method() === 'POST', { timeout: STEP_TIMEOUT });
 if (!fs.existsSync(CHROMIUM)) await fail(`no browser at ${CHROMIUM} (apt-get install chromium, or set CHROMIUM)`);
 fs.mkdirSync(SHOTS_DIR, { recursive: true });
 
@@ -92,6 +109,41 @@ try {
   }
   log(`  ${looks.trim()}${garment ? `; garment at ${garment}` : ''}`);
   await shot(page, '01-results.png');
+
+  // 1b. thumbs up / down refine the results without uploading the photo again
+  log('1b. thumbs up on the first result, thumbs down on the next');
+  {
+    let s = await seq(page, '#results');
+    const liked = first[0];
+    const req = recommendRequest(page);
+    await page.locator(`#results .card[data-id="${liked}"] button[data-vote="up"]`).click();
+    const body = JSON.parse((await req).postData() || '{}');
+    check(JSON.stringify(body.like) === JSON.stringify([liked]), `recommend not sent with like=[${liked}] (sent ${JSON.stringify(body.like)})`);
+    check(Array.isArray(body.like_vectors) && body.like_vectors.length === 1 && body.like_vectors[0].length > 0,
+      'recommend was not sent with the photo\'s vector');
+    await waitGrid(page, '#results', s);
+    const up = await ids(page, '#results');
+    check(!up.includes(liked), `the liked item ${liked} is still among the results`);
+    check(await page.locator('#refine').isVisible(), 'the "Refined by your choices" bar is not shown');
+    const disliked = up[0];
+    s = await seq(page, '#results');
+    const req2 = recommendRequest(page);
+    await page.locator(`#results .card[data-id="${disliked}"] button[data-vote="down"]`).click();
+    const body2 = JSON.parse((await req2).postData() || '{}');
+    check(JSON.stringify(body2.unlike) === JSON.stringify([disliked]), `recommend not sent with unlike=[${disliked}]`);
+    await waitGrid(page, '#results', s);
+    const down = await ids(page, '#results');
+    check(!down.includes(disliked) && !down.includes(liked), 'a voted item is still among the results');
+    log(`  liked ${liked}: ${up.join(', ')}; then not ${disliked}: ${down.join(', ')}`);
+    await shot(page, '01b-refined.png');
+    s = await seq(page, '#results');
+    const back = searchRequest(page);
+    await page.locator('#refine-reset').click();
+    await back;
+    await waitGrid(page, '#results', s);
+    check(JSON.stringify(await ids(page, '#results')) === JSON.stringify(first), '"Start over" did not bring back the first results');
+    check(!(await page.locator('#refine').isVisible()), 'the refine bar stayed after "Start over"');
+  }
 
   // 2. crop: drag the bottom-right handle up/left, then move the box
   log('2. drag the crop box');
@@ -260,6 +312,31 @@ try {
   await shot(page, '10-mobile-stats.png');
   log('  no horizontal scroll');
 
+  // 8c. search by a photo's web address
+  log(`8c. search by URL ${PHOTO_URL}`);
+  {
+    await page.getByRole('link', { name: 'Search' }).first().click();
+    const s = await seq(page, '#results');
+    await page.fill('#url-input', PHOTO_URL);
+    const req = searchRequest(page);
+    await page.locator('#url-form button[type="submit"]').click();
+    const sent = (await req).postData() || '';
+    check(sent.includes(PHOTO_URL), 'the search was not sent with the url field');
+    await waitGrid(page, '#results', s);
+    const byUrl = await ids(page, '#results');
+    check(byUrl.length > 0, 'no results for the URL search');
+    check(await page.locator('#based-on').isVisible(), 'the searched URL is not shown');
+    log(`  ${byUrl.length} results: ${byUrl.join(', ')}`);
+    await shot(page, '11b-url-search.png');
+    // A page that is not a photo gets the server's message.
+    await page.fill('#url-input', PHOTO_URL.replace('photo.jpg', 'nothing.jpg'));
+    await page.locator('#url-form button[type="submit"]').click();
+    await page.waitForSelector('#status.error', { timeout: STEP_TIMEOUT });
+    const msg = (await page.textContent('#status')).trim();
+    check(/404/.test(msg), `unexpected message for a missing photo URL: "${msg}"`);
+    log(`  missing photo: "${msg}"`);
+  }
+
   // 9. not an image
   log('9. upload a text file');
   await page.getByRole('link', { name: 'Search' }).first().click();
@@ -276,6 +353,7 @@ try {
 
   check(pageErrors.length === 0, `uncaught errors in the page: ${pageErrors.join(' | ')}`);
   await browser.close();
+  photoServer.close();
   clearTimeout(total);
   log(`PASS: all steps passed; screenshots in ${SHOTS_DIR}`);
 } catch (e) {

@@ -24,7 +24,8 @@ else
   bin="$1" index="$2"
   [[ -x "$bin" ]] || { echo "run.sh: not an executable: $bin" >&2; exit 2; }
   [[ -d "$index" ]] || { echo "run.sh: no index directory: $index" >&2; exit 2; }
-  server_cmd=("$bin" serve --index "$index" --addr "$addr")
+  # e2e.mjs serves the query photo on 127.0.0.1 for the URL search.
+  server_cmd=("$bin" serve --index "$index" --addr "$addr" --fetch-allow 127.0.0.1)
 fi
 
 query="${QUERY_IMAGE:-${3:-/work/shared/data/sample-catalog/images/1000.jpg}}"

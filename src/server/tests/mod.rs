@@ -17,6 +17,9 @@ use crate::store::{Change, ItemRecord, LmdbStore, Store};
 
 mod browse;
 mod connections;
+mod fetch;
+mod metrics;
+mod recommend;
 mod search;
 mod write;
 
@@ -227,10 +230,20 @@ async fn openapi_document_lists_the_api() {
         "/api/items/{id}/similar",
         "/api/facets",
         "/api/stats",
+        "/api/search/batch",
+        "/api/recommend",
+        "/api/embed",
     ] {
         assert!(v["paths"][path].is_object(), "{path} missing");
     }
     assert!(v["components"]["schemas"]["SearchOut"].is_object());
+    for schema in ["BatchOut", "EmbedOut", "RecommendIn"] {
+        assert!(v["components"]["schemas"][schema].is_object(), "{schema} missing");
+    }
+    let search = &v["paths"]["/api/search"]["post"];
+    assert!(search["requestBody"]["description"].as_str().unwrap().contains("`url`"), "{search}");
+    assert!(search["responses"]["502"].is_object());
+    assert!(v["components"]["schemas"]["SearchOut"]["properties"]["no_close_match"].is_object());
     // The write endpoints sit beside the reads, behind the bearer token.
     assert!(v["paths"]["/api/items"]["get"].is_object());
     assert!(v["paths"]["/api/items/{id}"]["get"].is_object());

@@ -1,0 +1,196 @@
+//! A photo query's multipart form, read once for every endpoint that takes one (search,
+//! batch, embed, recommend): its photos in the order given (uploaded, by URL, or an
+//! item's id, each liked, disliked or simply queried) and its search options.
+
+use super::*;
+
+/// Most photos, URLs and ids one form may name.
+pub(super) const MAX_FORM_SOURCES: usize = 64;
+
+/// What a photo or id in a form is for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) enum Role {
+    Query,
+    Like,
+    Unlike,
+}
+
+/// Where a query's photo comes from.
+#[derive(Debug, Clone)]
+pub(super) enum Source {
+    Image(Bytes),
+    Url(String),
+    Id(String),
+}
+
+/// A form's parts: its sources with their field names, and its options.
+#[derive(Debug, Default)]
+pub(super) struct QueryForm {
+    pub(super) sources: Vec<(Role, &'static str, Source)>,
+    k: Option<String>,
+    crop: Option<Crop>,
+    filters: Vec<String>,
+    resize: QueryResize,
+    colour: Option<f32>,
+    min_score: Option<f32>,
+    collapse: Option<f32>,
+    trained: Option<f32>,
+    category: Option<f32>,
+    locate: Option<bool>,
+    /// `vector=true`: give the query's vector back with its results.
+    pub(super) vector: bool,
+}
+
+impl QueryForm {
+    pub(super) async fn read(
+        state: &AppState,
+        form: Result<Multipart, axum::extract::multipart::MultipartRejection>,
+    ) -> Result<Self, AppError> {
+        let mut form = form.map_err(|e| {
+            AppError::BadRequest(format!(
+                "expected a multipart/form-data upload: {}",
+                e.body_text()
+            ))
+        })?;
+        let mut out = QueryForm::default();
+        loop {
+            let field = match form.next_field().await {
+                Ok(Some(f)) => f,
+                Ok(None) => break,
+                Err(e) => return Err(multipart_error(&e, state.max_upload)),
+            };
+            let name = field.name().unwrap_or("").to_string();
+            let data = field.bytes().await.map_err(|e| multipart_error(&e, state.max_upload))?;
+            let text = || String::from_utf8_lossy(&data).trim().to_string();
+            let source = match name.as_str() {
+                "image" => Some((Role::Query, "image", Source::Image(data.clone()))),
+                "url" => Some((Role::Query, "url", Source::Url(text()))),
+                "id" => Some((Role::Query, "id", Source::Id(text()))),
+                "like" => Some((Role::Like, "like", Source::Id(text()))),
+                "like_image" => Some((Role::Like, "like_image", Source::Image(data.clone()))),
+                "like_url" => Some((Role::Like, "like_url", Source::Url(text()))),
+                "unlike" => Some((Role::Unlike, "unlike", Source::Id(text()))),
+                "unlike_image" => Some((Role::Unlike, "unlike_image", Source::Image(data.clone()))),
+                "unlike_url" => Some((Role::Unlike, "unlike_url", Source::Url(text()))),
+                _ => None,
+            };
+            if let Some(source) = source {
+                if out.sources.len() == MAX_FORM_SOURCES {
+                    return Err(AppError::BadRequest(format!(
+                        "too many photos, URLs and ids in one request: at most {MAX_FORM_SOURCES}"
+                    )));
+                }
+                out.sources.push(source);
+                continue;
+            }
+            match name.as_str() {
+                "k" => out.k = Some(text()),
+                "crop" if !text().is_empty() => {
+                    out.crop = Some(text().parse::<Crop>().map_err(AppError::BadRequest)?);
+                }
+                "crop" => {}
+                "filter" => out.filters.push(text()),
+                "resize" => {
+                    out.resize = text().parse::<QueryResize>().map_err(AppError::BadRequest)?;
+                }
+                "colour" => out.colour = fraction("colour", Some(&text()), 0.0, MAX_COLOUR)?,
+                "min_score" => out.min_score = fraction("min_score", Some(&text()), -1.0, 1.0)?,
+                "collapse" => out.collapse = fraction("collapse", Some(&text()), 0.0, 1.0)?,
+                "trained" => out.trained = fraction("trained", Some(&text()), 0.0, 1.0)?,
+                "category" => {
+                    out.category = fraction("category", Some(&text()), 0.0, MAX_CATEGORY)?;
+                }
+                "locate" => out.locate = locate_flag(&text())?,
+                "vector" => out.vector = flag("vector", &text())?,
+                other => {
+                    return Err(AppError::BadRequest(format!("unknown form field '{other}'")));
+                }
+            }
+        }
+        Ok(out)
+    }
+
+    /// The search options, checked.
+    pub(super) fn query(&self, state: &AppState) -> Result<Query, AppError> {
+        Ok(Query {
+            k: number("k", self.k.as_deref(), 5, API_MAX_K.min(MAX_K))?,
+            filter: filter(state, &self.filters)?,
+            crop: self.crop,
+            resize: self.resize,
+            colour: self.colour,
+            min_score: self.min_score,
+            collapse: self.collapse,
+            trained: self.trained,
+            category: self.category,
+            locate: self.locate,
+            ..Query::default()
+        })
+    }
+
+    /// Refuses sources of a role this endpoint does not take, naming their field.
+    pub(super) fn only(&self, roles: &[Role], what: &str) -> Result<(), AppError> {
+        match self.sources.iter().find(|(role, ..)| !roles.contains(role)) {
+            Some((_, field, _)) => {
+                Err(AppError::BadRequest(format!("the field '{field}' is not taken here; {what}")))
+            }
+            None => Ok(()),
+        }
+    }
+}
+
+/// A yes/no form field.
+fn flag(name: &str, text: &str) -> Result<bool, AppError> {
+    match text {
+        "" | "true" | "1" | "on" | "yes" => Ok(true),
+        "false" | "0" | "off" | "no" => Ok(false),
+        other => Err(AppError::BadRequest(format!("{name} must be true or false, got '{other}'"))),
+    }
+}
+
+impl AppState {
+    /// A source's photo: an upload as it is, a URL fetched within the server's limits
+    /// (not for ids, which are searched as items).
+    pub(super) async fn photo(&self, source: &Source) -> Result<Bytes, AppError> {
+        match source {
+            Source::Image(bytes) if bytes.is_empty() => {
+                Err(AppError::BadRequest("the uploaded photo is an empty file".into()))
+            }
+            Source::Image(bytes) if bytes.len() > self.max_upload => {
+                Err(too_large(self.max_upload))
+            }
+            Source::Image(bytes) => Ok(bytes.clone()),
+            Source::Url(url) if url.is_empty() => {
+                Err(AppError::BadRequest("the 'url' field is empty".into()))
+            }
+            Source::Url(url) => {
+                let fetcher = self.fetcher.as_ref().map_err(|e| {
+                    AppError::Internal(format!("the client for photo URLs did not start: {e}"))
+                })?;
+                let fetched = fetcher.fetch(url).await;
+                self.metrics.fetched(fetched.is_ok());
+                Ok(Bytes::from(fetched.map_err(crate::Error::from)?))
+            }
+            Source::Id(_) => Err(AppError::BadRequest("an item id is not a photo".into())),
+        }
+    }
+
+    /// Search with a photo in a slot of the blocking pool; its stages are timed into the
+    /// metrics. With `keep_vector`, the query's vector comes back too.
+    pub(super) async fn search_photo(
+        &self,
+        photo: Bytes,
+        query: Query,
+        keep_vector: bool,
+    ) -> Result<(crate::engine::Answer, Option<Vec<f32>>), AppError> {
+        let permit = self.slot().await?;
+        let engine = self.engine.clone();
+        let (answer, vector) = tokio::task::spawn_blocking(move || {
+            let _permit = permit;
+            engine.search_photo_embedded(&photo, &query)
+        })
+        .await
+        .map_err(|e| AppError::Internal(format!("search task failed: {e}")))??;
+        self.metrics.stages(&answer.timing);
+        Ok((answer, keep_vector.then_some(vector.vector)))
+    }
+}

@@ -1,0 +1,148 @@
+//! Query photos by URL, fetched from a real web server on loopback: the photo, and each
+//! way a URL can go wrong (refused addresses, also after a redirect or a name lookup;
+//! unreachable, not an image, too large, too slow, too many redirects).
+
+use std::net::SocketAddr;
+
+use axum::response::Redirect;
+
+use super::*;
+use crate::fetch::{FetchOptions, parse_allow};
+
+/// A web server on 127.0.0.1 with a photo and the ways a URL can go wrong.
+async fn photo_server() -> SocketAddr {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let jpeg = |body: Vec<u8>| ([(header::CONTENT_TYPE, "image/jpeg")], body).into_response();
+    let web = Router::new()
+        .route("/photo.jpg", get(move || async move { jpeg(photo("1003")) }))
+        .route("/page.html", get(|| async { ([(header::CONTENT_TYPE, "text/html")], "<p>hi</p>") }))
+        .route("/big.jpg", get(move || async move { jpeg(vec![0xff; 3 * 1024 * 1024]) }))
+        .route(
+            "/big-stream.jpg",
+            // No Content-Length: the limit must hold while reading.
+            get(|| async {
+                let chunks =
+                    (0..48).map(|_| Ok::<_, std::io::Error>(Bytes::from(vec![0u8; 64 * 1024])));
+                let body =
+                    Body::from_stream(futures_util::stream::iter(chunks.collect::<Vec<_>>()));
+                ([(header::CONTENT_TYPE, "image/jpeg")], body).into_response()
+            }),
+        )
+        .route(
+            "/slow.jpg",
+            get(|| async {
+                tokio::time::sleep(std::time::Duration::from_secs(5)).await;
+                "late"
+            }),
+        )
+        .route("/to-photo", get(|| async { Redirect::temporary("/photo.jpg") }))
+        .route("/loop", get(|| async { Redirect::temporary("/loop") }))
+        .route(
+            "/to-metadata",
+            get(|| async { Redirect::temporary("http://169.254.169.254/latest/meta-data/") }),
+        )
+        .route(
+            "/to-other-loopback",
+            get(move || async move {
+                Redirect::temporary(&format!("http://127.0.0.2:{}/photo.jpg", addr.port()))
+            }),
+        );
+    tokio::spawn(async move { axum::serve(listener, web).await.unwrap() });
+    addr
+}
+
+/// A server that fetches from 127.0.0.1 only (not the rest of loopback), with small limits.
+fn fetching(allow: &[&str]) -> Router {
+    let fetch = FetchOptions {
+        max_bytes: 1024 * 1024,
+        timeout: std::time::Duration::from_secs(2),
+        max_redirects: 3,
+        allow: allow.iter().map(|a| parse_allow(a).unwrap()).collect(),
+    };
+    app(state_with(ServeOptions { fetch, ..ServeOptions::default() }))
+}
+
+async fn by_url(router: Router, url: &str) -> (StatusCode, Value) {
+    search(router, &[("url", url.as_bytes()), ("k", b"3"), ("category", b"0")]).await
+}
+
+#[tokio::test]
+async fn a_photo_by_url_is_searched_as_if_uploaded() {
+    let web = photo_server().await;
+    let router = fetching(&["127.0.0.1"]);
+    let (s, uploaded) =
+        search(router.clone(), &[("image", &photo("1003")), ("k", b"3"), ("category", b"0")]).await;
+    assert_eq!(s, StatusCode::OK, "{uploaded}");
+    let ids = |v: &Value| -> Vec<String> {
+        v["results"].as_array().unwrap().iter().map(|r| r["id"].as_str().unwrap().into()).collect()
+    };
+    for url in [
+        format!("http://{web}/photo.jpg"),
+        // A redirect within the allowed addresses is followed.
+        format!("http://{web}/to-photo"),
+        // A host name is resolved, and its allowed address used.
+        format!("http://localhost:{}/photo.jpg", web.port()),
+    ] {
+        let (s, v) = by_url(router.clone(), &url).await;
+        assert_eq!(s, StatusCode::OK, "{url}: {v}");
+        assert_eq!(ids(&v), ids(&uploaded), "{url}");
+        assert_eq!(v["results"][0]["id"], "1003");
+    }
+}
+
+#[tokio::test]
+async fn refused_addresses_are_refused_before_and_after_redirects() {
+    let web = photo_server().await;
+    // Without an allow-list, the machine itself is off limits.
+    let (s, v) = by_url(fetching(&[]), &format!("http://{web}/photo.jpg")).await;
+    assert_eq!(s, StatusCode::BAD_REQUEST, "{v}");
+    assert!(error_of(&v).contains("loopback address; fetching from it is refused"), "{v}");
+    let (s, v) = by_url(fetching(&[]), &format!("http://localhost:{}/photo.jpg", web.port())).await;
+    assert_eq!(s, StatusCode::BAD_REQUEST, "{v}");
+    assert!(error_of(&v).contains("loopback"), "{v}");
+    let router = fetching(&["127.0.0.1"]);
+    for (url, kind) in [
+        ("http://169.254.169.254/latest/meta-data/".to_string(), "link-local"),
+        ("http://10.1.2.3/x.jpg".to_string(), "private"),
+        ("http://[::1]/x.jpg".to_string(), "loopback"),
+        ("http://[::ffff:192.168.0.1]/x.jpg".to_string(), "private"),
+        (format!("http://{web}/to-metadata"), "link-local"),
+        (format!("http://{web}/to-other-loopback"), "loopback"),
+    ] {
+        let (s, v) = by_url(router.clone(), &url).await;
+        assert_eq!(s, StatusCode::BAD_REQUEST, "{url}: {v}");
+        assert!(error_of(&v).contains(kind) && error_of(&v).contains("refused"), "{url}: {v}");
+    }
+}
+
+#[tokio::test]
+async fn urls_that_go_wrong_get_a_message_naming_the_problem() {
+    let web = photo_server().await;
+    let router = fetching(&["127.0.0.1"]);
+    for (url, status, says) in [
+        ("http://127.0.0.1:1/x.jpg".to_string(), StatusCode::BAD_GATEWAY, "could not fetch"),
+        (format!("http://{web}/nothing.jpg"), StatusCode::BAD_REQUEST, "answered HTTP 404"),
+        (format!("http://{web}/page.html"), StatusCode::UNSUPPORTED_MEDIA_TYPE, "not an image"),
+        (format!("http://{web}/big.jpg"), StatusCode::PAYLOAD_TOO_LARGE, "1 MB download limit"),
+        (
+            format!("http://{web}/big-stream.jpg"),
+            StatusCode::PAYLOAD_TOO_LARGE,
+            "1 MB download limit",
+        ),
+        (format!("http://{web}/slow.jpg"), StatusCode::BAD_GATEWAY, "did not arrive within 2 s"),
+        (format!("http://{web}/loop"), StatusCode::BAD_REQUEST, "redirected more than 3 times"),
+        ("ftp://example.com/x.jpg".to_string(), StatusCode::BAD_REQUEST, "only http and https"),
+        ("not a url".to_string(), StatusCode::BAD_REQUEST, "not a usable photo URL"),
+        (String::new(), StatusCode::BAD_REQUEST, "'url' field is empty"),
+    ] {
+        let (s, v) = by_url(router.clone(), &url).await;
+        assert_eq!(s, status, "{url}: {v}");
+        assert!(error_of(&v).contains(says), "{url}: {v}");
+    }
+    // A photo and a URL at once is ambiguous.
+    let url = format!("http://{web}/photo.jpg");
+    let (s, v) = search(router, &[("image", &photo("1003")), ("url", url.as_bytes())]).await;
+    assert_eq!(s, StatusCode::BAD_REQUEST, "{v}");
+    assert!(error_of(&v).contains("one 'image' or 'url'"), "{v}");
+}
