@@ -139,3 +139,18 @@ fn likes_and_dislikes_recommend_without_the_examples() {
     assert_eq!(out.status.code(), Some(2));
     assert!(String::from_utf8_lossy(&out.stderr).contains("at least one liked"));
 }
+
+#[test]
+fn a_photo_of_nothing_in_the_catalogue_is_no_close_match() {
+    let dir = tempfile::tempdir().unwrap();
+    // A flat grey picture: nothing in it is a product.
+    let grey = dir.path().join("grey.png");
+    image::RgbImage::from_pixel(200, 200, image::Rgb([128, 128, 128])).save(&grey).unwrap();
+    let item = sample().join("images/1003.jpg");
+    let out = json_lines(&ok(&["search", "--index", index(), "--json", p(&item), p(&grey)]));
+    assert_eq!(out[0]["no_close_match"], false, "{}", out[0]);
+    assert_eq!(out[1]["no_close_match"], true, "{}", out[1]);
+    assert_eq!(ids(&out[1]).len(), 5, "the nearest are still given");
+    let table = ok(&["search", "--index", index(), p(&grey)]);
+    assert!(table.contains("no close match in the catalogue; here are the nearest"), "{table}");
+}

@@ -112,7 +112,7 @@ impl Engine {
 
     /// True when a photo query's best result scores below the model's calibrated floor.
     pub(super) fn weak(&self, answer: &Answer) -> bool {
-        match crate::model::close_match_floor(&self.info.model) {
+        match crate::model::close_match_floor(&self.info.model, &self.info.model_hash) {
             Some(floor) => answer.hits.first().is_none_or(|h| h.score < floor),
             None => false,
         }

@@ -337,6 +337,26 @@ try {
     log(`  missing photo: "${msg}"`);
   }
 
+  // 8d. a photo with nothing of the catalogue in it: the "no close match" notice
+  log('8d. a flat grey picture: "No close match"');
+  {
+    const s = await seq(page, '#results');
+    const dataUrl = await page.evaluate(() => {
+      const c = document.createElement('canvas');
+      c.width = 200; c.height = 200;
+      const g = c.getContext('2d');
+      g.fillStyle = '#808080';
+      g.fillRect(0, 0, 200, 200);
+      return c.toDataURL('image/png');
+    });
+    const buffer = Buffer.from(dataUrl.split(',')[1], 'base64');
+    await page.setInputFiles('#file', { name: 'grey.png', mimeType: 'image/png', buffer });
+    await waitGrid(page, '#results', s);
+    check(await page.locator('#no-match').isVisible(), 'no "No close match" notice for a grey picture');
+    check(/no close match/i.test(await page.textContent('#status')), 'the status does not say "No close match"');
+    await shot(page, '11c-no-close-match.png');
+  }
+
   // 9. not an image
   log('9. upload a text file');
   await page.getByRole('link', { name: 'Search' }).first().click();
