@@ -121,10 +121,12 @@ const server = http.createServer((req, res) => {
         if (process.env.MOCK_FAIL) return err(res, Number(process.env.MOCK_FAIL), 'mock failure');
         const parts = parseMultipart(Buffer.concat(chunks), req.headers['content-type']);
         if (!parts) return err(res, 400, 'expected multipart/form-data');
-        const img = parts.find((x) => x.name === 'image');
-        if (!img) return err(res, 400, 'missing field "image"');
-        if (!isJpeg(img.data) && !isPng(img.data)) return err(res, 400, 'the uploaded file is not a supported image');
         const field = (n) => parts.filter((x) => x.name === n).map((x) => x.data.toString('utf8'));
+        const byUrl = field('url')[0];
+        if (byUrl !== undefined && !/\/photo\.jpg$/.test(byUrl)) return err(res, 400, `${byUrl} answered HTTP 404`);
+        const img = byUrl !== undefined ? { data: Buffer.from(byUrl) } : parts.find((x) => x.name === 'image');
+        if (!img) return err(res, 400, 'missing field "image"');
+        if (byUrl === undefined && !isJpeg(img.data) && !isPng(img.data)) return err(res, 400, 'the uploaded file is not a supported image');
         const k = Number(field('k')[0] || 5);
         if (!(k >= 1 && k <= 50)) return err(res, 400, 'k must be between 1 and 50');
         const crop = field('crop')[0] || '';
@@ -135,8 +137,21 @@ const server = http.createServer((req, res) => {
         return send(res, 200, {
           results: rank(`${img.data.length}|${crop}`, f, k),
           predicted: [{ column: 'articleType', value: 'Tshirts', probability: 0.87, source: 'model' }],
+          no_close_match: img.data.length < 2000,
+          vector: field('vector')[0] === 'true' ? [img.data.length % 7, 1, 0] : undefined,
           took_ms: 3.2 + Math.random() * 10,
         });
+      }
+      if (p === '/api/recommend' && req.method === 'POST') {
+        const body = JSON.parse(Buffer.concat(chunks).toString('utf8') || '{}');
+        const like = body.like || [], unlike = body.unlike || [];
+        if (!like.length && !(body.like_vectors || []).length) return err(res, 400, 'give at least one liked item or photo');
+        const { f, error } = parseFilters(Object.entries(body.filters || {}).map(([c, v]) => `${c}=${v}`));
+        if (error) return err(res, 400, error);
+        const k = Number(body.k || 5);
+        const voted = new Set([...like, ...unlike]);
+        const results = rank(`rec${like.join()}|${unlike.join()}`, f, k + voted.size).filter((r) => !voted.has(String(r.id))).slice(0, k);
+        return send(res, 200, { results, no_close_match: false, took_ms: 1.4 });
       }
       if ((m = /^\/api\/items\/([^/]+)(\/similar)?$/.exec(p))) {
         const id = decodeURIComponent(m[1]);
