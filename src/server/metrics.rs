@@ -167,7 +167,12 @@ pub(super) async fn track(
         .extensions()
         .get::<axum::extract::MatchedPath>()
         .map_or_else(|| "unmatched".to_string(), |p| p.as_str().to_string());
-    let method = req.method().as_str().to_string();
+    // A client may send any method name: only the standard ones become series of their
+    // own, so that made-up ones cannot grow the exposition without bound.
+    let method = match req.method().as_str() {
+        m @ ("GET" | "POST" | "PUT" | "DELETE" | "HEAD" | "OPTIONS" | "PATCH") => m.to_string(),
+        _ => "other".to_string(),
+    };
     let t0 = Instant::now();
     let res = next.run(req).await;
     state.metrics.request(&route, &method, res.status(), t0.elapsed());

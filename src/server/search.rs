@@ -152,17 +152,36 @@ pub(super) async fn batch(
         )));
     }
     let query = form.query(&state)?;
+    // URLs are fetched all at once (each within the fetch time limit), so that a batch
+    // of slow ones takes one limit, not one per URL.
+    let fetches: Vec<Option<tokio::task::JoinHandle<Result<Bytes, AppError>>>> = form
+        .sources
+        .iter()
+        .map(|(_, _, source)| match source {
+            Source::Url(_) => {
+                let (state, source) = (state.clone(), source.clone());
+                Some(tokio::spawn(async move { state.photo(&source).await }))
+            }
+            _ => None,
+        })
+        .collect();
     let mut batches = Vec::with_capacity(form.sources.len());
-    for (_, _, source) in &form.sources {
+    for ((_, _, source), fetch) in form.sources.iter().zip(fetches) {
         let t = Instant::now();
-        let answer = match source {
-            Source::Id(id) => {
+        let photo = match (source, fetch) {
+            (_, Some(fetch)) => fetch
+                .await
+                .map_err(|e| AppError::Internal(format!("fetch task failed: {e}")))
+                .and_then(|r| r),
+            (Source::Id(_), None) => Ok(Bytes::new()),
+            (upload, None) => state.photo(upload).await,
+        };
+        let answer = match (source, photo) {
+            (Source::Id(id), _) => {
                 state.engine.similar_answer(id, &query).map(|a| (a, None)).map_err(AppError::from)
             }
-            photo => match state.photo(photo).await {
-                Ok(bytes) => state.search_photo(bytes, query.clone(), form.vector).await,
-                Err(e) => Err(e),
-            },
+            (_, Ok(bytes)) => state.search_photo(bytes, query.clone(), form.vector).await,
+            (_, Err(e)) => Err(e),
         };
         batches.push(match answer {
             Ok((a, vector)) => BatchItem::Results(SearchOut { vector, ..SearchOut::of(a, t) }),

@@ -146,3 +146,32 @@ async fn urls_that_go_wrong_get_a_message_naming_the_problem() {
     assert_eq!(s, StatusCode::BAD_REQUEST, "{v}");
     assert!(error_of(&v).contains("one 'image' or 'url'"), "{v}");
 }
+
+#[tokio::test]
+async fn a_batch_fetches_its_urls_and_keeps_their_order() {
+    let web = photo_server().await;
+    let router = fetching(&["127.0.0.1"]);
+    let (slow, page, good) = (
+        format!("http://{web}/slow.jpg"),
+        format!("http://{web}/page.html"),
+        format!("http://{web}/photo.jpg"),
+    );
+    let fields: &[(&str, &[u8])] = &[
+        ("url", slow.as_bytes()),
+        ("id", b"1004"),
+        ("url", page.as_bytes()),
+        ("url", good.as_bytes()),
+        ("url", slow.as_bytes()),
+        ("k", b"3"),
+    ];
+    let (s, _, b) = send(router, form("/api/search/batch", fields, None)).await;
+    let v: Value = serde_json::from_slice(&b).unwrap();
+    assert_eq!(s, StatusCode::OK, "{v}");
+    let batches = v["batches"].as_array().unwrap();
+    assert_eq!(batches.len(), 5);
+    assert!(error_of(&batches[0]).contains("did not arrive within 2 s"), "{v}");
+    assert_eq!(batches[1]["results"].as_array().unwrap().len(), 3, "{v}");
+    assert!(error_of(&batches[2]).contains("not an image"), "{v}");
+    assert_eq!(batches[3]["results"][0]["id"], "1003", "{v}");
+    assert!(error_of(&batches[4]).contains("did not arrive within 2 s"), "{v}");
+}

@@ -61,6 +61,9 @@ async fn metrics_count_requests_time_stages_and_refusals() {
     assert_eq!(s, StatusCode::NOT_FOUND);
     let (s, _) = get_on(&state, "/api/items/1003/similar").await;
     assert_eq!(s, StatusCode::OK);
+    let odd = Request::builder().method("BREW").uri("/coffee").body(Body::empty()).unwrap();
+    let (s, _, _) = send(app(state.clone()), odd).await;
+    assert_eq!(s, StatusCode::NOT_FOUND);
 
     let after = scrape(&state).await;
     assert_eq!(get(&after, ok), 2.0);
@@ -74,7 +77,15 @@ async fn metrics_count_requests_time_stages_and_refusals() {
     );
     assert_eq!(get(&after, r#"lookalike_uploads_refused_total{reason="not_an_image"}"#), 1.0);
     assert_eq!(get(&after, r#"lookalike_uploads_refused_total{reason="too_large"}"#), 1.0);
-    assert_eq!(get(&after, r#"lookalike_errors_total{reason="client"}"#), 3.0);
+    assert_eq!(get(&after, r#"lookalike_errors_total{reason="client"}"#), 4.0);
+    assert_eq!(
+        get(
+            &after,
+            r#"lookalike_http_requests_total{route="unmatched",method="other",status="404"}"#
+        ),
+        1.0,
+        "made-up methods and unknown paths share one series"
+    );
     // The stages of the two photo searches, each a histogram whose buckets add up.
     for stage in ["decode", "embed", "search", "rerank"] {
         let count =
