@@ -49,7 +49,7 @@ pub fn run(a: SearchArgs) -> anyhow::Result<ExitCode> {
             }
             let bytes = photo(Path::new(text))?;
             let (e, _) = engine.embed_photo(&bytes, query.crop, query.resize, query.locate)?;
-            Ok(Example::Vector(e.vector))
+            Ok(Example::Vector(engine.compared_vector(&e, &query)?))
         };
         let images = a.images.iter().map(|p| p.to_string_lossy().into_owned());
         let like = a

@@ -17,8 +17,8 @@ const UNLIKE_WEIGHT: f32 = 0.5;
 pub enum Example {
     /// An item of the index, by id (left out of the results).
     Item(String),
-    /// A photo's vector in stored form (the index's colour weight), as
-    /// [`Engine::embed_photo`] or `/api/embed` give it.
+    /// A vector comparable with the stored ones: a photo's as it is searched by
+    /// ([`Engine::compared_vector`], `/api/embed`), or a stored one.
     Vector(Vec<f32>),
 }
 

@@ -73,15 +73,30 @@ impl Engine {
     /// counts is searched by shape alone: its colour histogram is mostly its background
     /// (street photos, precision@5: 0.561 shape only, 0.547 at colour 0.3; BENCHMARKS.md).
     pub fn search_embedded(&self, e: &Embedded, q: &Query) -> Result<Answer> {
-        let mut answer = if e.snapshot && q.colour.is_none() && self.info.colour_weight > 0.0 {
-            let q = Query { colour: Some(0.0), ..q.clone() };
-            self.search_with(&e.vector, &q, true)?
-        } else {
-            self.search_with(&e.vector, q, e.snapshot)?
-        };
+        let mut answer = self.search_with(&e.vector, &self.photo_query(e, q), e.snapshot)?;
         answer.garment = e.garment;
         answer.no_close_match = self.weak(&answer);
         Ok(answer)
+    }
+
+    /// The options a photo is searched with: a snapshot that does not say how much colour
+    /// counts gets shape alone.
+    fn photo_query(&self, e: &Embedded, q: &Query) -> Query {
+        if e.snapshot && q.colour.is_none() && self.info.colour_weight > 0.0 {
+            Query { colour: Some(0.0), ..q.clone() }
+        } else {
+            q.clone()
+        }
+    }
+
+    /// The vector a photo is compared with the catalogue by ([`Engine::search_embedded`]):
+    /// its stored form reweighted for the colour the search uses (a snapshot's colour left
+    /// out, unless asked). Its dot product with an item's stored vector is their
+    /// similarity; given back as a liked example, it searches as the photo did.
+    pub fn compared_vector(&self, e: &Embedded, q: &Query) -> Result<Vec<f32>> {
+        let q = self.photo_query(e, q);
+        let (colour, _) = self.settings(&q, e.snapshot)?;
+        self.query_vector(&e.vector, colour)
     }
 
     /// Search with a ready vector (as stored: the index's colour weight), taken for a

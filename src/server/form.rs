@@ -186,11 +186,14 @@ impl AppState {
         let engine = self.engine.clone();
         let (answer, vector) = tokio::task::spawn_blocking(move || {
             let _permit = permit;
-            engine.search_photo_embedded(&photo, &query)
+            let (answer, embedded) = engine.search_photo_embedded(&photo, &query)?;
+            let vector =
+                if keep_vector { Some(engine.compared_vector(&embedded, &query)?) } else { None };
+            Ok::<_, crate::Error>((answer, vector))
         })
         .await
         .map_err(|e| AppError::Internal(format!("search task failed: {e}")))??;
         self.metrics.stages(&answer.timing);
-        Ok((answer, keep_vector.then_some(vector.vector)))
+        Ok((answer, vector))
     }
 }

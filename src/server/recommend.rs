@@ -136,18 +136,20 @@ fn checked(name: &str, v: Option<f32>, lo: f32, hi: f32) -> Result<Option<f32>, 
 }
 
 impl AppState {
-    /// A photo's vector (stored form), embedded in a slot of the blocking pool.
+    /// The vector a photo is searched by ([`crate::engine::Engine::compared_vector`]),
+    /// embedded in a slot of the blocking pool.
     async fn embed(&self, photo: Bytes) -> Result<Vec<f32>, AppError> {
         let permit = self.slot().await?;
         let engine = self.engine.clone();
-        let (embedded, timing) = tokio::task::spawn_blocking(move || {
+        let (vector, timing) = tokio::task::spawn_blocking(move || {
             let _permit = permit;
-            engine.embed_photo(&photo, None, QueryResize::Auto, None)
+            let (embedded, timing) = engine.embed_photo(&photo, None, QueryResize::Auto, None)?;
+            Ok::<_, crate::Error>((engine.compared_vector(&embedded, &Query::default())?, timing))
         })
         .await
         .map_err(|e| AppError::Internal(format!("embedding task failed: {e}")))??;
         self.metrics.stages(&timing);
-        Ok(embedded.vector)
+        Ok(vector)
     }
 }
 
@@ -158,10 +160,12 @@ pub struct EmbedOut {
     pub model: String,
     /// Length of `vector`.
     pub dimension: usize,
-    /// The photo's vector as this index compares them, a unit vector: the model's
-    /// embedding, then (for indexes that weigh colour) the colour histogram, weighted by
-    /// the index's colour weight. The dot product of two such vectors is the search's
-    /// score.
+    /// The vector the photo is compared with the catalogue by: its dot product with an
+    /// item's stored vector is their similarity (the search's score before re-ranking).
+    /// The model's embedding, then (for indexes that weigh colour) the colour histogram at
+    /// the index's weight, a unit vector; for a snapshot (and any photo searched by shape
+    /// alone) the colour part is zero, as its search leaves colour out. `/api/recommend`
+    /// takes it back in `like_vectors` / `unlike_vectors`.
     pub vector: Vec<f32>,
     /// Of `vector`, the model's own embedding (scaled): its first `model_dimension` numbers.
     pub model_dimension: usize,

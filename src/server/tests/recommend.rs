@@ -75,6 +75,18 @@ async fn filters_k_and_photos_as_examples() {
     let (s, v) = recommend(&format!(r#"{{"like_vectors": [{vector}]}}"#)).await;
     assert_eq!(s, StatusCode::OK, "{v}");
     assert_eq!(ids(&v), ids(&found));
+    // A snapshot is searched by shape alone: its vector says so (no colour part), and
+    // liking it searches as the snapshot did.
+    let (s, snap) = search(router(), &[("image", &photo("1003")), ("vector", b"true")]).await;
+    assert_eq!(s, StatusCode::OK, "{snap}");
+    let v: Vec<f64> =
+        snap["vector"].as_array().unwrap().iter().map(|x| x.as_f64().unwrap()).collect();
+    let model_dim = engine().info().model.dim;
+    assert!(v.len() > model_dim, "the index weighs colour");
+    assert!(v[model_dim..].iter().all(|x| *x == 0.0), "a snapshot's colour part is left out");
+    let (s, liked) = recommend(&format!(r#"{{"like_vectors": [{}]}}"#, snap["vector"])).await;
+    assert_eq!(s, StatusCode::OK, "{liked}");
+    assert_eq!(ids(&liked), ids(&snap));
     // The same as a multipart form: a liked photo, a disliked id.
     let (s, _, b) = send(
         router(),
