@@ -84,6 +84,14 @@ pub const ANN_MIN_SELECTIVITY: usize = 10;
 pub const ANN_PROBE_SHARE: f64 = 0.016;
 pub const ANN_MIN_PROBES: usize = 16;
 
+/// How many cells an approximate search scans: exactly so many (benchmarks' sweeps), or
+/// so many widened for a query far from every centroid ([`Cells::scan_adaptive`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Probes {
+    Fixed(usize),
+    Adaptive(usize),
+}
+
 /// Cells an unfiltered approximate search scans in a partition of `cells`.
 pub fn probes_for(cells: usize) -> usize {
     ((cells as f64 * ANN_PROBE_SHARE).ceil() as usize).max(ANN_MIN_PROBES).min(cells)
@@ -401,7 +409,14 @@ impl VectorIndex {
         let cells = self.cells.as_ref();
         let probes = plan(n, self.len(), mode, cells.map(|c| c.partition().cells()));
         if let (Some(cells), Some(probes)) = (cells, probes) {
-            let found = self.search_in_cells(cells, query, k, candidates.as_ref(), exclude, probes);
+            let found = self.search_in_cells(
+                cells,
+                query,
+                k,
+                candidates.as_ref(),
+                exclude,
+                Probes::Adaptive(probes),
+            );
             if found.len() >= k.min(n) {
                 return Ok(found);
             }
@@ -420,7 +435,14 @@ impl VectorIndex {
     ) -> Option<Vec<Hit>> {
         let cells = self.cells.as_ref()?;
         let candidates = self.filter_keys(filter);
-        Some(self.search_in_cells(cells, query, k, candidates.as_ref(), None, probes))
+        Some(self.search_in_cells(
+            cells,
+            query,
+            k,
+            candidates.as_ref(),
+            None,
+            Probes::Fixed(probes),
+        ))
     }
 
     /// The items of the cells nearest to the query, ranked by their i8 codes, then the
@@ -432,10 +454,13 @@ impl VectorIndex {
         k: usize,
         candidates: Option<&RoaringBitmap>,
         exclude: Option<u32>,
-        probes: usize,
+        probes: Probes,
     ) -> Vec<Hit> {
         let keep = |key: u32| Some(key) != exclude && candidates.is_none_or(|c| c.contains(key));
-        let approx = cells.scan(query, probes, kernel::rerank_depth(k), keep);
+        let approx = match probes {
+            Probes::Adaptive(n) => cells.scan_adaptive(query, n, kernel::rerank_depth(k), keep),
+            Probes::Fixed(n) => cells.scan(query, n, kernel::rerank_depth(k), keep),
+        };
         let mut top = TopK::new(k);
         for s in approx.into_sorted() {
             if let Some(v) = self.vector(s.row as u32) {

@@ -323,3 +323,47 @@ fn the_planner_scans_cells_only_for_many_candidates_and_broad_filters() {
         assert_eq!(plan(n, total, mode, cells), want, "{n} of {total}, {mode:?}, {cells:?}");
     }
 }
+
+#[test]
+fn a_query_between_cells_probes_more_of_them_and_finds_its_neighbours() {
+    let (dim, rows) = (32, 4000);
+    let vectors = clustered(rows, dim, 200, 5);
+    let s = MemoryStore::new();
+    let changes: Vec<Change> = vectors.iter().enumerate().map(|(i, v)| put(i, v)).collect();
+    s.apply(Some(&info(dim)), &changes).unwrap();
+    partition::refresh(&s, dim, false).unwrap();
+    let idx = VectorIndex::load(&s, dim).unwrap();
+    let cells = idx.cells().unwrap();
+    let near = cells.near();
+    assert!(near > 0.0 && near < 1.0, "{near}");
+    let probes = 4;
+    // Catalogue items sit as close to their centroid as most items: the planned cells.
+    let at_home = vectors
+        .iter()
+        .step_by(50)
+        .filter(|q| cells.probed_cells(q, probes).len() == probes)
+        .count();
+    assert!(at_home >= 70, "{at_home} of 80 items probed only the planned cells");
+    // A query between clusters (the mean of three items of different ones) lies far from
+    // every centroid: more cells, at most MAX_PROBE_FACTOR times as many, nearest first.
+    let all = Filter::default();
+    let (mut found, mut found_fixed, mut total, mut widened) = (0, 0, 0, 0);
+    for i in 0..40 {
+        let mut q: Vec<f32> =
+            (0..dim).map(|d| vectors[i][d] + vectors[i + 67][d] + vectors[i + 131][d]).collect();
+        crate::embed::normalise(&mut q).unwrap();
+        let chosen = cells.probed_cells(&q, probes);
+        assert!(chosen.len() >= probes && chosen.len() <= 4 * probes, "{}", chosen.len());
+        assert_eq!(chosen[..probes], cells.partition().nearest(&q, probes)[..]);
+        widened += usize::from(chosen.len() > probes);
+        let exact = idx.search(&q, 10, &all, None, SearchMode::Exact).unwrap();
+        let adaptive =
+            idx.search_in_cells(cells, &q, 10, None, None, super::Probes::Adaptive(probes));
+        let fixed = idx.search_probes(&q, 10, &all, probes).unwrap();
+        total += exact.len();
+        found += exact.iter().filter(|h| adaptive.iter().any(|a| a.id == h.id)).count();
+        found_fixed += exact.iter().filter(|h| fixed.iter().any(|a| a.id == h.id)).count();
+    }
+    assert!(widened >= 20, "{widened} of 40 queries between clusters widened");
+    assert!(found > found_fixed, "adaptive {found} vs fixed {found_fixed} of {total}");
+}
