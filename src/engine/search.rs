@@ -105,11 +105,6 @@ impl Engine {
         Ok(self.search_with(v, q, false)?.hits)
     }
 
-    /// [`Engine::search_vector`] with what the vector looks like.
-    pub fn search_vector_answer(&self, v: &[f32], q: &Query) -> Result<Answer> {
-        self.search_with(v, q, false)
-    }
-
     fn search_with(&self, v: &[f32], q: &Query, snapshot: bool) -> Result<Answer> {
         Self::check_k(q.k)?;
         let index = self.index();
