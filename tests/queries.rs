@@ -132,6 +132,28 @@ fn likes_and_dislikes_recommend_without_the_examples() {
     let liked_photo =
         json_lines(&ok(&["search", "--index", index(), "--json", "--like", p(&photo)]));
     assert_eq!(ids(&liked_photo[0]).len(), 5);
+    // --similar-to's item counts as liked: the same as two --like.
+    let two = json_lines(&ok(&[
+        "search",
+        "--index",
+        index(),
+        "--json",
+        "--like",
+        "1003",
+        "--like",
+        "1004",
+    ]));
+    let with_similar = json_lines(&ok(&[
+        "search",
+        "--index",
+        index(),
+        "--json",
+        "--similar-to",
+        "1004",
+        "--like",
+        "1003",
+    ]));
+    assert_eq!(ids(&two[0]), ids(&with_similar[0]));
     let out = lookalike(&["search", "--index", index(), "--like", "no-such-item"]);
     assert_eq!(out.status.code(), Some(2));
     assert!(String::from_utf8_lossy(&out.stderr).contains("unknown id 'no-such-item'"));

@@ -280,7 +280,8 @@ pub struct SearchArgs {
     #[arg(long, value_name = "ID")]
     pub similar_to: Option<String>,
     /// More like this: an item id, a photo or a URL (repeat). With --like or --unlike the
-    /// photos given are liked too, and one recommendation is made from them all.
+    /// photos given (and --similar-to's item) are liked too, and one recommendation is
+    /// made from them all.
     #[arg(long, value_name = "ID|PHOTO|URL")]
     pub like: Vec<String>,
     /// Less like this: an item id, a photo or a URL (repeat).

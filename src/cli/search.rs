@@ -51,11 +51,13 @@ pub fn run(a: SearchArgs) -> anyhow::Result<ExitCode> {
             let (e, _) = engine.embed_photo(&bytes, query.crop, query.resize, query.locate)?;
             Ok(Example::Vector(engine.compared_vector(&e, &query)?))
         };
+        // The photos given, and --similar-to's item, are liked too.
         let images = a.images.iter().map(|p| p.to_string_lossy().into_owned());
         let like = a
             .like
             .iter()
             .cloned()
+            .chain(a.similar_to.clone())
             .chain(images)
             .map(|t| example(&t))
             .collect::<Result<Vec<_>, _>>()?;
