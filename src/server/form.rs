@@ -46,23 +46,12 @@ impl QueryForm {
         state: &AppState,
         form: Result<Multipart, axum::extract::multipart::MultipartRejection>,
     ) -> Result<Self, AppError> {
-        let mut form = form.map_err(|e| {
-            AppError::BadRequest(format!(
-                "expected a multipart/form-data upload: {}",
-                e.body_text()
-            ))
-        })?;
+        let mut form = opened(form)?;
         let mut out = QueryForm::default();
-        loop {
-            let field = match form.next_field().await {
-                Ok(Some(f)) => f,
-                Ok(None) => break,
-                Err(e) => return Err(multipart_error(&e, state.max_upload)),
-            };
-            let name = field.name().unwrap_or("").to_string();
-            let data = field.bytes().await.map_err(|e| multipart_error(&e, state.max_upload))?;
-            let text = || String::from_utf8_lossy(&data).trim().to_string();
-            let source = match name.as_str() {
+        while let Some(part) = next_part(&mut form, state.max_upload).await? {
+            let (name, data) = (part.name.as_str(), &part.data);
+            let text = || part.text();
+            let source = match name {
                 "image" => Some((Role::Query, "image", Source::Image(data.clone()))),
                 "url" => Some((Role::Query, "url", Source::Url(text()))),
                 "id" => Some((Role::Query, "id", Source::Id(text()))),
@@ -83,7 +72,7 @@ impl QueryForm {
                 out.sources.push(source);
                 continue;
             }
-            match name.as_str() {
+            match name {
                 "k" => out.k = Some(text()),
                 "crop" if !text().is_empty() => {
                     out.crop = Some(text().parse::<Crop>().map_err(AppError::BadRequest)?);

@@ -241,41 +241,21 @@ impl AppState {
 /// The router, apart from `main` so tests can call it directly.
 pub fn app(state: Arc<AppState>) -> Router {
     let limit = state.max_upload + 64 * 1024;
+    // Routes that take uploads: bounded in size, and read whole within a deadline.
+    let upload = |route: axum::routing::MethodRouter<Arc<AppState>>| {
+        route
+            .layer(DefaultBodyLimit::max(limit))
+            .layer(axum::middleware::from_fn_with_state(state.clone(), whole_body))
+    };
     Router::new()
         .route("/", get(assets::index))
         .route("/assets/{file}", get(assets::asset))
         .route("/healthz", get(|| async { "ok" }))
-        .route(
-            "/api/search",
-            post(search)
-                .layer(DefaultBodyLimit::max(limit))
-                .layer(axum::middleware::from_fn_with_state(state.clone(), whole_body)),
-        )
-        .route(
-            "/api/items",
-            get(list_items)
-                .post(write::add_item)
-                .layer(DefaultBodyLimit::max(limit))
-                .layer(axum::middleware::from_fn_with_state(state.clone(), whole_body)),
-        )
-        .route(
-            "/api/search/batch",
-            post(batch)
-                .layer(DefaultBodyLimit::max(limit))
-                .layer(axum::middleware::from_fn_with_state(state.clone(), whole_body)),
-        )
-        .route(
-            "/api/recommend",
-            post(recommend::recommend)
-                .layer(DefaultBodyLimit::max(limit))
-                .layer(axum::middleware::from_fn_with_state(state.clone(), whole_body)),
-        )
-        .route(
-            "/api/embed",
-            post(recommend::embed)
-                .layer(DefaultBodyLimit::max(limit))
-                .layer(axum::middleware::from_fn_with_state(state.clone(), whole_body)),
-        )
+        .route("/api/search", upload(post(search)))
+        .route("/api/items", upload(get(list_items).post(write::add_item)))
+        .route("/api/search/batch", upload(post(batch)))
+        .route("/api/recommend", upload(post(recommend::recommend)))
+        .route("/api/embed", upload(post(recommend::embed)))
         .route("/metrics", get(metrics::metrics))
         .route("/api/items/{id}", get(get_item).delete(write::remove_item))
         .route("/api/items/{id}/similar", get(similar))

@@ -93,6 +93,43 @@ pub(super) fn too_large(limit: usize) -> AppError {
     AppError::TooLarge(format!("the upload is over the {} MB limit", limit / (1024 * 1024)))
 }
 
+/// A multipart upload, or a 400 saying why the request is not one.
+pub(super) fn opened(
+    form: Result<Multipart, axum::extract::multipart::MultipartRejection>,
+) -> Result<Multipart, AppError> {
+    form.map_err(|e| {
+        AppError::BadRequest(format!("expected a multipart/form-data upload: {}", e.body_text()))
+    })
+}
+
+/// One field of a multipart upload, read whole.
+pub(super) struct Part {
+    pub(super) name: String,
+    pub(super) file_name: Option<String>,
+    pub(super) data: Bytes,
+}
+
+impl Part {
+    /// The field as trimmed text.
+    pub(super) fn text(&self) -> String {
+        String::from_utf8_lossy(&self.data).trim().to_string()
+    }
+}
+
+/// The next field of `form` (`None` after the last), over `limit` a 413.
+pub(super) async fn next_part(
+    form: &mut Multipart,
+    limit: usize,
+) -> Result<Option<Part>, AppError> {
+    let Some(field) = form.next_field().await.map_err(|e| multipart_error(&e, limit))? else {
+        return Ok(None);
+    };
+    let name = field.name().unwrap_or("").to_string();
+    let file_name = field.file_name().map(str::to_string);
+    let data = field.bytes().await.map_err(|e| multipart_error(&e, limit))?;
+    Ok(Some(Part { name, file_name, data }))
+}
+
 pub(super) fn multipart_error(
     e: &axum::extract::multipart::MultipartError,
     limit: usize,

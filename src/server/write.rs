@@ -118,32 +118,22 @@ pub(super) async fn add_item(
     form: Result<Multipart, axum::extract::multipart::MultipartRejection>,
 ) -> Result<Response, AppError> {
     authorize(&state, &headers)?;
-    let mut form = form.map_err(|e| {
-        AppError::BadRequest(format!("expected a multipart/form-data upload: {}", e.body_text()))
-    })?;
+    let mut form = opened(form)?;
     let mut image: Option<(Bytes, Option<String>)> = None;
     let mut id: Option<String> = None;
     let mut metadata = BTreeMap::new();
-    loop {
-        let field = match form.next_field().await {
-            Ok(Some(f)) => f,
-            Ok(None) => break,
-            Err(e) => return Err(multipart_error(&e, state.max_upload)),
-        };
-        let name = field.name().unwrap_or("").to_string();
-        let file_name = field.file_name().map(str::to_string);
-        let data = field.bytes().await.map_err(|e| multipart_error(&e, state.max_upload))?;
-        let text = || String::from_utf8_lossy(&data).trim().to_string();
-        match name.as_str() {
+    while let Some(part) = next_part(&mut form, state.max_upload).await? {
+        let text = || part.text();
+        match part.name.as_str() {
             "image" if image.is_some() => {
                 return Err(AppError::BadRequest("only one 'image' field per request".into()));
             }
-            "image" => image = Some((data.clone(), file_name)),
+            "image" => image = Some((part.data.clone(), part.file_name.clone())),
             "id" => id = Some(text()),
             "metadata" if text().is_empty() => {}
             "metadata" => {
                 let object: BTreeMap<String, Value> =
-                    serde_json::from_slice(&data).map_err(|e| {
+                    serde_json::from_slice(&part.data).map_err(|e| {
                         AppError::BadRequest(format!(
                             "the 'metadata' field must be a JSON object of column to value: {e}"
                         ))
