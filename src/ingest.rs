@@ -1,4 +1,4 @@
-//! Building and refreshing an index from a catalogue folder.
+//! Building and refreshing an index from a catalogue (a folder, or a prefix in object storage).
 //!
 //! The pipeline: scan the folder, read each photo once (hash it; unchanged photos stop
 //! there), decode and preprocess in parallel on the rayon pool, batch the tensors into
@@ -271,7 +271,8 @@ fn install_model(model: &ResolvedModel, index_dir: &Path) -> Result<()> {
     Ok(())
 }
 
-/// Index (or refresh the index of) the catalogue in `catalog_dir` into `index_dir`.
+/// Index (or refresh the index of) the catalogue at `catalog_dir` (a folder, or an
+/// `s3://BUCKET/PREFIX` address) into `index_dir`.
 pub fn index_catalog(
     catalog_dir: &Path,
     index_dir: &Path,
@@ -292,21 +293,18 @@ pub fn index_catalog(
         });
     }
     let started = Instant::now();
-    let scan = catalog::scan(catalog_dir)?;
-    let metadata_path = opts.metadata.clone().or_else(|| {
-        let p = catalog_dir.join("styles.csv");
-        p.is_file().then_some(p)
-    });
+    let source = catalog::Source::open(catalog_dir)?;
+    let scan = source.scan()?;
     // A table asked for with --metadata must be usable; a styles.csv merely found beside
     // the photos that is not (no id column, not CSV) is reported and left out, and the
     // items keep the metadata the index already had.
-    let (metadata, metadata_unused) = match (&opts.metadata, metadata_path.as_deref()) {
-        (Some(_), Some(path)) => (Some(Metadata::read_csv(path)?), None),
-        (None, Some(path)) => match Metadata::read_csv(path) {
-            Ok(md) => (Some(md), None),
-            Err(e) => (None, Some(e.to_string())),
-        },
-        _ => (None, None),
+    let table = source.metadata(opts.metadata.as_deref())?;
+    let metadata_file = table.as_ref().map(|t| t.name.clone());
+    let (metadata, metadata_unused) = match table.map(|t| t.table) {
+        Some(table) if opts.metadata.is_some() => (Some(table?), None),
+        Some(Ok(md)) => (Some(md), None),
+        Some(Err(e)) => (None, Some(e.to_string())),
+        None => (None, None),
     };
 
     let store = LmdbStore::open(index_dir)?;
@@ -328,7 +326,7 @@ pub fn index_catalog(
     let mut spec = model.spec.clone();
     spec.file = MODEL_FILE.to_string();
     spec.heads = spec.heads.map(|_| crate::category::HEADS_FILE.to_string());
-    let catalog = std::fs::canonicalize(catalog_dir).ok().map(|p| p.display().to_string());
+    let catalog = source.describe();
     let info = IndexInfo {
         format_version: FORMAT_VERSION,
         model: spec,
@@ -344,7 +342,7 @@ pub fn index_catalog(
         photos_found: scan.photos.len(),
         ignored_files: scan.ignored,
         duplicate_photo_ids: scan.duplicate_ids.len(),
-        metadata_file: metadata_path.as_ref().map(|p| p.display().to_string()),
+        metadata_file,
         metadata_unused,
         backend: embedder.backend_name().to_string(),
         model: info.model.name.clone(),
@@ -395,7 +393,10 @@ pub fn index_catalog(
                 }
                 let prepared: Vec<Prepared> = chunk
                     .par_iter()
-                    .map(|p| prepare(p, existing.get(&p.id), metadata.as_ref(), embedder.spec()))
+                    .map(|p| {
+                        let old = existing.get(&p.id);
+                        prepare(&source, p, old, metadata.as_ref(), embedder.spec())
+                    })
                     .collect();
                 if tx.send(prepared).is_err() {
                     break;
@@ -484,12 +485,13 @@ pub fn repartition(index_dir: &Path) -> Result<crate::index::partition::RefreshR
 }
 
 fn prepare(
+    source: &catalog::Source,
     photo: &Photo,
     old: Option<&ItemRecord>,
     metadata: Option<&Metadata>,
     spec: &crate::model::ModelSpec,
 ) -> Prepared {
-    let bytes = match catalog::read_photo(&photo.path) {
+    let bytes = match source.read(photo) {
         Ok(b) => b,
         Err(e) => {
             return Prepared::Skipped {

@@ -5,6 +5,7 @@
 //! for the codemap and the invariants between modules.
 
 pub mod bench;
+pub mod bucket;
 pub mod catalog;
 pub mod category;
 pub mod colour;

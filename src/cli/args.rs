@@ -197,7 +197,7 @@ impl NetworkArg {
 
 #[derive(Subcommand)]
 pub enum Command {
-    /// Index (or refresh) a catalogue folder of product photos.
+    /// Index (or refresh) a catalogue of product photos: a folder, or s3://BUCKET/PREFIX.
     Index(IndexArgs),
     /// Find the catalogue items most similar to photos (or to an indexed item).
     Search(SearchArgs),
@@ -228,12 +228,15 @@ pub enum Command {
 
 #[derive(Args)]
 pub struct IndexArgs {
-    /// Folder of photos, searched recursively; a photo's id is its file stem.
+    /// Folder of photos, searched recursively; a photo's id is its file stem. Or photos in
+    /// object storage: s3://BUCKET/PREFIX (any S3-compatible store; endpoint and keys from
+    /// AWS_ENDPOINT_URL, AWS_ACCESS_KEY_ID, AWS_SECRET_ACCESS_KEY, AWS_REGION).
     pub catalog: PathBuf,
     /// Index folder to create or update.
     #[arg(long)]
     pub index: PathBuf,
-    /// CSV with an `id` column (default: styles.csv in the catalogue folder, if any).
+    /// CSV with an `id` column (default: styles.csv in the catalogue folder or under the
+    /// bucket prefix, if any).
     #[arg(long)]
     pub metadata: Option<PathBuf>,
     /// Model for a new index: fashion (default: EfficientNet-Lite0 fine-tuned on
@@ -425,7 +428,8 @@ pub struct ServeArgs {
     /// Address to listen on.
     #[arg(long, default_value = "127.0.0.1:8080")]
     pub addr: std::net::SocketAddr,
-    /// Catalogue folder to serve photos from (default: the one the index was built from).
+    /// Catalogue to serve photos from, a folder or s3://BUCKET/PREFIX (default: the one the
+    /// index was built from).
     #[arg(long)]
     pub catalog: Option<PathBuf>,
     /// Largest accepted upload, in MB.

@@ -21,7 +21,8 @@ pub fn run(a: InfoArgs) -> anyhow::Result<ExitCode> {
         println!(
             "{}",
             serde_json::json!({"model": info.model.name, "count": d.count, "dimension": info.dim,
-                "columns": info.columns, "format_version": info.format_version,
+                "columns": info.columns, "catalog": info.catalog,
+                "format_version": info.format_version,
                 "input_size": info.model.size, "resize": info.model.resize,
                 "query_size": info.model.input_size(true),
                 "predicts": d.predicts.clone().unwrap_or_default(),
@@ -31,6 +32,9 @@ pub fn run(a: InfoArgs) -> anyhow::Result<ExitCode> {
         return Ok(ExitCode::SUCCESS);
     }
     println!("index:      {}", a.index.display());
+    if let Some(catalog) = &info.catalog {
+        println!("catalogue:  {catalog}");
+    }
     println!(
         "model:      {} ({} px, {:?}; snapshots at {} px)",
         info.model.name,

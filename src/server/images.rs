@@ -1,29 +1,78 @@
-//! Product photos and thumbnails, served only from the catalogue (or index) folder,
-//! with ETags.
+//! Product photos and thumbnails, served only from the catalogue (a folder or a bucket
+//! prefix) or the index folder, with ETags.
 
 use super::*;
 
-/// The photo file of an item: resolved from the index (never from the request), and only
-/// inside the catalogue folder (or, for items added through the API, the index folder).
-pub(super) fn photo_path(state: &AppState, record: &ItemRecord) -> Result<PathBuf, AppError> {
-    let root = if record.added {
-        &state.index_dir
-    } else {
-        state
-            .catalog
-            .as_ref()
-            .ok_or_else(|| AppError::NotFound("the catalogue folder is not available".into()))?
-    };
+/// Where the catalogue's photos are served from.
+#[derive(Debug, Clone)]
+pub(super) enum PhotoRoot {
+    /// A canonical folder.
+    Folder(PathBuf),
+    Bucket(crate::bucket::Bucket),
+}
+
+impl PhotoRoot {
+    /// The catalogue named by `location` (a folder or an `s3://` address); `None`, with
+    /// the reason logged, when it cannot be used.
+    pub(super) fn open(location: &str) -> Option<Self> {
+        use crate::bucket::{Bucket, BucketAddress};
+        if BucketAddress::is_address(location) {
+            match BucketAddress::parse(location).and_then(Bucket::open) {
+                Ok(b) => Some(Self::Bucket(b)),
+                Err(e) => {
+                    tracing::warn!(error = %e, "the catalogue's object store cannot be used");
+                    None
+                }
+            }
+        } else {
+            std::fs::canonicalize(location).ok().map(Self::Folder)
+        }
+    }
+}
+
+/// The photo of an item, its bytes and its file name (for the content type): resolved
+/// from the index (never from the request), and only inside the catalogue folder or
+/// bucket prefix (or, for items added through the API, the index folder).
+pub(super) async fn photo_bytes(
+    state: &AppState,
+    record: &ItemRecord,
+) -> Result<Vec<u8>, AppError> {
+    let missing = || AppError::NotFound("photo file is missing".into());
     let rel = Path::new(&record.path);
     if rel.is_absolute() || rel.components().any(|c| matches!(c, std::path::Component::ParentDir)) {
         return Err(AppError::NotFound("photo outside the catalogue".into()));
     }
-    let full = std::fs::canonicalize(root.join(rel))
-        .map_err(|_| AppError::NotFound("photo file is missing".into()))?;
-    if !full.starts_with(root) {
-        return Err(AppError::NotFound("photo outside the catalogue".into()));
+    let root = match (&state.catalog, record.added) {
+        (_, true) => &PhotoRoot::Folder(state.index_dir.clone()),
+        (Some(root), false) => root,
+        (None, false) => {
+            return Err(AppError::NotFound("the catalogue folder is not available".into()));
+        }
+    };
+    match root {
+        PhotoRoot::Folder(dir) => {
+            let full = std::fs::canonicalize(dir.join(rel)).map_err(|_| missing())?;
+            if !full.starts_with(dir) {
+                return Err(AppError::NotFound("photo outside the catalogue".into()));
+            }
+            tokio::task::spawn_blocking(move || crate::catalog::read_photo(&full))
+                .await
+                .map_err(|e| AppError::Internal(format!("photo read failed: {e}")))?
+                .map_err(|_| missing())
+        }
+        PhotoRoot::Bucket(bucket) => {
+            use crate::bucket::BucketError;
+            match bucket.get(&record.path, crate::catalog::MAX_PHOTO_BYTES).await {
+                Ok(bytes) => Ok(bytes),
+                Err(BucketError::NotFound { .. }) => Err(missing()),
+                Err(e) => {
+                    // The store's address and error stay in the log.
+                    tracing::warn!(error = %e, "catalogue photo not read");
+                    Err(AppError::Upstream("the catalogue's photo store did not answer".into()))
+                }
+            }
+        }
     }
-    Ok(full)
 }
 
 pub(super) fn not_modified(headers: &HeaderMap, etag: &str) -> bool {
@@ -73,14 +122,11 @@ pub(super) async fn image(
 ) -> Result<Response, AppError> {
     let record = record_of(&state, &id)?;
     let etag = format!("\"{}\"", record.hash);
-    let path = photo_path(&state, &record)?;
     if not_modified(&headers, &etag) {
         return Ok(cached(&headers, etag, "image/jpeg", Bytes::new()));
     }
-    let bytes = tokio::fs::read(&path)
-        .await
-        .map_err(|_| AppError::NotFound("photo file is missing".into()))?;
-    Ok(cached(&headers, etag, content_type(&path), Bytes::from(bytes)))
+    let bytes = photo_bytes(&state, &record).await?;
+    Ok(cached(&headers, etag, content_type(Path::new(&record.path)), Bytes::from(bytes)))
 }
 
 #[utoipa::path(get, path = "/thumbs/{id}", params(("id" = String, Path, description = "item id")),
@@ -99,8 +145,8 @@ pub(super) async fn thumbnail(
     if let Some(b) = state.thumbs.get(&hash) {
         return Ok(cached(&headers, etag, "image/jpeg", b));
     }
-    let path = photo_path(&state, &record)?;
-    let bytes = tokio::task::spawn_blocking(move || thumbs::make(&path))
+    let photo = photo_bytes(&state, &record).await?;
+    let bytes = tokio::task::spawn_blocking(move || thumbs::make(&photo))
         .await
         .map_err(|e| AppError::Internal(format!("thumbnail task failed: {e}")))?
         // The photo went missing or bad after indexing: no thumbnail, as no photo.

@@ -68,7 +68,8 @@ pub const API_MAX_K: usize = 50;
 /// Server settings.
 #[derive(Debug, Clone)]
 pub struct ServeOptions {
-    /// Catalogue folder the photos are served from (default: the one the index was built from).
+    /// Catalogue the photos are served from, a folder or an `s3://BUCKET/PREFIX` address
+    /// (default: the one the index was built from).
     pub catalog: Option<PathBuf>,
     /// Largest accepted upload, in bytes.
     pub max_upload: usize,
@@ -180,7 +181,7 @@ impl AppState {
 /// Everything a request handler needs.
 pub struct AppState {
     engine: Arc<Engine>,
-    catalog: Option<PathBuf>,
+    catalog: Option<images::PhotoRoot>,
     /// Canonical index folder: where photos of items added through the API live.
     index_dir: PathBuf,
     max_upload: usize,
@@ -206,9 +207,10 @@ impl AppState {
     pub fn new(engine: Arc<Engine>, opts: &ServeOptions) -> Self {
         let catalog = opts
             .catalog
-            .clone()
-            .or_else(|| engine.info().catalog.clone().map(PathBuf::from))
-            .and_then(|p| std::fs::canonicalize(p).ok());
+            .as_ref()
+            .map(|p| p.display().to_string())
+            .or_else(|| engine.info().catalog.clone())
+            .and_then(|location| images::PhotoRoot::open(&location));
         let summary = ArcSwap::from_pointee(Summary::of(&engine));
         let admin_token = opts
             .admin_token
@@ -351,7 +353,7 @@ pub async fn serve(
     let state = Arc::new(AppState::new(Arc::new(engine), &opts));
     if state.catalog.is_none() {
         tracing::warn!(
-            "catalogue folder not found: product photos will not be shown (use --catalog)"
+            "catalogue not found (no folder, or a bad s3:// address): product photos will not be shown (use --catalog)"
         );
     }
     if state.admin_token.is_some() {

@@ -1,7 +1,6 @@
 //! Product thumbnails: made on first request, kept in a bounded in-memory cache.
 
 use std::collections::{HashMap, VecDeque};
-use std::path::Path;
 use std::sync::Mutex;
 
 use axum::body::Bytes;
@@ -41,9 +40,8 @@ impl Cache {
 }
 
 /// Decode the photo (EXIF-upright), shrink it to fit `SIDE`, encode as JPEG.
-pub(super) fn make(path: &Path) -> Result<Bytes, String> {
-    let bytes = crate::catalog::read_photo(path).map_err(|e| e.to_string())?;
-    let img = preprocess::decode(&bytes).map_err(|e| e.to_string())?;
+pub(super) fn make(bytes: &[u8]) -> Result<Bytes, String> {
+    let img = preprocess::decode(bytes).map_err(|e| e.to_string())?;
     let (w, h) = img.dimensions();
     let scale = (SIDE as f64 / w.max(h) as f64).min(1.0);
     let (nw, nh) =
