@@ -401,3 +401,143 @@ fn files_orphaned_by_a_killed_write_are_swept_at_the_next_write() {
     let (on_disk, named) = photo_files(&idx, &engine);
     assert_eq!(on_disk.len(), named.len() + 1, "{on_disk:?} vs {named:?}");
 }
+
+#[test]
+fn an_engine_follows_writes_made_by_other_processes() {
+    let (_dir, idx, ids) = tiny_index(12);
+    let engine = Engine::open(&idx, BackendKind::Tract).unwrap();
+    assert!(!engine.follow().unwrap(), "nothing to load yet");
+    let hat = fixture("queries/hat.jpg");
+    let before = engine.similar_to(&ids[0], &Query::default()).unwrap();
+
+    // Another process adds: the engine sees it once it follows, and searches find it.
+    ok(&["add", "--index", p(&idx), "--backend", "tract", "--id", "outside-hat", p(&hat)]);
+    assert_eq!(engine.index().len(), 12, "a snapshot never changes by itself");
+    assert!(engine.follow().unwrap());
+    assert_eq!(engine.index().len(), 13);
+    let q = Query { k: 1, ..Query::default() };
+    let photo = std::fs::read(&hat).unwrap();
+    let hits = engine.search_photo(&photo, &q).unwrap().hits;
+    assert_eq!(hits[0].id, "outside-hat");
+    assert!(!engine.follow().unwrap(), "loaded once");
+
+    // Its own writes need no reload; an outside write before one of its own is loaded by
+    // that write, so nothing is lost either way.
+    let item = NewItem { id: "own".into(), photo: photo.clone(), metadata: Default::default() };
+    assert_eq!(engine.add_items(vec![item]).unwrap().total_items, 14);
+    assert!(!engine.follow().unwrap(), "its own write is in its snapshot already");
+    ok(&["remove", "--index", p(&idx), "outside-hat"]);
+    let report = engine.remove_items(&["own".to_string()]).unwrap();
+    assert_eq!(report.total_items, 12, "the outside removal came in with the write");
+    assert!(engine.index().key_of("outside-hat").is_none());
+    assert!(!engine.follow().unwrap());
+
+    // An outside removal: the same answers, without it.
+    ok(&["remove", "--index", p(&idx), &ids[5]]);
+    assert!(engine.follow().unwrap());
+    assert!(engine.index().key_of(&ids[5]).is_none());
+    let after = engine.similar_to(&ids[0], &Query::default()).unwrap();
+    let without: Vec<_> = before.iter().filter(|h| h.id != ids[5]).map(|h| &h.id).collect();
+    assert!(after.iter().map(|h| &h.id).take(without.len()).eq(without), "{after:?}");
+}
+
+/// A `lookalike serve` process on `idx`, killed when dropped.
+struct Server {
+    child: std::process::Child,
+    port: u16,
+}
+
+impl Server {
+    fn start(idx: &std::path::Path) -> Self {
+        let port = free_port();
+        let child = std::process::Command::new(env!("CARGO_BIN_EXE_lookalike"))
+            .args(["serve", "--index", p(idx), "--backend", "tract"])
+            .args(["--addr", &format!("127.0.0.1:{port}"), "--admin-token", "follow-secret"])
+            .args(["--follow-interval", "0.2"])
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .unwrap();
+        let started = std::time::Instant::now();
+        while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
+            assert!(started.elapsed().as_secs() < 60, "serve did not start");
+            std::thread::sleep(std::time::Duration::from_millis(50));
+        }
+        Self { child, port }
+    }
+
+    /// Status and JSON body of a request.
+    fn call(&self, method: &str, path: &str) -> (u16, Value) {
+        let url = format!("http://127.0.0.1:{}{path}", self.port);
+        let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+        rt.block_on(async {
+            let req = reqwest::Client::new()
+                .request(method.parse().unwrap(), &url)
+                .bearer_auth("follow-secret");
+            let res = req.send().await.unwrap();
+            let status = res.status().as_u16();
+            let body = res.bytes().await.unwrap_or_default();
+            (status, serde_json::from_slice(&body).unwrap_or(Value::Null))
+        })
+    }
+
+    /// The results of a search (its timing differs from call to call).
+    fn results(&self, path: &str) -> Value {
+        let (status, v) = self.call("GET", path);
+        assert_eq!(status, 200, "{v}");
+        v["results"].clone()
+    }
+
+    /// Wait (up to 10 s) until `path` answers `status`.
+    fn until(&self, path: &str, status: u16) -> Value {
+        let started = std::time::Instant::now();
+        loop {
+            let (s, v) = self.call("GET", path);
+            if s == status {
+                return v;
+            }
+            assert!(started.elapsed().as_secs() < 10, "{path} still answers {s}: {v}");
+            std::thread::sleep(std::time::Duration::from_millis(50));
+        }
+    }
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+#[test]
+fn servers_on_one_index_see_each_others_writes_and_answer_alike() {
+    let (_dir, idx, ids) = tiny_index(12);
+    let (a, b) = (Server::start(&idx), Server::start(&idx));
+    let similar = format!("/api/items/{}/similar?k=5", ids[0]);
+    assert_eq!(a.results(&similar), b.results(&similar));
+    assert_eq!(a.results(&similar).as_array().map(Vec::len), Some(5));
+
+    // A removal through one server is gone from the other.
+    let (s, v) = a.call("DELETE", &format!("/api/items/{}", ids[1]));
+    assert_eq!(s, 200, "{v}");
+    b.until(&format!("/api/items/{}", ids[1]), 404);
+
+    // An item added by the command line is found by both.
+    let hat = fixture("queries/hat.jpg");
+    ok(&["add", "--index", p(&idx), "--backend", "tract", "--id", "cli-hat", p(&hat)]);
+    for server in [&a, &b] {
+        server.until("/api/items/cli-hat", 200);
+        let stats = server.until("/api/stats", 200);
+        assert_eq!(stats["count"], 12, "{stats}");
+    }
+    let hat_similar = "/api/items/cli-hat/similar?k=5";
+    assert_eq!(a.results(hat_similar), b.results(hat_similar));
+    assert_eq!(a.results(&similar), b.results(&similar));
+    assert_eq!(a.results(&similar).as_array().map(Vec::len), Some(5));
+
+    // A write through the second server builds on what the first one removed.
+    let (s, v) = b.call("DELETE", "/api/items/cli-hat");
+    assert_eq!(s, 200, "{v}");
+    assert_eq!(v["total_items"], 11, "{v}");
+    a.until("/api/items/cli-hat", 404);
+}

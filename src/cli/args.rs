@@ -446,8 +446,20 @@ pub struct ServeArgs {
     /// link-local (e.g. 10.0.0.0/8 for an intranet image server; repeat or comma-separate).
     #[arg(long = "fetch-allow", value_name = "CIDR", env = "LOOKALIKE_FETCH_ALLOW", value_delimiter = ',', value_parser = parse_allow)]
     pub fetch_allow: Vec<ipnet::IpNet>,
+    /// How often, in seconds, to look for writes made to the index by other processes
+    /// (other servers on the same index folder, `lookalike add`/`remove`/`index`) and load
+    /// them; 0: never.
+    #[arg(long, value_name = "SECONDS", default_value_t = 1.0, value_parser = parse_interval)]
+    pub follow_interval: f64,
     #[command(flatten)]
     pub backend: BackendArg,
+}
+
+fn parse_interval(text: &str) -> Result<f64, String> {
+    match text.parse::<f64>() {
+        Ok(s) if (0.0..=3600.0).contains(&s) => Ok(s),
+        _ => Err(format!("'{text}' is not a number of seconds in 0..=3600")),
+    }
 }
 
 fn parse_allow(text: &str) -> Result<ipnet::IpNet, String> {

@@ -11,6 +11,8 @@ use super::args::ServeArgs;
 pub fn run(a: ServeArgs) -> anyhow::Result<ExitCode> {
     let mut opts = ServeOptions::new(a.catalog, a.max_upload_mb, a.max_inflight, a.admin_token)?;
     opts.fetch.allow = a.fetch_allow;
+    opts.follow_interval =
+        (a.follow_interval > 0.0).then(|| std::time::Duration::from_secs_f64(a.follow_interval));
     let engine = Engine::open(&a.index, a.backend.backend)?;
     eprintln!(
         "serving {} items ({}, {}) on http://{}",

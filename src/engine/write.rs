@@ -180,6 +180,7 @@ impl Engine {
                 None => report.added.push(item.id.clone()),
             }
         }
+        let version = before.version();
         let keys = match self.store.apply(None, &changes) {
             Ok(keys) => keys,
             Err(e) => {
@@ -202,7 +203,7 @@ impl Engine {
             new_items.iter().map(|i| i.record.path.as_str()).collect();
         let old_files: Vec<String> =
             old_files.into_iter().filter(|p| !kept.contains(p.as_str())).collect();
-        let next = before.with_changes(new_items, &old_keys);
+        let next = before.with_changes(new_items, &old_keys).at_version(self.after(version)?);
         report.total_items = next.len();
         self.index.store(Arc::new(next));
         self.remove_files(&old_files);
@@ -227,8 +228,9 @@ impl Engine {
             keys.push(key);
         }
         let changes: Vec<Change> = ids.iter().map(|id| Change::Delete { id: id.clone() }).collect();
+        let version = before.version();
         self.store.apply(None, &changes)?;
-        let next = before.with_changes(Vec::new(), &keys);
+        let next = before.with_changes(Vec::new(), &keys).at_version(self.after(version)?);
         let report = WriteReport {
             removed: ids.to_vec(),
             total_items: next.len(),
@@ -240,18 +242,39 @@ impl Engine {
         Ok(report)
     }
 
-    /// The snapshot a write builds on (the caller holds the writer lock). When another
-    /// process has replaced the partition since it was loaded (`index`, `repartition`),
-    /// it is reloaded first, so that new items are placed in the stored partition's cells.
+    /// Catch up with writes made through other processes on the same index (another
+    /// server, `lookalike add`, `remove`, `index`, `repartition`): when the store holds
+    /// batches the current snapshot lacks, load it again and publish that. Returns whether
+    /// it did. Cheap when nothing changed (one read of the store's version), so a server
+    /// calls it every second; searches go on with the old snapshot while it loads.
+    pub fn follow(&self) -> Result<bool> {
+        let _writer = self.writer.lock().map_err(|_| poisoned())?;
+        let before = self.index();
+        Ok(!Arc::ptr_eq(&before, &self.current_for_write()?))
+    }
+
+    /// The snapshot a write builds on (the caller holds the writer lock): reloaded first
+    /// when the store has moved on without it (another process wrote, or replaced the
+    /// partition: new items must be placed in the stored partition's cells).
     fn current_for_write(&self) -> Result<Arc<VectorIndex>> {
         let current = self.index();
-        if self.store.partition_generation()? == current.generation() {
+        if self.store.version()? == current.version()
+            && self.store.partition_generation()? == current.generation()
+        {
             return Ok(current);
         }
-        tracing::info!("the index's partition changed on disk; reloading the index");
+        tracing::info!("the index changed on disk; reloading it");
         let fresh = Arc::new(VectorIndex::load(&self.store, self.info.dim)?);
         self.index.store(fresh.clone());
         Ok(fresh)
+    }
+
+    /// The version a snapshot holds after this process committed one batch on top of
+    /// `before`: the store's, when that batch was the only one since; otherwise `before`,
+    /// so that the next [`Engine::follow`] loads what the other writer added.
+    fn after(&self, before: u64) -> Result<u64> {
+        let now = self.store.version()?;
+        Ok(if now == before + 1 { now } else { before })
     }
 
     fn check_writable(&self) -> Result<()> {

@@ -152,6 +152,8 @@ pub struct VectorIndex {
     cells: Option<Cells>,
     /// The store's partition generation this snapshot was loaded at.
     generation: u64,
+    /// The store's version (committed batches) this snapshot holds everything of.
+    version: u64,
     /// Items per value of a metadata column, computed once per column and snapshot.
     counts: ValueCounts,
 }
@@ -164,8 +166,10 @@ impl VectorIndex {
     /// Read every item of `store` into memory. Items of a v1 index have no stored key;
     /// they get their place in id order, as the upgrade to v2 gives them.
     pub fn load(store: &dyn Store, dim: usize) -> Result<Self> {
-        // Generation first: a partition replaced meanwhile only makes this one look older.
+        // Generation and version first: a partition replaced or items written meanwhile
+        // only make this snapshot look older than it is (and be loaded again).
         let generation = store.partition_generation()?;
+        let version = store.version()?;
         let partition = store.centroids()?.and_then(|c| Partition::from_centroids(dim, c));
         let mut segment = Segment::empty(dim);
         let mut place = 0u32;
@@ -185,7 +189,15 @@ impl VectorIndex {
             Cells::new(p, placed)
         });
         let segments = if segment.is_empty() { Vec::new() } else { vec![Arc::new(segment)] };
-        Ok(Self { dim, segments, alive, cells, generation, counts: ValueCounts::default() })
+        Ok(Self {
+            dim,
+            segments,
+            alive,
+            cells,
+            generation,
+            version,
+            counts: ValueCounts::default(),
+        })
     }
 
     /// An index of `items` (one segment).
@@ -193,7 +205,15 @@ impl VectorIndex {
         let alive: RoaringBitmap = items.iter().map(|i| i.key).collect();
         let segment = Segment::new(dim, items);
         let segments = if segment.is_empty() { Vec::new() } else { vec![Arc::new(segment)] };
-        Self { dim, segments, alive, cells: None, generation: 0, counts: ValueCounts::default() }
+        Self {
+            dim,
+            segments,
+            alive,
+            cells: None,
+            generation: 0,
+            version: 0,
+            counts: ValueCounts::default(),
+        }
     }
 
     /// The next snapshot: `added` items (keys above every key here) in, `removed` keys
@@ -249,6 +269,7 @@ impl VectorIndex {
             alive,
             cells,
             generation: self.generation,
+            version: self.version,
             counts: ValueCounts::default(),
         }
     }
@@ -256,6 +277,18 @@ impl VectorIndex {
     /// The store's partition generation this snapshot's cells come from.
     pub fn generation(&self) -> u64 {
         self.generation
+    }
+
+    /// The store's version this snapshot is complete up to (see [`Store::version`]).
+    pub fn version(&self) -> u64 {
+        self.version
+    }
+
+    /// This snapshot, marked as holding everything of the store's `version` (the writer
+    /// that made it knows whether its own batch was the only one since).
+    pub fn at_version(mut self, version: u64) -> Self {
+        self.version = version;
+        self
     }
 
     /// The partition new items are placed in, when the index has one.

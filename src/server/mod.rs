@@ -89,6 +89,9 @@ pub struct ServeOptions {
     /// Limits on query photos fetched by URL (and the networks allowed despite the
     /// default refusal of loopback, private and link-local addresses).
     pub fetch: crate::fetch::FetchOptions,
+    /// How often to load writes that other processes made to the index
+    /// ([`Engine::follow`]); `None`: never.
+    pub follow_interval: Option<std::time::Duration>,
 }
 
 impl Default for ServeOptions {
@@ -103,6 +106,7 @@ impl Default for ServeOptions {
             body_timeout: std::time::Duration::from_secs(30),
             max_connections: 1024,
             fetch: crate::fetch::FetchOptions::default(),
+            follow_interval: Some(std::time::Duration::from_secs(1)),
         }
     }
 }
@@ -379,6 +383,7 @@ pub async fn serve_on(
     shutdown: impl std::future::Future<Output = ()>,
 ) -> std::io::Result<()> {
     let router = app(state.clone());
+    let follower = opts.follow_interval.map(|every| tokio::spawn(follow(state.clone(), every)));
     let max = opts.max_connections.clamp(1, Semaphore::MAX_PERMITS);
     let open = Arc::new(Semaphore::new(max));
     let header_timeout = opts.header_timeout;
@@ -426,9 +431,35 @@ pub async fn serve_on(
             }
         });
     }
+    if let Some(f) = follower {
+        f.abort();
+    }
     let all = u32::try_from(max).unwrap_or(u32::MAX);
     let _ = tokio::time::timeout(std::time::Duration::from_secs(5), open.acquire_many(all)).await;
     Ok(())
+}
+
+/// Every `every`, load what other processes wrote to the index, so that several servers
+/// on one index answer alike and a write through one is seen by all.
+async fn follow(state: Arc<AppState>, every: std::time::Duration) {
+    let mut tick = tokio::time::interval(every);
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        tick.tick().await;
+        let engine = state.engine.clone();
+        match tokio::task::spawn_blocking(move || engine.follow()).await {
+            Ok(Ok(true)) => {
+                state.summary_stale.store(true, Ordering::Release);
+                tracing::info!(
+                    items = state.engine.index().len(),
+                    "loaded the index's outside writes"
+                );
+            }
+            Ok(Ok(false)) => {}
+            Ok(Err(e)) => tracing::warn!(error = %e, "could not look for outside writes"),
+            Err(e) => tracing::warn!(error = %e, "the follower task failed"),
+        }
+    }
 }
 
 #[cfg(test)]

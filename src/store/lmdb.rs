@@ -18,6 +18,7 @@ const INFO_KEY: &str = "info";
 const NEXT_KEY: &str = "next_key";
 const CENTROIDS_KEY: &str = "centroids";
 const GENERATION_KEY: &str = "generation";
+const VERSION_KEY: &str = "version";
 /// Virtual address space reserved for the map; the file only grows as data is written.
 const MAP_SIZE: usize = 1 << 40;
 
@@ -184,10 +185,15 @@ fn decode_vector(id: &str, bytes: &[u8]) -> Result<Vec<f32>, StoreError> {
 }
 
 fn read_generation(bytes: Option<&[u8]>) -> Result<u64, StoreError> {
+    read_counter(GENERATION_KEY, bytes)
+}
+
+/// A u64 counter kept in the partition table (absent: 0).
+fn read_counter(name: &str, bytes: Option<&[u8]>) -> Result<u64, StoreError> {
     match bytes {
         None => Ok(0),
         Some(b) => b.try_into().map(u64::from_le_bytes).map_err(|_| StoreError::Corrupt {
-            id: GENERATION_KEY.into(),
+            id: name.into(),
             message: format!("{} bytes", b.len()),
         }),
     }
@@ -262,6 +268,12 @@ impl Store for LmdbStore {
             }
         }
         self.set_next_key(&mut wtxn, next)?;
+        // A v2 index opened as it is has no partition table: its writes go uncounted, and
+        // other processes on it do not follow them (`index` upgrades it).
+        if let Some(db) = self.partition {
+            let version = read_counter(VERSION_KEY, db.get(&wtxn, VERSION_KEY)?)?;
+            db.put(&mut wtxn, VERSION_KEY, &(version + 1).to_le_bytes())?;
+        }
         wtxn.commit().map_err(backend)?;
         Ok(keys)
     }
@@ -286,6 +298,12 @@ impl Store for LmdbStore {
         let Some(db) = self.partition else { return Ok(0) };
         let rtxn = self.env.read_txn().map_err(backend)?;
         read_generation(db.get(&rtxn, GENERATION_KEY)?)
+    }
+
+    fn version(&self) -> Result<u64, StoreError> {
+        let Some(db) = self.partition else { return Ok(0) };
+        let rtxn = self.env.read_txn().map_err(backend)?;
+        read_counter(VERSION_KEY, db.get(&rtxn, VERSION_KEY)?)
     }
 
     fn len(&self) -> Result<usize, StoreError> {

@@ -12,6 +12,7 @@ struct Inner {
     next_key: u32,
     centroids: Option<Vec<f32>>,
     generation: u64,
+    version: u64,
 }
 
 /// A [`Store`] that lives and dies with the process.
@@ -78,6 +79,9 @@ impl Store for MemoryStore {
                 }
             }
         }
+        if !changes.is_empty() {
+            g.version += 1;
+        }
         Ok(keys)
     }
 
@@ -91,6 +95,10 @@ impl Store for MemoryStore {
 
     fn partition_generation(&self) -> Result<u64, StoreError> {
         Ok(self.inner.read().map_err(poisoned)?.generation)
+    }
+
+    fn version(&self) -> Result<u64, StoreError> {
+        Ok(self.inner.read().map_err(poisoned)?.version)
     }
 
     fn len(&self) -> Result<usize, StoreError> {

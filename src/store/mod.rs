@@ -131,6 +131,10 @@ pub trait Store: Send + Sync {
     /// How many times the centroids were replaced: a snapshot whose partition is of an
     /// older generation must be reloaded before it places new items.
     fn partition_generation(&self) -> Result<u64, StoreError>;
+    /// How many batches of item changes have been committed (an `apply` with at least
+    /// one change counts once): a reader whose snapshot is of an older version has missed
+    /// writes, perhaps by another process on the same index.
+    fn version(&self) -> Result<u64, StoreError>;
     fn len(&self) -> Result<usize, StoreError>;
     fn is_empty(&self) -> Result<bool, StoreError> {
         Ok(self.len()? == 0)

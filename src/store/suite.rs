@@ -122,6 +122,18 @@ pub(crate) fn run_all(store: &dyn Store) {
     store.apply(None, &[Change::Centroids(Vec::new())]).unwrap();
     assert_eq!(store.centroids().unwrap(), None);
     assert_eq!(store.partition_generation().unwrap(), generation + 2);
+
+    // Every committed batch of changes is one more version; reads, failed batches and a
+    // description alone are none.
+    let version = store.version().unwrap();
+    store.apply(None, &[put("d", vec![0.0, 1.0]), Change::Delete { id: "c".into() }]).unwrap();
+    assert_eq!(store.version().unwrap(), version + 1);
+    assert!(store.apply(None, &[put("e", vec![1.0])]).is_err());
+    store.apply(Some(&info(2)), &[]).unwrap();
+    let _ = (store.get("d").unwrap(), store.records().unwrap(), store.len().unwrap());
+    assert_eq!(store.version().unwrap(), version + 1);
+    store.apply(None, &[Change::Delete { id: "d".into() }]).unwrap();
+    assert_eq!(store.version().unwrap(), version + 2);
 }
 
 #[test]
