@@ -7,6 +7,7 @@ use crate::catalog::CatalogError;
 use crate::category::CategoryError;
 use crate::embed::EmbedError;
 use crate::fetch::FetchError;
+use crate::milvus::MilvusError;
 use crate::model::ModelError;
 use crate::preprocess::PreprocessError;
 use crate::projection::ProjectionError;
@@ -31,10 +32,12 @@ pub enum Error {
     Category(#[from] CategoryError),
     #[error(transparent)]
     Fetch(#[from] FetchError),
+    #[error(transparent)]
+    Milvus(#[from] MilvusError),
     #[error("cannot read {path}: {source}")]
     Io { path: PathBuf, source: std::io::Error },
     #[error(
-        "the index was built with model {index} but {requested} was asked for; use a new index folder"
+        "the index was built with model {index} but {requested} was asked for (or found under that name with another file); use a new index folder"
     )]
     ModelMismatch { index: String, requested: String },
     #[error("unknown id '{0}'")]
@@ -67,6 +70,7 @@ impl Error {
                 | Error::ModelMismatch { .. }
                 | Error::Catalog(_)
                 | Error::Model(_)
+                | Error::Milvus(MilvusError::BadAddress { .. })
                 | Error::Projection(
                     ProjectionError::Missing { .. }
                         | ProjectionError::BadParameter { .. }

@@ -17,12 +17,13 @@ use rayon::prelude::*;
 use crate::catalog::{self, Metadata, Photo};
 use crate::embed::{BackendKind, Embedder};
 use crate::error::{Error, Result};
+use crate::location::{Location, file_hash};
 use crate::model::{self, ResolvedModel};
 use crate::preprocess;
-use crate::store::{Change, FORMAT_VERSION, IndexInfo, ItemRecord, LmdbStore, Store};
+use crate::store::{Change, FORMAT_VERSION, IndexInfo, ItemRecord};
 
 /// File name of the model copy kept inside every index folder.
-pub const MODEL_FILE: &str = "model.onnx";
+pub use crate::location::MODEL_FILE;
 
 /// Colour weight of a new index (see [`crate::colour`]; chosen on `lookalike eval`,
 /// BENCHMARKS.md).
@@ -188,16 +189,16 @@ enum Prepared {
     Skipped { rel: String, reason: String },
 }
 
-/// Resolve the model for a run: the index's own copy, or the one asked for.
+/// Resolve the model for a run: the index's own (its folder's copy, or for a collection
+/// the model it records, found by name and checked by hash), or the one asked for.
 fn choose_model(
-    index_dir: &Path,
+    location: &Location,
     existing: Option<&IndexInfo>,
     requested: Option<&str>,
 ) -> Result<(ResolvedModel, String)> {
     match (existing, requested) {
         (Some(info), req) => {
-            let path = index_dir.join(MODEL_FILE);
-            if let Some(r) = req {
+            if let (Some(r), Location::Folder(_)) = (req, location) {
                 let asked = model::resolve(r)?;
                 let hash = file_hash(&asked.path)?;
                 if hash != info.model_hash {
@@ -207,7 +208,7 @@ fn choose_model(
                     });
                 }
             }
-            Ok((ResolvedModel { spec: info.model.clone(), path }, info.model_hash.clone()))
+            Ok((location.model(info, req)?, info.model_hash.clone()))
         }
         (None, req) => {
             let m = model::resolve(req.unwrap_or(model::DEFAULT_MODEL))?;
@@ -233,12 +234,6 @@ fn choose_colour_weight(existing: Option<&IndexInfo>, requested: Option<f32>) ->
         (Some(info), _) => Ok(info.colour_weight),
         (None, w) => Ok(w.unwrap_or(DEFAULT_COLOUR_WEIGHT)),
     }
-}
-
-fn file_hash(path: &Path) -> Result<String> {
-    let bytes =
-        std::fs::read(path).map_err(|source| Error::Io { path: path.to_path_buf(), source })?;
-    Ok(blake3::hash(&bytes).to_hex().to_string())
 }
 
 /// Copy the model (and its class heads, checked first) into the index folder atomically
@@ -272,7 +267,8 @@ fn install_model(model: &ResolvedModel, index_dir: &Path) -> Result<()> {
 }
 
 /// Index (or refresh the index of) the catalogue at `catalog_dir` (a folder, or an
-/// `s3://BUCKET/PREFIX` address) into `index_dir`.
+/// `s3://BUCKET/PREFIX` address) into `index_dir` (a folder, or a
+/// `milvus://HOST:PORT/COLLECTION` address).
 pub fn index_catalog(
     catalog_dir: &Path,
     index_dir: &Path,
@@ -307,15 +303,25 @@ pub fn index_catalog(
         None => (None, None),
     };
 
-    let store = LmdbStore::open(index_dir)?;
+    let location = Location::of(index_dir)?;
+    let store = location.open_or_create()?;
     let existing_info = store.info()?;
     let (model, model_hash) =
-        choose_model(index_dir, existing_info.as_ref(), opts.model.as_deref())?;
+        choose_model(&location, existing_info.as_ref(), opts.model.as_deref())?;
     let colour_weight = choose_colour_weight(existing_info.as_ref(), opts.colour_weight)?;
-    if existing_info.is_none() {
-        install_model(&model, index_dir)?;
-    }
-    let model = ResolvedModel { spec: model.spec, path: index_dir.join(MODEL_FILE) };
+    // A folder keeps its own copy of the model; a collection records its name and hash.
+    let model = match location.folder() {
+        Some(dir) => {
+            if existing_info.is_none() {
+                install_model(&model, dir)?;
+            }
+            let mut spec = model.spec;
+            spec.file = MODEL_FILE.to_string();
+            spec.heads = spec.heads.map(|_| crate::category::HEADS_FILE.to_string());
+            ResolvedModel { spec, path: dir.join(MODEL_FILE) }
+        }
+        None => model,
+    };
     let embedder = Embedder::new(&model, opts.backend)?.with_colour(colour_weight);
 
     let columns = match (&metadata, &existing_info) {
@@ -323,13 +329,10 @@ pub fn index_catalog(
         (None, Some(info)) => info.columns.clone(),
         (None, None) => Vec::new(),
     };
-    let mut spec = model.spec.clone();
-    spec.file = MODEL_FILE.to_string();
-    spec.heads = spec.heads.map(|_| crate::category::HEADS_FILE.to_string());
     let catalog = source.describe();
     let info = IndexInfo {
         format_version: FORMAT_VERSION,
-        model: spec,
+        model: existing_info.as_ref().map_or_else(|| model.spec.clone(), |i| i.model.clone()),
         model_hash,
         dim: embedder.dim(),
         columns,
@@ -458,7 +461,7 @@ pub fn index_catalog(
         if opts.progress {
             eprintln!("partitioning the index...");
         }
-        let p = crate::index::partition::refresh(&store, info.dim, opts.repartition)?;
+        let p = crate::index::partition::refresh(store.as_ref(), info.dim, opts.repartition)?;
         report.cells = p.cells;
         report.partition_seconds = p.seconds;
     }
@@ -474,14 +477,19 @@ pub fn index_catalog(
 /// Train an index's partition anew, without its catalogue folder (an index grown through
 /// `add` or the API). One transaction; an older format is upgraded first.
 pub fn repartition(index_dir: &Path) -> Result<crate::index::partition::RefreshReport> {
-    if !index_dir.join("data.mdb").is_file() {
+    let location = Location::of(index_dir)?;
+    if location.folder().is_some() && !index_dir.join("data.mdb").is_file() {
         return Err(crate::store::StoreError::NotAnIndex(index_dir.display().to_string()).into());
     }
-    let store = LmdbStore::open(index_dir)?;
-    let info = store
-        .info()?
-        .ok_or_else(|| crate::store::StoreError::NotAnIndex(index_dir.display().to_string()))?;
-    crate::index::partition::refresh(&store, info.dim, true)
+    // A folder of an older format is upgraded by opening it for writing.
+    let store = if location.folder().is_some() {
+        location.open_or_create()?
+    } else {
+        location.open_existing()?
+    };
+    let info =
+        store.info()?.ok_or_else(|| crate::store::StoreError::NotAnIndex(location.to_string()))?;
+    crate::index::partition::refresh(store.as_ref(), info.dim, true)
 }
 
 fn prepare(

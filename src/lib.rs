@@ -19,6 +19,8 @@ pub mod index;
 pub mod ingest;
 pub mod kernel;
 pub mod label;
+pub mod location;
+pub mod milvus;
 pub mod model;
 pub mod preprocess;
 pub mod projection;

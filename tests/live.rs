@@ -441,78 +441,10 @@ fn an_engine_follows_writes_made_by_other_processes() {
     assert!(after.iter().map(|h| &h.id).take(without.len()).eq(without), "{after:?}");
 }
 
-/// A `lookalike serve` process on `idx`, killed when dropped.
-struct Server {
-    child: std::process::Child,
-    port: u16,
-}
-
-impl Server {
-    fn start(idx: &std::path::Path) -> Self {
-        let port = free_port();
-        let child = std::process::Command::new(env!("CARGO_BIN_EXE_lookalike"))
-            .args(["serve", "--index", p(idx), "--backend", "tract"])
-            .args(["--addr", &format!("127.0.0.1:{port}"), "--admin-token", "follow-secret"])
-            .args(["--follow-interval", "0.2"])
-            .stdout(std::process::Stdio::null())
-            .stderr(std::process::Stdio::null())
-            .spawn()
-            .unwrap();
-        let started = std::time::Instant::now();
-        while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
-            assert!(started.elapsed().as_secs() < 60, "serve did not start");
-            std::thread::sleep(std::time::Duration::from_millis(50));
-        }
-        Self { child, port }
-    }
-
-    /// Status and JSON body of a request.
-    fn call(&self, method: &str, path: &str) -> (u16, Value) {
-        let url = format!("http://127.0.0.1:{}{path}", self.port);
-        let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
-        rt.block_on(async {
-            let req = reqwest::Client::new()
-                .request(method.parse().unwrap(), &url)
-                .bearer_auth("follow-secret");
-            let res = req.send().await.unwrap();
-            let status = res.status().as_u16();
-            let body = res.bytes().await.unwrap_or_default();
-            (status, serde_json::from_slice(&body).unwrap_or(Value::Null))
-        })
-    }
-
-    /// The results of a search (its timing differs from call to call).
-    fn results(&self, path: &str) -> Value {
-        let (status, v) = self.call("GET", path);
-        assert_eq!(status, 200, "{v}");
-        v["results"].clone()
-    }
-
-    /// Wait (up to 10 s) until `path` answers `status`.
-    fn until(&self, path: &str, status: u16) -> Value {
-        let started = std::time::Instant::now();
-        loop {
-            let (s, v) = self.call("GET", path);
-            if s == status {
-                return v;
-            }
-            assert!(started.elapsed().as_secs() < 10, "{path} still answers {s}: {v}");
-            std::thread::sleep(std::time::Duration::from_millis(50));
-        }
-    }
-}
-
-impl Drop for Server {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
 #[test]
 fn servers_on_one_index_see_each_others_writes_and_answer_alike() {
     let (_dir, idx, ids) = tiny_index(12);
-    let (a, b) = (Server::start(&idx), Server::start(&idx));
+    let (a, b) = (Server::start(p(&idx)), Server::start(p(&idx)));
     let similar = format!("/api/items/{}/similar?k=5", ids[0]);
     assert_eq!(a.results(&similar), b.results(&similar));
     assert_eq!(a.results(&similar).as_array().map(Vec::len), Some(5));

@@ -28,14 +28,14 @@ use crate::category::{self, Heads, Prediction, Shares};
 use crate::embed::{BackendKind, Embedder};
 use crate::error::{Error, Result};
 use crate::index::{Filter, Hit, SearchMode, VectorIndex};
-use crate::ingest::MODEL_FILE;
+use crate::location::Location;
 use crate::model::ResolvedModel;
 use crate::preprocess::{Crop, QueryResize};
 use crate::projection::{
     DEFAULT_MIX, ProjectedCache, Projection, ProjectionError, SNAPSHOTS_TRAINED, TRAINED_COLOUR,
     Trained,
 };
-use crate::store::{IndexInfo, LmdbStore, Store, StoreError};
+use crate::store::{IndexInfo, Store, StoreError};
 
 /// Largest k a query may ask for.
 pub const MAX_K: usize = 1000;
@@ -127,9 +127,11 @@ pub struct Timing {
 
 /// An index opened for searching.
 pub struct Engine {
+    /// The index as it was named (a folder, or a `milvus://` address).
     dir: PathBuf,
+    location: Location,
     info: IndexInfo,
-    store: LmdbStore,
+    store: Arc<dyn Store>,
     embedder: Embedder,
     index: ArcSwap<VectorIndex>,
     /// The trained projection, if the index has one; a damaged or mismatched one is kept
@@ -155,14 +157,15 @@ impl std::fmt::Debug for Engine {
     }
 }
 
-/// Open an index folder's description without loading a model (for `info`).
+/// Open an index's description without loading a model (for `info`).
 pub fn read_info(dir: &Path) -> Result<(IndexInfo, usize)> {
-    let store = LmdbStore::open_existing(dir)?;
-    let info = store.info()?.ok_or_else(|| StoreError::NotAnIndex(dir.display().to_string()))?;
+    let location = Location::of(dir)?;
+    let store = location.open_existing()?;
+    let info = store.info()?.ok_or_else(|| StoreError::NotAnIndex(location.to_string()))?;
     Ok((info, store.len()?))
 }
 
-/// What `lookalike info` shows of an index folder, read without loading its vectors.
+/// What `lookalike info` shows of an index, read without loading its vectors.
 #[derive(Debug)]
 pub struct Description {
     pub info: IndexInfo,
@@ -177,20 +180,29 @@ pub struct Description {
     pub projection: std::result::Result<Option<Projection>, ProjectionError>,
 }
 
-/// Describe the index in `dir`.
+/// Describe the index in `dir` (a folder or a `milvus://` address).
 pub fn describe(dir: &Path) -> Result<Description> {
-    let (info, count) = read_info(dir)?;
-    let (cells, unplaced) = read_partition(dir)?;
-    let predicts = read_predicts(dir, &info);
-    let projection = Projection::load(dir);
-    Ok(Description { info, count, cells, unplaced, predicts, projection })
+    let location = Location::of(dir)?;
+    let store = location.open_existing()?;
+    let info = store.info()?.ok_or_else(|| StoreError::NotAnIndex(location.to_string()))?;
+    let records = store.records()?;
+    let (cells, unplaced) = partition_of(store.as_ref(), &info, &records)?;
+    let predicts = location
+        .model(&info, None)
+        .map_err(|e| e.to_string())
+        .and_then(|m| read_predicts(&m, &info));
+    let projection = Projection::read(store.as_ref());
+    Ok(Description { info, count: records.len(), cells, unplaced, predicts, projection })
 }
 
-/// The columns an index folder's model predicts (its class heads that name one of the
-/// index's columns); empty for a model without heads.
-pub fn read_predicts(dir: &Path, info: &IndexInfo) -> std::result::Result<Vec<String>, String> {
-    let Some(file) = &info.model.heads else { return Ok(Vec::new()) };
-    let heads = Heads::load(&dir.join(file)).map_err(|e| e.to_string())?;
+/// The columns a model predicts (its class heads that name one of the index's columns);
+/// empty for a model without heads.
+pub fn read_predicts(
+    model: &crate::model::ResolvedModel,
+    info: &IndexInfo,
+) -> std::result::Result<Vec<String>, String> {
+    let Some(path) = model.heads_path() else { return Ok(Vec::new()) };
+    let heads = Heads::load(&path).map_err(|e| e.to_string())?;
     Ok(heads
         .heads()
         .iter()
@@ -199,31 +211,46 @@ pub fn read_predicts(dir: &Path, info: &IndexInfo) -> std::result::Result<Vec<St
         .collect())
 }
 
-/// The partition of an index folder: cells (0: none) and items no cell holds yet.
+/// The partition of an index: cells (0: none) and items no cell holds yet.
 pub fn read_partition(dir: &Path) -> Result<(usize, usize)> {
-    let store = LmdbStore::open_existing(dir)?;
-    let info = store.info()?.ok_or_else(|| StoreError::NotAnIndex(dir.display().to_string()))?;
+    let location = Location::of(dir)?;
+    let store = location.open_existing()?;
+    let info = store.info()?.ok_or_else(|| StoreError::NotAnIndex(location.to_string()))?;
+    partition_of(store.as_ref(), &info, &store.records()?)
+}
+
+fn partition_of(
+    store: &dyn Store,
+    info: &IndexInfo,
+    records: &[(String, crate::store::ItemRecord)],
+) -> Result<(usize, usize)> {
     let Some(cells) =
         store.centroids()?.and_then(|c| crate::index::Partition::from_centroids(info.dim, c))
     else {
-        return Ok((0, store.len()?));
+        return Ok((0, records.len()));
     };
     let n = cells.cells();
-    let unplaced =
-        store.records()?.iter().filter(|(_, r)| r.cell.is_none_or(|c| c as usize >= n)).count();
+    let unplaced = records.iter().filter(|(_, r)| r.cell.is_none_or(|c| c as usize >= n)).count();
     Ok((n, unplaced))
 }
 
 impl Engine {
-    /// Open the index in `dir` with its own model copy.
+    /// Open the index in `dir` (a folder with its own model copy, or a `milvus://`
+    /// address whose model is the built-in one it names).
     pub fn open(dir: &Path, backend: BackendKind) -> Result<Self> {
-        let store = LmdbStore::open_existing(dir)?;
-        let info =
-            store.info()?.ok_or_else(|| StoreError::NotAnIndex(dir.display().to_string()))?;
-        let model = ResolvedModel { spec: info.model.clone(), path: dir.join(MODEL_FILE) };
+        Self::open_with_model(dir, backend, None)
+    }
+
+    /// Open the index in `dir`; for a collection, `model` (a built-in name or a manifest)
+    /// in place of the one it names, refused unless it is the same file.
+    pub fn open_with_model(dir: &Path, backend: BackendKind, model: Option<&str>) -> Result<Self> {
+        let location = Location::of(dir)?;
+        let store = location.open_existing()?;
+        let info = store.info()?.ok_or_else(|| StoreError::NotAnIndex(location.to_string()))?;
+        let model: ResolvedModel = location.model(&info, model)?;
         let embedder = Embedder::new(&model, backend)?.with_colour(info.colour_weight);
-        let index = ArcSwap::from_pointee(VectorIndex::load(&store, info.dim)?);
-        let projection = Projection::load(dir)
+        let index = ArcSwap::from_pointee(VectorIndex::load(store.as_ref(), info.dim)?);
+        let projection = Projection::read(store.as_ref())
             .and_then(|p| match p {
                 Some(p) => {
                     p.check_model(info.model.dim, &info.model_hash).map(|()| Some(Arc::new(p)))
@@ -234,15 +261,15 @@ impl Engine {
                 tracing::warn!("trained search unavailable: {e}");
                 e.to_string()
             });
-        let heads = match &info.model.heads {
+        let heads = match model.heads_path() {
             None => Ok(None),
-            Some(file) => Heads::load(&dir.join(file))
+            Some(path) => Heads::load(&path)
                 .and_then(|h| {
                     if h.dim() == info.model.dim {
                         Ok(Some(Arc::new(h)))
                     } else {
                         Err(category::CategoryError::Invalid {
-                            path: dir.join(file),
+                            path: path.clone(),
                             message: format!(
                                 "the heads classify {}-d embeddings, the model gives {}",
                                 h.dim(),
@@ -258,6 +285,7 @@ impl Engine {
         };
         Ok(Self {
             dir: dir.to_path_buf(),
+            location,
             info,
             store,
             embedder,
@@ -341,8 +369,13 @@ impl Engine {
         self.index.load_full()
     }
 
-    pub fn store(&self) -> &LmdbStore {
-        &self.store
+    pub fn store(&self) -> &dyn Store {
+        self.store.as_ref()
+    }
+
+    /// Where the index lives.
+    pub fn location(&self) -> &Location {
+        &self.location
     }
 
     pub fn embedder(&self) -> &Embedder {

@@ -13,7 +13,7 @@ use super::Engine;
 use crate::error::{Error, Result};
 use crate::index::{Item, VectorIndex};
 use crate::preprocess;
-use crate::store::{Change, ItemRecord, Store, StoreError};
+use crate::store::{Change, ItemRecord, StoreError};
 
 /// Longest item id accepted from `add` or the API.
 pub const MAX_ID_LEN: usize = 200;
@@ -120,10 +120,9 @@ impl Engine {
         let _writer = self.writer.lock().map_err(|_| poisoned())?;
         // Photo files are written under the writer lock: a concurrent write or removal of
         // the same id cannot delete a file between its writing and its commit.
-        let photos_dir = self.dir.join(ADDED_PHOTOS_DIR);
-        std::fs::create_dir_all(&photos_dir)
-            .map_err(|source| Error::Io { path: photos_dir.clone(), source })?;
-        self.sweep_orphans_once(&photos_dir);
+        if let Some(dir) = self.location.folder() {
+            self.sweep_orphans_once(&dir.join(ADDED_PHOTOS_DIR));
+        }
         let mut changes = Vec::with_capacity(items.len());
         let mut written = Vec::with_capacity(items.len());
         let before = self.current_for_write()?;
@@ -139,9 +138,9 @@ impl Engine {
                 .and_then(|f| f.extensions_str().first().copied())
                 .unwrap_or("img");
             let rel = photo_name(&item.id, &hash, ext);
-            if let Err(e) = write_atomically(&self.dir.join(&rel), &item.photo) {
+            if let Err(e) = self.store.write_file(&rel, &item.photo) {
                 self.remove_files(&written);
-                return Err(e);
+                return Err(e.into());
             }
             // A replaced item's file of the same name is the one just written: not new.
             if !existing.contains(rel.as_str()) {
@@ -264,7 +263,7 @@ impl Engine {
             return Ok(current);
         }
         tracing::info!("the index changed on disk; reloading it");
-        let fresh = Arc::new(VectorIndex::load(&self.store, self.info.dim)?);
+        let fresh = Arc::new(VectorIndex::load(self.store.as_ref(), self.info.dim)?);
         self.index.store(fresh.clone());
         Ok(fresh)
     }
@@ -295,7 +294,7 @@ impl Engine {
     /// Photos of removed or replaced added items; a leftover file only wastes space.
     fn remove_files(&self, rels: &[String]) {
         for rel in rels {
-            if let Err(e) = std::fs::remove_file(self.dir.join(rel)) {
+            if let Err(e) = self.store.remove_file(rel) {
                 tracing::warn!("cannot remove {rel}: {e}");
             }
         }
@@ -373,16 +372,4 @@ impl Engine {
             }
         }
     }
-}
-
-/// Write aside under a name no other write uses, then rename: a crash never leaves half
-/// a photo under the final name, and two writes of the same file never share a
-/// temporary file.
-fn write_atomically(path: &Path, bytes: &[u8]) -> Result<()> {
-    static NEXT: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
-    let n = NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-    let tmp = path.with_extension(format!("{}-{n}.tmp", std::process::id()));
-    let io = |source| Error::Io { path: path.to_path_buf(), source };
-    std::fs::write(&tmp, bytes).map_err(io)?;
-    std::fs::rename(&tmp, path).map_err(io)
 }

@@ -66,6 +66,8 @@ pub enum ProjectionError {
     BadParameter { name: &'static str, message: String },
     #[error("cannot write {}: {source}", .path.display())]
     Io { path: PathBuf, source: std::io::Error },
+    #[error("cannot read the trained projection: {message}")]
+    Unreadable { message: String },
 }
 
 /// What a projection is and how it was made; stored as JSON in the file's header.
@@ -403,6 +405,16 @@ impl Projection {
         f.sync_all().map_err(io)?;
         std::fs::rename(&tmp, &path).map_err(io)?;
         Ok(path)
+    }
+
+    /// The projection an index's store keeps, `None` when it has none.
+    pub fn read(store: &dyn crate::store::Store) -> Result<Option<Self>, ProjectionError> {
+        let path = Path::new(PROJECTION_FILE);
+        match store.read_file(PROJECTION_FILE) {
+            Ok(Some(bytes)) => Self::from_bytes(&bytes, path).map(Some),
+            Ok(None) => Ok(None),
+            Err(e) => Err(ProjectionError::Unreadable { message: e.to_string() }),
+        }
     }
 
     /// The projection of the index in `dir`, `None` when it has none.

@@ -15,7 +15,7 @@ use serde::{Deserialize, Serialize};
 
 use super::{Dense, Projection, ProjectionError, ProjectionMeta, input_rows, normalise_rows};
 use crate::error::{Error, Result};
-use crate::store::{LmdbStore, Store, StoreError};
+use crate::store::StoreError;
 
 /// How a projection is trained. The defaults are the measured best (BENCHMARKS.md).
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
@@ -440,14 +440,15 @@ pub fn train_index(
     progress: &mut dyn FnMut(&EpochStats),
 ) -> Result<(Projection, TrainReport)> {
     cfg.check().map_err(Error::from)?;
-    let store = LmdbStore::open_existing(dir)?;
-    let info = store.info()?.ok_or_else(|| StoreError::NotAnIndex(dir.display().to_string()))?;
+    let location = crate::location::Location::of(dir)?;
+    let store = location.open_existing()?;
+    let info = store.info()?.ok_or_else(|| StoreError::NotAnIndex(location.to_string()))?;
     let cols =
         crate::label::parse_labels(&[label.to_string()], &info.columns)?.pop().unwrap_or_default();
     let mut vectors: Vec<Vec<f32>> = Vec::new();
     let mut values: Vec<String> = Vec::new();
     let (mut held_out, mut unlabelled) = (0usize, 0usize);
-    crate::index::for_each_item(&store, info.dim, &mut |id, record, v| {
+    crate::index::for_each_item(store.as_ref(), info.dim, &mut |id, record, v| {
         if !include_holdout && crate::split::in_holdout(id) {
             held_out += 1;
             return;
@@ -498,7 +499,12 @@ pub fn train_index(
         holdout_excluded: !include_holdout,
     };
     let proj = fit(&data, cfg, progress).map_err(Error::from)?;
-    let path = proj.save(dir).map_err(Error::from)?;
+    // Kept by the index's store: a file in a folder, rows of a collection.
+    store.write_file(super::PROJECTION_FILE, &proj.to_bytes())?;
+    let path = match location.folder() {
+        Some(dir) => dir.join(super::PROJECTION_FILE).display().to_string(),
+        None => format!("{location} ({})", super::PROJECTION_FILE),
+    };
     let report = TrainReport {
         label: data.label.clone(),
         items: data.vectors.len(),
@@ -509,7 +515,7 @@ pub fn train_index(
         final_loss: proj.meta().final_loss,
         final_accuracy: proj.meta().final_accuracy,
         seconds: proj.meta().seconds,
-        path: path.display().to_string(),
+        path,
     };
     Ok((proj, report))
 }

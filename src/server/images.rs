@@ -42,10 +42,24 @@ pub(super) async fn photo_bytes(
     if rel.is_absolute() || rel.components().any(|c| matches!(c, std::path::Component::ParentDir)) {
         return Err(AppError::NotFound("photo outside the catalogue".into()));
     }
-    let root = match (&state.catalog, record.added) {
-        (_, true) => &PhotoRoot::Folder(state.index_dir.clone()),
-        (Some(root), false) => root,
-        (None, false) => {
+    if record.added {
+        // Kept by the index's own store (its folder, or its collection's rows).
+        let engine = state.engine.clone();
+        let name = record.path.clone();
+        return tokio::task::spawn_blocking(move || engine.store().read_file(&name))
+            .await
+            .map_err(|e| AppError::Internal(format!("photo read failed: {e}")))?
+            .map_err(|e| match e {
+                crate::store::StoreError::BadFileName { .. } => {
+                    AppError::NotFound("photo outside the catalogue".into())
+                }
+                e => AppError::Internal(format!("photo read failed: {e}")),
+            })?
+            .ok_or_else(missing);
+    }
+    let root = match &state.catalog {
+        Some(root) => root,
+        None => {
             return Err(AppError::NotFound("the catalogue folder is not available".into()));
         }
     };

@@ -186,8 +186,6 @@ impl AppState {
 pub struct AppState {
     engine: Arc<Engine>,
     catalog: Option<images::PhotoRoot>,
-    /// Canonical index folder: where photos of items added through the API live.
-    index_dir: PathBuf,
     max_upload: usize,
     slots: Arc<Semaphore>,
     queue_wait: std::time::Duration,
@@ -222,12 +220,9 @@ impl AppState {
             .map(str::trim)
             .filter(|t| !t.is_empty())
             .map(|t| blake3::hash(t.as_bytes()));
-        let index_dir =
-            std::fs::canonicalize(engine.dir()).unwrap_or_else(|_| engine.dir().to_path_buf());
         Self {
             engine,
             catalog,
-            index_dir,
             max_upload: opts.max_upload,
             slots: Arc::new(Semaphore::new(opts.max_inflight.max(1))),
             queue_wait: opts.queue_wait,

@@ -11,7 +11,8 @@ use heed::types::{Bytes, SerdeJson, Str, U32};
 use heed::{CommitOrAbort, Database, Env, EnvOpenOptions, RoTxn, RwTxn};
 
 use super::{
-    Change, FORMAT_VERSION, IndexInfo, ItemRecord, Store, StoreError, check_dims, check_version,
+    Change, FORMAT_VERSION, IndexInfo, ItemRecord, Store, StoreError, check_dims, check_file_name,
+    check_version,
 };
 
 const INFO_KEY: &str = "info";
@@ -343,5 +344,49 @@ impl Store for LmdbStore {
             f(id, &record, &v);
         }
         Ok(())
+    }
+
+    fn read_file(&self, name: &str) -> Result<Option<Vec<u8>>, StoreError> {
+        check_file_name(name)?;
+        let path = self.path.join(name);
+        match std::fs::read(&path) {
+            Ok(bytes) => Ok(Some(bytes)),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
+            Err(e) => Err(StoreError::Backend(format!("cannot read {}: {e}", path.display()))),
+        }
+    }
+
+    fn write_file(&self, name: &str, bytes: &[u8]) -> Result<(), StoreError> {
+        // Aside under a name no other write uses, then renamed: a crash never leaves half a
+        // file under the final name, and two writes of one file never share a temporary.
+        static NEXT: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+        check_file_name(name)?;
+        let path = self.path.join(name);
+        let fail = |e: std::io::Error| {
+            StoreError::Backend(format!("cannot write {}: {e}", path.display()))
+        };
+        if let Some(parent) = path.parent() {
+            std::fs::create_dir_all(parent).map_err(fail)?;
+        }
+        let n = NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        let tmp = path.with_extension(format!("{}-{n}.tmp", std::process::id()));
+        let written = std::fs::File::create(&tmp)
+            .and_then(|mut f| std::io::Write::write_all(&mut f, bytes).and_then(|()| f.sync_all()))
+            .and_then(|()| std::fs::rename(&tmp, &path));
+        if let Err(e) = written {
+            let _ = std::fs::remove_file(&tmp);
+            return Err(fail(e));
+        }
+        Ok(())
+    }
+
+    fn remove_file(&self, name: &str) -> Result<(), StoreError> {
+        check_file_name(name)?;
+        let path = self.path.join(name);
+        match std::fs::remove_file(&path) {
+            Ok(()) => Ok(()),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(()),
+            Err(e) => Err(StoreError::Backend(format!("cannot remove {}: {e}", path.display()))),
+        }
     }
 }

@@ -3,7 +3,7 @@
 use std::collections::BTreeMap;
 use std::sync::RwLock;
 
-use super::{Change, IndexInfo, ItemRecord, Store, StoreError, check_dims};
+use super::{Change, IndexInfo, ItemRecord, Store, StoreError, check_dims, check_file_name};
 
 #[derive(Default)]
 struct Inner {
@@ -13,6 +13,7 @@ struct Inner {
     centroids: Option<Vec<f32>>,
     generation: u64,
     version: u64,
+    files: BTreeMap<String, Vec<u8>>,
 }
 
 /// A [`Store`] that lives and dies with the process.
@@ -115,6 +116,23 @@ impl Store for MemoryStore {
         for (k, (r, v)) in &g.items {
             f(k, r, v);
         }
+        Ok(())
+    }
+
+    fn read_file(&self, name: &str) -> Result<Option<Vec<u8>>, StoreError> {
+        check_file_name(name)?;
+        Ok(self.inner.read().map_err(poisoned)?.files.get(name).cloned())
+    }
+
+    fn write_file(&self, name: &str, bytes: &[u8]) -> Result<(), StoreError> {
+        check_file_name(name)?;
+        self.inner.write().map_err(poisoned)?.files.insert(name.to_string(), bytes.to_vec());
+        Ok(())
+    }
+
+    fn remove_file(&self, name: &str) -> Result<(), StoreError> {
+        check_file_name(name)?;
+        self.inner.write().map_err(poisoned)?.files.remove(name);
         Ok(())
     }
 }

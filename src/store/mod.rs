@@ -51,6 +51,8 @@ pub enum StoreError {
     DimensionMismatch { id: String, expected: usize, got: usize },
     #[error("{0} is not a lookalike index (no index description found)")]
     NotAnIndex(String),
+    #[error("{name:?} is not a file name an index keeps: {reason}")]
+    BadFileName { name: String, reason: &'static str },
 }
 
 /// What an index is: format, model, dimension, metadata columns (CSV order).
@@ -143,6 +145,34 @@ pub trait Store: Send + Sync {
     fn records(&self) -> Result<Vec<(String, ItemRecord)>, StoreError>;
     /// Visit every item with its vector, in id order.
     fn for_each(&self, f: &mut dyn FnMut(&str, &ItemRecord, &[f32])) -> Result<(), StoreError>;
+    /// A file the index keeps beside its items (its trained projection, the photos of
+    /// items added through `add` or the API), by a relative name such as `photos/x.jpg`
+    /// (see [`check_file_name`]); `None` when there is none.
+    fn read_file(&self, name: &str) -> Result<Option<Vec<u8>>, StoreError>;
+    /// Write a file whole: readers see the old bytes or the new ones, never a part.
+    fn write_file(&self, name: &str, bytes: &[u8]) -> Result<(), StoreError>;
+    /// Remove a file; one that is not there is no error.
+    fn remove_file(&self, name: &str) -> Result<(), StoreError>;
+}
+
+/// Longest name of a file an index keeps (bytes).
+pub const MAX_FILE_NAME: usize = 1024;
+
+/// A kept file's name is relative and plain: `/`-separated parts, none empty, `.` or
+/// `..`, no backslash or control character. What reaches a store comes from lookalike's
+/// own code, but a record read back from a damaged index must not name `/etc/passwd`.
+pub fn check_file_name(name: &str) -> Result<(), StoreError> {
+    let bad = |reason| Err(StoreError::BadFileName { name: name.to_string(), reason });
+    if name.is_empty() || name.len() > MAX_FILE_NAME {
+        return bad("empty or longer than 1024 bytes");
+    }
+    if name.chars().any(|c| c.is_control() || c == '\\') {
+        return bad("it holds a control character or a backslash");
+    }
+    if name.split('/').any(|part| part.is_empty() || part == "." || part == "..") {
+        return bad("it is absolute, or a part of it is empty, `.` or `..`");
+    }
+    Ok(())
 }
 
 /// Check a stored description can be read by this version.

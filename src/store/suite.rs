@@ -3,7 +3,7 @@
 use super::*;
 use crate::model::{Layout, ModelSpec, ResizeMode};
 
-fn info(dim: usize) -> IndexInfo {
+pub(crate) fn info(dim: usize) -> IndexInfo {
     IndexInfo {
         format_version: FORMAT_VERSION,
         model: ModelSpec {
@@ -134,6 +134,30 @@ pub(crate) fn run_all(store: &dyn Store) {
     assert_eq!(store.version().unwrap(), version + 1);
     store.apply(None, &[Change::Delete { id: "d".into() }]).unwrap();
     assert_eq!(store.version().unwrap(), version + 2);
+
+    // Files kept beside the items: read back whole (one larger than a Milvus text field),
+    // replaced whole, removed; the others untouched, and no file is a new version.
+    assert_eq!(store.read_file("photos/a.jpg").unwrap(), None);
+    let big: Vec<u8> = (0..150_000u32).map(|i| (i.wrapping_mul(7) % 251) as u8).collect();
+    store.write_file("photos/a.jpg", &big).unwrap();
+    store.write_file("projection.bin", b"small").unwrap();
+    assert_eq!(store.read_file("photos/a.jpg").unwrap().as_deref(), Some(&big[..]));
+    store.write_file("photos/a.jpg", b"replaced").unwrap();
+    assert_eq!(store.read_file("photos/a.jpg").unwrap().as_deref(), Some(&b"replaced"[..]));
+    store.write_file("empty", b"").unwrap();
+    assert_eq!(store.read_file("empty").unwrap().as_deref(), Some(&b""[..]));
+    store.remove_file("photos/a.jpg").unwrap();
+    store.remove_file("photos/a.jpg").unwrap();
+    assert_eq!(store.read_file("photos/a.jpg").unwrap(), None);
+    assert_eq!(store.read_file("projection.bin").unwrap().as_deref(), Some(&b"small"[..]));
+    assert_eq!(store.version().unwrap(), version + 2);
+    for bad in ["", "/etc/passwd", "../x", "photos/../../x", "a//b", "a/./b", "a\\b", "a\nb"] {
+        for result in
+            [store.read_file(bad).map(|_| ()), store.write_file(bad, b"x"), store.remove_file(bad)]
+        {
+            assert!(matches!(result, Err(StoreError::BadFileName { .. })), "{bad:?}: {result:?}");
+        }
+    }
 }
 
 #[test]

@@ -214,3 +214,120 @@ pub fn lookalike_env(args: &[&str], env: &[(&str, String)]) -> Output {
     }
     cmd.output().expect("run lookalike")
 }
+
+/// A `lookalike serve` process on the index `idx` (a folder or a `milvus://` address),
+/// following outside writes every 0.2 s, killed when dropped.
+pub struct Server {
+    child: std::process::Child,
+    pub port: u16,
+}
+
+impl Server {
+    pub fn start(idx: &str) -> Self {
+        let port = free_port();
+        let child = std::process::Command::new(env!("CARGO_BIN_EXE_lookalike"))
+            .args(["serve", "--index", idx, "--backend", "tract"])
+            .args(["--addr", &format!("127.0.0.1:{port}"), "--admin-token", "follow-secret"])
+            .args(["--follow-interval", "0.2"])
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .unwrap();
+        let started = std::time::Instant::now();
+        while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
+            assert!(started.elapsed().as_secs() < 60, "serve did not start");
+            std::thread::sleep(std::time::Duration::from_millis(50));
+        }
+        Self { child, port }
+    }
+
+    /// Status and JSON body of a request.
+    pub fn call(&self, method: &str, path: &str) -> (u16, serde_json::Value) {
+        let url = format!("http://127.0.0.1:{}{path}", self.port);
+        let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+        rt.block_on(async {
+            let req = reqwest::Client::new()
+                .request(method.parse().unwrap(), &url)
+                .bearer_auth("follow-secret");
+            let res = req.send().await.unwrap();
+            let status = res.status().as_u16();
+            let body = res.bytes().await.unwrap_or_default();
+            (status, serde_json::from_slice(&body).unwrap_or(serde_json::Value::Null))
+        })
+    }
+
+    /// The results of a search (its timing differs from call to call).
+    pub fn results(&self, path: &str) -> serde_json::Value {
+        let (status, v) = self.call("GET", path);
+        assert_eq!(status, 200, "{v}");
+        v["results"].clone()
+    }
+
+    /// Wait (up to 10 s) until `path` answers `status`.
+    pub fn until(&self, path: &str, status: u16) -> serde_json::Value {
+        let started = std::time::Instant::now();
+        loop {
+            let (s, v) = self.call("GET", path);
+            if s == status {
+                return v;
+            }
+            assert!(started.elapsed().as_secs() < 10, "{path} still answers {s}: {v}");
+            std::thread::sleep(std::time::Duration::from_millis(50));
+        }
+    }
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// The Milvus server of this test binary, as `HOST:PORT`: `MILVUS_URI` (`http://HOST:PORT`
+/// or `HOST:PORT`) when set, else a real one (PyPI `milvus`, the embedded standalone
+/// server, installed by scripts/test-servers.sh) started by scripts/milvus-server.py on
+/// the first call; it stops, and removes its data, when this process ends.
+pub fn milvus() -> &'static str {
+    static SERVER: std::sync::OnceLock<String> = std::sync::OnceLock::new();
+    SERVER.get_or_init(|| {
+        use std::io::BufRead;
+        if let Ok(uri) = std::env::var("MILVUS_URI") {
+            return uri.trim_start_matches("http://").trim_end_matches('/').to_string();
+        }
+        let python = root().join(".venv/bin/python");
+        assert!(python.is_file(), "run ./scripts/test-servers.sh first (it installs Milvus)");
+        let port = free_port();
+        let data = std::env::temp_dir().join(format!("lookalike-milvus-{}", std::process::id()));
+        let mut child = Command::new(python)
+            .arg(root().join("scripts/milvus-server.py"))
+            .arg(&data)
+            .arg(port.to_string())
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .expect("start scripts/milvus-server.py");
+        let stdout = child.stdout.take().unwrap();
+        let (tx, rx) = std::sync::mpsc::channel();
+        // Its output is read to the end: a closed pipe would stop the server.
+        std::thread::spawn(move || {
+            for line in std::io::BufReader::new(stdout).lines().map_while(Result::ok) {
+                if line == "ready" {
+                    let _ = tx.send(());
+                }
+            }
+        });
+        assert!(
+            rx.recv_timeout(std::time::Duration::from_secs(300)).is_ok(),
+            "the Milvus test server did not start"
+        );
+        // It watches this process and stops when it ends.
+        std::mem::forget(child);
+        format!("127.0.0.1:{port}")
+    })
+}
+
+/// A fresh collection's address on the test server, unique to this process and `name`.
+pub fn milvus_index(name: &str) -> String {
+    format!("milvus://{}/{name}_{}", milvus(), std::process::id())
+}

@@ -1,0 +1,423 @@
+//! The few Milvus calls lookalike makes, over gRPC, each with a deadline. Reads are retried
+//! when the connection failed (they are idempotent); writes are not: a write whose answer
+//! was lost may have landed, and the store's callers decide what to do again.
+
+use std::time::Duration;
+
+use tonic::transport::{Channel, Endpoint};
+
+use super::proto::common::{ConsistencyLevel, KeyValuePair, LoadState, Status};
+use super::proto::milvus::milvus_service_client::MilvusServiceClient;
+use super::proto::milvus::{
+    CreateCollectionRequest, CreateIndexRequest, DeleteRequest, DropCollectionRequest,
+    GetLoadStateRequest, HasCollectionRequest, LoadCollectionRequest, QueryRequest, UpsertRequest,
+};
+use super::proto::schema::{
+    CollectionSchema, DataType, FieldData, FieldSchema, FloatArray, LongArray, ScalarField,
+    StringArray, VectorField, field_data, scalar_field, vector_field,
+};
+use super::{MilvusAddress, MilvusError};
+
+/// How long a connection may take to open.
+const CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
+/// How long one call may take (a load of a big collection is polled, not waited on).
+const CALL_TIMEOUT: Duration = Duration::from_secs(60);
+/// How long a collection may take to load before the call gives up.
+const LOAD_TIMEOUT: Duration = Duration::from_secs(120);
+/// Attempts of an idempotent call whose connection failed.
+const READ_ATTEMPTS: u32 = 3;
+
+/// A connection to one Milvus server (cheap to clone: clones share it).
+#[derive(Clone)]
+pub struct Client {
+    inner: MilvusServiceClient<Channel>,
+    address: String,
+}
+
+impl std::fmt::Debug for Client {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Client").field("address", &self.address).finish()
+    }
+}
+
+/// A column of rows to write or read: strings or vectors.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Column {
+    Strings(Vec<String>),
+    Ints(Vec<i64>),
+    Vectors { dim: usize, data: Vec<f32> },
+}
+
+/// A scalar field of a collection: text of at most so many bytes, or a 64-bit integer.
+#[derive(Debug, Clone, Copy)]
+pub enum Field {
+    Text(usize),
+    Int,
+}
+
+/// The checks every answer gets: a status of 0. Servers before 2.3 (and milvus-lite) set
+/// only the deprecated `error_code`, later ones `code` too.
+#[allow(deprecated)]
+fn check(call: &'static str, collection: &str, status: Option<Status>) -> Result<(), MilvusError> {
+    match status {
+        Some(s) if s.code != 0 || s.error_code != 0 => Err(MilvusError::Refused {
+            call,
+            collection: collection.into(),
+            code: if s.code != 0 { s.code } else { s.error_code },
+            reason: s.reason,
+        }),
+        _ => Ok(()),
+    }
+}
+
+fn kv(key: &str, value: impl ToString) -> KeyValuePair {
+    KeyValuePair { key: key.into(), value: value.to_string() }
+}
+
+impl Client {
+    /// Open a connection to the server of `address` (the collection is not looked at).
+    pub async fn connect(address: &MilvusAddress) -> Result<Self, MilvusError> {
+        let fail = |e: &dyn std::fmt::Display| MilvusError::Connect {
+            address: address.to_string(),
+            message: e.to_string(),
+        };
+        let endpoint = Endpoint::from_shared(address.endpoint())
+            .map_err(|e| fail(&e))?
+            .connect_timeout(CONNECT_TIMEOUT)
+            .timeout(CALL_TIMEOUT);
+        let channel = endpoint.connect().await.map_err(|e| fail(&flatten(&e)))?;
+        Ok(Self {
+            inner: MilvusServiceClient::new(channel)
+                .max_decoding_message_size(256 << 20)
+                .max_encoding_message_size(256 << 20),
+            address: address.to_string(),
+        })
+    }
+
+    fn transport(&self, call: &'static str, collection: &str, e: tonic::Status) -> MilvusError {
+        MilvusError::Transport {
+            call,
+            collection: collection.into(),
+            message: format!("{} ({})", e.message(), e.code()),
+        }
+    }
+
+    pub async fn has_collection(&self, name: &str) -> Result<bool, MilvusError> {
+        let req = HasCollectionRequest { collection_name: name.into(), ..Default::default() };
+        let res = self
+            .read("HasCollection", name, |mut c| {
+                let req = req.clone();
+                async move { c.has_collection(req).await }
+            })
+            .await?;
+        check("HasCollection", name, res.status)?;
+        Ok(res.value)
+    }
+
+    /// Create a collection of `fields` (the first is the primary key, a string; a field
+    /// named `vector` holds `dim` floats), index its vectors (exact, inner product) and
+    /// load it, so that it answers queries.
+    pub async fn create_collection(
+        &self,
+        name: &str,
+        scalars: &[(&str, Field)],
+        dim: usize,
+    ) -> Result<(), MilvusError> {
+        let mut fields: Vec<FieldSchema> = scalars
+            .iter()
+            .enumerate()
+            .map(|(i, (field, kind))| match kind {
+                Field::Text(max) => FieldSchema {
+                    name: (*field).into(),
+                    is_primary_key: i == 0,
+                    data_type: DataType::VarChar as i32,
+                    type_params: vec![kv("max_length", max)],
+                    ..Default::default()
+                },
+                Field::Int => FieldSchema {
+                    name: (*field).into(),
+                    is_primary_key: i == 0,
+                    data_type: DataType::Int64 as i32,
+                    ..Default::default()
+                },
+            })
+            .collect();
+        fields.push(FieldSchema {
+            name: "vector".into(),
+            data_type: DataType::FloatVector as i32,
+            type_params: vec![kv("dim", dim)],
+            ..Default::default()
+        });
+        let schema = CollectionSchema { name: name.into(), fields, ..Default::default() };
+        let req = CreateCollectionRequest {
+            collection_name: name.into(),
+            schema: prost::Message::encode_to_vec(&schema),
+            shards_num: 1,
+            consistency_level: ConsistencyLevel::Strong as i32,
+            ..Default::default()
+        };
+        let status = self
+            .inner
+            .clone()
+            .create_collection(req)
+            .await
+            .map_err(|e| self.transport("CreateCollection", name, e))?
+            .into_inner();
+        check("CreateCollection", name, Some(status))?;
+        let req = CreateIndexRequest {
+            collection_name: name.into(),
+            field_name: "vector".into(),
+            index_name: "vector".into(),
+            extra_params: vec![
+                kv("index_type", "FLAT"),
+                kv("metric_type", "IP"),
+                kv("params", "{}"),
+            ],
+            ..Default::default()
+        };
+        let status = self
+            .inner
+            .clone()
+            .create_index(req)
+            .await
+            .map_err(|e| self.transport("CreateIndex", name, e))?
+            .into_inner();
+        check("CreateIndex", name, Some(status))?;
+        self.load(name).await
+    }
+
+    /// Load a collection and wait until it answers.
+    pub async fn load(&self, name: &str) -> Result<(), MilvusError> {
+        let req = LoadCollectionRequest { collection_name: name.into(), ..Default::default() };
+        let status = self
+            .inner
+            .clone()
+            .load_collection(req)
+            .await
+            .map_err(|e| self.transport("LoadCollection", name, e))?
+            .into_inner();
+        check("LoadCollection", name, Some(status))?;
+        let started = std::time::Instant::now();
+        loop {
+            let req = GetLoadStateRequest { collection_name: name.into(), ..Default::default() };
+            let res = self
+                .read("GetLoadState", name, |mut c| {
+                    let req = req.clone();
+                    async move { c.get_load_state(req).await }
+                })
+                .await?;
+            check("GetLoadState", name, res.status)?;
+            if res.state == LoadState::Loaded as i32 {
+                return Ok(());
+            }
+            if started.elapsed() > LOAD_TIMEOUT {
+                return Err(MilvusError::Transport {
+                    call: "LoadCollection",
+                    collection: name.into(),
+                    message: format!("not loaded after {} s", LOAD_TIMEOUT.as_secs()),
+                });
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    }
+
+    pub async fn drop_collection(&self, name: &str) -> Result<(), MilvusError> {
+        let req = DropCollectionRequest { collection_name: name.into(), ..Default::default() };
+        let status = self
+            .inner
+            .clone()
+            .drop_collection(req)
+            .await
+            .map_err(|e| self.transport("DropCollection", name, e))?
+            .into_inner();
+        check("DropCollection", name, Some(status))
+    }
+
+    /// Insert or replace rows, given column by column (`names[i]` holds `columns[i]`).
+    pub async fn upsert(
+        &self,
+        name: &str,
+        columns: Vec<(&str, Column)>,
+    ) -> Result<(), MilvusError> {
+        let rows = columns.first().map_or(0, |(_, c)| match c {
+            Column::Strings(s) => s.len(),
+            Column::Ints(v) => v.len(),
+            Column::Vectors { dim, data } => data.len() / (*dim).max(1),
+        });
+        if rows == 0 {
+            return Ok(());
+        }
+        let fields_data = columns.into_iter().map(|(field, c)| to_field(field, c)).collect();
+        let req = UpsertRequest {
+            collection_name: name.into(),
+            fields_data,
+            num_rows: rows as u32,
+            ..Default::default()
+        };
+        let res = self
+            .inner
+            .clone()
+            .upsert(req)
+            .await
+            .map_err(|e| self.transport("Upsert", name, e))?
+            .into_inner();
+        check("Upsert", name, res.status)
+    }
+
+    /// Delete the rows whose primary key `pk` is one of `ids`.
+    pub async fn delete(&self, name: &str, pk: &str, ids: &[String]) -> Result<(), MilvusError> {
+        if ids.is_empty() {
+            return Ok(());
+        }
+        let req = DeleteRequest {
+            collection_name: name.into(),
+            expr: in_list(pk, ids),
+            ..Default::default()
+        };
+        let res = self
+            .inner
+            .clone()
+            .delete(req)
+            .await
+            .map_err(|e| self.transport("Delete", name, e))?
+            .into_inner();
+        check("Delete", name, res.status)
+    }
+
+    /// The rows matching `expr` (at most `limit`, in primary-key order), as columns.
+    pub async fn query(
+        &self,
+        name: &str,
+        expr: &str,
+        fields: &[&str],
+        limit: Option<usize>,
+    ) -> Result<Vec<(String, Column)>, MilvusError> {
+        let mut params = Vec::new();
+        if let Some(l) = limit {
+            params.push(kv("limit", l));
+        }
+        let req = QueryRequest {
+            collection_name: name.into(),
+            expr: expr.into(),
+            output_fields: fields.iter().map(|f| (*f).to_string()).collect(),
+            query_params: params,
+            consistency_level: ConsistencyLevel::Strong as i32,
+            ..Default::default()
+        };
+        let res = self
+            .read("Query", name, |mut c| {
+                let req = req.clone();
+                async move { c.query(req).await }
+            })
+            .await?;
+        check("Query", name, res.status)?;
+        res.fields_data
+            .into_iter()
+            .map(|f| {
+                let column = from_field(&f).ok_or_else(|| MilvusError::Data {
+                    call: "Query",
+                    collection: name.into(),
+                    message: format!("field {} has a type lookalike does not store", f.field_name),
+                })?;
+                Ok((f.field_name, column))
+            })
+            .collect()
+    }
+
+    /// An idempotent call, tried again (after 0.2 s, then 0.4 s) when the connection failed.
+    async fn read<T, F, Fut>(
+        &self,
+        call: &'static str,
+        collection: &str,
+        f: F,
+    ) -> Result<T, MilvusError>
+    where
+        F: Fn(MilvusServiceClient<Channel>) -> Fut,
+        Fut: std::future::Future<Output = Result<tonic::Response<T>, tonic::Status>>,
+    {
+        let mut attempt = 0;
+        loop {
+            attempt += 1;
+            match f(self.inner.clone()).await {
+                Ok(res) => return Ok(res.into_inner()),
+                Err(e)
+                    if attempt < READ_ATTEMPTS
+                        && matches!(e.code(), tonic::Code::Unavailable | tonic::Code::Unknown) =>
+                {
+                    tokio::time::sleep(Duration::from_millis(200 << (attempt - 1))).await;
+                }
+                Err(e) => return Err(self.transport(call, collection, e)),
+            }
+        }
+    }
+}
+
+/// `pk in ["a", "b"]`, every value quoted.
+pub fn in_list(pk: &str, ids: &[String]) -> String {
+    let quoted: Vec<String> = ids.iter().map(|i| super::quote(i)).collect();
+    format!("{pk} in [{}]", quoted.join(", "))
+}
+
+fn to_field(name: &str, column: Column) -> FieldData {
+    let (r#type, field) = match column {
+        Column::Strings(data) => (
+            DataType::VarChar,
+            field_data::Field::Scalars(ScalarField {
+                data: Some(scalar_field::Data::StringData(StringArray { data })),
+                ..Default::default()
+            }),
+        ),
+        Column::Ints(data) => (
+            DataType::Int64,
+            field_data::Field::Scalars(ScalarField {
+                data: Some(scalar_field::Data::LongData(LongArray { data })),
+                ..Default::default()
+            }),
+        ),
+        Column::Vectors { dim, data } => (
+            DataType::FloatVector,
+            field_data::Field::Vectors(VectorField {
+                dim: dim as i64,
+                data: Some(vector_field::Data::FloatVector(FloatArray { data })),
+                ..Default::default()
+            }),
+        ),
+    };
+    FieldData {
+        r#type: r#type as i32,
+        field_name: name.into(),
+        field: Some(field),
+        ..Default::default()
+    }
+}
+
+fn from_field(f: &FieldData) -> Option<Column> {
+    match f.field.as_ref()? {
+        field_data::Field::Scalars(ScalarField {
+            data: Some(scalar_field::Data::StringData(s)),
+            ..
+        }) => Some(Column::Strings(s.data.clone())),
+        field_data::Field::Scalars(ScalarField {
+            data: Some(scalar_field::Data::LongData(v)),
+            ..
+        }) => Some(Column::Ints(v.data.clone())),
+        field_data::Field::Vectors(VectorField {
+            dim,
+            data: Some(vector_field::Data::FloatVector(v)),
+            ..
+        }) => Some(Column::Vectors { dim: usize::try_from(*dim).ok()?, data: v.data.clone() }),
+        _ => None,
+    }
+}
+
+/// An error and its causes on one line (tonic's connect errors hide the reason inside).
+fn flatten(e: &dyn std::error::Error) -> String {
+    let mut out = e.to_string();
+    let mut source = e.source();
+    while let Some(s) = source {
+        out.push_str(": ");
+        out.push_str(&s.to_string());
+        source = s.source();
+    }
+    out
+}

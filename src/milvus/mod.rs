@@ -1,0 +1,203 @@
+//! A Milvus collection as the place an index lives (`milvus://HOST:PORT/COLLECTION`):
+//! the address, a small gRPC client with bounded timeouts, and [`MilvusStore`], the
+//! [`crate::store::Store`] kept in two collections: `COLLECTION` (one row per item: id,
+//! vector, record) and `COLLECTION_lookalike` (the index's description, counters and
+//! partition centroids).
+//!
+//! Milvus has no transactions across rows, so a batch is written in an order that keeps
+//! every prefix of it harmless: validation first (nothing written when it fails), keys
+//! reserved before items use them, items, then the version bump that tells other
+//! processes to reload. A batch cut short leaves some of its items written, each complete
+//! (id, vector and record in one row), never two rows for one id (the id is the primary
+//! key), and a re-run of `index` repairs the rest from the photos' hashes.
+
+mod client;
+mod proto;
+mod store;
+
+pub use client::Client;
+pub use store::MilvusStore;
+
+/// Errors talking to Milvus.
+#[derive(Debug, thiserror::Error)]
+pub enum MilvusError {
+    #[error("bad Milvus address {address:?}: {reason} (expected milvus://HOST:PORT/COLLECTION)")]
+    BadAddress { address: String, reason: String },
+    #[error("cannot reach Milvus at {address}: {message}")]
+    Connect { address: String, message: String },
+    #[error("Milvus refused {call} on {collection}: {reason} (code {code})")]
+    Refused { call: &'static str, collection: String, code: i32, reason: String },
+    #[error("Milvus did not answer {call} on {collection}: {message}")]
+    Transport { call: &'static str, collection: String, message: String },
+    #[error("Milvus answered {call} on {collection} with data lookalike cannot read: {message}")]
+    Data { call: &'static str, collection: String, message: String },
+}
+
+/// Where a Milvus-held index is: a server and a collection name.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct MilvusAddress {
+    pub host: String,
+    pub port: u16,
+    pub collection: String,
+}
+
+impl MilvusAddress {
+    /// Whether `s` is meant as a Milvus address (it may still be a bad one).
+    pub fn is_address(s: &str) -> bool {
+        s.starts_with("milvus://")
+    }
+
+    pub fn parse(s: &str) -> Result<Self, MilvusError> {
+        let bad =
+            |reason: &str| MilvusError::BadAddress { address: s.into(), reason: reason.into() };
+        let rest =
+            s.strip_prefix("milvus://").ok_or_else(|| bad("it does not start with milvus://"))?;
+        let (server, collection) =
+            rest.split_once('/').ok_or_else(|| bad("no collection after the server"))?;
+        let (host, port) = server.rsplit_once(':').ok_or_else(|| bad("no port after the host"))?;
+        if host.is_empty() {
+            return Err(bad("no host"));
+        }
+        let port: u16 =
+            port.parse().map_err(|_| bad("the port is not a number from 1 to 65535"))?;
+        if port == 0 {
+            return Err(bad("the port is not a number from 1 to 65535"));
+        }
+        // Milvus's own rule for collection names; the meta collection's suffix must fit too.
+        let mut chars = collection.chars();
+        let first_ok = chars.next().is_some_and(|c| c.is_ascii_alphabetic() || c == '_');
+        if !first_ok
+            || !collection.chars().all(|c| c.is_ascii_alphanumeric() || c == '_')
+            || collection.len() > 200
+        {
+            return Err(bad(
+                "a collection name is 1 to 200 letters, digits and underscores, not starting with a digit",
+            ));
+        }
+        Ok(Self { host: host.into(), port, collection: collection.into() })
+    }
+
+    /// The server's gRPC endpoint.
+    pub fn endpoint(&self) -> String {
+        format!("http://{}:{}", self.host, self.port)
+    }
+}
+
+impl std::fmt::Display for MilvusAddress {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "milvus://{}:{}/{}", self.host, self.port, self.collection)
+    }
+}
+
+/// A string literal of Milvus's expression language holding `s` exactly: user text (ids)
+/// only ever reaches an expression through this.
+pub fn quote(s: &str) -> String {
+    let mut out = String::with_capacity(s.len() + 2);
+    out.push('"');
+    for c in s.chars() {
+        match c {
+            '"' => out.push_str("\\\""),
+            '\\' => out.push_str("\\\\"),
+            '\n' => out.push_str("\\n"),
+            '\r' => out.push_str("\\r"),
+            '\t' => out.push_str("\\t"),
+            c if c.is_control() => out.push_str(&format!("\\u{:04x}", c as u32)),
+            c => out.push(c),
+        }
+    }
+    out.push('"');
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn addresses_parse_and_bad_ones_say_why() {
+        let a = MilvusAddress::parse("milvus://127.0.0.1:19530/shop_photos").unwrap();
+        assert_eq!(
+            (a.host.as_str(), a.port, a.collection.as_str()),
+            ("127.0.0.1", 19530, "shop_photos")
+        );
+        assert_eq!(a.to_string(), "milvus://127.0.0.1:19530/shop_photos");
+        assert_eq!(a.endpoint(), "http://127.0.0.1:19530");
+        for (bad, why) in [
+            ("milvus://host/coll", "no port"),
+            ("milvus://host:x/coll", "port"),
+            ("milvus://host:0/coll", "port"),
+            ("milvus://host:19530", "no collection"),
+            ("milvus://host:19530/", "collection name"),
+            ("milvus://host:19530/9lives", "collection name"),
+            ("milvus://host:19530/a-b", "collection name"),
+            ("milvus://:19530/a", "no host"),
+        ] {
+            let e = MilvusAddress::parse(bad).unwrap_err().to_string();
+            assert!(e.contains(why) && e.contains(bad), "{bad}: {e}");
+        }
+        assert!(MilvusAddress::is_address("milvus://x") && !MilvusAddress::is_address("/tmp/idx"));
+    }
+
+    #[test]
+    fn quoting_keeps_user_text_inside_the_literal() {
+        assert_eq!(quote("plain-id_1"), "\"plain-id_1\"");
+        assert_eq!(quote("a\"] or id != \"x"), "\"a\\\"] or id != \\\"x\"");
+        assert_eq!(quote("back\\slash\nnew"), "\"back\\\\slash\\nnew\"");
+        assert_eq!(quote("\u{1}"), "\"\\u0001\"");
+    }
+}
+
+/// The Milvus server the unit tests share: `MILVUS_URI` (`http://HOST:PORT` or
+/// `HOST:PORT`) when set, else a real one started from .venv (scripts/milvus-server.py,
+/// installed by scripts/test-servers.sh), stopped when the test process ends.
+#[cfg(test)]
+pub(crate) mod test_server {
+    use std::io::BufRead;
+    use std::sync::OnceLock;
+
+    static SERVER: OnceLock<(String, u16)> = OnceLock::new();
+
+    pub fn address() -> (String, u16) {
+        SERVER.get_or_init(start).clone()
+    }
+
+    fn start() -> (String, u16) {
+        if let Ok(uri) = std::env::var("MILVUS_URI") {
+            let rest = uri.trim_start_matches("http://").trim_end_matches('/');
+            let (host, port) = rest.rsplit_once(':').expect("MILVUS_URI is HOST:PORT");
+            return (host.to_string(), port.parse().expect("MILVUS_URI's port"));
+        }
+        let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR"));
+        let python = root.join(".venv/bin/python");
+        assert!(python.is_file(), "run scripts/test-servers.sh first (it installs Milvus)");
+        let port = std::net::TcpListener::bind("127.0.0.1:0")
+            .and_then(|l| l.local_addr())
+            .map(|a| a.port())
+            .expect("a free port");
+        let data = std::env::temp_dir().join(format!("lookalike-milvus-{}", std::process::id()));
+        let mut child = std::process::Command::new(python)
+            .arg(root.join("scripts/milvus-server.py"))
+            .arg(&data)
+            .arg(port.to_string())
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .expect("start scripts/milvus-server.py");
+        let stdout = child.stdout.take().expect("its output");
+        // Read its output to the end (a closed pipe would stop the server), saying when it
+        // is ready.
+        let (tx, rx) = std::sync::mpsc::channel();
+        std::thread::spawn(move || {
+            for line in std::io::BufReader::new(stdout).lines().map_while(Result::ok) {
+                if line == "ready" {
+                    let _ = tx.send(());
+                }
+            }
+        });
+        let ready = rx.recv_timeout(std::time::Duration::from_secs(300));
+        assert!(ready.is_ok(), "the Milvus test server did not start");
+        // The child stops its server when this process ends (it watches its parent).
+        std::mem::forget(child);
+        ("127.0.0.1".to_string(), port)
+    }
+}

@@ -1,0 +1,194 @@
+//! An index in a Milvus collection, against a real Milvus server (the embedded standalone
+//! one started here, or `MILVUS_URI`): the same commands give the same answers as on a
+//! folder index, writes through one process are seen by servers on the same collection,
+//! and bad addresses or a server that is down are clear errors.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+mod common;
+
+use common::*;
+use serde_json::Value;
+
+fn run_json(args: &[&str]) -> Value {
+    serde_json::from_str(&ok(args)).unwrap()
+}
+
+/// Results of one photo query: ids and scores.
+fn search(index: &str, extra: &[&str]) -> Vec<(String, f64)> {
+    let photo = fixture("queries/tshirt.jpg");
+    let mut args = vec!["search", "--index", index, "--json", "-k", "8", p(&photo)];
+    args.extend_from_slice(extra);
+    let v = run_json(&args);
+    v["results"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| (r["id"].as_str().unwrap().to_string(), r["score"].as_f64().unwrap()))
+        .collect()
+}
+
+fn assert_same_results(a: &[(String, f64)], b: &[(String, f64)]) {
+    assert_eq!(a.len(), b.len(), "{a:?} vs {b:?}");
+    for (x, y) in a.iter().zip(b) {
+        assert_eq!(x.0, y.0, "{a:?} vs {b:?}");
+        assert!((x.1 - y.1).abs() < 1e-5, "{a:?} vs {b:?}");
+    }
+}
+
+#[test]
+fn a_collection_answers_every_command_as_the_folder_does() {
+    require_ort();
+    let tmp = tempfile::tempdir().unwrap();
+    let cat = tmp.path().join("cat");
+    let ids = small_catalog(&cat, 40);
+    let folder = tmp.path().join("idx");
+    let folder = p(&folder);
+    let coll = milvus_index("commands");
+
+    let a = run_json(&["index", p(&cat), "--index", folder, "--json"]);
+    let b = run_json(&["index", p(&cat), "--index", &coll, "--json"]);
+    for field in ["photos_found", "added", "total_items", "model", "cells"] {
+        assert_eq!(a[field], b[field], "{field}");
+    }
+    assert_eq!(b["added"], 40);
+
+    // The same description, the catalogue recorded alike.
+    let (ia, ib) = (
+        run_json(&["info", "--index", folder, "--json"]),
+        run_json(&["info", "--index", &coll, "--json"]),
+    );
+    for field in ["model", "count", "dimension", "columns", "catalog", "predicts", "cells"] {
+        assert_eq!(ia[field], ib[field], "{field}");
+    }
+
+    // Searches: plain, filtered, by item, exact and through the partition.
+    assert_same_results(&search(folder, &[]), &search(&coll, &[]));
+    let filter = ["--filter", "articleType=Tshirts"];
+    assert_same_results(&search(folder, &filter), &search(&coll, &filter));
+    assert_same_results(&search(folder, &["--ann"]), &search(&coll, &["--ann"]));
+    let similar = ["search", "--similar-to", &ids[3], "-k", "5", "--json", "--index"];
+    let (sa, sb) = (
+        run_json(&[&similar[..], &[folder]].concat()),
+        run_json(&[&similar[..], &[coll.as_str()]].concat()),
+    );
+    assert_eq!(sa["results"], sb["results"]);
+
+    // Evaluation gives the same figures.
+    let eval = ["eval", "--leave-one-out", "-k", "5", "--json", "--index"];
+    let (ea, eb) = (
+        run_json(&[&eval[..], &[folder]].concat()),
+        run_json(&[&eval[..], &[coll.as_str()]].concat()),
+    );
+    let timeless = |mut v: Value| {
+        if let Some(o) = v.as_object_mut() {
+            o.retain(|k, _| !k.contains("second") && !k.ends_with("_ms"));
+        }
+        v
+    };
+    assert_eq!(timeless(ea), timeless(eb));
+
+    // A re-run embeds nothing; an added photo is found, its photo kept by the collection,
+    // and removed again.
+    let again = run_json(&["index", p(&cat), "--index", &coll, "--json"]);
+    assert_eq!((again["unchanged"].as_u64(), again["added"].as_u64()), (Some(40), Some(0)));
+    let hat = fixture("queries/hat.jpg");
+    let added = run_json(&[
+        "add",
+        "--index",
+        &coll,
+        "--id",
+        "shop-hat",
+        "--set",
+        "articleType=Caps",
+        "--json",
+        p(&hat),
+    ]);
+    assert_eq!(added["total_items"], 41, "{added}");
+    let found = run_json(&["search", "--index", &coll, "--json", "-k", "1", p(&hat)]);
+    assert_eq!(found["results"][0]["id"], "shop-hat", "{found}");
+    let server = Server::start(&coll);
+    let url = format!("http://127.0.0.1:{}/images/shop-hat", server.port);
+    let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+    let photo = rt.block_on(async { reqwest::get(&url).await.unwrap().bytes().await.unwrap() });
+    assert_eq!(photo.as_ref(), std::fs::read(&hat).unwrap().as_slice());
+    drop(server);
+    let removed = run_json(&["remove", "--index", &coll, "shop-hat", "--json"]);
+    assert_eq!(removed["total_items"], 40, "{removed}");
+    assert_eq!(run_json(&["info", "--index", &coll, "--json"])["count"], 40);
+
+    // A trained projection is kept by the collection and used by its searches.
+    let ta = run_json(&["train", "--index", folder, "--json", "--epochs", "3", "--seed", "7"]);
+    let tb = run_json(&["train", "--index", &coll, "--json", "--epochs", "3", "--seed", "7"]);
+    assert_eq!(ta["items"], tb["items"]);
+    assert_eq!(ta["final_loss"], tb["final_loss"], "same items, same seed, same projection");
+    assert!(
+        run_json(&["info", "--index", &coll, "--json"])["trained"]["classes"].as_u64() > Some(1)
+    );
+    assert_same_results(&search(folder, &["--trained"]), &search(&coll, &["--trained"]));
+}
+
+#[test]
+fn servers_on_one_collection_see_each_others_writes_and_answer_alike() {
+    require_ort();
+    let tmp = tempfile::tempdir().unwrap();
+    let cat = tmp.path().join("cat");
+    let ids = small_catalog(&cat, 12);
+    let coll = milvus_index("servers");
+    ok(&["index", p(&cat), "--index", &coll, "--json"]);
+    let (a, b) = (Server::start(&coll), Server::start(&coll));
+    let similar = format!("/api/items/{}/similar?k=5", ids[0]);
+    assert_eq!(a.results(&similar), b.results(&similar));
+    assert_eq!(a.results(&similar).as_array().map(Vec::len), Some(5));
+
+    // A removal through one server is gone from the other.
+    let (s, v) = a.call("DELETE", &format!("/api/items/{}", ids[1]));
+    assert_eq!(s, 200, "{v}");
+    b.until(&format!("/api/items/{}", ids[1]), 404);
+
+    // An item added from the command line (another machine, as far as the servers know)
+    // is found by both.
+    let hat = fixture("queries/hat.jpg");
+    ok(&["add", "--index", &coll, "--id", "cli-hat", p(&hat)]);
+    for server in [&a, &b] {
+        server.until("/api/items/cli-hat", 200);
+        assert_eq!(server.until("/api/stats", 200)["count"], 12);
+    }
+    let hat_similar = "/api/items/cli-hat/similar?k=5";
+    assert_eq!(a.results(hat_similar), b.results(hat_similar));
+}
+
+#[test]
+fn bad_addresses_and_a_server_that_is_down_are_named() {
+    let photo = fixture("queries/hat.jpg");
+    let cases = [
+        ("milvus://127.0.0.1/shop", "no port"),
+        ("milvus://127.0.0.1:19530/9lives", "collection name"),
+        ("milvus://127.0.0.1:19530/", "collection name"),
+    ];
+    for (address, why) in cases {
+        let out = lookalike(&["search", "--index", address, p(&photo)]);
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(2), "{address}: {err}");
+        assert!(err.contains(why) && err.contains(address), "{address}: {err}");
+    }
+    // Nothing listens there: named, not a hang.
+    let down = format!("milvus://127.0.0.1:{}/shop", free_port());
+    for args in [
+        vec!["search", "--index", down.as_str(), p(&photo)],
+        vec!["info", "--index", down.as_str()],
+        vec!["index", p(&sample()), "--index", down.as_str()],
+    ] {
+        let started = std::time::Instant::now();
+        let out = lookalike(&args);
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert!(!out.status.success(), "{args:?}");
+        assert!(err.contains("cannot reach Milvus") && err.contains(&down), "{args:?}: {err}");
+        assert!(started.elapsed().as_secs() < 30, "{args:?} took {:?}", started.elapsed());
+    }
+    // A collection that holds no index.
+    let missing = milvus_index("nothing_here");
+    let out = lookalike(&["info", "--index", &missing]);
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "{err}");
+    assert!(err.contains("not a lookalike index") && err.contains(&missing), "{err}");
+}
