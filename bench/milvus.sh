@@ -1,0 +1,55 @@
+#!/usr/bin/env bash
+# An index in Milvus against the same index in a folder, in one run.
+#
+#   bench/milvus.sh [CATALOG_DIR] [ROUNDS]     (default: sample-catalog, 3 rounds)
+#
+# Starts the embedded standalone Milvus (PyPI `milvus`, installed by
+# scripts/test-servers.sh) on loopback, or uses MILVUS_URI=HOST:PORT. Each round builds a
+# new index from the catalogue into a folder and into a fresh collection, re-runs both
+# (nothing changed), opens each (`info`: the description and the item count) and times
+# photo queries through each (`bench query`: the query photos in tests/fixtures/queries,
+# 20 times each). Prints medians and collection/folder ratios. Uses target/release/lookalike
+# (BIN=... for another build).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+cat=${1:-sample-catalog}
+rounds=${2:-3}
+bin=${BIN:-target/release/lookalike}
+[ -x "$bin" ] || cargo build --release --locked
+./scripts/test-servers.sh
+tmp=$(mktemp -d)
+server=
+trap '[ -n "$server" ] && kill $server 2>/dev/null; sleep 3; rm -rf "$tmp"' EXIT
+if [ -n "${MILVUS_URI:-}" ]; then
+  addr=${MILVUS_URI#http://}
+else
+  port=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
+  .venv/bin/python scripts/milvus-server.py "$tmp/milvus" "$port" > "$tmp/milvus.log" 2>&1 &
+  server=$!
+  for _ in $(seq 600); do grep -q ready "$tmp/milvus.log" 2>/dev/null && break; sleep 0.5; done
+  addr=127.0.0.1:$port
+fi
+secs() { local t=$(date +%s.%N); "$@" >/dev/null; echo "$(date +%s.%N) - $t" | bc; }
+p50() { "$@" | python3 -c 'import json,sys; d=json.load(sys.stdin); print(d["total"]["p50_ms"], d["total"]["p99_ms"], d["search"]["p50_ms"], d["search"]["p99_ms"])'; }
+declare -A times
+for r in $(seq "$rounds"); do
+  coll="milvus://$addr/bench_$$_$r"
+  rm -rf "$tmp/f"
+  times[index_folder]+="$(secs "$bin" index "$cat" --index "$tmp/f" --json) "
+  times[index_milvus]+="$(secs "$bin" index "$cat" --index "$coll" --json) "
+  times[rerun_folder]+="$(secs "$bin" index "$cat" --index "$tmp/f" --json) "
+  times[rerun_milvus]+="$(secs "$bin" index "$cat" --index "$coll" --json) "
+  times[open_folder]+="$(secs "$bin" info --index "$tmp/f" --json) "
+  times[open_milvus]+="$(secs "$bin" info --index "$coll" --json) "
+  echo "round $r query folder (total p50 p99, search p50 p99 ms): $(p50 "$bin" bench query --index "$tmp/f" tests/fixtures/queries/*.jpg)"
+  echo "round $r query milvus (total p50 p99, search p50 p99 ms): $(p50 "$bin" bench query --index "$coll" tests/fixtures/queries/*.jpg)"
+done
+median() { tr ' ' '\n' | grep . | sort -g | awk '{a[NR]=$1} END {print a[int((NR+1)/2)]}'; }
+declare -A m
+for k in index_folder index_milvus rerun_folder rerun_milvus open_folder open_milvus; do
+  m[$k]=$(echo "${times[$k]}" | median)
+  printf '%-13s median %.2f s  (%s)\n' "$k" "${m[$k]}" "${times[$k]}"
+done
+for k in index rerun open; do
+  printf '%s: milvus/folder %.2fx\n' "$k" "$(echo "${m[${k}_milvus]} / ${m[${k}_folder]}" | bc -l)"
+done
