@@ -525,7 +525,7 @@ impl Store for MilvusStore {
             self.run(async move { client.delete(&items, "id", &ids).await }).map_err(backend)?;
         }
         if let Some(c) = centroids {
-            let cells = if dim == 0 { 0 } else { c.len() / dim };
+            let cells = c.len().checked_div(dim).unwrap_or(0);
             let rows: Vec<_> = c
                 .chunks(dim.max(1))
                 .enumerate()
