@@ -349,6 +349,17 @@ impl Store for LmdbStore {
     fn read_file(&self, name: &str) -> Result<Option<Vec<u8>>, StoreError> {
         check_file_name(name)?;
         let path = self.path.join(name);
+        // Only a regular file of the folder's own: never a link out of it, never a FIFO.
+        match std::fs::symlink_metadata(&path) {
+            Ok(m) if !m.is_file() => {
+                return Err(StoreError::Backend(format!(
+                    "{} is not a regular file",
+                    path.display()
+                )));
+            }
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
+            _ => {}
+        }
         match std::fs::read(&path) {
             Ok(bytes) => Ok(Some(bytes)),
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),

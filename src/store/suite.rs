@@ -172,6 +172,22 @@ fn lmdb_store_passes_the_suite() {
 }
 
 #[test]
+fn an_index_folder_reads_no_link_or_fifo_as_a_kept_file() {
+    let dir = tempfile::tempdir().unwrap();
+    let s = LmdbStore::open(dir.path()).unwrap();
+    std::fs::create_dir_all(dir.path().join("photos")).unwrap();
+    std::fs::write(dir.path().join("secret"), b"outside").unwrap();
+    std::os::unix::fs::symlink(dir.path().join("secret"), dir.path().join("photos/link.jpg"))
+        .unwrap();
+    assert!(s.read_file("photos/link.jpg").is_err());
+    let fifo =
+        std::ffi::CString::new(dir.path().join("photos/fifo.jpg").to_str().unwrap()).unwrap();
+    // SAFETY: a valid NUL-terminated path.
+    assert_eq!(unsafe { libc::mkfifo(fifo.as_ptr(), 0o600) }, 0);
+    assert!(s.read_file("photos/fifo.jpg").is_err(), "refused, not a hang");
+}
+
+#[test]
 fn lmdb_store_persists_across_reopen() {
     let dir = tempfile::tempdir().unwrap();
     {
