@@ -444,32 +444,5 @@ fn an_engine_follows_writes_made_by_other_processes() {
 #[test]
 fn servers_on_one_index_see_each_others_writes_and_answer_alike() {
     let (_dir, idx, ids) = tiny_index(12);
-    let (a, b) = (Server::start(p(&idx)), Server::start(p(&idx)));
-    let similar = format!("/api/items/{}/similar?k=5", ids[0]);
-    assert_eq!(a.results(&similar), b.results(&similar));
-    assert_eq!(a.results(&similar).as_array().map(Vec::len), Some(5));
-
-    // A removal through one server is gone from the other.
-    let (s, v) = a.call("DELETE", &format!("/api/items/{}", ids[1]));
-    assert_eq!(s, 200, "{v}");
-    b.until(&format!("/api/items/{}", ids[1]), 404);
-
-    // An item added by the command line is found by both.
-    let hat = fixture("queries/hat.jpg");
-    ok(&["add", "--index", p(&idx), "--backend", "tract", "--id", "cli-hat", p(&hat)]);
-    for server in [&a, &b] {
-        server.until("/api/items/cli-hat", 200);
-        let stats = server.until("/api/stats", 200);
-        assert_eq!(stats["count"], 12, "{stats}");
-    }
-    let hat_similar = "/api/items/cli-hat/similar?k=5";
-    assert_eq!(a.results(hat_similar), b.results(hat_similar));
-    assert_eq!(a.results(&similar), b.results(&similar));
-    assert_eq!(a.results(&similar).as_array().map(Vec::len), Some(5));
-
-    // A write through the second server builds on what the first one removed.
-    let (s, v) = b.call("DELETE", "/api/items/cli-hat");
-    assert_eq!(s, 200, "{v}");
-    assert_eq!(v["total_items"], 11, "{v}");
-    a.until("/api/items/cli-hat", 404);
+    servers_see_each_others_writes(p(&idx), &ids);
 }

@@ -135,26 +135,7 @@ fn servers_on_one_collection_see_each_others_writes_and_answer_alike() {
     let ids = small_catalog(&cat, 12);
     let coll = milvus_index("servers");
     ok(&["index", p(&cat), "--index", &coll, "--json"]);
-    let (a, b) = (Server::start(&coll), Server::start(&coll));
-    let similar = format!("/api/items/{}/similar?k=5", ids[0]);
-    assert_eq!(a.results(&similar), b.results(&similar));
-    assert_eq!(a.results(&similar).as_array().map(Vec::len), Some(5));
-
-    // A removal through one server is gone from the other.
-    let (s, v) = a.call("DELETE", &format!("/api/items/{}", ids[1]));
-    assert_eq!(s, 200, "{v}");
-    b.until(&format!("/api/items/{}", ids[1]), 404);
-
-    // An item added from the command line (another machine, as far as the servers know)
-    // is found by both.
-    let hat = fixture("queries/hat.jpg");
-    ok(&["add", "--index", &coll, "--id", "cli-hat", p(&hat)]);
-    for server in [&a, &b] {
-        server.until("/api/items/cli-hat", 200);
-        assert_eq!(server.until("/api/stats", 200)["count"], 12);
-    }
-    let hat_similar = "/api/items/cli-hat/similar?k=5";
-    assert_eq!(a.results(hat_similar), b.results(hat_similar));
+    servers_see_each_others_writes(&coll, &ids);
 }
 
 #[test]

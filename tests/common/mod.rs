@@ -5,6 +5,8 @@
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 
+mod milvus_server;
+
 pub fn root() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR"))
 }
@@ -284,50 +286,41 @@ impl Drop for Server {
     }
 }
 
-/// The Milvus server of this test binary, as `HOST:PORT`: `MILVUS_URI` (`http://HOST:PORT`
-/// or `HOST:PORT`) when set, else a real one (PyPI `milvus`, the embedded standalone
-/// server, installed by scripts/test-servers.sh) started by scripts/milvus-server.py on
-/// the first call; it stops, and removes its data, when this process ends.
-pub fn milvus() -> &'static str {
-    static SERVER: std::sync::OnceLock<String> = std::sync::OnceLock::new();
-    SERVER.get_or_init(|| {
-        use std::io::BufRead;
-        if let Ok(uri) = std::env::var("MILVUS_URI") {
-            return uri.trim_start_matches("http://").trim_end_matches('/').to_string();
-        }
-        let python = root().join(".venv/bin/python");
-        assert!(python.is_file(), "run ./scripts/test-servers.sh first (it installs Milvus)");
-        let port = free_port();
-        let data = std::env::temp_dir().join(format!("lookalike-milvus-{}", std::process::id()));
-        let mut child = Command::new(python)
-            .arg(root().join("scripts/milvus-server.py"))
-            .arg(&data)
-            .arg(port.to_string())
-            .stdout(std::process::Stdio::piped())
-            .stderr(std::process::Stdio::null())
-            .spawn()
-            .expect("start scripts/milvus-server.py");
-        let stdout = child.stdout.take().unwrap();
-        let (tx, rx) = std::sync::mpsc::channel();
-        // Its output is read to the end: a closed pipe would stop the server.
-        std::thread::spawn(move || {
-            for line in std::io::BufReader::new(stdout).lines().map_while(Result::ok) {
-                if line == "ready" {
-                    let _ = tx.send(());
-                }
-            }
-        });
-        assert!(
-            rx.recv_timeout(std::time::Duration::from_secs(300)).is_ok(),
-            "the Milvus test server did not start"
-        );
-        // It watches this process and stops when it ends.
-        std::mem::forget(child);
-        format!("127.0.0.1:{port}")
-    })
+/// Two servers on the index `idx` of 12 items (`ids` among them) answer alike and each
+/// sees the other's writes and those of the command line.
+pub fn servers_see_each_others_writes(idx: &str, ids: &[String]) {
+    let (a, b) = (Server::start(idx), Server::start(idx));
+    let similar = format!("/api/items/{}/similar?k=5", ids[0]);
+    assert_eq!(a.results(&similar), b.results(&similar));
+    assert_eq!(a.results(&similar).as_array().map(Vec::len), Some(5));
+
+    // A removal through one server is gone from the other.
+    let (s, v) = a.call("DELETE", &format!("/api/items/{}", ids[1]));
+    assert_eq!(s, 200, "{v}");
+    b.until(&format!("/api/items/{}", ids[1]), 404);
+
+    // An item added by the command line is found by both.
+    let hat = fixture("queries/hat.jpg");
+    ok(&["add", "--index", idx, "--backend", "tract", "--id", "cli-hat", p(&hat)]);
+    for server in [&a, &b] {
+        server.until("/api/items/cli-hat", 200);
+        let stats = server.until("/api/stats", 200);
+        assert_eq!(stats["count"], 12, "{stats}");
+    }
+    let hat_similar = "/api/items/cli-hat/similar?k=5";
+    assert_eq!(a.results(hat_similar), b.results(hat_similar));
+    assert_eq!(a.results(&similar), b.results(&similar));
+    assert_eq!(a.results(&similar).as_array().map(Vec::len), Some(5));
+
+    // A write through the second server builds on what the first one removed.
+    let (s, v) = b.call("DELETE", "/api/items/cli-hat");
+    assert_eq!(s, 200, "{v}");
+    assert_eq!(v["total_items"], 11, "{v}");
+    a.until("/api/items/cli-hat", 404);
 }
 
 /// A fresh collection's address on the test server, unique to this process and `name`.
 pub fn milvus_index(name: &str) -> String {
-    format!("milvus://{}/{name}_{}", milvus(), std::process::id())
+    let (host, port) = milvus_server::address();
+    format!("milvus://{host}:{port}/{name}_{}", std::process::id())
 }
