@@ -212,13 +212,6 @@ pub fn read_predicts(
 }
 
 /// The partition of an index: cells (0: none) and items no cell holds yet.
-pub fn read_partition(dir: &Path) -> Result<(usize, usize)> {
-    let location = Location::of(dir)?;
-    let store = location.open_existing()?;
-    let info = store.info()?.ok_or_else(|| StoreError::NotAnIndex(location.to_string()))?;
-    partition_of(store.as_ref(), &info, &store.records()?)
-}
-
 fn partition_of(
     store: &dyn Store,
     info: &IndexInfo,

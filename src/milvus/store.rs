@@ -37,6 +37,9 @@ pub struct MilvusStore {
     client: Client,
     runtime: Arc<tokio::runtime::Runtime>,
     page: usize,
+    /// Set once the collections are seen to exist: they are created once and removed only
+    /// by [`MilvusStore::drop_all`], so later reads need not ask the server again.
+    present: std::sync::atomic::AtomicBool,
 }
 
 impl std::fmt::Debug for MilvusStore {
@@ -67,7 +70,13 @@ impl MilvusStore {
             let address = address.clone();
             async move { Client::connect(&address).await }
         })?;
-        Ok(Self { address: address.clone(), client, runtime, page: PAGE })
+        Ok(Self {
+            address: address.clone(),
+            client,
+            runtime,
+            page: PAGE,
+            present: Default::default(),
+        })
     }
 
     /// The same store, walking collections `page` rows at a time (tests use small pages to
@@ -91,12 +100,19 @@ impl MilvusStore {
 
     /// Whether the collection holds an index (its meta collection exists).
     pub fn exists(&self) -> Result<bool, MilvusError> {
+        use std::sync::atomic::Ordering;
+        if self.present.load(Ordering::Acquire) {
+            return Ok(true);
+        }
         let (client, meta) = (self.client.clone(), self.meta());
-        self.run(async move { client.has_collection(&meta).await })
+        let present = self.run(async move { client.has_collection(&meta).await })?;
+        self.present.store(present, Ordering::Release);
+        Ok(present)
     }
 
     /// Drop both collections (tests; `index --rebuild` of a Milvus index).
     pub fn drop_all(&self) -> Result<(), MilvusError> {
+        self.present.store(false, std::sync::atomic::Ordering::Release);
         for name in [self.items().to_string(), self.meta()] {
             let client = self.client.clone();
             self.run(async move {
@@ -132,11 +148,7 @@ impl MilvusStore {
 
     fn counters(&self) -> Result<Counters, StoreError> {
         let values = self.meta_values(&["counters".into()]).map_err(backend)?;
-        match values.get("counters") {
-            None => Ok(Counters::default()),
-            Some(v) => serde_json::from_str(v)
-                .map_err(|e| StoreError::Corrupt { id: "counters".into(), message: e.to_string() }),
-        }
+        read_counters(values.get("counters"))
     }
 
     /// Write meta rows (`key`, `value`, and a vector: a centroid, or a filler).
@@ -185,7 +197,9 @@ impl MilvusStore {
                 client.create_collection(&meta, &fields, dim).await?;
             }
             Ok(())
-        })
+        })?;
+        self.present.store(true, std::sync::atomic::Ordering::Release);
+        Ok(())
     }
 
     /// Items `ids` with their records and vectors.
@@ -400,19 +414,33 @@ impl MilvusStore {
     }
 }
 
+fn read_info(value: Option<&String>) -> Result<Option<IndexInfo>, StoreError> {
+    let Some(v) = value else { return Ok(None) };
+    let info: IndexInfo = serde_json::from_str(v)
+        .map_err(|e| StoreError::Corrupt { id: "info".into(), message: e.to_string() })?;
+    check_version(&info)?;
+    Ok(Some(info))
+}
+
+fn read_counters(value: Option<&String>) -> Result<Counters, StoreError> {
+    match value {
+        None => Ok(Counters::default()),
+        Some(v) => serde_json::from_str(v)
+            .map_err(|e| StoreError::Corrupt { id: "counters".into(), message: e.to_string() }),
+    }
+}
+
 impl Store for MilvusStore {
     fn info(&self) -> Result<Option<IndexInfo>, StoreError> {
         let values = self.meta_values(&["info".into()]).map_err(backend)?;
-        let Some(v) = values.get("info") else { return Ok(None) };
-        let info: IndexInfo = serde_json::from_str(v)
-            .map_err(|e| StoreError::Corrupt { id: "info".into(), message: e.to_string() })?;
-        check_version(&info)?;
-        Ok(Some(info))
+        read_info(values.get("info"))
     }
 
     fn apply(&self, info: Option<&IndexInfo>, changes: &[Change]) -> Result<Vec<u32>, StoreError> {
-        // Everything that can refuse the batch is checked before anything is written.
-        let stored = self.info()?;
+        // Everything that can refuse the batch is checked before anything is written; the
+        // description and the counters come in one read.
+        let meta = self.meta_values(&["info".into(), "counters".into()]).map_err(backend)?;
+        let stored = read_info(meta.get("info"))?;
         let effective = info.cloned().or(stored);
         check_dims(effective.as_ref(), changes)?;
         let Some(effective) = effective else {
@@ -432,7 +460,7 @@ impl Store for MilvusStore {
             .collect();
         let existing = self.get_many(&record_ids)?;
         // The batch's end state per id: Some(row) written, None deleted.
-        let mut counters = self.counters()?;
+        let mut counters = read_counters(meta.get("counters"))?;
         let mut keys = Vec::new();
         let mut rows: BTreeMap<String, Option<(ItemRecord, Vec<f32>)>> = BTreeMap::new();
         let mut centroids = None;
