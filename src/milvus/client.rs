@@ -156,13 +156,8 @@ impl Client {
             consistency_level: ConsistencyLevel::Strong as i32,
             ..Default::default()
         };
-        let status = self
-            .inner
-            .clone()
-            .create_collection(req)
-            .await
-            .map_err(|e| self.transport("CreateCollection", name, e))?
-            .into_inner();
+        let status =
+            self.once("CreateCollection", name, self.inner.clone().create_collection(req)).await?;
         check("CreateCollection", name, Some(status))?;
         let req = CreateIndexRequest {
             collection_name: name.into(),
@@ -175,13 +170,7 @@ impl Client {
             ],
             ..Default::default()
         };
-        let status = self
-            .inner
-            .clone()
-            .create_index(req)
-            .await
-            .map_err(|e| self.transport("CreateIndex", name, e))?
-            .into_inner();
+        let status = self.once("CreateIndex", name, self.inner.clone().create_index(req)).await?;
         check("CreateIndex", name, Some(status))?;
         self.load(name).await
     }
@@ -189,13 +178,8 @@ impl Client {
     /// Load a collection and wait until it answers.
     pub async fn load(&self, name: &str) -> Result<(), MilvusError> {
         let req = LoadCollectionRequest { collection_name: name.into(), ..Default::default() };
-        let status = self
-            .inner
-            .clone()
-            .load_collection(req)
-            .await
-            .map_err(|e| self.transport("LoadCollection", name, e))?
-            .into_inner();
+        let status =
+            self.once("LoadCollection", name, self.inner.clone().load_collection(req)).await?;
         check("LoadCollection", name, Some(status))?;
         let started = std::time::Instant::now();
         loop {
@@ -223,13 +207,8 @@ impl Client {
 
     pub async fn drop_collection(&self, name: &str) -> Result<(), MilvusError> {
         let req = DropCollectionRequest { collection_name: name.into(), ..Default::default() };
-        let status = self
-            .inner
-            .clone()
-            .drop_collection(req)
-            .await
-            .map_err(|e| self.transport("DropCollection", name, e))?
-            .into_inner();
+        let status =
+            self.once("DropCollection", name, self.inner.clone().drop_collection(req)).await?;
         check("DropCollection", name, Some(status))
     }
 
@@ -254,13 +233,7 @@ impl Client {
             num_rows: rows as u32,
             ..Default::default()
         };
-        let res = self
-            .inner
-            .clone()
-            .upsert(req)
-            .await
-            .map_err(|e| self.transport("Upsert", name, e))?
-            .into_inner();
+        let res = self.once("Upsert", name, self.inner.clone().upsert(req)).await?;
         check("Upsert", name, res.status)
     }
 
@@ -274,13 +247,7 @@ impl Client {
             expr: in_list(pk, ids),
             ..Default::default()
         };
-        let res = self
-            .inner
-            .clone()
-            .delete(req)
-            .await
-            .map_err(|e| self.transport("Delete", name, e))?
-            .into_inner();
+        let res = self.once("Delete", name, self.inner.clone().delete(req)).await?;
         check("Delete", name, res.status)
     }
 
@@ -322,6 +289,17 @@ impl Client {
                 Ok((f.field_name, column))
             })
             .collect()
+    }
+
+    /// A call made once (a write, whose answer may be lost after it landed), its transport
+    /// error named.
+    async fn once<T>(
+        &self,
+        call: &'static str,
+        collection: &str,
+        fut: impl std::future::Future<Output = Result<tonic::Response<T>, tonic::Status>>,
+    ) -> Result<T, MilvusError> {
+        fut.await.map(tonic::Response::into_inner).map_err(|e| self.transport(call, collection, e))
     }
 
     /// An idempotent call, tried again (after 0.2 s, then 0.4 s) when the connection failed.
