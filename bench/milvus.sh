@@ -5,7 +5,8 @@
 #
 # Starts the embedded standalone Milvus (PyPI `milvus`, installed by
 # scripts/test-servers.sh) on loopback, or uses MILVUS_URI=HOST:PORT. Each round builds a
-# new index from the catalogue into a folder and into a fresh collection, re-runs both
+# new index from the catalogue into a folder and into a fresh collection, then into another
+# fresh collection by two `--shard` processes at once (both on this machine), re-runs both
 # (nothing changed), opens each (`info`: the description and the item count) and times
 # photo queries through each (`bench query`: the query photos in tests/fixtures/queries,
 # 20 times each). Prints medians and collection/folder ratios. Uses target/release/lookalike
@@ -37,6 +38,9 @@ for r in $(seq "$rounds"); do
   rm -rf "$tmp/f"
   times[index_folder]+="$(secs "$bin" index "$cat" --index "$tmp/f" --json) "
   times[index_milvus]+="$(secs "$bin" index "$cat" --index "$coll" --json) "
+  two() { "$bin" index "$cat" --index "${coll}_s" --shard 0/2 --json >/dev/null & local a=$!
+          "$bin" index "$cat" --index "${coll}_s" --shard 1/2 --json >/dev/null; wait $a; }
+  times[index_2shards]+="$(secs two) "
   times[rerun_folder]+="$(secs "$bin" index "$cat" --index "$tmp/f" --json) "
   times[rerun_milvus]+="$(secs "$bin" index "$cat" --index "$coll" --json) "
   times[open_folder]+="$(secs "$bin" info --index "$tmp/f" --json) "
@@ -46,10 +50,11 @@ for r in $(seq "$rounds"); do
 done
 median() { tr ' ' '\n' | grep . | sort -g | awk '{a[NR]=$1} END {print a[int((NR+1)/2)]}'; }
 declare -A m
-for k in index_folder index_milvus rerun_folder rerun_milvus open_folder open_milvus; do
+for k in index_folder index_milvus index_2shards rerun_folder rerun_milvus open_folder open_milvus; do
   m[$k]=$(echo "${times[$k]}" | median)
   printf '%-13s median %.2f s  (%s)\n' "$k" "${m[$k]}" "${times[$k]}"
 done
+printf 'index, two shards: milvus/folder %.2fx\n' "$(echo "${m[index_2shards]} / ${m[index_folder]}" | bc -l)"
 for k in index rerun open; do
   printf '%s: milvus/folder %.2fx\n' "$k" "$(echo "${m[${k}_milvus]} / ${m[${k}_folder]}" | bc -l)"
 done

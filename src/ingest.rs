@@ -14,7 +14,7 @@ use std::time::Instant;
 
 use rayon::prelude::*;
 
-use crate::catalog::{self, Metadata, Photo};
+use crate::catalog::{self, Metadata, Photo, Shard};
 use crate::embed::{BackendKind, Embedder};
 use crate::error::{Error, Result};
 use crate::location::{Location, file_hash};
@@ -47,6 +47,11 @@ pub struct IndexOptions {
     /// Train the partition anew even if the current one still fits.
     pub repartition: bool,
     pub batch_size: usize,
+    /// Embed only this shard of the catalogue (one of several processes filling one
+    /// index): its photos are added, re-embedded or removed, the others' left alone, and
+    /// the partition is never trained (this shard's new items are placed in it, if the
+    /// index has one).
+    pub shard: Option<Shard>,
     pub progress: bool,
     /// Set to stop after the batch in flight (Ctrl-C).
     pub cancel: Option<Arc<AtomicBool>>,
@@ -61,6 +66,7 @@ impl Default for IndexOptions {
             colour_weight: None,
             repartition: false,
             batch_size: 32,
+            shard: None,
             progress: false,
             cancel: None,
         }
@@ -70,7 +76,11 @@ impl Default for IndexOptions {
 /// What an indexing run did.
 #[derive(Debug, Default, Clone, serde::Serialize)]
 pub struct IndexReport {
+    /// Photos found (in this run's shard, for a sharded run).
     pub photos_found: usize,
+    /// The shard this run embedded (`I/N`), for a sharded run.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub shard: Option<String>,
     pub added: usize,
     pub reembedded: usize,
     pub metadata_updated: usize,
@@ -116,6 +126,12 @@ impl std::fmt::Display for IndexReport {
             "{} photos found; index now holds {} items (model {}, backend {})",
             self.photos_found, self.total_items, self.model, self.backend
         )?;
+        if let Some(s) = &self.shard {
+            writeln!(
+                f,
+                "  shard {s}: only this shard's photos were added, re-embedded or removed"
+            )?;
+        }
         writeln!(
             f,
             "  added {}, re-embedded {}, metadata updated {}, unchanged {}, removed {}",
@@ -280,6 +296,14 @@ pub fn index_catalog(
             message: format!("{} is not in 1..=1024", opts.batch_size),
         });
     }
+    if opts.shard.is_some() && opts.repartition {
+        return Err(Error::BadParameter {
+            name: "repartition",
+            message: "a sharded run never trains the partition (it would move the other shards' \
+                      items while they write); run `lookalike repartition` once every shard is done"
+                .into(),
+        });
+    }
     if let Some(w) = opts.colour_weight
         && !(0.0..=MAX_COLOUR_WEIGHT).contains(&w)
     {
@@ -290,7 +314,9 @@ pub fn index_catalog(
     }
     let started = Instant::now();
     let source = catalog::Source::open(catalog_dir)?;
-    let scan = source.scan()?;
+    let mut scan = source.scan()?;
+    let mine = |id: &str| opts.shard.is_none_or(|s| s.holds(id));
+    scan.photos.retain(|p| mine(&p.id));
     // A table asked for with --metadata must be usable; a styles.csv merely found beside
     // the photos that is not (no id column, not CSV) is reported and left out, and the
     // items keep the metadata the index already had.
@@ -347,6 +373,7 @@ pub fn index_catalog(
         duplicate_photo_ids: scan.duplicate_ids.len(),
         metadata_file,
         metadata_unused,
+        shard: opts.shard.map(|s| s.to_string()),
         backend: embedder.backend_name().to_string(),
         model: info.model.name.clone(),
         // Links that lead outside, nowhere or in a loop: left out, each with its reason.
@@ -364,7 +391,7 @@ pub fn index_catalog(
         let found: std::collections::HashSet<&str> =
             scan.photos.iter().map(|p| p.id.as_str()).collect();
         report.metadata_rows_without_photo =
-            md.rows.keys().filter(|id| !found.contains(id.as_str())).count();
+            md.rows.keys().filter(|id| mine(id) && !found.contains(id.as_str())).count();
         report.photos_without_metadata =
             scan.photos.iter().filter(|p| !md.rows.contains_key(&p.id)).count();
     }
@@ -375,7 +402,7 @@ pub fn index_catalog(
     // Items added through `add` or the API are not the folder's: they stay.
     let deletions: Vec<Change> = existing
         .iter()
-        .filter(|(id, r)| !r.added && !present.contains(id.as_str()))
+        .filter(|(id, r)| !r.added && mine(id) && !present.contains(id.as_str()))
         .map(|(id, _)| Change::Delete { id: id.clone() })
         .collect();
     report.removed = deletions.len();
@@ -461,7 +488,10 @@ pub fn index_catalog(
         if opts.progress {
             eprintln!("partitioning the index...");
         }
-        let p = crate::index::partition::refresh(store.as_ref(), info.dim, opts.repartition)?;
+        let p = match opts.shard {
+            Some(_) => crate::index::partition::place(store.as_ref(), info.dim, &mine)?,
+            None => crate::index::partition::refresh(store.as_ref(), info.dim, opts.repartition)?,
+        };
         report.cells = p.cells;
         report.partition_seconds = p.seconds;
     }

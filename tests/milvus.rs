@@ -173,3 +173,108 @@ fn bad_addresses_and_a_server_that_is_down_are_named() {
     assert_eq!(out.status.code(), Some(2), "{err}");
     assert!(err.contains("not a lookalike index") && err.contains(&missing), "{err}");
 }
+
+/// What a collection holds, as far as answers show it: the leave-one-out figures over
+/// every item, and the neighbours (ids, scores, metadata) of a few items.
+fn contents(index: &str, ids: &[String]) -> Vec<Value> {
+    let mut eval = run_json(&["eval", "--leave-one-out", "-k", "5", "--json", "--index", index]);
+    if let Some(o) = eval.as_object_mut() {
+        o.retain(|k, _| !k.contains("second") && !k.ends_with("_ms"));
+    }
+    let mut out = vec![eval];
+    for id in ids.iter().step_by(ids.len().div_ceil(3).max(1)) {
+        let v = run_json(&["search", "--index", index, "--similar-to", id, "-k", "5", "--json"]);
+        out.push(v["results"].clone());
+    }
+    out
+}
+
+#[test]
+fn shards_indexed_at_once_give_the_collection_one_run_gives_and_resume_when_killed() {
+    require_ort();
+    let tmp = tempfile::tempdir().unwrap();
+    let cat = tmp.path().join("cat");
+    let ids = small_catalog(&cat, 36);
+    let one = milvus_index("unsharded");
+    let two = milvus_index("sharded");
+    ok(&["index", p(&cat), "--index", &one, "--json"]);
+
+    // Two processes fill one new collection at the same time, each its half.
+    let reports: Vec<Value> = std::thread::scope(|s| {
+        let runs: Vec<_> = ["0/2", "1/2"]
+            .map(|shard| {
+                let (cat, two) = (&cat, &two);
+                s.spawn(move || {
+                    run_json(&["index", p(cat), "--index", two, "--shard", shard, "--json"])
+                })
+            })
+            .into_iter()
+            .collect();
+        runs.into_iter().map(|r| r.join().unwrap()).collect()
+    });
+    let found: Vec<u64> = reports.iter().map(|r| r["photos_found"].as_u64().unwrap()).collect();
+    assert!(found.iter().all(|&n| n > 0) && found.iter().sum::<u64>() == 36, "{reports:?}");
+    for r in &reports {
+        assert_eq!(r["added"], r["photos_found"], "{r}");
+        assert_eq!(r["metadata_rows_without_photo"], 0, "rows of the other shard are not missing");
+    }
+    assert_eq!(reports[0]["shard"], "0/2");
+    let info = run_json(&["info", "--index", &two, "--json"]);
+    assert_eq!(info["count"], 36, "{info}");
+    assert_eq!(contents(&one, &ids), contents(&two, &ids));
+    assert_same_results(&search(&one, &[]), &search(&two, &[]));
+
+    // A re-run of one shard embeds nothing; a photo gone from the catalogue is removed by
+    // its own shard's run only.
+    let again = run_json(&["index", p(&cat), "--index", &two, "--shard", "1/2", "--json"]);
+    assert_eq!((again["unchanged"].clone(), again["added"].clone()), (found[1].into(), 0.into()));
+    let gone =
+        ids.iter().find(|id| lookalike::catalog::Shard::new(0, 2).unwrap().holds(id)).unwrap();
+    std::fs::remove_file(cat.join(format!("images/{gone}.jpg"))).unwrap();
+    let other = run_json(&["index", p(&cat), "--index", &two, "--shard", "1/2", "--json"]);
+    assert_eq!(other["removed"], 0, "{other}");
+    let own = run_json(&["index", p(&cat), "--index", &two, "--shard", "0/2", "--json"]);
+    assert_eq!(own["removed"], 1, "{own}");
+    assert_eq!(run_json(&["info", "--index", &two, "--json"])["count"], 35);
+
+    // A shard's run killed in the middle, then run again: every item once, with its metadata.
+    let three = milvus_index("killed");
+    let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_lookalike"))
+        .args(["index", p(&cat), "--index", &three, "--shard", "0/1", "--batch-size", "1"])
+        .args(["--json"])
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    let started = std::time::Instant::now();
+    loop {
+        let out = lookalike(&["info", "--index", &three, "--json"]);
+        let count =
+            serde_json::from_slice::<Value>(&out.stdout).ok().and_then(|v| v["count"].as_u64());
+        if count.is_some_and(|n| n >= 3) || started.elapsed().as_secs() > 120 {
+            break;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+    child.kill().unwrap(); // SIGKILL
+    child.wait().unwrap();
+    let cut = run_json(&["info", "--index", &three, "--json"])["count"].as_u64().unwrap();
+    let resumed = run_json(&["index", p(&cat), "--index", &three, "--shard", "0/1", "--json"]);
+    assert_eq!(resumed["unchanged"].as_u64(), Some(cut), "{resumed}");
+    assert_eq!(resumed["added"].as_u64(), Some(35 - cut), "{resumed}");
+    assert_eq!(run_json(&["info", "--index", &three, "--json"])["count"], 35);
+    let left: Vec<String> = ids.iter().filter(|id| *id != gone).cloned().collect();
+    assert_eq!(contents(&three, &left), contents(&two, &left));
+
+    // Bad shards are named before anything is done.
+    for (shard, says) in [("2/2", "does not exist in 2 shards"), ("1", "write I/N")] {
+        let out = lookalike(&["index", p(&cat), "--index", &two, "--shard", shard]);
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(2), "{err}");
+        assert!(err.contains(says), "{err}");
+    }
+    let out = lookalike(&["index", p(&cat), "--index", &two, "--shard", "0/2", "--repartition"]);
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "{err}");
+    assert!(err.contains("never trains the partition"), "{err}");
+}

@@ -6,15 +6,18 @@
 //! photo, photos without a row, a byte-order mark. None of that aborts a run; it is
 //! counted and reported. Only a table that cannot be used at all (no `id` column,
 //! unreadable file) is an error; `ingest` then stops if the table was asked for, and
-//! leaves out (and reports) a `styles.csv` it merely found.
+//! leaves out (and reports) a `styles.csv` it merely found. `shard.rs` splits a catalogue
+//! between indexing processes.
 
 mod metadata;
+mod shard;
 mod source;
 
 use std::collections::HashSet;
 use std::path::{Path, PathBuf};
 
 pub use metadata::Metadata;
+pub use shard::{MAX_SHARDS, Shard, shard_of};
 pub use source::{Source, Table};
 
 /// File extensions taken as photos.

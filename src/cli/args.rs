@@ -256,6 +256,12 @@ pub struct IndexArgs {
     /// Photos per inference batch.
     #[arg(long, default_value_t = 32)]
     pub batch_size: usize,
+    /// Embed only shard I of N (0-based: items whose BLAKE3(id) mod N is I), so that N
+    /// processes on N machines fill one index together, each run with its own I; re-runs
+    /// are incremental per shard. A sharded run never trains the partition: run
+    /// `lookalike repartition` once every shard is done.
+    #[arg(long, value_name = "I/N")]
+    pub shard: Option<lookalike::catalog::Shard>,
     /// Print the report as JSON.
     #[arg(long)]
     pub json: bool,

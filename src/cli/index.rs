@@ -27,6 +27,7 @@ pub fn index(a: IndexArgs) -> anyhow::Result<ExitCode> {
         colour_weight: a.colour_weight,
         repartition: a.repartition,
         batch_size: a.batch_size,
+        shard: a.shard,
         progress: !a.json,
         cancel: Some(cancel),
     };

@@ -368,6 +368,23 @@ pub struct RefreshReport {
 /// or when `retrain` asks, and otherwise place the items that have no cell yet (added
 /// before it, or by an older lookalike).
 pub fn refresh(store: &dyn Store, dim: usize, retrain: bool) -> Result<RefreshReport> {
+    fit(store, dim, retrain, None)
+}
+
+/// Place the items `mine` accepts that have no cell yet in the store's partition, in one
+/// transaction, and never train it: what one of several indexing processes sharing an
+/// index does (`index --shard`), since a partition trained by one of them would move the
+/// others' items while they write. Without a partition it does nothing.
+pub fn place(store: &dyn Store, dim: usize, mine: &dyn Fn(&str) -> bool) -> Result<RefreshReport> {
+    fit(store, dim, false, Some(mine))
+}
+
+fn fit(
+    store: &dyn Store,
+    dim: usize,
+    retrain: bool,
+    only: Option<&dyn Fn(&str) -> bool>,
+) -> Result<RefreshReport> {
     let started = std::time::Instant::now();
     // The vectors and records only: no i8 copies or cell blocks, which a search would need
     // and this does not.
@@ -381,6 +398,7 @@ pub fn refresh(store: &dyn Store, dim: usize, retrain: bool) -> Result<RefreshRe
     let want = cells_for(ids.len());
     let fits = |p: &Partition| want == 0 || (p.cells() <= 2 * want && 2 * p.cells() >= want);
     let trained_anew = match &current {
+        _ if only.is_some() => None,
         Some(p) if !retrain && fits(p) => None,
         _ => Partition::train(&matrix, dim, want, SEED),
     };
@@ -395,6 +413,7 @@ pub fn refresh(store: &dyn Store, dim: usize, retrain: bool) -> Result<RefreshRe
     let cells = partition.cells();
     let rows: Vec<usize> = (0..ids.len())
         .filter(|&r| trained || records[r].cell.is_none_or(|c| c as usize >= cells))
+        .filter(|&r| only.is_none_or(|mine| mine(&ids[r])))
         .collect();
     // Every row after training: place the matrix itself rather than a copy of it.
     let assigned = if rows.len() == ids.len() {

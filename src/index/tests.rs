@@ -292,10 +292,17 @@ fn cell_search_recall_filters_with_0_1_few_all_matches_and_live_changes() {
     let more = clustered(14_000, dim, 200, 4);
     let changes: Vec<Change> = more.iter().enumerate().map(|(i, v)| put(rows + i, v)).collect();
     s.apply(None, &changes[..100]).unwrap();
+    // One shard's indexing run places only its own items.
+    let even = |id: &str| id.ends_with(['0', '2', '4', '6', '8']);
+    let own = partition::place(&s, dim, &even).unwrap();
+    assert_eq!((own.cells, own.trained, own.placed), (63, false, 50));
     let placed = partition::refresh(&s, dim, false).unwrap();
-    assert_eq!((placed.cells, placed.trained, placed.placed), (63, false, 100));
+    assert_eq!((placed.cells, placed.trained, placed.placed), (63, false, 50));
     assert_eq!(VectorIndex::load(&s, dim).unwrap().cells().unwrap().unplaced(), 0);
     s.apply(None, &changes[100..]).unwrap();
+    // A shard never trains the partition, even one the index has outgrown.
+    let shard = partition::place(&s, dim, &|_| true).unwrap();
+    assert_eq!((shard.cells, shard.trained, shard.placed), (63, false, 13_900));
     let grown = partition::refresh(&s, dim, false).unwrap();
     assert_eq!((grown.cells, grown.trained), (cells_for(rows + 14_000), true));
     assert!(grown.cells > 2 * 63);

@@ -205,6 +205,35 @@ impl Client {
         }
     }
 
+    /// Wait until a collection another process is creating is loaded: it may still lack
+    /// its vector index for a moment, so a load that fails is tried again until
+    /// [`LOAD_TIMEOUT`].
+    pub async fn wait_loaded(&self, name: &str) -> Result<(), MilvusError> {
+        let started = std::time::Instant::now();
+        loop {
+            match self.load(name).await {
+                Ok(()) => return Ok(()),
+                Err(e) if started.elapsed() > LOAD_TIMEOUT => return Err(e),
+                Err(_) => tokio::time::sleep(Duration::from_millis(200)).await,
+            }
+        }
+    }
+
+    /// How many rows match `expr`.
+    pub async fn count(&self, name: &str, expr: &str) -> Result<u64, MilvusError> {
+        let cols = self.query(name, expr, &["count(*)"], None).await?;
+        cols.iter()
+            .find_map(|(_, c)| match c {
+                Column::Ints(v) => v.first().and_then(|&n| u64::try_from(n).ok()),
+                _ => None,
+            })
+            .ok_or_else(|| MilvusError::Data {
+                call: "Query",
+                collection: name.into(),
+                message: "the server gave no count(*)".into(),
+            })
+    }
+
     pub async fn drop_collection(&self, name: &str) -> Result<(), MilvusError> {
         let req = DropCollectionRequest { collection_name: name.into(), ..Default::default() };
         let status =
@@ -299,7 +328,10 @@ impl Client {
         collection: &str,
         fut: impl std::future::Future<Output = Result<tonic::Response<T>, tonic::Status>>,
     ) -> Result<T, MilvusError> {
-        fut.await.map(tonic::Response::into_inner).map_err(|e| self.transport(call, collection, e))
+        let started = std::time::Instant::now();
+        let res = fut.await;
+        tracing::debug!(call, collection, ms = started.elapsed().as_secs_f64() * 1e3, "milvus");
+        res.map(tonic::Response::into_inner).map_err(|e| self.transport(call, collection, e))
     }
 
     /// An idempotent call, tried again (after 0.2 s, then 0.4 s) when the connection failed.
@@ -314,10 +346,15 @@ impl Client {
         Fut: std::future::Future<Output = Result<tonic::Response<T>, tonic::Status>>,
     {
         let mut attempt = 0;
+        let started = std::time::Instant::now();
         loop {
             attempt += 1;
             match f(self.inner.clone()).await {
-                Ok(res) => return Ok(res.into_inner()),
+                Ok(res) => {
+                    let ms = started.elapsed().as_secs_f64() * 1e3;
+                    tracing::debug!(call, collection, ms, attempt, "milvus");
+                    return Ok(res.into_inner());
+                }
                 Err(e)
                     if attempt < READ_ATTEMPTS
                         && matches!(e.code(), tonic::Code::Unavailable | tonic::Code::Unknown) =>

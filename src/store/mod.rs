@@ -188,14 +188,18 @@ pub(crate) fn check_version(info: &IndexInfo) -> Result<(), StoreError> {
 
 /// Check every vector in `changes` has the index's dimension before anything is written.
 pub(crate) fn check_dims(info: Option<&IndexInfo>, changes: &[Change]) -> Result<(), StoreError> {
-    let Some(info) = info else { return Ok(()) };
+    info.map_or(Ok(()), |info| check_dim(info.dim, changes))
+}
+
+/// Check every vector in `changes` has `dim` dimensions.
+pub(crate) fn check_dim(dim: usize, changes: &[Change]) -> Result<(), StoreError> {
     for c in changes {
         if let Change::Put { id, vector, .. } = c
-            && vector.len() != info.dim
+            && vector.len() != dim
         {
             return Err(StoreError::DimensionMismatch {
                 id: id.clone(),
-                expected: info.dim,
+                expected: dim,
                 got: vector.len(),
             });
         }

@@ -1,5 +1,18 @@
 //! [`MilvusStore`]: the [`Store`] of an index kept in a Milvus collection, so that every
 //! command above the store (engine, server, eval) works on it unchanged.
+//!
+//! Several processes may write one collection at once (`index --shard`, servers taking
+//! writes), and Milvus has no transactions or compare-and-set, so nothing here is
+//! read, changed and written back by item writes:
+//! - an item's key (what names it in a process's in-memory bitmaps) is the process's own,
+//!   handed out as it reads or writes the item; the collection stores a row key derived
+//!   from the id alone, which walks page by;
+//! - the version is the sum of one row per writing process, each written only by its
+//!   owner, so two writers never lose each other's count (a reader sees it move by more
+//!   than its own batch, and reloads).
+//!
+//! Only a partition's replacement (centroids, generation) is read and written back: one
+//! process at a time does that (`index` without `--shard`, `repartition`).
 
 use std::collections::{BTreeMap, HashMap};
 use std::future::Future;
@@ -7,11 +20,11 @@ use std::sync::Arc;
 
 use serde::{Deserialize, Serialize};
 
+mod files;
+
 use super::client::{Client, Column, Field, in_list};
 use super::{MilvusAddress, MilvusError};
-use crate::store::{
-    Change, IndexInfo, ItemRecord, Store, StoreError, check_dims, check_file_name, check_version,
-};
+use crate::store::{Change, IndexInfo, ItemRecord, Store, StoreError, check_dim, check_version};
 
 /// Longest id a collection takes (bytes).
 const MAX_ID: usize = 512;
@@ -22,13 +35,55 @@ const PAGE: usize = 4_096;
 /// Ids per `in [...]` expression.
 const IDS_PER_CALL: usize = 1_000;
 
-/// The index's counters, one row of the meta collection.
+/// Upper end (exclusive) of the items' row keys: 62 bits, so that window arithmetic
+/// stays far from an i64's end.
+const KEY_SPACE: u64 = 1 << 62;
+
+/// The partition's counters, one row of the meta collection. (`next_key` and `version`
+/// are what collections written by lookalike before writers were concurrent kept there:
+/// read, never changed.)
 #[derive(Debug, Default, Clone, Copy, Serialize, Deserialize)]
 struct Counters {
     next_key: u32,
     generation: u64,
     version: u64,
     cells: usize,
+}
+
+/// An item's row key: the windows walks read by, from its id alone (so every process
+/// writing the item gives it the same one), spread evenly over [0, `KEY_SPACE`).
+fn row_key(id: &str) -> i64 {
+    let hash = blake3::hash(id.as_bytes());
+    let mut first = [0u8; 8];
+    first.copy_from_slice(&hash.as_bytes()[..8]);
+    (u64::from_le_bytes(first) % KEY_SPACE) as i64
+}
+
+/// The keys this process has given items, by id with the photo's hash: an item read
+/// again keeps its key, one replaced (a new photo, or a `Put`) gets a new one, so
+/// whatever a process keeps per key (projected vectors) never outlives the item.
+#[derive(Debug, Default)]
+struct LocalKeys {
+    next: u32,
+    by_id: HashMap<String, (String, u32)>,
+}
+
+impl LocalKeys {
+    fn fresh(&mut self, id: &str, hash: &str) -> Result<u32, StoreError> {
+        let key = self.next;
+        self.next = key.checked_add(1).ok_or_else(|| {
+            StoreError::Backend("this process has handed out 2^32 item keys; restart it".into())
+        })?;
+        self.by_id.insert(id.to_string(), (hash.to_string(), key));
+        Ok(key)
+    }
+
+    fn known(&mut self, id: &str, hash: &str) -> Result<u32, StoreError> {
+        match self.by_id.get(id) {
+            Some((h, key)) if h == hash => Ok(*key),
+            _ => self.fresh(id, hash),
+        }
+    }
 }
 
 /// An index in Milvus: items in `COLLECTION`, everything else in `COLLECTION_lookalike`.
@@ -40,6 +95,13 @@ pub struct MilvusStore {
     /// Set once the collections are seen to exist: they are created once and removed only
     /// by [`MilvusStore::drop_all`], so later reads need not ask the server again.
     present: std::sync::atomic::AtomicBool,
+    /// The vectors' dimension, once read or written (it never changes).
+    dim: std::sync::OnceLock<usize>,
+    keys: std::sync::Mutex<LocalKeys>,
+    /// This store's version row (`version/<writer>`) and the batches it committed; the
+    /// lock also keeps this store's batches one at a time.
+    writer: String,
+    writes: std::sync::Mutex<u64>,
 }
 
 impl std::fmt::Debug for MilvusStore {
@@ -76,13 +138,18 @@ impl MilvusStore {
             runtime,
             page: PAGE,
             present: Default::default(),
+            dim: Default::default(),
+            keys: Default::default(),
+            writer: format!("version/{}", nonce("writer")),
+            writes: Default::default(),
         })
     }
 
     /// The same store, walking collections `page` rows at a time (tests use small pages to
     /// walk several).
     pub fn with_page(mut self, page: usize) -> Self {
-        self.page = page.clamp(1, 16_384);
+        // One more than a page is asked for, to see whether a window held more.
+        self.page = page.clamp(1, 16_383);
         self
     }
 
@@ -147,8 +214,51 @@ impl MilvusStore {
     }
 
     fn counters(&self) -> Result<Counters, StoreError> {
-        let values = self.meta_values(&["counters".into()]).map_err(backend)?;
-        read_counters(values.get("counters"))
+        Ok(self.state()?.0)
+    }
+
+    /// The partition's counters and the index's version (the old counter plus every
+    /// writer's row), in one query.
+    fn state(&self) -> Result<(Counters, u64), StoreError> {
+        if !self.exists().map_err(backend)? {
+            return Ok((Counters::default(), 0));
+        }
+        let (client, meta) = (self.client.clone(), self.meta());
+        let expr = r#"key == "counters" || key like "version/%""#;
+        let cols = self
+            .run(async move { client.query(&meta, expr, &["key", "value"], None).await })
+            .map_err(backend)?;
+        let mut counters = Counters::default();
+        let mut writes = 0u64;
+        for (key, value) in strings(&cols, "key").into_iter().zip(strings(&cols, "value")) {
+            if key == "counters" {
+                counters = read_counters(Some(&value))?;
+            } else {
+                writes += value.parse::<u64>().map_err(|e| StoreError::Corrupt {
+                    id: key.clone(),
+                    message: format!("not a count of writes: {e}"),
+                })?;
+            }
+        }
+        Ok((counters, counters.version + writes))
+    }
+
+    /// The vectors' dimension: as written, or from the stored description.
+    fn stored_dim(&self) -> Result<Option<usize>, StoreError> {
+        if let Some(&d) = self.dim.get() {
+            return Ok(Some(d));
+        }
+        let dim = self.info()?.map(|i| i.dim);
+        if let Some(d) = dim {
+            let _ = self.dim.set(d);
+        }
+        Ok(dim)
+    }
+
+    /// How many items the collection holds.
+    fn count_items(&self) -> Result<u64, StoreError> {
+        let (client, items) = (self.client.clone(), self.items().to_string());
+        self.run(async move { client.count(&items, "key >= 0").await }).map_err(backend)
     }
 
     /// Write meta rows (`key`, `value`, and a vector: a centroid, or a filler).
@@ -184,17 +294,24 @@ impl MilvusStore {
     fn ensure_collections(&self, dim: usize) -> Result<(), MilvusError> {
         let (client, items, meta) = (self.client.clone(), self.items().to_string(), self.meta());
         self.run(async move {
-            if !client.has_collection(&items).await? {
-                let fields = [
-                    ("id", Field::Text(MAX_ID)),
-                    ("key", Field::Int),
-                    ("record", Field::Text(MAX_TEXT)),
-                ];
-                client.create_collection(&items, &fields, dim).await?;
-            }
-            if !client.has_collection(&meta).await? {
-                let fields = [("key", Field::Text(64)), ("value", Field::Text(MAX_TEXT))];
-                client.create_collection(&meta, &fields, dim).await?;
+            let item_fields = [
+                ("id", Field::Text(MAX_ID)),
+                ("key", Field::Int),
+                ("record", Field::Text(MAX_TEXT)),
+            ];
+            let meta_fields = [("key", Field::Text(64)), ("value", Field::Text(MAX_TEXT))];
+            for (name, fields) in [(&items, &item_fields[..]), (&meta, &meta_fields[..])] {
+                if client.has_collection(name).await? {
+                    continue;
+                }
+                if let Err(e) = client.create_collection(name, fields, dim).await {
+                    // Another process made it first (shards starting together): use theirs
+                    // once it is ready.
+                    if !client.has_collection(name).await? {
+                        return Err(e);
+                    }
+                    client.wait_loaded(name).await?;
+                }
             }
             Ok(())
         })?;
@@ -221,13 +338,26 @@ impl MilvusStore {
                 .map_err(backend)?;
             out.extend(rows(&cols)?);
         }
+        self.with_local_keys(&mut out)?;
         Ok(out)
     }
 
-    /// Visit every item, in id order. Items are read by windows of their keys, `page`
-    /// keys a window: keys are unique, so a window holds at most `page` items and one
-    /// query of that limit gets them all, in whatever order the server keeps (milvus-lite
-    /// answers in insertion order, so a cursor on ids would skip rows).
+    /// Give read items this process's keys.
+    fn with_local_keys(
+        &self,
+        rows: &mut BTreeMap<String, (ItemRecord, Vec<f32>)>,
+    ) -> Result<(), StoreError> {
+        let mut keys = self.keys.lock().map_err(|_| poisoned())?;
+        for (id, (record, _)) in rows.iter_mut() {
+            record.key = Some(keys.known(id, &record.hash)?);
+        }
+        Ok(())
+    }
+
+    /// Visit every item, in id order. Items are read by windows of their row keys, sized
+    /// from the collection's count to hold half a page each; a window that holds more than
+    /// a page is halved and read again. (Windows, not a cursor on ids: milvus-lite answers
+    /// in insertion order, so a cursor would skip rows.)
     fn walk(
         &self,
         with_vectors: bool,
@@ -236,26 +366,49 @@ impl MilvusStore {
         if !self.exists().map_err(backend)? {
             return Ok(());
         }
-        let end = u64::from(self.counters()?.next_key);
+        let page = self.page as u64;
+        let windows = (2 * self.count_items()?).div_ceil(page).max(1);
+        let width = KEY_SPACE.div_ceil(windows);
+        let mut todo: Vec<(u64, u64)> =
+            (0..windows).rev().map(|i| (i * width, ((i + 1) * width).min(KEY_SPACE))).collect();
+        let fields: &'static [&'static str] =
+            if with_vectors { &["id", "record", "vector"] } else { &["id", "record"] };
         let mut all = BTreeMap::new();
-        let mut start = 0u64;
-        while start < end {
+        while let Some((lo, hi)) = todo.pop() {
+            if lo >= hi {
+                continue;
+            }
             let (client, items) = (self.client.clone(), self.items().to_string());
-            let expr = format!("key >= {start} && key < {}", start + self.page as u64);
-            let fields: &'static [&'static str] =
-                if with_vectors { &["id", "record", "vector"] } else { &["id", "record"] };
-            let page = self.page;
+            let expr = format!("key >= {lo} && key < {hi}");
+            let limit = self.page + 1;
             let cols = self
-                .run(async move { client.query(&items, &expr, fields, Some(page)).await })
+                .run(async move { client.query(&items, &expr, fields, Some(limit)).await })
                 .map_err(backend)?;
-            all.extend(rows(&cols)?);
-            start += self.page as u64;
+            let found = rows(&cols)?;
+            if found.len() > self.page {
+                if hi - lo == 1 {
+                    return Err(StoreError::Corrupt {
+                        id: format!("row key {lo}"),
+                        message: format!("more than {page} items share it"),
+                    });
+                }
+                let mid = lo + (hi - lo) / 2;
+                todo.push((mid, hi));
+                todo.push((lo, mid));
+                continue;
+            }
+            all.extend(found);
         }
+        self.with_local_keys(&mut all)?;
         for (id, (record, vector)) in all {
             f(id, record, vector);
         }
         Ok(())
     }
+}
+
+fn poisoned() -> StoreError {
+    StoreError::Backend("a thread panicked while holding the store's lock".into())
 }
 
 /// Run `fut` on `runtime` and wait for it, from any thread (a server's async handlers
@@ -335,34 +488,6 @@ fn text(id: &str, what: &str, value: &impl Serialize) -> Result<String, StoreErr
     Ok(s)
 }
 
-/// Bytes of a kept file per meta row: their base64 (64,000 characters) fits a text field.
-const FILE_CHUNK: usize = 48_000;
-/// Meta rows written per call when storing a file (about 4 MB).
-const CHUNKS_PER_CALL: usize = 64;
-
-/// The meta row describing a kept file: where its chunks are and what they add up to.
-#[derive(Debug, Clone, Serialize, Deserialize)]
-struct FileHead {
-    name: String,
-    size: usize,
-    /// BLAKE3 of the bytes: a read that met a concurrent replacement notices it.
-    hash: String,
-    chunks: usize,
-    /// Names this version's chunk rows, so that a replacement never overwrites the chunks
-    /// a reader may be reading.
-    nonce: String,
-}
-
-/// The meta keys of a file: its head, and the prefix of its chunks (keys are at most 64
-/// characters, names up to 1,024 bytes, so both go by a hash of the name).
-fn file_head_key(name: &str) -> String {
-    format!("file/{}", &blake3::hash(name.as_bytes()).to_hex()[..32])
-}
-
-fn file_chunk_key(name: &str, nonce: &str, i: usize) -> String {
-    format!("chunk/{}/{nonce}/{i:06}", &blake3::hash(name.as_bytes()).to_hex()[..16])
-}
-
 fn nonce(name: &str) -> String {
     static NEXT: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
     let n = NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
@@ -371,47 +496,6 @@ fn nonce(name: &str) -> String {
         .map_or(0, |d| d.as_nanos());
     let seed = format!("{name}\0{}\0{n}\0{now}", std::process::id());
     blake3::hash(seed.as_bytes()).to_hex()[..16].to_string()
-}
-
-impl MilvusStore {
-    fn file_head(&self, name: &str) -> Result<Option<FileHead>, StoreError> {
-        let key = file_head_key(name);
-        let values = self.meta_values(std::slice::from_ref(&key)).map_err(backend)?;
-        values
-            .get(&key)
-            .map(|v| {
-                serde_json::from_str(v)
-                    .map_err(|e| StoreError::Corrupt { id: name.into(), message: e.to_string() })
-            })
-            .transpose()
-    }
-
-    fn delete_meta(&self, keys: Vec<String>) -> Result<(), StoreError> {
-        for chunk in keys.chunks(IDS_PER_CALL) {
-            let (client, meta, ids) = (self.client.clone(), self.meta(), chunk.to_vec());
-            self.run(async move { client.delete(&meta, "key", &ids).await }).map_err(backend)?;
-        }
-        Ok(())
-    }
-
-    fn read_chunks(&self, head: &FileHead) -> Result<Option<Vec<u8>>, StoreError> {
-        use base64::Engine as _;
-        let keys: Vec<String> =
-            (0..head.chunks).map(|i| file_chunk_key(&head.name, &head.nonce, i)).collect();
-        let mut found = HashMap::new();
-        for chunk in keys.chunks(CHUNKS_PER_CALL) {
-            found.extend(self.meta_values(chunk).map_err(backend)?);
-        }
-        let mut bytes = Vec::with_capacity(head.size);
-        for key in &keys {
-            let Some(text) = found.get(key) else { return Ok(None) };
-            let part = base64::engine::general_purpose::STANDARD.decode(text).map_err(|e| {
-                StoreError::Corrupt { id: head.name.clone(), message: e.to_string() }
-            })?;
-            bytes.extend(part);
-        }
-        Ok((blake3::hash(&bytes).to_hex().as_str() == head.hash).then_some(bytes))
-    }
 }
 
 fn read_info(value: Option<&String>) -> Result<Option<IndexInfo>, StoreError> {
@@ -437,20 +521,24 @@ impl Store for MilvusStore {
     }
 
     fn apply(&self, info: Option<&IndexInfo>, changes: &[Change]) -> Result<Vec<u32>, StoreError> {
-        // Everything that can refuse the batch is checked before anything is written; the
-        // description and the counters come in one read.
-        let meta = self.meta_values(&["info".into(), "counters".into()]).map_err(backend)?;
-        let stored = read_info(meta.get("info"))?;
-        let effective = info.cloned().or(stored);
-        check_dims(effective.as_ref(), changes)?;
-        let Some(effective) = effective else {
-            return if changes.is_empty() {
-                Ok(Vec::new())
-            } else {
-                Err(StoreError::Backend("items written before the index is described".into()))
-            };
+        let mut writes = self.writes.lock().map_err(|_| poisoned())?;
+        // Everything that can refuse the batch is checked before anything is written.
+        let dim = match info {
+            Some(i) => {
+                check_version(i)?;
+                i.dim
+            }
+            None => match self.stored_dim()? {
+                Some(d) => d,
+                None if changes.is_empty() => return Ok(Vec::new()),
+                None => {
+                    return Err(StoreError::Backend(
+                        "items written before the index is described".into(),
+                    ));
+                }
+            },
         };
-        let dim = effective.dim;
+        check_dim(dim, changes)?;
         let record_ids: Vec<String> = changes
             .iter()
             .filter_map(|c| match c {
@@ -460,47 +548,48 @@ impl Store for MilvusStore {
             .collect();
         let existing = self.get_many(&record_ids)?;
         // The batch's end state per id: Some(row) written, None deleted.
-        let mut counters = read_counters(meta.get("counters"))?;
         let mut keys = Vec::new();
         let mut rows: BTreeMap<String, Option<(ItemRecord, Vec<f32>)>> = BTreeMap::new();
         let mut centroids = None;
-        for c in changes {
-            match c {
-                Change::Put { id, record, vector } => {
-                    if id.len() > MAX_ID {
-                        return Err(StoreError::Backend(format!(
-                            "id {id:?} is longer than the {MAX_ID} bytes a Milvus index takes"
-                        )));
+        {
+            let mut local = self.keys.lock().map_err(|_| poisoned())?;
+            for c in changes {
+                match c {
+                    Change::Put { id, record, vector } => {
+                        if id.len() > MAX_ID {
+                            return Err(StoreError::Backend(format!(
+                                "id {id:?} is longer than the {MAX_ID} bytes a Milvus index takes"
+                            )));
+                        }
+                        let key = local.fresh(id, &record.hash)?;
+                        keys.push(key);
+                        rows.insert(
+                            id.clone(),
+                            Some((ItemRecord { key: Some(key), ..record.clone() }, vector.clone())),
+                        );
                     }
-                    let key = counters.next_key;
-                    counters.next_key += 1;
-                    keys.push(key);
-                    rows.insert(
-                        id.clone(),
-                        Some((ItemRecord { key: Some(key), ..record.clone() }, vector.clone())),
-                    );
+                    Change::Record { id, record } => {
+                        let current = match rows.get(id) {
+                            Some(Some(row)) => Some(row.clone()),
+                            Some(None) => None,
+                            None => existing.get(id).cloned(),
+                        };
+                        let Some((old, vector)) = current else {
+                            return Err(StoreError::Corrupt {
+                                id: id.clone(),
+                                message: "record update for a missing item".into(),
+                            });
+                        };
+                        rows.insert(
+                            id.clone(),
+                            Some((ItemRecord { key: old.key, ..record.clone() }, vector)),
+                        );
+                    }
+                    Change::Delete { id } => {
+                        rows.insert(id.clone(), None);
+                    }
+                    Change::Centroids(c) => centroids = Some(c.clone()),
                 }
-                Change::Record { id, record } => {
-                    let current = match rows.get(id) {
-                        Some(Some(row)) => Some(row.clone()),
-                        Some(None) => None,
-                        None => existing.get(id).cloned(),
-                    };
-                    let Some((old, vector)) = current else {
-                        return Err(StoreError::Corrupt {
-                            id: id.clone(),
-                            message: "record update for a missing item".into(),
-                        });
-                    };
-                    rows.insert(
-                        id.clone(),
-                        Some((ItemRecord { key: old.key, ..record.clone() }, vector)),
-                    );
-                }
-                Change::Delete { id } => {
-                    rows.insert(id.clone(), None);
-                }
-                Change::Centroids(c) => centroids = Some(c.clone()),
             }
         }
         let mut puts = (Vec::new(), Vec::new(), Vec::new(), Vec::new());
@@ -508,8 +597,9 @@ impl Store for MilvusStore {
         for (id, row) in rows {
             match row {
                 Some((record, vector)) => {
-                    puts.3.push(i64::from(record.key.unwrap_or_default()));
-                    puts.1.push(text(&id, "record", &record)?);
+                    puts.3.push(row_key(&id));
+                    // Keys are each process's own: the stored record has none.
+                    puts.1.push(text(&id, "record", &ItemRecord { key: None, ..record })?);
                     puts.0.push(id);
                     puts.2.extend(vector);
                 }
@@ -518,18 +608,15 @@ impl Store for MilvusStore {
         }
         let info_text = info.map(|i| text("info", "description", i)).transpose()?;
 
-        // Writes: description and reserved keys first, so that no key is ever handed out
-        // twice even if the batch is cut short; the version last.
-        self.ensure_collections(dim).map_err(backend)?;
-        let mut first = Vec::new();
+        // Writes: the description first, the writer's version row last. No item row
+        // depends on another, so a batch cut short leaves some of its items written
+        // whole and the others as they were.
+        if !self.exists().map_err(backend)? {
+            self.ensure_collections(dim).map_err(backend)?;
+        }
         if let Some(t) = info_text {
-            first.push(("info".to_string(), t, filler(dim)));
-        }
-        if !keys.is_empty() {
-            first.push(("counters".into(), text("counters", "counters", &counters)?, filler(dim)));
-        }
-        if !first.is_empty() {
-            self.put_meta(dim, first).map_err(backend)?;
+            self.put_meta(dim, vec![("info".to_string(), t, filler(dim))]).map_err(backend)?;
+            let _ = self.dim.set(dim);
         }
         for (((ids, item_keys), records), vectors) in puts
             .0
@@ -552,7 +639,14 @@ impl Store for MilvusStore {
                 (self.client.clone(), self.items().to_string(), chunk.to_vec());
             self.run(async move { client.delete(&items, "id", &ids).await }).map_err(backend)?;
         }
+        if !deletes.is_empty() {
+            let mut local = self.keys.lock().map_err(|_| poisoned())?;
+            for id in &deletes {
+                local.by_id.remove(id);
+            }
+        }
         if let Some(c) = centroids {
+            let mut counters = self.counters()?;
             let cells = c.len().checked_div(dim).unwrap_or(0);
             let rows: Vec<_> = c
                 .chunks(dim.max(1))
@@ -570,11 +664,13 @@ impl Store for MilvusStore {
             }
             counters.cells = cells;
             counters.generation += 1;
-        }
-        if !changes.is_empty() {
-            counters.version += 1;
             let t = text("counters", "counters", &counters)?;
             self.put_meta(dim, vec![("counters".into(), t, filler(dim))]).map_err(backend)?;
+        }
+        if !changes.is_empty() {
+            *writes += 1;
+            let row = (self.writer.clone(), writes.to_string(), filler(dim));
+            self.put_meta(dim, vec![row]).map_err(backend)?;
         }
         Ok(keys)
     }
@@ -627,13 +723,14 @@ impl Store for MilvusStore {
     }
 
     fn version(&self) -> Result<u64, StoreError> {
-        Ok(self.counters()?.version)
+        Ok(self.state()?.1)
     }
 
     fn len(&self) -> Result<usize, StoreError> {
-        let mut n = 0;
-        self.walk(false, &mut |_, _, _| n += 1)?;
-        Ok(n)
+        if !self.exists().map_err(backend)? {
+            return Ok(0);
+        }
+        Ok(self.count_items()? as usize)
     }
 
     fn records(&self) -> Result<Vec<(String, ItemRecord)>, StoreError> {
@@ -647,62 +744,15 @@ impl Store for MilvusStore {
     }
 
     fn read_file(&self, name: &str) -> Result<Option<Vec<u8>>, StoreError> {
-        check_file_name(name)?;
-        // A replacement landing between reading the head and its chunks shows as missing
-        // chunks or a wrong hash: read the new head and try again.
-        for _ in 0..3 {
-            let Some(head) = self.file_head(name)? else { return Ok(None) };
-            if let Some(bytes) = self.read_chunks(&head)? {
-                return Ok(Some(bytes));
-            }
-        }
-        Err(StoreError::Corrupt {
-            id: name.into(),
-            message: "the file's parts do not add up to what its description says".into(),
-        })
+        self.read_kept(name)
     }
 
     fn write_file(&self, name: &str, bytes: &[u8]) -> Result<(), StoreError> {
-        use base64::Engine as _;
-        check_file_name(name)?;
-        let info = self.info()?.ok_or_else(|| StoreError::NotAnIndex(self.address.to_string()))?;
-        let dim = info.dim;
-        let old = self.file_head(name)?;
-        let head = FileHead {
-            name: name.into(),
-            size: bytes.len(),
-            hash: blake3::hash(bytes).to_hex().to_string(),
-            chunks: bytes.len().div_ceil(FILE_CHUNK),
-            nonce: nonce(name),
-        };
-        // Chunks first, under a new nonce; then the head that names them; then the old
-        // chunks go. A write cut short leaves the old file readable (and a few orphan rows).
-        let rows: Vec<(String, String, Vec<f32>)> = bytes
-            .chunks(FILE_CHUNK)
-            .enumerate()
-            .map(|(i, part)| {
-                let text = base64::engine::general_purpose::STANDARD.encode(part);
-                (file_chunk_key(name, &head.nonce, i), text, filler(dim))
-            })
-            .collect();
-        for group in rows.chunks(CHUNKS_PER_CALL) {
-            self.put_meta(dim, group.to_vec()).map_err(backend)?;
-        }
-        let text = text(name, "file description", &head)?;
-        self.put_meta(dim, vec![(file_head_key(name), text, filler(dim))]).map_err(backend)?;
-        if let Some(old) = old {
-            self.delete_meta(
-                (0..old.chunks).map(|i| file_chunk_key(name, &old.nonce, i)).collect(),
-            )?;
-        }
-        Ok(())
+        self.write_kept(name, bytes)
     }
 
     fn remove_file(&self, name: &str) -> Result<(), StoreError> {
-        check_file_name(name)?;
-        let Some(head) = self.file_head(name)? else { return Ok(()) };
-        self.delete_meta(vec![file_head_key(name)])?;
-        self.delete_meta((0..head.chunks).map(|i| file_chunk_key(name, &head.nonce, i)).collect())
+        self.remove_kept(name)
     }
 }
 
@@ -756,18 +806,30 @@ mod tests {
         assert!(b.get(odd[1]).unwrap().is_none() && b.get(odd[0]).unwrap().is_some());
         // Walking pages of 7 meets every item once, in id order, with its vector.
         let mut seen = Vec::new();
-        b.with_page(7)
-            .for_each(&mut |id, r, v| {
-                assert_eq!(v, [0.0, 0.6, 0.8]);
-                seen.push((id.to_string(), r.key));
-            })
-            .unwrap();
+        let c = MilvusStore::open(a.address()).unwrap().with_page(7);
+        c.for_each(&mut |id, r, v| {
+            assert_eq!(v, [0.0, 0.6, 0.8]);
+            seen.push((id.to_string(), r.key));
+        })
+        .unwrap();
         let mut want: Vec<String> = (0..25).map(|i| format!("item-{i:02}")).collect();
         want.extend([odd[0], odd[2], odd[3], odd[4]].map(String::from));
         want.sort();
         assert_eq!(seen.iter().map(|(id, _)| id.clone()).collect::<Vec<_>>(), want);
-        let first = seen.iter().find(|(id, _)| id == "item-00").map(|(_, key)| *key);
-        assert_eq!(first, Some(Some(keys[0])));
+        // Keys are each process's own: unique in it, and kept while the item is unchanged.
+        let b_keys: std::collections::HashSet<Option<u32>> = seen.iter().map(|s| s.1).collect();
+        assert_eq!(b_keys.len(), seen.len());
+        assert!(!b_keys.contains(&None));
+        let first = seen.iter().find(|(id, _)| id == "item-00").and_then(|(_, key)| *key);
+        assert_eq!(c.get("item-00").unwrap().and_then(|(r, _)| r.key), first);
+        assert_eq!(a.get("item-00").unwrap().and_then(|(r, _)| r.key), Some(keys[0]));
+        // Both processes' batches count in the version, whichever wrote them.
+        b.apply(None, &[put("item-00")]).unwrap();
+        assert_eq!((a.version().unwrap(), b.version().unwrap()), (4, 4));
+        let before = a.get("item-00").unwrap().and_then(|(r, _)| r.key);
+        a.apply(None, &[put("item-00")]).unwrap();
+        let again = a.get("item-00").unwrap().and_then(|(r, _)| r.key);
+        assert!(again.is_some() && again != before, "a replaced item gets a new key");
         a.drop_all().unwrap();
     }
 
