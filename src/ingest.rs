@@ -274,7 +274,8 @@ fn install_model(model: &ResolvedModel, index_dir: &Path) -> Result<()> {
         .chain(heads.map(|h| (h, crate::category::HEADS_FILE)));
     for (src, name) in files {
         let dst = index_dir.join(name);
-        let tmp = index_dir.join(format!("{name}.tmp"));
+        // Named per process: shards starting together on a new folder each install it.
+        let tmp = index_dir.join(format!("{name}.{}.tmp", std::process::id()));
         let io = |source| Error::Io { path: dst.clone(), source };
         std::fs::copy(&src, &tmp).map_err(io)?;
         std::fs::rename(&tmp, &dst).map_err(io)?;

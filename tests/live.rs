@@ -1,6 +1,6 @@
 //! Live updates on real photos: `add` and `remove` on the command line and through the
 //! library from several threads at once, bad input refused whole, and a process killed
-//! in the middle of a write.
+//! in the middle of a write; shards of a catalogue indexed into one folder at once.
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
@@ -445,4 +445,45 @@ fn an_engine_follows_writes_made_by_other_processes() {
 fn servers_on_one_index_see_each_others_writes_and_answer_alike() {
     let (_dir, idx, ids) = tiny_index(12);
     servers_see_each_others_writes(p(&idx), &ids);
+}
+
+#[test]
+fn shards_indexed_at_once_into_a_new_folder_give_what_one_run_gives() {
+    let (dir, one, ids) = tiny_index(30);
+    let cat = dir.path().join("cat");
+    let two = dir.path().join("sharded");
+    let model = root().join(TINY);
+    let reports: Vec<Value> = std::thread::scope(|s| {
+        let runs: Vec<_> = ["0/3", "1/3", "2/3"]
+            .map(|shard| {
+                let (cat, two, model) = (&cat, &two, &model);
+                s.spawn(move || {
+                    let args = ["index", p(cat), "--index", p(two), "--model", p(model)];
+                    let more = ["--backend", "tract", "--shard", shard, "--json"];
+                    serde_json::from_str::<Value>(&ok(&[&args[..], &more[..]].concat())).unwrap()
+                })
+            })
+            .into_iter()
+            .collect();
+        runs.into_iter().map(|r| r.join().unwrap()).collect()
+    });
+    let added: u64 = reports.iter().map(|r| r["added"].as_u64().unwrap()).sum();
+    assert_eq!(added, 30, "{reports:?}");
+    assert_eq!(count(&two), 30);
+    // Every item once, with the same neighbours (ids, scores, metadata) as the one run.
+    for id in ids.iter().step_by(7) {
+        let similar = |idx: &std::path::Path| {
+            let args = ["search", "--index", p(idx), "--similar-to", id, "--json", "-k", "5"];
+            let v: Value =
+                serde_json::from_str(&ok(&[&args[..], &["--backend", "tract"]].concat())).unwrap();
+            v["results"].clone()
+        };
+        assert_eq!(similar(&one), similar(&two), "{id}");
+    }
+    let leftovers: Vec<_> = std::fs::read_dir(&two)
+        .unwrap()
+        .filter_map(|e| e.ok())
+        .filter(|e| e.file_name().to_string_lossy().ends_with(".tmp"))
+        .collect();
+    assert!(leftovers.is_empty(), "{leftovers:?}");
 }
