@@ -7,7 +7,8 @@
 //! images, models or HTTP.
 //!
 //! Every item gets a key, a `u32` the store hands out once and never again: an item that
-//! is replaced gets a new key. Keys name items in the in-memory index's bitmaps (facets,
+//! is replaced gets a new key. (A folder's keys are stored with the items; a Milvus
+//! collection's are each process's own, since its writers cannot share a counter.) Keys name items in the in-memory index's bitmaps (facets,
 //! partition cells). The partition (centroids, each item's cell in its record) is derived
 //! data: written by whoever trains it, kept by the store as given.
 
