@@ -487,7 +487,10 @@ pub fn index_catalog(
     // run places them.
     if !report.interrupted {
         if opts.progress {
-            eprintln!("partitioning the index...");
+            match opts.shard {
+                Some(s) => eprintln!("placing shard {s}'s new items in the partition..."),
+                None => eprintln!("partitioning the index..."),
+            }
         }
         let p = match opts.shard {
             Some(_) => crate::index::partition::place(store.as_ref(), info.dim, &mine)?,
