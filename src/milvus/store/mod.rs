@@ -11,8 +11,11 @@
 //!   owner, so two writers never lose each other's count (a reader sees it move by more
 //!   than its own batch, and reloads).
 //!
-//! Only a partition's replacement (centroids, generation) is read and written back: one
-//! process at a time does that (`index` without `--shard`, `repartition`).
+//! What is still read and written back: a partition's replacement (centroids,
+//! generation), which one process at a time does (`index` without `--shard`,
+//! `repartition`); and a record change (new metadata, a cell), which rewrites its item's
+//! row from the vector it read, so two processes changing one item at once keep one
+//! change (shards never share an item).
 
 use std::collections::{BTreeMap, HashMap};
 use std::future::Future;
