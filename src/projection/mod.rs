@@ -14,7 +14,6 @@
 pub mod train;
 
 use std::collections::HashMap;
-use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, RwLock};
 
@@ -64,8 +63,6 @@ pub enum ProjectionError {
     NotEnoughData(String),
     #[error("invalid training parameter {name}: {message}")]
     BadParameter { name: &'static str, message: String },
-    #[error("cannot write {}: {source}", .path.display())]
-    Io { path: PathBuf, source: std::io::Error },
     #[error("cannot read the trained projection: {message}")]
     Unreadable { message: String },
 }
@@ -394,19 +391,6 @@ impl Projection {
         Ok(Self { meta, mean, layers, proxies })
     }
 
-    /// Write into an index folder: aside, then renamed, so that a crash leaves the old
-    /// projection or the new one, never half of one.
-    pub fn save(&self, dir: &Path) -> Result<PathBuf, ProjectionError> {
-        let path = dir.join(PROJECTION_FILE);
-        let tmp = dir.join(format!("{PROJECTION_FILE}.tmp"));
-        let io = |source| ProjectionError::Io { path: path.clone(), source };
-        let mut f = std::fs::File::create(&tmp).map_err(io)?;
-        f.write_all(&self.to_bytes()).map_err(io)?;
-        f.sync_all().map_err(io)?;
-        std::fs::rename(&tmp, &path).map_err(io)?;
-        Ok(path)
-    }
-
     /// The projection an index's store keeps, `None` when it has none.
     pub fn read(store: &dyn crate::store::Store) -> Result<Option<Self>, ProjectionError> {
         let path = Path::new(PROJECTION_FILE);
@@ -414,16 +398,6 @@ impl Projection {
             Ok(Some(bytes)) => Self::from_bytes(&bytes, path).map(Some),
             Ok(None) => Ok(None),
             Err(e) => Err(ProjectionError::Unreadable { message: e.to_string() }),
-        }
-    }
-
-    /// The projection of the index in `dir`, `None` when it has none.
-    pub fn load(dir: &Path) -> Result<Option<Self>, ProjectionError> {
-        let path = dir.join(PROJECTION_FILE);
-        match std::fs::read(&path) {
-            Ok(bytes) => Self::from_bytes(&bytes, &path).map(Some),
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
-            Err(source) => Err(ProjectionError::Io { path, source }),
         }
     }
 

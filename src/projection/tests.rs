@@ -227,10 +227,17 @@ fn file_round_trips_and_damage_is_reported() {
     let mut rng = SplitMix::new(11);
     let p = random_projection(&mut rng, 6, &[5, 4], 3);
     let dir = tempfile::tempdir().unwrap();
-    assert!(Projection::load(dir.path()).unwrap().is_none());
-    let path = p.save(dir.path()).unwrap();
-    assert_eq!(Projection::load(dir.path()).unwrap().unwrap(), p);
-    assert!(!dir.path().join(format!("{PROJECTION_FILE}.tmp")).exists());
+    use crate::store::Store as _;
+    let store = crate::store::LmdbStore::open(dir.path()).unwrap();
+    assert!(Projection::read(&store).unwrap().is_none());
+    store.write_file(PROJECTION_FILE, &p.to_bytes()).unwrap();
+    assert_eq!(Projection::read(&store).unwrap().unwrap(), p);
+    let path = dir.path().join(PROJECTION_FILE);
+    let names: Vec<String> = std::fs::read_dir(dir.path())
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .collect();
+    assert!(names.iter().all(|n| !n.ends_with(".tmp")), "{names:?}");
 
     let bytes = std::fs::read(&path).unwrap();
     let mut flipped = bytes.clone();

@@ -203,7 +203,8 @@ async fn trained_parameter_reorders_with_the_projection_and_is_checked() {
             epochs: 5,
             ..Default::default()
         };
-        crate::projection::train::fit(&data, &cfg, &mut |_| {}).unwrap().save(&idx).unwrap();
+        let p = crate::projection::train::fit(&data, &cfg, &mut |_| {}).unwrap();
+        engine.store().write_file(crate::projection::PROJECTION_FILE, &p.to_bytes()).unwrap();
     }
     let engine = Arc::new(Engine::open(&idx, BackendKind::Auto).unwrap());
     let state = Arc::new(AppState::new(engine, &ServeOptions::default()));
