@@ -17,19 +17,7 @@ cat=${1:-sample-catalog}
 rounds=${2:-3}
 bin=${BIN:-target/release/lookalike}
 [ -x "$bin" ] || cargo build --release --locked
-./scripts/test-servers.sh
-tmp=$(mktemp -d)
-server=
-trap '[ -n "$server" ] && kill $server 2>/dev/null; sleep 3; rm -rf "$tmp"' EXIT
-if [ -n "${MILVUS_URI:-}" ]; then
-  addr=${MILVUS_URI#http://}
-else
-  port=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
-  .venv/bin/python scripts/milvus-server.py "$tmp/milvus" "$port" > "$tmp/milvus.log" 2>&1 &
-  server=$!
-  for _ in $(seq 600); do grep -q ready "$tmp/milvus.log" 2>/dev/null && break; sleep 0.5; done
-  addr=127.0.0.1:$port
-fi
+. bench/milvus-server.sh
 secs() { local t=$(date +%s.%N); "$@" >/dev/null; echo "$(date +%s.%N) - $t" | bc; }
 p50() { "$@" | python3 -c 'import json,sys; d=json.load(sys.stdin); print(d["total"]["p50_ms"], d["total"]["p99_ms"], d["search"]["p50_ms"], d["search"]["p99_ms"])'; }
 declare -A times

@@ -521,8 +521,7 @@ pub fn repartition(index_dir: &Path) -> Result<crate::index::partition::RefreshR
     } else {
         location.open_existing()?
     };
-    let info =
-        store.info()?.ok_or_else(|| crate::store::StoreError::NotAnIndex(location.to_string()))?;
+    let info = location.described(store.as_ref())?;
     crate::index::partition::refresh(store.as_ref(), info.dim, true)
 }
 

@@ -55,6 +55,19 @@ impl Location {
         }
     }
 
+    /// The existing index here and its description (an error naming the place when
+    /// there is none, or when it holds no description).
+    pub fn open_index(&self) -> Result<(Arc<dyn Store>, IndexInfo)> {
+        let store = self.open_existing()?;
+        let info = self.described(store.as_ref())?;
+        Ok((store, info))
+    }
+
+    /// The description of the index `store` holds here, which must have one.
+    pub fn described(&self, store: &dyn Store) -> Result<IndexInfo> {
+        Ok(store.info()?.ok_or_else(|| StoreError::NotAnIndex(self.to_string()))?)
+    }
+
     /// The index here, created empty when there is none (`lookalike index`); a folder of
     /// an older format is upgraded.
     pub fn open_or_create(&self) -> Result<Arc<dyn Store>> {

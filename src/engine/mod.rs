@@ -35,7 +35,7 @@ use crate::projection::{
     DEFAULT_MIX, ProjectedCache, Projection, ProjectionError, SNAPSHOTS_TRAINED, TRAINED_COLOUR,
     Trained,
 };
-use crate::store::{IndexInfo, Store, StoreError};
+use crate::store::{IndexInfo, Store};
 
 /// Largest k a query may ask for.
 pub const MAX_K: usize = 1000;
@@ -160,8 +160,7 @@ impl std::fmt::Debug for Engine {
 /// Open an index's description without loading a model (for `info`).
 pub fn read_info(dir: &Path) -> Result<(IndexInfo, usize)> {
     let location = Location::of(dir)?;
-    let store = location.open_existing()?;
-    let info = store.info()?.ok_or_else(|| StoreError::NotAnIndex(location.to_string()))?;
+    let (store, info) = location.open_index()?;
     Ok((info, store.len()?))
 }
 
@@ -183,8 +182,7 @@ pub struct Description {
 /// Describe the index in `dir` (a folder or a `milvus://` address).
 pub fn describe(dir: &Path) -> Result<Description> {
     let location = Location::of(dir)?;
-    let store = location.open_existing()?;
-    let info = store.info()?.ok_or_else(|| StoreError::NotAnIndex(location.to_string()))?;
+    let (store, info) = location.open_index()?;
     let records = store.records()?;
     let (cells, unplaced) = partition_of(store.as_ref(), &info, &records)?;
     let predicts = location
@@ -238,8 +236,7 @@ impl Engine {
     /// in place of the one it names, refused unless it is the same file.
     pub fn open_with_model(dir: &Path, backend: BackendKind, model: Option<&str>) -> Result<Self> {
         let location = Location::of(dir)?;
-        let store = location.open_existing()?;
-        let info = store.info()?.ok_or_else(|| StoreError::NotAnIndex(location.to_string()))?;
+        let (store, info) = location.open_index()?;
         let model: ResolvedModel = location.model(&info, model)?;
         let embedder = Embedder::new(&model, backend)?.with_colour(info.colour_weight);
         let index = ArcSwap::from_pointee(VectorIndex::load(store.as_ref(), info.dim)?);

@@ -15,7 +15,6 @@ use serde::{Deserialize, Serialize};
 
 use super::{Dense, Projection, ProjectionError, ProjectionMeta, input_rows, normalise_rows};
 use crate::error::{Error, Result};
-use crate::store::StoreError;
 
 /// How a projection is trained. The defaults are the measured best (BENCHMARKS.md).
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
@@ -441,8 +440,7 @@ pub fn train_index(
 ) -> Result<(Projection, TrainReport)> {
     cfg.check().map_err(Error::from)?;
     let location = crate::location::Location::of(dir)?;
-    let store = location.open_existing()?;
-    let info = store.info()?.ok_or_else(|| StoreError::NotAnIndex(location.to_string()))?;
+    let (store, info) = location.open_index()?;
     let cols =
         crate::label::parse_labels(&[label.to_string()], &info.columns)?.pop().unwrap_or_default();
     let mut vectors: Vec<Vec<f32>> = Vec::new();
