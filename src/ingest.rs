@@ -435,7 +435,12 @@ pub fn index_catalog(
             }
             drop(tx);
         });
-        // Consumer: batched inference and one commit per batch.
+        // Consumer: batched inference and one commit per batch. The receiver is this
+        // closure's own, so that an error returning from it drops the receiver before the
+        // scope waits for the producer, which then stops at its next send (were it kept
+        // outside, a failed commit would leave the producer blocked on a full channel and
+        // the run hanging).
+        let rx = rx;
         for prepared in rx.iter() {
             let n_in = prepared.len() as u64;
             let mut changes = Vec::with_capacity(prepared.len());
@@ -479,7 +484,6 @@ pub fn index_catalog(
         }
         Ok(())
     });
-    // Dropping the receiver (on error or interrupt) stops the producer at its next send.
     outcome?;
     bar.finish_and_clear();
     // Train the partition, or place this run's new items in it, in one transaction. Until
@@ -499,6 +503,7 @@ pub fn index_catalog(
         report.cells = p.cells;
         report.partition_seconds = p.seconds;
     }
+    store.flush()?;
     report.total_items = store.len()?;
     report.seconds = started.elapsed().as_secs_f64();
     let embedded = (report.added + report.reembedded) as f64;
@@ -522,7 +527,9 @@ pub fn repartition(index_dir: &Path) -> Result<crate::index::partition::RefreshR
         location.open_existing()?
     };
     let info = location.described(store.as_ref())?;
-    crate::index::partition::refresh(store.as_ref(), info.dim, true)
+    let report = crate::index::partition::refresh(store.as_ref(), info.dim, true)?;
+    store.flush()?;
+    Ok(report)
 }
 
 fn prepare(

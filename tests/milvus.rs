@@ -74,6 +74,19 @@ fn a_collection_answers_every_command_as_the_folder_does() {
     let filter = ["--filter", "articleType=Tshirts"];
     assert_same_results(&search(folder, &filter), &search(&coll, &filter));
     assert_same_results(&search(folder, &["--ann"]), &search(&coll, &["--ann"]));
+    // An approximate search of a collection runs in Milvus (its call log names the Search
+    // call), filtered there too, and finds what the exact search finds at this size.
+    for extra in [&["--ann"][..], &["--ann", "--filter", "articleType=Tshirts"]] {
+        let photo = fixture("queries/tshirt.jpg");
+        let mut args = vec!["search", "--index", &coll, "--json", "-k", "8", p(&photo)];
+        args.extend_from_slice(extra);
+        let out = lookalike_env(&args, &[("LOOKALIKE_LOG", "lookalike=debug".to_string())]);
+        assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+        let log = String::from_utf8_lossy(&out.stderr);
+        assert!(log.contains("\"Search\""), "{extra:?} did not search in Milvus:\n{log}");
+        let exact = [&["--exact"][..], &extra[1..]].concat();
+        assert_same_results(&search(&coll, extra), &search(&coll, &exact));
+    }
     let similar = ["search", "--similar-to", &ids[3], "-k", "5", "--json", "--index"];
     let (sa, sb) = (
         run_json(&[&similar[..], &[folder]].concat()),

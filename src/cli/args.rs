@@ -31,8 +31,8 @@ pub struct ModeArg {
     /// filter keeping under a tenth of the index).
     #[arg(long, conflicts_with = "ann")]
     pub exact: bool,
-    /// Scan only the partition cells nearest to the query (default from 200,000
-    /// candidates on).
+    /// Approximate: a Milvus collection's own search, or the partition cells nearest to
+    /// the query (default from 200,000 candidates on).
     #[arg(long)]
     pub ann: bool,
 }
@@ -556,6 +556,8 @@ pub enum BenchCommand {
         /// Times each photo is searched.
         #[arg(long, default_value_t = 20)]
         repeat: usize,
+        #[command(flatten)]
+        mode: ModeArg,
         #[command(flatten)]
         trained: TrainedArg,
         #[command(flatten)]

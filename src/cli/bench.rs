@@ -76,10 +76,10 @@ pub fn run(what: BenchCommand) -> anyhow::Result<()> {
             let _ = std::fs::remove_dir_all(&copy);
             println!("{}", serde_json::to_string(&r?)?);
         }
-        BenchCommand::Query { index, images, repeat, trained, backend } => {
+        BenchCommand::Query { index, images, repeat, mode, trained, backend } => {
             anyhow::ensure!(!images.is_empty(), "give query photos");
             let engine = Engine::open(&index, backend.backend)?;
-            let query = Query { trained: trained.trained(), ..Query::default() };
+            let query = Query { trained: trained.trained(), mode: mode.mode(), ..Query::default() };
             let mut total = Vec::new();
             let (mut dec, mut emb, mut srch) = (Vec::new(), Vec::new(), Vec::new());
             for path in &images {
@@ -96,7 +96,7 @@ pub fn run(what: BenchCommand) -> anyhow::Result<()> {
             println!(
                 "{}",
                 serde_json::json!({"items": engine.index().len(), "backend": engine.embedder().backend_name(),
-                    "trained": query.trained,
+                    "trained": query.trained, "mode": query.mode,
                     "total": bench::Latency::from_ms(total), "decode_preprocess": bench::Latency::from_ms(dec),
                     "embed": bench::Latency::from_ms(emb), "search": bench::Latency::from_ms(srch)})
             );

@@ -239,7 +239,9 @@ impl Engine {
         let (store, info) = location.open_index()?;
         let model: ResolvedModel = location.model(&info, model)?;
         let embedder = Embedder::new(&model, backend)?.with_colour(info.colour_weight);
-        let index = ArcSwap::from_pointee(VectorIndex::load(store.as_ref(), info.dim)?);
+        let index = ArcSwap::from_pointee(
+            VectorIndex::load(store.as_ref(), info.dim)?.searched_by(store.clone()),
+        );
         let projection = Projection::read(store.as_ref())
             .and_then(|p| match p {
                 Some(p) => {

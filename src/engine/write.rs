@@ -263,7 +263,9 @@ impl Engine {
             return Ok(current);
         }
         tracing::info!("the index changed on disk; reloading it");
-        let fresh = Arc::new(VectorIndex::load(self.store.as_ref(), self.info.dim)?);
+        let fresh = Arc::new(
+            VectorIndex::load(self.store.as_ref(), self.info.dim)?.searched_by(self.store.clone()),
+        );
         self.index.store(fresh.clone());
         Ok(fresh)
     }

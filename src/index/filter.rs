@@ -49,6 +49,11 @@ impl Filter {
         self.clauses.is_empty()
     }
 
+    /// The conditions: per column, its alternative values (lower-cased).
+    pub fn clauses(&self) -> &[(String, Vec<String>)] {
+        &self.clauses
+    }
+
     /// Whether a condition names `column`.
     pub fn has_column(&self, column: &str) -> bool {
         self.clauses.iter().any(|(c, _)| c == column)

@@ -7,9 +7,10 @@
 //! not the matching few among the k nearest. The planner compares every candidate exactly
 //! while there are fewer than [`ANN_MIN_CANDIDATES`], or when a filter keeps less than
 //! 1/[`ANN_MIN_SELECTIVITY`] of the index (the exact scan then costs only the matches);
-//! otherwise it scans the items of the partition cells nearest to the query
-//! ([`partition`]). It falls back to exact search when the index has no partition or the
-//! probed cells hold fewer than k matches.
+//! otherwise it asks the store, when the store searches where it keeps the vectors (a
+//! Milvus collection, [`remote`]), or scans the items of the partition cells nearest to
+//! the query ([`partition`]). It falls back to exact search when the index has no
+//! partition or the probed cells (or the store) hold fewer than k matches.
 //!
 //! Live updates never touch a snapshot: [`VectorIndex::with_changes`] makes the next one,
 //! sharing every segment it does not merge, so readers holding the old one are never
@@ -19,16 +20,22 @@
 
 mod filter;
 pub mod partition;
+mod plan;
+mod remote;
 mod segment;
 
 use std::collections::{BTreeMap, HashMap};
-use std::str::FromStr;
 use std::sync::Arc;
 
 use roaring::RoaringBitmap;
 
 pub use filter::Filter;
 pub use partition::{Cells, MAX_CELLS, Partition, cells_for};
+pub use plan::{
+    ANN_MIN_CANDIDATES, ANN_MIN_PROBES, ANN_MIN_SELECTIVITY, ANN_PROBE_SHARE, SearchMode, plan,
+    probes_for,
+};
+use plan::{Probes, approximate};
 pub use segment::{COMPACT_SCAN_MIN_ROWS, Item, Segment};
 
 use crate::error::{Error, Result};
@@ -41,77 +48,6 @@ pub struct Hit {
     pub id: String,
     pub score: f32,
     pub metadata: BTreeMap<String, String>,
-}
-
-/// How a search compares vectors.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, serde::Serialize)]
-#[serde(rename_all = "lowercase")]
-pub enum SearchMode {
-    /// Exact below [`ANN_MIN_CANDIDATES`] candidates, the partition's nearest cells above.
-    #[default]
-    Auto,
-    /// Compare every candidate.
-    Exact,
-    /// The partition's nearest cells whenever the index has a partition.
-    Ann,
-}
-
-impl FromStr for SearchMode {
-    type Err = String;
-    fn from_str(s: &str) -> std::result::Result<Self, String> {
-        match s.to_ascii_lowercase().as_str() {
-            "auto" => Ok(Self::Auto),
-            "exact" => Ok(Self::Exact),
-            "ann" => Ok(Self::Ann),
-            _ => Err(format!("unknown search mode '{s}' (auto, exact, ann)")),
-        }
-    }
-}
-
-/// From this many candidates on, `Auto` scans the nearest partition cells instead of
-/// comparing every candidate. Below it the exact scan (i8 + re-rank) is fast and perfect:
-/// 2–3.5 ms at 44k, 4.6 ms at 100k (BENCHMARKS.md, "Scale").
-pub const ANN_MIN_CANDIDATES: usize = 200_000;
-
-/// A filter must keep at least one item in this many for `Auto` to use the partition:
-/// below, the exact scan of the matches is as fast and perfect (1% of 1M: 1.2–1.8 ms).
-pub const ANN_MIN_SELECTIVITY: usize = 10;
-
-/// Cells an approximate search scans: a share of the partition, at least a few. Chosen on
-/// the benchmarks (BENCHMARKS.md, "Scale"): 16 of 1,000 cells hold 99.95% of the exact
-/// top-10 at 1M (23x faster than exact); on the real 44k, 16 of 211 cells hold 99.8%
-/// where 8 hold only 98.6%.
-pub const ANN_PROBE_SHARE: f64 = 0.016;
-pub const ANN_MIN_PROBES: usize = 16;
-
-/// How many cells an approximate search scans: exactly so many (benchmarks' sweeps), or
-/// so many widened for a query far from every centroid ([`Cells::scan_adaptive`]).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Probes {
-    Fixed(usize),
-    Adaptive(usize),
-}
-
-/// Cells an unfiltered approximate search scans in a partition of `cells`.
-pub fn probes_for(cells: usize) -> usize {
-    ((cells as f64 * ANN_PROBE_SHARE).ceil() as usize).max(ANN_MIN_PROBES).min(cells)
-}
-
-/// The planner: `None` to compare all `n` candidates (of `total` items), or the number of
-/// partition cells to scan. A filter keeping a share of the items gets as many more cells
-/// probed, so that the probed cells hold about as many matches as without it; when that
-/// is every cell, the exact scan of the candidates gives the same answer faster.
-pub fn plan(n: usize, total: usize, mode: SearchMode, cells: Option<usize>) -> Option<usize> {
-    let cells = cells.filter(|&c| c > 0)?;
-    let approximate = match mode {
-        SearchMode::Exact => false,
-        SearchMode::Ann => true,
-        SearchMode::Auto => n >= ANN_MIN_CANDIDATES && n * ANN_MIN_SELECTIVITY >= total,
-    };
-    let share = n.max(1) as f64 / total.max(1) as f64;
-    approximate
-        .then(|| ((probes_for(cells) as f64 / share).ceil() as usize).min(cells))
-        .filter(|&probes| probes < cells)
 }
 
 /// Visit every stored item, in id order. A vector of another dimension than `dim` fails
@@ -156,6 +92,8 @@ pub struct VectorIndex {
     version: u64,
     /// Items per value of a metadata column, computed once per column and snapshot.
     counts: ValueCounts,
+    /// The store approximate searches go to, when it searches itself.
+    remote: Option<remote::Remote>,
 }
 
 /// Per column: lower-cased value → live items holding it.
@@ -197,6 +135,7 @@ impl VectorIndex {
             generation,
             version,
             counts: ValueCounts::default(),
+            remote: None,
         })
     }
 
@@ -213,6 +152,7 @@ impl VectorIndex {
             generation: 0,
             version: 0,
             counts: ValueCounts::default(),
+            remote: None,
         }
     }
 
@@ -271,6 +211,7 @@ impl VectorIndex {
             generation: self.generation,
             version: self.version,
             counts: ValueCounts::default(),
+            remote: self.remote.clone(),
         }
     }
 
@@ -438,6 +379,13 @@ impl VectorIndex {
             .is_some_and(|e| candidates.as_ref().map_or(self.alive.contains(e), |c| c.contains(e)))
         {
             n -= 1;
+        }
+        if self.remote.is_some()
+            && approximate(n, self.len(), mode)
+            && let Some(found) = self.search_remote(query, k, filter, candidates.as_ref(), exclude)
+            && found.len() >= k.min(n)
+        {
+            return Ok(found);
         }
         let cells = self.cells.as_ref();
         let probes = plan(n, self.len(), mode, cells.map(|c| c.partition().cells()));

@@ -1,20 +1,26 @@
 //! The few Milvus calls lookalike makes, over gRPC, each with a deadline. Reads are retried
-//! when the connection failed (they are idempotent); writes are not: a write whose answer
-//! was lost may have landed, and the store's callers decide what to do again.
+//! when the connection failed (they are idempotent), and a read refused because its
+//! collection is not loaded (a server just restarted) loads it, waits, and is made again;
+//! writes are not retried: a write whose answer was lost may have landed, and the
+//! store's callers decide what to do again.
 
 use std::time::Duration;
 
 use tonic::transport::{Channel, Endpoint};
 
-use super::proto::common::{ConsistencyLevel, KeyValuePair, LoadState, Status};
+use super::proto::common::{
+    ConsistencyLevel, DslType, KeyValuePair, LoadState, PlaceholderGroup, PlaceholderType,
+    PlaceholderValue, Status,
+};
 use super::proto::milvus::milvus_service_client::MilvusServiceClient;
 use super::proto::milvus::{
-    CreateCollectionRequest, CreateIndexRequest, DeleteRequest, DropCollectionRequest,
-    GetLoadStateRequest, HasCollectionRequest, LoadCollectionRequest, QueryRequest, UpsertRequest,
+    CreateCollectionRequest, CreateIndexRequest, DeleteRequest, DescribeCollectionRequest,
+    DropCollectionRequest, FlushRequest, GetLoadStateRequest, HasCollectionRequest,
+    LoadCollectionRequest, QueryRequest, SearchRequest, UpsertRequest, search_request,
 };
 use super::proto::schema::{
-    CollectionSchema, DataType, FieldData, FieldSchema, FloatArray, LongArray, ScalarField,
-    StringArray, VectorField, field_data, scalar_field, vector_field,
+    CollectionSchema, DataType, FieldData, FieldSchema, FloatArray, JsonArray, LongArray,
+    ScalarField, StringArray, VectorField, field_data, i_ds, scalar_field, vector_field,
 };
 use super::{MilvusAddress, MilvusError};
 
@@ -40,19 +46,48 @@ impl std::fmt::Debug for Client {
     }
 }
 
-/// A column of rows to write or read: strings or vectors.
+/// A column of rows to write or read: strings, integers, JSON documents or vectors.
 #[derive(Debug, Clone, PartialEq)]
 pub enum Column {
     Strings(Vec<String>),
     Ints(Vec<i64>),
-    Vectors { dim: usize, data: Vec<f32> },
+    /// Each row's JSON document, serialised.
+    Json(Vec<Vec<u8>>),
+    Vectors {
+        dim: usize,
+        data: Vec<f32>,
+    },
 }
 
-/// A scalar field of a collection: text of at most so many bytes, or a 64-bit integer.
+/// A scalar field of a collection: text of at most so many bytes, a 64-bit integer, or a
+/// JSON document (whose keys expressions can test).
 #[derive(Debug, Clone, Copy)]
 pub enum Field {
     Text(usize),
     Int,
+    Json,
+}
+
+/// How a collection's vectors are indexed for search (inner product): Milvus's index
+/// type and its build parameters, a JSON object.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct VectorIndexSpec {
+    pub index_type: &'static str,
+    pub params: &'static str,
+}
+
+impl VectorIndexSpec {
+    /// Exact: every vector compared (what the meta collection needs for its few rows).
+    pub const FLAT: Self = Self { index_type: "FLAT", params: "{}" };
+}
+
+/// Whether an answer says the collection is not loaded (Milvus 2.3's code 101): what a
+/// restarted server says of every collection until it has loaded them again.
+#[allow(deprecated)]
+fn not_loaded(status: &Option<Status>) -> bool {
+    status.as_ref().is_some_and(|s| {
+        s.code == 101 || (s.code != 0 || s.error_code != 0) && s.reason.contains("not loaded")
+    })
 }
 
 /// The checks every answer gets: a status of 0. Servers before 2.3 (and milvus-lite) set
@@ -114,14 +149,28 @@ impl Client {
         Ok(res.value)
     }
 
+    /// The names of a collection's fields.
+    pub async fn field_names(&self, name: &str) -> Result<Vec<String>, MilvusError> {
+        let req = DescribeCollectionRequest { collection_name: name.into(), ..Default::default() };
+        let res = self
+            .read("DescribeCollection", name, |mut c| {
+                let req = req.clone();
+                async move { c.describe_collection(req).await }
+            })
+            .await?;
+        check("DescribeCollection", name, res.status)?;
+        Ok(res.schema.map(|s| s.fields.into_iter().map(|f| f.name).collect()).unwrap_or_default())
+    }
+
     /// Create a collection of `fields` (the first is the primary key, a string; a field
-    /// named `vector` holds `dim` floats), index its vectors (exact, inner product) and
-    /// load it, so that it answers queries.
+    /// named `vector` holds `dim` floats), index its vectors as `index` says (inner
+    /// product) and load it, so that it answers queries.
     pub async fn create_collection(
         &self,
         name: &str,
         scalars: &[(&str, Field)],
         dim: usize,
+        index: VectorIndexSpec,
     ) -> Result<(), MilvusError> {
         let mut fields: Vec<FieldSchema> = scalars
             .iter()
@@ -138,6 +187,11 @@ impl Client {
                     name: (*field).into(),
                     is_primary_key: i == 0,
                     data_type: DataType::Int64 as i32,
+                    ..Default::default()
+                },
+                Field::Json => FieldSchema {
+                    name: (*field).into(),
+                    data_type: DataType::Json as i32,
                     ..Default::default()
                 },
             })
@@ -164,9 +218,9 @@ impl Client {
             field_name: "vector".into(),
             index_name: "vector".into(),
             extra_params: vec![
-                kv("index_type", "FLAT"),
+                kv("index_type", index.index_type),
                 kv("metric_type", "IP"),
-                kv("params", "{}"),
+                kv("params", index.params),
             ],
             ..Default::default()
         };
@@ -250,6 +304,7 @@ impl Client {
         let rows = columns.first().map_or(0, |(_, c)| match c {
             Column::Strings(s) => s.len(),
             Column::Ints(v) => v.len(),
+            Column::Json(v) => v.len(),
             Column::Vectors { dim, data } => data.len() / (*dim).max(1),
         });
         if rows == 0 {
@@ -264,6 +319,15 @@ impl Client {
         };
         let res = self.once("Upsert", name, self.inner.clone().upsert(req)).await?;
         check("Upsert", name, res.status)
+    }
+
+    /// Seal what was written to a collection, so that the server builds its vector index
+    /// over it (rows written since the last flush are searched through a coarser interim
+    /// index until their segment seals) and keeps it in its object storage.
+    pub async fn flush(&self, name: &str) -> Result<(), MilvusError> {
+        let req = FlushRequest { collection_names: vec![name.into()], ..Default::default() };
+        let res = self.once("Flush", name, self.inner.clone().flush(req)).await?;
+        check("Flush", name, res.status)
     }
 
     /// Delete the rows whose primary key `pk` is one of `ids`.
@@ -300,12 +364,17 @@ impl Client {
             consistency_level: ConsistencyLevel::Strong as i32,
             ..Default::default()
         };
-        let res = self
-            .read("Query", name, |mut c| {
+        let query = || {
+            self.read("Query", name, |mut c| {
                 let req = req.clone();
                 async move { c.query(req).await }
             })
-            .await?;
+        };
+        let mut res = query().await?;
+        if not_loaded(&res.status) {
+            self.load(name).await?;
+            res = query().await?;
+        }
         check("Query", name, res.status)?;
         res.fields_data
             .into_iter()
@@ -318,6 +387,78 @@ impl Client {
                 Ok((f.field_name, column))
             })
             .collect()
+    }
+
+    /// The `k` rows nearest `vector` by inner product among those matching `expr` (all
+    /// when empty), best first, as (primary key, score). `params` are the index's search
+    /// parameters (a JSON object). It sees every write the server had when its clock read
+    /// `seen` (a hybrid timestamp: milliseconds << 18): a Strong search would wait for
+    /// the server's next time tick (~200 ms) every time, this one only until the server
+    /// has passed `seen`.
+    pub async fn search(
+        &self,
+        name: &str,
+        vector: &[f32],
+        k: usize,
+        expr: &str,
+        params: &str,
+        seen: u64,
+    ) -> Result<Vec<(String, f32)>, MilvusError> {
+        let bytes: Vec<u8> = vector.iter().flat_map(|x| x.to_le_bytes()).collect();
+        let group = PlaceholderGroup {
+            placeholders: vec![PlaceholderValue {
+                tag: "$0".into(),
+                r#type: PlaceholderType::FloatVector as i32,
+                values: vec![bytes],
+                ..Default::default()
+            }],
+        };
+        let req = SearchRequest {
+            collection_name: name.into(),
+            dsl: expr.into(),
+            dsl_type: DslType::BoolExprV1 as i32,
+            search_input: Some(search_request::SearchInput::PlaceholderGroup(
+                prost::Message::encode_to_vec(&group),
+            )),
+            search_params: vec![
+                kv("anns_field", "vector"),
+                kv("topk", k),
+                kv("metric_type", "IP"),
+                kv("params", params),
+                kv("round_decimal", -1),
+            ],
+            nq: 1,
+            consistency_level: ConsistencyLevel::Session as i32,
+            guarantee_timestamp: seen.max(2),
+            ..Default::default()
+        };
+        let search = || {
+            self.read("Search", name, |mut c| {
+                let req = req.clone();
+                async move { c.search(req).await }
+            })
+        };
+        let mut res = search().await?;
+        if not_loaded(&res.status) {
+            self.load(name).await?;
+            res = search().await?;
+        }
+        check("Search", name, res.status)?;
+        let bad = |message: &str| MilvusError::Data {
+            call: "Search",
+            collection: name.into(),
+            message: message.into(),
+        };
+        let Some(data) = res.results else { return Ok(Vec::new()) };
+        let ids = match data.ids.and_then(|i| i.id_field) {
+            Some(i_ds::IdField::StrId(s)) => s.data,
+            None => Vec::new(),
+            Some(_) => return Err(bad("the ids are not strings")),
+        };
+        if ids.len() != data.scores.len() {
+            return Err(bad("as many ids as scores were not given"));
+        }
+        Ok(ids.into_iter().zip(data.scores).collect())
     }
 
     /// A call made once (a write, whose answer may be lost after it landed), its transport
@@ -367,6 +508,15 @@ impl Client {
     }
 }
 
+/// Milvus's hybrid timestamp of this machine's clock now: milliseconds since the epoch,
+/// shifted past the 18 bits of its logical counter.
+pub fn hybrid_now() -> u64 {
+    let ms = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_millis() as u64);
+    ms << 18
+}
+
 /// `pk in ["a", "b"]`, every value quoted.
 pub fn in_list(pk: &str, ids: &[String]) -> String {
     let quoted: Vec<String> = ids.iter().map(|i| super::quote(i)).collect();
@@ -386,6 +536,13 @@ fn to_field(name: &str, column: Column) -> FieldData {
             DataType::Int64,
             field_data::Field::Scalars(ScalarField {
                 data: Some(scalar_field::Data::LongData(LongArray { data })),
+                ..Default::default()
+            }),
+        ),
+        Column::Json(data) => (
+            DataType::Json,
+            field_data::Field::Scalars(ScalarField {
+                data: Some(scalar_field::Data::JsonData(JsonArray { data })),
                 ..Default::default()
             }),
         ),

@@ -1,8 +1,9 @@
 //! A Milvus collection as the place an index lives (`milvus://HOST:PORT/COLLECTION`):
 //! the address, a small gRPC client with bounded timeouts, and [`MilvusStore`], the
 //! [`crate::store::Store`] kept in two collections: `COLLECTION` (one row per item: id,
-//! vector, record) and `COLLECTION_lookalike` (the index's description, counters and
-//! partition centroids).
+//! vector, record, facets) and `COLLECTION_lookalike` (the index's description, counters
+//! and partition centroids), which searches inside Milvus too (HNSW, filters as
+//! expressions built by [`quote`] alone).
 //!
 //! Milvus has no transactions across rows, so a batch is written in an order that keeps
 //! every prefix of it harmless: validation first (nothing written when it fails), keys

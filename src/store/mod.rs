@@ -146,6 +146,29 @@ pub trait Store: Send + Sync {
     fn records(&self) -> Result<Vec<(String, ItemRecord)>, StoreError>;
     /// Visit every item with its vector, in id order.
     fn for_each(&self, f: &mut dyn FnMut(&str, &ItemRecord, &[f32])) -> Result<(), StoreError>;
+    /// The ids of the `k` items nearest `query` by inner product, best first with their
+    /// scores, among those whose metadata passes `conditions` (per column, one of its
+    /// values; columns combine; values lower-cased and compared with the item's
+    /// lower-cased) other than `exclude`, when the backend searches where it keeps the
+    /// vectors (a Milvus collection; it may be approximate). `None` when it only keeps
+    /// them: the in-memory index searches a folder.
+    fn nearest(
+        &self,
+        query: &[f32],
+        k: usize,
+        conditions: &[(String, Vec<String>)],
+        exclude: Option<&str>,
+    ) -> Result<Option<Vec<(String, f32)>>, StoreError> {
+        let _ = (query, k, conditions, exclude);
+        Ok(None)
+    }
+    /// Settle what was written, at the end of a bulk write (an `index` or `repartition`
+    /// run): a Milvus collection seals its segments so that its vector index covers them
+    /// (until then new rows are searched through a coarser interim index); a folder's
+    /// commits already are final.
+    fn flush(&self) -> Result<(), StoreError> {
+        Ok(())
+    }
     /// A file the index keeps beside its items (its trained projection, the photos of
     /// items added through `add` or the API), by a relative name such as `photos/x.jpg`
     /// (see [`check_file_name`]); `None` when there is none.

@@ -1,5 +1,6 @@
 //! [`MilvusStore`]: the [`Store`] of an index kept in a Milvus collection, so that every
-//! command above the store (engine, server, eval) works on it unchanged.
+//! command above the store (engine, server, eval) works on it unchanged, and whose
+//! approximate searches run in Milvus (`search.rs`).
 //!
 //! Several processes may write one collection at once (`index --shard`, servers taking
 //! writes), and Milvus has no transactions or compare-and-set, so nothing here is
@@ -24,8 +25,12 @@ use std::sync::Arc;
 use serde::{Deserialize, Serialize};
 
 mod files;
+mod items;
+mod search;
 
-use super::client::{Client, Column, Field, in_list};
+use items::{LocalKeys, row_key};
+
+use super::client::{Client, Column, Field, VectorIndexSpec, hybrid_now, in_list};
 use super::{MilvusAddress, MilvusError};
 use crate::store::{Change, IndexInfo, ItemRecord, Store, StoreError, check_dim, check_version};
 
@@ -38,10 +43,6 @@ const PAGE: usize = 4_096;
 /// Ids per `in [...]` expression.
 const IDS_PER_CALL: usize = 1_000;
 
-/// Upper end (exclusive) of the items' row keys: 62 bits, so that window arithmetic
-/// stays far from an i64's end.
-const KEY_SPACE: u64 = 1 << 62;
-
 /// The partition's counters, one row of the meta collection. (`next_key` and `version`
 /// are what collections written by lookalike before writers were concurrent kept there:
 /// read, never changed.)
@@ -51,42 +52,6 @@ struct Counters {
     generation: u64,
     version: u64,
     cells: usize,
-}
-
-/// An item's row key: the windows walks read by, from its id alone (so every process
-/// writing the item gives it the same one), spread evenly over [0, `KEY_SPACE`).
-fn row_key(id: &str) -> i64 {
-    let hash = blake3::hash(id.as_bytes());
-    let mut first = [0u8; 8];
-    first.copy_from_slice(&hash.as_bytes()[..8]);
-    (u64::from_le_bytes(first) % KEY_SPACE) as i64
-}
-
-/// The keys this process has given items, by id with the photo's hash: an item read
-/// again keeps its key, one replaced (a new photo, or a `Put`) gets a new one, so
-/// whatever a process keeps per key (projected vectors) never outlives the item.
-#[derive(Debug, Default)]
-struct LocalKeys {
-    next: u32,
-    by_id: HashMap<String, (String, u32)>,
-}
-
-impl LocalKeys {
-    fn fresh(&mut self, id: &str, hash: &str) -> Result<u32, StoreError> {
-        let key = self.next;
-        self.next = key.checked_add(1).ok_or_else(|| {
-            StoreError::Backend("this process has handed out 2^32 item keys; restart it".into())
-        })?;
-        self.by_id.insert(id.to_string(), (hash.to_string(), key));
-        Ok(key)
-    }
-
-    fn known(&mut self, id: &str, hash: &str) -> Result<u32, StoreError> {
-        match self.by_id.get(id) {
-            Some((h, key)) if h == hash => Ok(*key),
-            _ => self.fresh(id, hash),
-        }
-    }
 }
 
 /// An index in Milvus: items in `COLLECTION`, everything else in `COLLECTION_lookalike`.
@@ -100,6 +65,13 @@ pub struct MilvusStore {
     present: std::sync::atomic::AtomicBool,
     /// The vectors' dimension, once read or written (it never changes).
     dim: std::sync::OnceLock<usize>,
+    /// Whether the items have a `facets` field (collections made before it have none, and
+    /// are searched in memory), once known.
+    facets: std::sync::OnceLock<bool>,
+    /// What searches must see (a hybrid timestamp): everything this store has read by
+    /// walking the collection (a snapshot's load) or written, so that a search never
+    /// misses an item the caller's snapshot holds.
+    seen: std::sync::atomic::AtomicU64,
     keys: std::sync::Mutex<LocalKeys>,
     /// This store's version row (`version/<writer>`) and the batches it committed; the
     /// lock also keeps this store's batches one at a time.
@@ -142,6 +114,8 @@ impl MilvusStore {
             page: PAGE,
             present: Default::default(),
             dim: Default::default(),
+            facets: Default::default(),
+            seen: Default::default(),
             keys: Default::default(),
             writer: format!("version/{}", nonce("writer")),
             writes: Default::default(),
@@ -301,13 +275,17 @@ impl MilvusStore {
                 ("id", Field::Text(MAX_ID)),
                 ("key", Field::Int),
                 ("record", Field::Text(MAX_TEXT)),
+                (search::FACETS, Field::Json),
             ];
             let meta_fields = [("key", Field::Text(64)), ("value", Field::Text(MAX_TEXT))];
-            for (name, fields) in [(&items, &item_fields[..]), (&meta, &meta_fields[..])] {
+            for (name, fields, index) in [
+                (&items, &item_fields[..], search::ITEMS_INDEX),
+                (&meta, &meta_fields[..], VectorIndexSpec::FLAT),
+            ] {
                 if client.has_collection(name).await? {
                     continue;
                 }
-                if let Err(e) = client.create_collection(name, fields, dim).await {
+                if let Err(e) = client.create_collection(name, fields, dim, index).await {
                     // Another process made it first (shards starting together): use theirs
                     // once it is ready.
                     if !client.has_collection(name).await? {
@@ -322,91 +300,9 @@ impl MilvusStore {
         Ok(())
     }
 
-    /// Items `ids` with their records and vectors.
-    fn get_many(
-        &self,
-        ids: &[String],
-    ) -> Result<BTreeMap<String, (ItemRecord, Vec<f32>)>, StoreError> {
-        let mut out = BTreeMap::new();
-        if ids.is_empty() || !self.exists().map_err(backend)? {
-            return Ok(out);
-        }
-        for chunk in ids.chunks(IDS_PER_CALL) {
-            let (client, items) = (self.client.clone(), self.items().to_string());
-            let expr = in_list("id", chunk);
-            let cols =
-                self.run(async move {
-                    client.query(&items, &expr, &["id", "record", "vector"], None).await
-                })
-                .map_err(backend)?;
-            out.extend(rows(&cols)?);
-        }
-        self.with_local_keys(&mut out)?;
-        Ok(out)
-    }
-
-    /// Give read items this process's keys.
-    fn with_local_keys(
-        &self,
-        rows: &mut BTreeMap<String, (ItemRecord, Vec<f32>)>,
-    ) -> Result<(), StoreError> {
-        let mut keys = self.keys.lock().map_err(|_| poisoned())?;
-        for (id, (record, _)) in rows.iter_mut() {
-            record.key = Some(keys.known(id, &record.hash)?);
-        }
-        Ok(())
-    }
-
-    /// Visit every item, in id order. Items are read by windows of their row keys, sized
-    /// from the collection's count to hold half a page each; a window that holds more than
-    /// a page is halved and read again. (Windows, not a cursor on ids: milvus-lite answers
-    /// in insertion order, so a cursor would skip rows.)
-    fn walk(
-        &self,
-        with_vectors: bool,
-        f: &mut dyn FnMut(String, ItemRecord, Vec<f32>),
-    ) -> Result<(), StoreError> {
-        if !self.exists().map_err(backend)? {
-            return Ok(());
-        }
-        let page = self.page as u64;
-        let windows = (2 * self.count_items()?).div_ceil(page).max(1);
-        let width = KEY_SPACE.div_ceil(windows);
-        let mut todo: Vec<(u64, u64)> =
-            (0..windows).rev().map(|i| (i * width, ((i + 1) * width).min(KEY_SPACE))).collect();
-        let fields: &'static [&'static str] =
-            if with_vectors { &["id", "record", "vector"] } else { &["id", "record"] };
-        let mut all = BTreeMap::new();
-        while let Some((lo, hi)) = todo.pop() {
-            if lo >= hi {
-                continue;
-            }
-            let (client, items) = (self.client.clone(), self.items().to_string());
-            let expr = format!("key >= {lo} && key < {hi}");
-            let limit = self.page + 1;
-            let cols = self
-                .run(async move { client.query(&items, &expr, fields, Some(limit)).await })
-                .map_err(backend)?;
-            let found = rows(&cols)?;
-            if found.len() > self.page {
-                if hi - lo == 1 {
-                    return Err(StoreError::Corrupt {
-                        id: format!("row key {lo}"),
-                        message: format!("more than {page} items share it"),
-                    });
-                }
-                let mid = lo + (hi - lo) / 2;
-                todo.push((mid, hi));
-                todo.push((lo, mid));
-                continue;
-            }
-            all.extend(found);
-        }
-        self.with_local_keys(&mut all)?;
-        for (id, (record, vector)) in all {
-            f(id, record, vector);
-        }
-        Ok(())
+    /// Searches from now on see what the server holds now.
+    fn saw_now(&self) {
+        self.seen.fetch_max(hybrid_now(), std::sync::atomic::Ordering::AcqRel);
     }
 }
 
@@ -440,31 +336,6 @@ fn strings(cols: &[(String, Column)], name: &str) -> Vec<String> {
             _ => None,
         })
         .unwrap_or_default()
-}
-
-/// Rows of an items query, sorted by id (vectors empty when not asked for).
-fn rows(cols: &[(String, Column)]) -> Result<BTreeMap<String, (ItemRecord, Vec<f32>)>, StoreError> {
-    let ids = strings(cols, "id");
-    let records = strings(cols, "record");
-    let vectors = cols.iter().find_map(|(n, c)| match c {
-        Column::Vectors { dim, data } if n == "vector" => Some((*dim, data)),
-        _ => None,
-    });
-    let mut out = BTreeMap::new();
-    for (i, (id, record)) in ids.into_iter().zip(records).enumerate() {
-        let record: ItemRecord = serde_json::from_str(&record)
-            .map_err(|e| StoreError::Corrupt { id: id.clone(), message: e.to_string() })?;
-        let vector = match vectors {
-            Some((dim, data)) => {
-                data.get(i * dim..(i + 1) * dim).map(<[f32]>::to_vec).ok_or_else(|| {
-                    StoreError::Corrupt { id: id.clone(), message: "vector missing".into() }
-                })?
-            }
-            None => Vec::new(),
-        };
-        out.insert(id, (record, vector));
-    }
-    Ok(out)
 }
 
 fn centroid_key(i: usize) -> String {
@@ -596,11 +467,13 @@ impl Store for MilvusStore {
             }
         }
         let mut puts = (Vec::new(), Vec::new(), Vec::new(), Vec::new());
+        let mut facets = Vec::new();
         let mut deletes = Vec::new();
         for (id, row) in rows {
             match row {
                 Some((record, vector)) => {
                     puts.3.push(row_key(&id));
+                    facets.push(search::facets(&record.metadata));
                     // Keys are each process's own: the stored record has none.
                     puts.1.push(text(&id, "record", &ItemRecord { key: None, ..record })?);
                     puts.0.push(id);
@@ -621,20 +494,25 @@ impl Store for MilvusStore {
             self.put_meta(dim, vec![("info".to_string(), t, filler(dim))]).map_err(backend)?;
             let _ = self.dim.set(dim);
         }
-        for (((ids, item_keys), records), vectors) in puts
+        let with_facets = !puts.0.is_empty() && self.has_facets()?;
+        for ((((ids, item_keys), records), vectors), facets) in puts
             .0
             .chunks(IDS_PER_CALL)
             .zip(puts.3.chunks(IDS_PER_CALL))
             .zip(puts.1.chunks(IDS_PER_CALL))
             .zip(puts.2.chunks(IDS_PER_CALL * dim.max(1)))
+            .zip(facets.chunks(IDS_PER_CALL))
         {
             let (client, items) = (self.client.clone(), self.items().to_string());
-            let columns = vec![
+            let mut columns = vec![
                 ("id", Column::Strings(ids.to_vec())),
                 ("key", Column::Ints(item_keys.to_vec())),
                 ("record", Column::Strings(records.to_vec())),
                 ("vector", Column::Vectors { dim, data: vectors.to_vec() }),
             ];
+            if with_facets {
+                columns.push((search::FACETS, Column::Json(facets.to_vec())));
+            }
             self.run(async move { client.upsert(&items, columns).await }).map_err(backend)?;
         }
         for chunk in deletes.chunks(IDS_PER_CALL) {
@@ -670,6 +548,7 @@ impl Store for MilvusStore {
             let t = text("counters", "counters", &counters)?;
             self.put_meta(dim, vec![("counters".into(), t, filler(dim))]).map_err(backend)?;
         }
+        self.saw_now();
         if !changes.is_empty() {
             *writes += 1;
             let row = (self.writer.clone(), writes.to_string(), filler(dim));
@@ -746,6 +625,24 @@ impl Store for MilvusStore {
         self.walk(true, &mut |id, r, v| f(&id, &r, &v))
     }
 
+    fn nearest(
+        &self,
+        query: &[f32],
+        k: usize,
+        conditions: &[(String, Vec<String>)],
+        exclude: Option<&str>,
+    ) -> Result<Option<Vec<(String, f32)>>, StoreError> {
+        self.search_items(query, k, conditions, exclude)
+    }
+
+    fn flush(&self) -> Result<(), StoreError> {
+        if !self.exists().map_err(backend)? {
+            return Ok(());
+        }
+        let (client, items) = (self.client.clone(), self.items().to_string());
+        self.run(async move { client.flush(&items).await }).map_err(backend)
+    }
+
     fn read_file(&self, name: &str) -> Result<Option<Vec<u8>>, StoreError> {
         self.read_kept(name)
     }
@@ -760,90 +657,4 @@ impl Store for MilvusStore {
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-    use crate::store::Change;
-
-    /// A fresh collection name per test, on the shared test server.
-    fn store(name: &str) -> MilvusStore {
-        let (host, port) = super::super::test_server::address();
-        let collection = format!("{name}_{}", std::process::id());
-        let address = MilvusAddress { host, port, collection };
-        let store = MilvusStore::open(&address).unwrap();
-        store.drop_all().unwrap();
-        store
-    }
-
-    #[test]
-    fn milvus_store_passes_the_suite() {
-        // Pages of 1 row: walking the collection takes several queries.
-        let store = store("suite").with_page(1);
-        crate::store::suite::run_all(&store);
-        store.drop_all().unwrap();
-    }
-
-    #[test]
-    fn a_second_process_sees_the_same_index() {
-        let a = store("shared");
-        let b = MilvusStore::open(a.address()).unwrap();
-        assert!(b.info().unwrap().is_none() && !b.exists().unwrap());
-        let info = crate::store::suite::info(3);
-        let record = ItemRecord { path: "x.jpg".into(), hash: "h".into(), ..Default::default() };
-        let put = |id: &str| Change::Put {
-            id: id.into(),
-            record: record.clone(),
-            vector: vec![0.0, 0.6, 0.8],
-        };
-        let many: Vec<Change> = (0..25).map(|i| put(&format!("item-{i:02}"))).collect();
-        let keys = a.apply(Some(&info), &many).unwrap();
-        assert_eq!(b.info().unwrap().map(|i| i.dim), Some(3));
-        assert_eq!((b.version().unwrap(), b.len().unwrap()), (1, 25));
-        // Ids that would break an unquoted expression are stored and found as they are.
-        let odd = ["a\"b", "x\" or id != \"", "back\\slash", "new\nline", "ünï cødé"];
-        a.apply(None, &odd.iter().map(|id| put(id)).collect::<Vec<_>>()).unwrap();
-        for id in odd {
-            assert_eq!(b.get(id).unwrap().map(|(r, _)| r.path), Some("x.jpg".into()), "{id:?}");
-        }
-        assert!(b.get("x").unwrap().is_none());
-        a.apply(None, &[Change::Delete { id: odd[1].into() }]).unwrap();
-        assert!(b.get(odd[1]).unwrap().is_none() && b.get(odd[0]).unwrap().is_some());
-        // Walking pages of 7 meets every item once, in id order, with its vector.
-        let mut seen = Vec::new();
-        let c = MilvusStore::open(a.address()).unwrap().with_page(7);
-        c.for_each(&mut |id, r, v| {
-            assert_eq!(v, [0.0, 0.6, 0.8]);
-            seen.push((id.to_string(), r.key));
-        })
-        .unwrap();
-        let mut want: Vec<String> = (0..25).map(|i| format!("item-{i:02}")).collect();
-        want.extend([odd[0], odd[2], odd[3], odd[4]].map(String::from));
-        want.sort();
-        assert_eq!(seen.iter().map(|(id, _)| id.clone()).collect::<Vec<_>>(), want);
-        // Keys are each process's own: unique in it, and kept while the item is unchanged.
-        let b_keys: std::collections::HashSet<Option<u32>> = seen.iter().map(|s| s.1).collect();
-        assert_eq!(b_keys.len(), seen.len());
-        assert!(!b_keys.contains(&None));
-        let first = seen.iter().find(|(id, _)| id == "item-00").and_then(|(_, key)| *key);
-        assert_eq!(c.get("item-00").unwrap().and_then(|(r, _)| r.key), first);
-        assert_eq!(a.get("item-00").unwrap().and_then(|(r, _)| r.key), Some(keys[0]));
-        // Both processes' batches count in the version, whichever wrote them.
-        b.apply(None, &[put("item-00")]).unwrap();
-        assert_eq!((a.version().unwrap(), b.version().unwrap()), (4, 4));
-        let before = a.get("item-00").unwrap().and_then(|(r, _)| r.key);
-        a.apply(None, &[put("item-00")]).unwrap();
-        let again = a.get("item-00").unwrap().and_then(|(r, _)| r.key);
-        assert!(again.is_some() && again != before, "a replaced item gets a new key");
-        a.drop_all().unwrap();
-    }
-
-    #[test]
-    fn an_unreachable_server_is_named() {
-        let port = {
-            let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-            l.local_addr().unwrap().port()
-        };
-        let address = MilvusAddress { host: "127.0.0.1".into(), port, collection: "c".into() };
-        let e = MilvusStore::open(&address).unwrap_err().to_string();
-        assert!(e.contains("cannot reach Milvus") && e.contains(&address.to_string()), "{e}");
-    }
-}
+mod tests;

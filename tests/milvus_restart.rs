@@ -1,0 +1,156 @@
+//! `kill -9` of the Milvus server in the middle of an index run: the run stops with an
+//! error naming the server, and once the server is started again on its data, a re-run
+//! leaves a complete collection, every item once, answering as a folder index does.
+//!
+//! This test needs a server of its own to kill (the embedded standalone Milvus that
+//! scripts/test-servers.sh installs), whatever `MILVUS_URI` says; it lives in its own
+//! test binary because only one embedded server runs on a machine at a time.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+mod common;
+
+use std::io::BufRead;
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
+
+use common::*;
+use serde_json::Value;
+
+/// An embedded Milvus on a data folder of its own (scripts/milvus-server.py, which stops
+/// it and removes the folder when this process ends or it is told to stop).
+struct OwnServer {
+    wrapper: std::process::Child,
+    data: PathBuf,
+}
+
+impl OwnServer {
+    fn start(data: &Path, port: u16) -> Self {
+        let python = root().join(".venv/bin/python");
+        assert!(python.is_file(), "run ./scripts/test-servers.sh first (it installs Milvus)");
+        let mut wrapper = std::process::Command::new(python)
+            .arg(root().join("scripts/milvus-server.py"))
+            .arg(data)
+            .arg(port.to_string())
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .expect("start scripts/milvus-server.py");
+        let stdout = wrapper.stdout.take().unwrap();
+        let (tx, rx) = std::sync::mpsc::channel();
+        std::thread::spawn(move || {
+            for line in std::io::BufReader::new(stdout).lines().map_while(Result::ok) {
+                if line == "ready" {
+                    let _ = tx.send(());
+                }
+            }
+        });
+        assert!(rx.recv_timeout(Duration::from_secs(300)).is_ok(), "Milvus did not start");
+        Self { wrapper, data: data.to_path_buf() }
+    }
+
+    /// SIGKILL the server process itself (and its wrapper first, so that nothing starts it
+    /// again, stops it cleanly or removes its data).
+    fn kill9(mut self) {
+        self.wrapper.kill().unwrap();
+        self.wrapper.wait().unwrap();
+        let binary = self.data.join("bin/milvus");
+        let pids = std::process::Command::new("pgrep").arg("-f").arg(&binary).output().unwrap();
+        let pids = String::from_utf8_lossy(&pids.stdout).to_string();
+        assert!(!pids.trim().is_empty(), "no process runs {}", binary.display());
+        for pid in pids.split_whitespace() {
+            std::process::Command::new("kill").args(["-9", pid]).status().unwrap();
+        }
+    }
+}
+
+impl Drop for OwnServer {
+    fn drop(&mut self) {
+        // SIGTERM: the wrapper stops its server and removes the data.
+        let _ = std::process::Command::new("kill").arg(self.wrapper.id().to_string()).status();
+        let _ = self.wrapper.wait();
+    }
+}
+
+fn run_json(args: &[&str]) -> Value {
+    serde_json::from_str(&ok(args)).unwrap()
+}
+
+fn count(index: &str) -> Option<u64> {
+    let out = lookalike(&["info", "--index", index, "--json"]);
+    serde_json::from_slice::<Value>(&out.stdout).ok().and_then(|v| v["count"].as_u64())
+}
+
+/// What an index answers: leave-one-out figures over every item and a few items'
+/// neighbours (ids, scores, metadata).
+fn answers(index: &str, ids: &[String]) -> Vec<Value> {
+    let eval = run_json(&["eval", "--leave-one-out", "-k", "5", "--json", "--index", index]);
+    let mut out = vec![eval["labels"].clone(), eval["precision"].clone()];
+    for id in ids.iter().step_by(60) {
+        let v = run_json(&["search", "--index", index, "--similar-to", id, "-k", "5", "--json"]);
+        out.push(v["results"].clone());
+    }
+    out
+}
+
+#[test]
+fn a_server_killed_mid_index_then_restarted_leaves_a_complete_collection_after_a_rerun() {
+    require_ort();
+    let tmp = tempfile::tempdir().unwrap();
+    let cat = tmp.path().join("cat");
+    // Enough photos, written one per batch, that the run is still going when it is caught.
+    const N: u64 = 387;
+    let ids = small_catalog(&cat, N as usize);
+    let folder = tmp.path().join("folder");
+    ok(&["index", p(&cat), "--index", p(&folder), "--json"]);
+
+    let data = std::env::temp_dir().join(format!("lookalike-killed-milvus-{}", std::process::id()));
+    let port = free_port();
+    let server = OwnServer::start(&data, port);
+    let coll = format!("milvus://127.0.0.1:{port}/killed");
+    let log = tmp.path().join("index.log");
+    let mut run = std::process::Command::new(env!("CARGO_BIN_EXE_lookalike"))
+        .args(["index", p(&cat), "--index", &coll, "--batch-size", "1", "--json"])
+        .stdout(std::process::Stdio::null())
+        // A file, not a pipe: nobody reads its progress lines while it runs.
+        .stderr(std::fs::File::create(&log).unwrap())
+        .spawn()
+        .unwrap();
+    let started = Instant::now();
+    while count(&coll).is_none_or(|n| n < 3) && started.elapsed() < Duration::from_secs(120) {
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let before = count(&coll).unwrap();
+    assert!((3..N).contains(&before), "the run was not caught in the middle: {before} items");
+    server.kill9();
+
+    // The run stops within its calls' deadlines, naming the server it lost.
+    let waited = Instant::now();
+    let status = loop {
+        if let Some(s) = run.try_wait().unwrap() {
+            break s;
+        }
+        if waited.elapsed() > Duration::from_secs(150) {
+            let _ = run.kill();
+            let log = std::fs::read_to_string(&log).unwrap_or_default();
+            panic!("the index run hangs:\n{log}");
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    };
+    let err = std::fs::read_to_string(&log).unwrap();
+    assert!(!status.success(), "the run went on without its server: {err}");
+    assert!(err.contains("Milvus did not answer") || err.contains("cannot reach Milvus"), "{err}");
+
+    // Started again on its data: the re-run embeds what is missing, and the collection
+    // holds every item once and answers as the folder does.
+    let _server = OwnServer::start(&data, port);
+    let info = lookalike(&["info", "--index", &coll, "--json"]);
+    assert!(info.status.success(), "{}", String::from_utf8_lossy(&info.stderr));
+    let cut = count(&coll).unwrap();
+    assert!(cut >= before, "items written before the kill were lost: {cut} < {before}");
+    let rerun = run_json(&["index", p(&cat), "--index", &coll, "--json"]);
+    let (unchanged, added) = (rerun["unchanged"].as_u64(), rerun["added"].as_u64());
+    assert_eq!(unchanged.zip(added).map(|(u, a)| u + a), Some(N), "{rerun}");
+    assert_eq!(unchanged, Some(cut), "every item the collection kept is kept, {rerun}");
+    assert_eq!(count(&coll), Some(N));
+    assert_eq!(answers(&coll, &ids), answers(p(&folder), &ids));
+}
