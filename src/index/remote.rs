@@ -28,10 +28,13 @@ impl std::fmt::Debug for Remote {
 }
 
 impl VectorIndex {
-    /// This snapshot, handing its approximate searches to `store` whenever it searches
-    /// itself ([`Store::nearest`]).
+    /// This snapshot, handing its approximate searches to `store` if it searches itself
+    /// ([`Store::searches`], [`Store::nearest`]); a folder's is not kept, so that the
+    /// snapshots readers still hold never keep its environment open.
     pub fn searched_by(mut self, store: Arc<dyn Store>) -> Self {
-        self.remote = Some(Remote(store));
+        if store.searches() {
+            self.remote = Some(Remote(store));
+        }
         self
     }
 

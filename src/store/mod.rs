@@ -162,6 +162,11 @@ pub trait Store: Send + Sync {
         let _ = (query, k, conditions, exclude);
         Ok(None)
     }
+    /// Whether [`Store::nearest`] may search (a snapshot then keeps the store to ask it;
+    /// one of a store that never searches need not keep it open).
+    fn searches(&self) -> bool {
+        false
+    }
     /// Settle what was written, at the end of a bulk write (an `index` or `repartition`
     /// run): a Milvus collection seals its segments so that its vector index covers them
     /// (until then new rows are searched through a coarser interim index); a folder's

@@ -635,6 +635,10 @@ impl Store for MilvusStore {
         self.search_items(query, k, conditions, exclude)
     }
 
+    fn searches(&self) -> bool {
+        true
+    }
+
     fn flush(&self) -> Result<(), StoreError> {
         if !self.exists().map_err(backend)? {
             return Ok(());
