@@ -104,6 +104,15 @@ fn a_server_killed_mid_index_then_restarted_leaves_a_complete_collection_after_a
     ok(&["index", p(&cat), "--index", p(&folder), "--json"]);
 
     let data = std::env::temp_dir().join(format!("lookalike-killed-milvus-{}", std::process::id()));
+    // The killed server's data (~500 MB) goes even when an assertion fails before a
+    // restarted server would remove it.
+    struct Remove(PathBuf);
+    impl Drop for Remove {
+        fn drop(&mut self) {
+            let _ = std::fs::remove_dir_all(&self.0);
+        }
+    }
+    let _remove = Remove(data.clone());
     let port = free_port();
     let server = OwnServer::start(&data, port);
     let coll = format!("milvus://127.0.0.1:{port}/killed");
