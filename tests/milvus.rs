@@ -27,14 +27,6 @@ fn search(index: &str, extra: &[&str]) -> Vec<(String, f64)> {
         .collect()
 }
 
-/// A report without its timings, which differ run to run.
-fn timeless(mut v: Value) -> Value {
-    if let Some(o) = v.as_object_mut() {
-        o.retain(|k, _| !k.contains("second") && !k.ends_with("_ms"));
-    }
-    v
-}
-
 fn assert_same_results(a: &[(String, f64)], b: &[(String, f64)]) {
     assert_eq!(a.len(), b.len(), "{a:?} vs {b:?}");
     for (x, y) in a.iter().zip(b) {
@@ -189,16 +181,9 @@ fn bad_addresses_and_a_server_that_is_down_are_named() {
     assert!(err.contains("not a lookalike index") && err.contains(&missing), "{err}");
 }
 
-/// What a collection holds, as far as answers show it: the leave-one-out figures over
-/// every item, and the neighbours (ids, scores, metadata) of a few items.
+/// What a collection holds, as far as answers show it (a third of its items' neighbours).
 fn contents(index: &str, ids: &[String]) -> Vec<Value> {
-    let eval = run_json(&["eval", "--leave-one-out", "-k", "5", "--json", "--index", index]);
-    let mut out = vec![timeless(eval)];
-    for id in ids.iter().step_by(ids.len().div_ceil(3).max(1)) {
-        let v = run_json(&["search", "--index", index, "--similar-to", id, "-k", "5", "--json"]);
-        out.push(v["results"].clone());
-    }
-    out
+    answers(index, ids, ids.len().div_ceil(3))
 }
 
 #[test]

@@ -80,18 +80,6 @@ fn count(index: &str) -> Option<u64> {
     serde_json::from_slice::<Value>(&out.stdout).ok().and_then(|v| v["count"].as_u64())
 }
 
-/// What an index answers: leave-one-out figures over every item and a few items'
-/// neighbours (ids, scores, metadata).
-fn answers(index: &str, ids: &[String]) -> Vec<Value> {
-    let eval = run_json(&["eval", "--leave-one-out", "-k", "5", "--json", "--index", index]);
-    let mut out = vec![eval["labels"].clone(), eval["precision"].clone()];
-    for id in ids.iter().step_by(60) {
-        let v = run_json(&["search", "--index", index, "--similar-to", id, "-k", "5", "--json"]);
-        out.push(v["results"].clone());
-    }
-    out
-}
-
 #[test]
 fn a_server_killed_mid_index_then_restarted_leaves_a_complete_collection_after_a_rerun() {
     require_ort();
@@ -161,5 +149,5 @@ fn a_server_killed_mid_index_then_restarted_leaves_a_complete_collection_after_a
     assert_eq!(unchanged.zip(added).map(|(u, a)| u + a), Some(N), "{rerun}");
     assert_eq!(unchanged, Some(cut), "every item the collection kept is kept, {rerun}");
     assert_eq!(count(&coll), Some(N));
-    assert_eq!(answers(&coll, &ids), answers(p(&folder), &ids));
+    assert_eq!(answers(&coll, &ids, 60), answers(p(&folder), &ids, 60));
 }

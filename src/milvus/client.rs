@@ -16,7 +16,8 @@ use super::proto::milvus::milvus_service_client::MilvusServiceClient;
 use super::proto::milvus::{
     CreateCollectionRequest, CreateIndexRequest, DeleteRequest, DescribeCollectionRequest,
     DropCollectionRequest, FlushRequest, GetLoadStateRequest, HasCollectionRequest,
-    LoadCollectionRequest, QueryRequest, SearchRequest, UpsertRequest, search_request,
+    LoadCollectionRequest, QueryRequest, QueryResults, SearchRequest, SearchResults, UpsertRequest,
+    search_request,
 };
 use super::proto::schema::{
     CollectionSchema, DataType, FieldData, FieldSchema, FloatArray, JsonArray, LongArray,
@@ -364,17 +365,17 @@ impl Client {
             consistency_level: ConsistencyLevel::Strong as i32,
             ..Default::default()
         };
-        let query = || {
-            self.read("Query", name, |mut c| {
-                let req = req.clone();
-                async move { c.query(req).await }
-            })
-        };
-        let mut res = query().await?;
-        if not_loaded(&res.status) {
-            self.load(name).await?;
-            res = query().await?;
-        }
+        let res = self
+            .read_loaded(
+                "Query",
+                name,
+                |r: &QueryResults| &r.status,
+                |mut c| {
+                    let req = req.clone();
+                    async move { c.query(req).await }
+                },
+            )
+            .await?;
         check("Query", name, res.status)?;
         res.fields_data
             .into_iter()
@@ -432,17 +433,17 @@ impl Client {
             guarantee_timestamp: seen.max(2),
             ..Default::default()
         };
-        let search = || {
-            self.read("Search", name, |mut c| {
-                let req = req.clone();
-                async move { c.search(req).await }
-            })
-        };
-        let mut res = search().await?;
-        if not_loaded(&res.status) {
-            self.load(name).await?;
-            res = search().await?;
-        }
+        let res = self
+            .read_loaded(
+                "Search",
+                name,
+                |r: &SearchResults| &r.status,
+                |mut c| {
+                    let req = req.clone();
+                    async move { c.search(req).await }
+                },
+            )
+            .await?;
         check("Search", name, res.status)?;
         let bad = |message: &str| MilvusError::Data {
             call: "Search",
@@ -473,6 +474,27 @@ impl Client {
         let res = fut.await;
         tracing::debug!(call, collection, ms = started.elapsed().as_secs_f64() * 1e3, "milvus");
         res.map(tonic::Response::into_inner).map_err(|e| self.transport(call, collection, e))
+    }
+
+    /// A read of a collection's rows ([`Client::read`]): one refused because the collection
+    /// is not loaded (a server just restarted) loads it, waits, and is made once more.
+    async fn read_loaded<T, F, Fut>(
+        &self,
+        call: &'static str,
+        collection: &str,
+        status: fn(&T) -> &Option<Status>,
+        f: F,
+    ) -> Result<T, MilvusError>
+    where
+        F: Fn(MilvusServiceClient<Channel>) -> Fut,
+        Fut: std::future::Future<Output = Result<tonic::Response<T>, tonic::Status>>,
+    {
+        let res = self.read(call, collection, &f).await?;
+        if !not_loaded(status(&res)) {
+            return Ok(res);
+        }
+        self.load(collection).await?;
+        self.read(call, collection, f).await
     }
 
     /// An idempotent call, tried again (after 0.2 s, then 0.4 s) when the connection failed.

@@ -324,3 +324,24 @@ pub fn milvus_index(name: &str) -> String {
     let (host, port) = milvus_server::address();
     format!("milvus://{host}:{port}/{name}_{}", std::process::id())
 }
+
+/// A report without its timings, which differ run to run.
+pub fn timeless(mut v: serde_json::Value) -> serde_json::Value {
+    if let Some(o) = v.as_object_mut() {
+        o.retain(|k, _| !k.contains("second") && !k.ends_with("_ms"));
+    }
+    v
+}
+
+/// What an index holds, as far as answers show it: the leave-one-out figures over every
+/// item, and the neighbours (ids, scores, metadata) of every `every`-th of `ids`.
+pub fn answers(index: &str, ids: &[String], every: usize) -> Vec<serde_json::Value> {
+    let run = |args: &[&str]| -> serde_json::Value { serde_json::from_str(&ok(args)).unwrap() };
+    let eval = run(&["eval", "--leave-one-out", "-k", "5", "--json", "--index", index]);
+    let mut out = vec![timeless(eval)];
+    for id in ids.iter().step_by(every.max(1)) {
+        let v = run(&["search", "--index", index, "--similar-to", id, "-k", "5", "--json"]);
+        out.push(v["results"].clone());
+    }
+    out
+}
