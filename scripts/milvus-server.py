@@ -24,6 +24,24 @@ def busy(port):
         return s.connect_ex(("127.0.0.1", port)) == 0
 
 
+def bind_like_go(port):
+    """The package's port probe, with SO_REUSEADDR as the Go server binds its own.
+
+    The stock probe binds without it, so a port a killed server left connections on (in
+    TIME_WAIT for a minute) reads as taken, and the server quietly starts on the next
+    port: a restarted server would not be where its clients look for it.
+    """
+    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    try:
+        sock.bind(("127.0.0.1", port))
+        sock.listen()
+        return sock
+    except OSError:
+        sock.close()
+        return None
+
+
 def main():
     data, port = sys.argv[1], int(sys.argv[2])
     # A terminated wrapper still stops its server (the finally below), which would
@@ -33,11 +51,15 @@ def main():
     deadline = time.time() + 120
     while busy(2379) and time.time() < deadline:
         time.sleep(0.5)
+    default_server.config.try_bind_port = bind_like_go
     default_server.set_base_dir(data)
     default_server.listen_port = port
     default_server.start()
-    print("ready", flush=True)
     try:
+        if default_server.listen_port != port:
+            # The package moves to the next free port when the asked one is taken.
+            sys.exit(f"port {port} is taken: Milvus started on {default_server.listen_port}")
+        print("ready", flush=True)
         while os.getppid() == parent:
             time.sleep(0.5)
     finally:

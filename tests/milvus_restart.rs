@@ -19,7 +19,8 @@ use serde_json::Value;
 /// An embedded Milvus on a data folder of its own (scripts/milvus-server.py, which stops
 /// it and removes the folder when this process ends or it is told to stop).
 struct OwnServer {
-    wrapper: std::process::Child,
+    /// None once killed: its pid may belong to another process by then.
+    wrapper: Option<std::process::Child>,
     data: PathBuf,
 }
 
@@ -45,14 +46,15 @@ impl OwnServer {
             }
         });
         assert!(rx.recv_timeout(Duration::from_secs(300)).is_ok(), "Milvus did not start");
-        Self { wrapper, data: data.to_path_buf() }
+        Self { wrapper: Some(wrapper), data: data.to_path_buf() }
     }
 
     /// SIGKILL the server process itself (and its wrapper first, so that nothing starts it
     /// again, stops it cleanly or removes its data).
     fn kill9(mut self) {
-        self.wrapper.kill().unwrap();
-        self.wrapper.wait().unwrap();
+        let mut wrapper = self.wrapper.take().unwrap();
+        wrapper.kill().unwrap();
+        wrapper.wait().unwrap();
         let binary = self.data.join("bin/milvus");
         let pids = std::process::Command::new("pgrep").arg("-f").arg(&binary).output().unwrap();
         let pids = String::from_utf8_lossy(&pids.stdout).to_string();
@@ -66,9 +68,23 @@ impl OwnServer {
 impl Drop for OwnServer {
     fn drop(&mut self) {
         // SIGTERM: the wrapper stops its server and removes the data.
-        let _ = std::process::Command::new("kill").arg(self.wrapper.id().to_string()).status();
-        let _ = self.wrapper.wait();
+        if let Some(wrapper) = &mut self.wrapper {
+            let _ = std::process::Command::new("kill").arg(wrapper.id().to_string()).status();
+            let _ = wrapper.wait();
+        }
     }
+}
+
+/// The end of an embedded server's logs, for a failure's message.
+fn server_log(data: &Path) -> String {
+    let mut out = String::new();
+    for name in ["milvus-stdout.log", "milvus-stderr.log"] {
+        let text = std::fs::read_to_string(data.join("logs").join(name)).unwrap_or_default();
+        let lines: Vec<&str> = text.lines().collect();
+        let tail = lines[lines.len().saturating_sub(30)..].join("\n");
+        out.push_str(&format!("--- {name}:\n{tail}\n"));
+    }
+    out
 }
 
 fn run_json(args: &[&str]) -> Value {
@@ -141,7 +157,12 @@ fn a_server_killed_mid_index_then_restarted_leaves_a_complete_collection_after_a
     // holds every item once and answers as the folder does.
     let _server = OwnServer::start(&data, port);
     let info = lookalike(&["info", "--index", &coll, "--json"]);
-    assert!(info.status.success(), "{}", String::from_utf8_lossy(&info.stderr));
+    assert!(
+        info.status.success(),
+        "{}\n{}",
+        String::from_utf8_lossy(&info.stderr),
+        server_log(&data)
+    );
     let cut = count(&coll).unwrap();
     assert!(cut >= before, "items written before the kill were lost: {cut} < {before}");
     let rerun = run_json(&["index", p(&cat), "--index", &coll, "--json"]);
