@@ -1,7 +1,7 @@
 //! A Milvus collection as the place an index lives (`milvus://HOST:PORT/COLLECTION`):
 //! the address, a small gRPC client with bounded timeouts, and [`MilvusStore`], the
 //! [`crate::store::Store`] kept in two collections: `COLLECTION` (one row per item: id,
-//! vector, record, facets) and `COLLECTION_lookalike` (the index's description, counters
+//! vector, record, facets, a field per CSV column) and `COLLECTION_lookalike` (the index's description, counters
 //! and partition centroids), which searches inside Milvus too (HNSW, filters as
 //! expressions built by [`quote`] alone).
 //!

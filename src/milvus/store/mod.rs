@@ -24,6 +24,7 @@ use std::sync::Arc;
 
 use serde::{Deserialize, Serialize};
 
+mod columns;
 mod files;
 mod items;
 mod search;
@@ -65,9 +66,8 @@ pub struct MilvusStore {
     present: std::sync::atomic::AtomicBool,
     /// The vectors' dimension, once read or written (it never changes).
     dim: std::sync::OnceLock<usize>,
-    /// Whether the items have a `facets` field (collections made before it have none, and
-    /// are searched in memory), once known.
-    facets: std::sync::OnceLock<bool>,
+    /// The items collection's fields, once known (forgotten when it is dropped).
+    schema: std::sync::Mutex<Option<columns::Schema>>,
     /// What searches must see (a hybrid timestamp): everything this store has read by
     /// walking the collection (a snapshot's load) or written, so that a search never
     /// misses an item the caller's snapshot holds.
@@ -114,7 +114,7 @@ impl MilvusStore {
             page: PAGE,
             present: Default::default(),
             dim: Default::default(),
-            facets: Default::default(),
+            schema: Default::default(),
             seen: Default::default(),
             keys: Default::default(),
             writer: format!("version/{}", nonce("writer")),
@@ -157,6 +157,9 @@ impl MilvusStore {
     /// Drop both collections (tests; `index --rebuild` of a Milvus index).
     pub fn drop_all(&self) -> Result<(), MilvusError> {
         self.present.store(false, std::sync::atomic::Ordering::Release);
+        if let Ok(mut schema) = self.schema.lock() {
+            *schema = None;
+        }
         for name in [self.items().to_string(), self.meta()] {
             let client = self.client.clone();
             self.run(async move {
@@ -267,16 +270,21 @@ impl MilvusStore {
         })
     }
 
-    /// Create both collections for vectors of `dim` unless they exist.
-    fn ensure_collections(&self, dim: usize) -> Result<(), MilvusError> {
+    /// Create both collections for vectors of `dim` unless they exist; the items get a
+    /// field for each of `columns` that can have one (columns.rs).
+    fn ensure_collections(&self, dim: usize, columns: &[String]) -> Result<(), MilvusError> {
         let (client, items, meta) = (self.client.clone(), self.items().to_string(), self.meta());
+        let column_fields = columns::column_fields(columns);
         self.run(async move {
-            let item_fields = [
+            let mut item_fields = vec![
                 ("id", Field::Text(MAX_ID)),
                 ("key", Field::Int),
                 ("record", Field::Text(MAX_TEXT)),
                 (search::FACETS, Field::Json),
             ];
+            item_fields.extend(
+                column_fields.iter().map(|c| (c.as_str(), Field::Text(columns::MAX_VALUE))),
+            );
             let meta_fields = [("key", Field::Text(64)), ("value", Field::Text(MAX_TEXT))];
             for (name, fields, index) in [
                 (&items, &item_fields[..], search::ITEMS_INDEX),
@@ -468,12 +476,14 @@ impl Store for MilvusStore {
         }
         let mut puts = (Vec::new(), Vec::new(), Vec::new(), Vec::new());
         let mut facets = Vec::new();
+        let mut metadata = Vec::new();
         let mut deletes = Vec::new();
         for (id, row) in rows {
             match row {
                 Some((record, vector)) => {
                     puts.3.push(row_key(&id));
                     facets.push(search::facets(&record.metadata));
+                    metadata.push(record.metadata.clone());
                     // Keys are each process's own: the stored record has none.
                     puts.1.push(text(&id, "record", &ItemRecord { key: None, ..record })?);
                     puts.0.push(id);
@@ -488,32 +498,42 @@ impl Store for MilvusStore {
         // depends on another, so a batch cut short leaves some of its items written
         // whole and the others as they were.
         if !self.exists().map_err(backend)? {
-            self.ensure_collections(dim).map_err(backend)?;
+            let header = info.map_or(&[][..], |i| &i.columns[..]);
+            self.ensure_collections(dim, header).map_err(backend)?;
         }
         if let Some(t) = info_text {
             self.put_meta(dim, vec![("info".to_string(), t, filler(dim))]).map_err(backend)?;
             let _ = self.dim.set(dim);
         }
-        let with_facets = !puts.0.is_empty() && self.has_facets()?;
-        for ((((ids, item_keys), records), vectors), facets) in puts
+        let schema = if puts.0.is_empty() { Default::default() } else { self.schema()? };
+        for (((((ids, item_keys), records), vectors), facets), metadata) in puts
             .0
             .chunks(IDS_PER_CALL)
             .zip(puts.3.chunks(IDS_PER_CALL))
             .zip(puts.1.chunks(IDS_PER_CALL))
             .zip(puts.2.chunks(IDS_PER_CALL * dim.max(1)))
             .zip(facets.chunks(IDS_PER_CALL))
+            .zip(metadata.chunks(IDS_PER_CALL))
         {
             let (client, items) = (self.client.clone(), self.items().to_string());
             let mut columns = vec![
-                ("id", Column::Strings(ids.to_vec())),
-                ("key", Column::Ints(item_keys.to_vec())),
-                ("record", Column::Strings(records.to_vec())),
-                ("vector", Column::Vectors { dim, data: vectors.to_vec() }),
+                ("id".to_string(), Column::Strings(ids.to_vec())),
+                ("key".to_string(), Column::Ints(item_keys.to_vec())),
+                ("record".to_string(), Column::Strings(records.to_vec())),
+                ("vector".to_string(), Column::Vectors { dim, data: vectors.to_vec() }),
             ];
-            if with_facets {
-                columns.push((search::FACETS, Column::Json(facets.to_vec())));
+            if schema.facets {
+                columns.push((search::FACETS.to_string(), Column::Json(facets.to_vec())));
             }
-            self.run(async move { client.upsert(&items, columns).await }).map_err(backend)?;
+            let metadata: Vec<&BTreeMap<String, String>> = metadata.iter().collect();
+            for c in &schema.columns {
+                columns.push((c.clone(), Column::Strings(columns::column_values(c, &metadata))));
+            }
+            self.run(async move {
+                let (names, columns): (Vec<String>, Vec<Column>) = columns.into_iter().unzip();
+                client.upsert(&items, names.iter().map(String::as_str).zip(columns).collect()).await
+            })
+            .map_err(backend)?;
         }
         for chunk in deletes.chunks(IDS_PER_CALL) {
             let (client, items, ids) =

@@ -61,22 +61,6 @@ pub(super) fn expression(conditions: &[(String, Vec<String>)], exclude: Option<&
 }
 
 impl MilvusStore {
-    /// Whether the collection can be searched in Milvus (it has the `facets` field), asked
-    /// once: a collection's fields never change.
-    pub(super) fn has_facets(&self) -> Result<bool, StoreError> {
-        if let Some(&f) = self.facets.get() {
-            return Ok(f);
-        }
-        if !self.exists().map_err(backend)? {
-            return Ok(false);
-        }
-        let (client, items) = (self.client.clone(), self.items().to_string());
-        let fields = self.run(async move { client.field_names(&items).await }).map_err(backend)?;
-        let has = fields.iter().any(|f| f == FACETS);
-        let _ = self.facets.set(has);
-        Ok(has)
-    }
-
     /// [`crate::store::Store::nearest`] in Milvus.
     pub(super) fn search_items(
         &self,
@@ -85,7 +69,7 @@ impl MilvusStore {
         conditions: &[(String, Vec<String>)],
         exclude: Option<&str>,
     ) -> Result<Option<Vec<(String, f32)>>, StoreError> {
-        if !self.has_facets()? {
+        if !self.schema()?.facets {
             return Ok(None);
         }
         let k = k.min(MAX_TOPK);

@@ -153,3 +153,64 @@ fn a_collection_searches_its_items_with_quoted_filters() {
     assert_eq!(after, exact(&|id, _| id != "item-07", 3));
     s.drop_all().unwrap();
 }
+
+#[test]
+fn each_csv_column_is_a_field_of_the_collection_with_its_text() {
+    let s = store("columns");
+    let header = ["articleType", "base colour", "gender", "id", "productDisplayName"];
+    let info = IndexInfo {
+        columns: header.iter().map(|c| c.to_string()).collect(),
+        ..crate::store::suite::info(3)
+    };
+    let long = "Ü".repeat(columns::MAX_VALUE);
+    let item = |id: &str, pairs: &[(&str, &str)]| Change::Put {
+        id: id.into(),
+        record: ItemRecord {
+            path: format!("{id}.jpg"),
+            hash: id.into(),
+            metadata: pairs.iter().map(|(c, v)| (c.to_string(), v.to_string())).collect(),
+            ..Default::default()
+        },
+        vector: vec![0.0, 0.6, 0.8],
+    };
+    let shirt = [("articleType", "Shirts"), ("base colour", "Navy Blue"), ("gender", "Men")];
+    let name = [("articleType", "Tops"), ("productDisplayName", long.as_str())];
+    s.apply(Some(&info), &[item("a", &shirt), item("b", &name)]).unwrap();
+    let (client, items) = (s.client.clone(), s.items().to_string());
+    let fields = s.run(async move { client.field_names(&items).await }).unwrap();
+    for (field, want) in [
+        ("articleType", true),
+        ("gender", true),
+        ("productDisplayName", true),
+        ("base colour", false),
+    ] {
+        assert_eq!(fields.iter().any(|f| f == field), want, "{field} in {fields:?}");
+    }
+    // Other tools filter on a column's field with the CSV's text.
+    let query = |expr: &str| {
+        let (client, items, expr) = (s.client.clone(), s.items().to_string(), expr.to_string());
+        let out = ["id", "articleType", "gender", "productDisplayName"];
+        let cols = s.run(async move { client.query(&items, &expr, &out, None).await }).unwrap();
+        let get = |n| strings(&cols, n);
+        (get("id"), get("articleType"), get("gender"), get("productDisplayName"))
+    };
+    let (ids, types, genders, names) = query(r#"articleType == "Shirts""#);
+    assert_eq!(
+        (ids, types, genders),
+        (vec!["a".into()], vec!["Shirts".into()], vec!["Men".into()])
+    );
+    assert_eq!(names, vec![String::new()], "a column the item lacks is empty");
+    let (ids, _, _, names) = query(r#"id == "b""#);
+    assert_eq!(ids, vec!["b".to_string()]);
+    assert!(names[0].len() <= columns::MAX_VALUE && long.starts_with(&names[0]));
+    // Every column, those without a field and whole long values included, stays in the
+    // record; a column the header lacked is written there too.
+    let later = [("articleType", "Shirts"), ("season", "Summer")];
+    s.apply(None, &[item("c", &later)]).unwrap();
+    let other = MilvusStore::open(s.address()).unwrap();
+    let record = |id: &str| other.get(id).unwrap().map(|(r, _)| r.metadata).unwrap();
+    assert_eq!(record("a").get("base colour").map(String::as_str), Some("Navy Blue"));
+    assert_eq!(record("b").get("productDisplayName"), Some(&long));
+    assert_eq!(record("c").get("season").map(String::as_str), Some("Summer"));
+    s.drop_all().unwrap();
+}
