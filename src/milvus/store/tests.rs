@@ -214,3 +214,29 @@ fn each_csv_column_is_a_field_of_the_collection_with_its_text() {
     assert_eq!(record("c").get("season").map(String::as_str), Some("Summer"));
     s.drop_all().unwrap();
 }
+
+#[test]
+fn a_flush_returns_once_the_vector_index_covers_every_row() {
+    let s = store("flushed");
+    let info = crate::store::suite::info(3);
+    // Past the 1,024 rows below which Milvus indexes no segment.
+    let changes: Vec<Change> = (0..3000)
+        .map(|i| {
+            let a = i as f32 * 0.01;
+            Change::Put {
+                id: format!("item-{i:04}"),
+                record: ItemRecord { path: "x.jpg".into(), hash: "h".into(), ..Default::default() },
+                vector: vec![a.cos() * 0.8, a.sin() * 0.8, 0.6],
+            }
+        })
+        .collect();
+    s.apply(Some(&info), &changes).unwrap();
+    s.flush().unwrap();
+    let (client, items) = (s.client.clone(), s.items().to_string());
+    match s.run(async move { client.index_built(&items).await }) {
+        Ok(built) => assert!(built, "flush returned before the index was built"),
+        // milvus-lite keeps no segments and describes no index build: nothing to wait for.
+        Err(e) => assert!(std::env::var("MILVUS_URI").is_ok(), "{e}"),
+    }
+    s.drop_all().unwrap();
+}
