@@ -301,10 +301,10 @@ impl Client {
     }
 
     /// Insert or replace rows, given column by column (`names[i]` holds `columns[i]`).
-    pub async fn upsert(
+    pub async fn upsert<N: AsRef<str>>(
         &self,
         name: &str,
-        columns: Vec<(&str, Column)>,
+        columns: Vec<(N, Column)>,
     ) -> Result<(), MilvusError> {
         let rows = columns.first().map_or(0, |(_, c)| match c {
             Column::Strings(s) => s.len(),
@@ -315,7 +315,8 @@ impl Client {
         if rows == 0 {
             return Ok(());
         }
-        let fields_data = columns.into_iter().map(|(field, c)| to_field(field, c)).collect();
+        let fields_data =
+            columns.into_iter().map(|(field, c)| to_field(field.as_ref(), c)).collect();
         let req = UpsertRequest {
             collection_name: name.into(),
             fields_data,

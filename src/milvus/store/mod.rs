@@ -480,12 +480,13 @@ impl Store for MilvusStore {
         let mut deletes = Vec::new();
         for (id, row) in rows {
             match row {
-                Some((record, vector)) => {
+                Some((mut record, vector)) => {
                     puts.3.push(row_key(&id));
                     facets.push(search::facets(&record.metadata));
-                    metadata.push(record.metadata.clone());
                     // Keys are each process's own: the stored record has none.
-                    puts.1.push(text(&id, "record", &ItemRecord { key: None, ..record })?);
+                    record.key = None;
+                    puts.1.push(text(&id, "record", &record)?);
+                    metadata.push(record.metadata);
                     puts.0.push(id);
                     puts.2.extend(vector);
                 }
@@ -529,11 +530,7 @@ impl Store for MilvusStore {
             for c in &schema.columns {
                 columns.push((c.clone(), Column::Strings(columns::column_values(c, &metadata))));
             }
-            self.run(async move {
-                let (names, columns): (Vec<String>, Vec<Column>) = columns.into_iter().unzip();
-                client.upsert(&items, names.iter().map(String::as_str).zip(columns).collect()).await
-            })
-            .map_err(backend)?;
+            self.run(async move { client.upsert(&items, columns).await }).map_err(backend)?;
         }
         for chunk in deletes.chunks(IDS_PER_CALL) {
             let (client, items, ids) =
