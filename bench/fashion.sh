@@ -22,7 +22,8 @@ BIN=target/release/lookalike
 echo "== indexing throughput, first $SUBSET photos, one after the other: Rust (fashion, 128 px), Python reference (Lite0, 224 px), Rust again"
 rm -rf $OUT/subset; mkdir -p $OUT/subset
 ls $CAT/images | sort > $OUT/all-files.txt
-head -n "$SUBSET" $OUT/all-files.txt | while read -r f; do ln -s "$(realpath $CAT/images/$f)" $OUT/subset/$f; done
+# Copies, not links: index does not follow links that lead outside the catalogue folder.
+head -n "$SUBSET" $OUT/all-files.txt | sed "s|^|$CAT/images/|" | xargs cp -t $OUT/subset
 for R in 1 2; do
   rm -rf $OUT/fashion-idx-subset
   $BIN index $OUT/subset --index $OUT/fashion-idx-subset --json > $OUT/fashion-index-subset-$R.json

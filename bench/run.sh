@@ -21,7 +21,8 @@ date -u +"%Y-%m-%dT%H:%MZ" > $OUT/date.txt
 echo "== indexing throughput, first $SUBSET photos: Rust then Python (same files)"
 rm -rf $OUT/subset $OUT/idx-subset; mkdir -p $OUT/subset
 ls $CAT/images | sort > $OUT/all-files.txt
-head -n "$SUBSET" $OUT/all-files.txt | while read -r f; do ln -s "$(realpath $CAT/images/$f)" $OUT/subset/$f; done
+# Copies, not links: index does not follow links that lead outside the catalogue folder.
+head -n "$SUBSET" $OUT/all-files.txt | sed "s|^|$CAT/images/|" | xargs cp -t $OUT/subset
 $BIN index $OUT/subset --index $OUT/idx-subset --model lite0 --json > $OUT/rust-index-subset.json
 $PY bench/reference.py index --images $OUT/subset --model $M --size 224 --out $OUT/ref-subset.npy > $OUT/py-index-subset.json
 $PY bench/reference.py index --images $OUT/subset --model $M --size 224 --workers 2 --limit 2000 --out $OUT/ref-subset-w2.npy > $OUT/py-index-subset-workers2.json

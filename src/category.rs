@@ -39,6 +39,11 @@ pub const VOTERS: usize = 20;
 /// as many of the predicted category when those hold too few of it). Deeper costs scan
 /// time and hardly moves the top results: the blend lifts an item by at most the share.
 pub const CANDIDATES: usize = 50;
+/// From this many results on, a category-ranked snapshot's last place goes to the most
+/// similar item the places before do not show, whatever its kind: a confident wrong
+/// prediction then still shows the look-alike instead of five items of the wrong kind
+/// (BENCHMARKS.md, "Fashion model": street photos with nothing right 12.3 % → 9.0 %).
+pub const KEEP_NEAREST_FROM_K: usize = 3;
 /// The model's classes must cover this share of an index's labelled items for its own
 /// probabilities to be used; below, the nearest items vote.
 const MIN_COVERAGE: f64 = 0.5;
@@ -380,6 +385,24 @@ impl Ranking {
     }
 }
 
+/// After the blend (`ranked` sorted by blended score): the last of the first `k` places goes
+/// to the item of highest `similarity` from there on (from [`KEEP_NEAREST_FROM_K`] results
+/// on). Its blended score is at most the one it displaces, so the list stays sorted.
+pub fn keep_nearest<T>(ranked: &mut Vec<T>, k: usize, similarity: impl Fn(&T) -> f32) {
+    if k < KEEP_NEAREST_FROM_K || ranked.len() < k {
+        return;
+    }
+    let best = ranked[k - 1..]
+        .iter()
+        .enumerate()
+        .max_by(|a, b| similarity(a.1).total_cmp(&similarity(b.1)).then(b.0.cmp(&a.0)))
+        .map(|(i, _)| i);
+    if let Some(at) = best.filter(|&i| i > 0) {
+        let item = ranked.remove(k - 1 + at);
+        ranked.insert(k - 1, item);
+    }
+}
+
 /// Check a query's category share (0 turns category ranking off).
 pub fn check_share(share: f32) -> Result<(), crate::error::Error> {
     if !(0.0..=MAX_SHARE).contains(&share) {
@@ -525,6 +548,33 @@ mod tests {
         let off = Ranking::new(&[p], Shares::scaled(0.0));
         assert!(off.is_empty());
         assert_eq!(off.score(0.8, &shirt), 0.8);
+    }
+
+    #[test]
+    fn the_last_place_goes_to_the_most_similar_item_not_shown_before() {
+        // (id, similarity), sorted by blended score.
+        let ranked = || vec![(1, 0.5), (2, 0.4), (3, 0.3), (4, 0.35), (5, 0.2), (6, 0.9), (7, 0.1)];
+        let sim = |x: &(u32, f32)| x.1;
+        let ids = |r: &[(u32, f32)]| r.iter().map(|x| x.0).collect::<Vec<_>>();
+        // 6, the most similar, was pushed to the 6th place: it takes the 5th.
+        let mut r = ranked();
+        keep_nearest(&mut r, 5, sim);
+        assert_eq!(ids(&r), [1, 2, 3, 4, 6, 5, 7]);
+        // With four places, 6 takes the 4th.
+        let mut r = ranked();
+        keep_nearest(&mut r, 4, sim);
+        assert_eq!(ids(&r), [1, 2, 3, 6, 4, 5, 7]);
+        // The last place already holds the most similar of the rest: nothing moves.
+        let mut r = vec![(1, 0.5), (2, 0.4), (3, 0.9), (4, 0.1)];
+        keep_nearest(&mut r, 3, sim);
+        assert_eq!(ids(&r), [1, 2, 3, 4]);
+        // A short list stays the category's; fewer candidates than places: as they are.
+        let mut r = ranked();
+        keep_nearest(&mut r, KEEP_NEAREST_FROM_K - 1, sim);
+        assert_eq!(ids(&r), ids(&ranked()));
+        let mut r = vec![(1, 0.1), (2, 0.9)];
+        keep_nearest(&mut r, 5, sim);
+        assert_eq!(ids(&r), [1, 2]);
     }
 
     #[test]

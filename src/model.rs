@@ -3,7 +3,8 @@
 //! A model is an ONNX file plus a [`ModelSpec`]: input size and layout, normalisation,
 //! the output to read and its dimension, and what else it can tell (class heads, a
 //! garment mask). The built-in models have their spec here: `fashion` (the default,
-//! EfficientNet-Lite0 fine-tuned on fashion by `training/`), and the ImageNet
+//! EfficientNet-Lite0 fine-tuned on fashion by `training/`; `fashion-1` its first
+//! version, kept for the indexes made with it), and the ImageNet
 //! EfficientNet-Lite0 and Lite2 converted by `tools/convert_efficientnet_lite.py`. Any
 //! other ONNX image model is described by a small TOML manifest beside it.
 
@@ -15,7 +16,7 @@ use serde::{Deserialize, Serialize};
 #[derive(Debug, thiserror::Error)]
 pub enum ModelError {
     #[error(
-        "unknown model '{name}': use fashion, lite0, lite2, lite0-int8 or the path of a manifest (.toml)"
+        "unknown model '{name}': use fashion, fashion-1, lite0, lite2, lite0-int8 or the path of a manifest (.toml)"
     )]
     Unknown { name: String },
     #[error(
@@ -93,12 +94,19 @@ fn builtin(name: &str) -> Option<ModelSpec> {
     // EfficientNet-Lite wants (x - 127) / 128 on 0..255 pixels.
     let mean = [127.0 / 255.0; 3];
     let std = [128.0 / 255.0; 3];
-    if matches!(name, "fashion" | FASHION) {
+    let fashion = match name {
+        "fashion" | "fashion-2" | FASHION => Some((FASHION, FASHION_2_CLOSE_MATCH)),
+        // r1, the first default: kept so the collections and manifests naming it still
+        // find the file whose hash they recorded.
+        "fashion-1" | FASHION_1 => Some((FASHION_1, FASHION_1_CLOSE_MATCH.1)),
+        _ => None,
+    };
+    if let Some((full, floor)) = fashion {
         // Catalogue photos are 60x80 to a few hundred pixels: 128 px holds what they have,
         // and costs a third of 224. Snapshots keep more detail at 160 (trained at both).
         return Some(ModelSpec {
-            name: FASHION.into(),
-            file: format!("{FASHION}.onnx"),
+            name: full.into(),
+            file: format!("{full}.onnx"),
             input: "input".into(),
             output: "embedding".into(),
             layout: Layout::Nchw,
@@ -108,11 +116,11 @@ fn builtin(name: &str) -> Option<ModelSpec> {
             std,
             dim: 256,
             query_size: Some(160),
-            heads: Some(format!("{FASHION}.heads.json")),
+            heads: Some(format!("{full}.heads.json")),
             mask: Some("mask".into()),
             // Calibrated on half of the 300 test street photos (bench/close_match.py);
             // a retrained model must be calibrated anew (the floor follows its scores).
-            close_match: Some(FASHION_CLOSE_MATCH.1),
+            close_match: Some(floor),
         });
     }
     let (full, size) = match name {
@@ -146,15 +154,22 @@ fn builtin(name: &str) -> Option<ModelSpec> {
 /// file (by the file's BLAKE3).
 pub fn close_match_floor(spec: &ModelSpec, model_hash: &str) -> Option<f32> {
     spec.close_match
-        .or_else(|| (model_hash == FASHION_CLOSE_MATCH.0).then_some(FASHION_CLOSE_MATCH.1))
+        .or_else(|| (model_hash == FASHION_1_CLOSE_MATCH.0).then_some(FASHION_1_CLOSE_MATCH.1))
 }
 
-/// The fashion model file the floor was measured for (BLAKE3), and the floor.
-const FASHION_CLOSE_MATCH: (&str, f32) =
+/// The first fashion model's file (BLAKE3), whose early indexes did not record a floor,
+/// and its floor.
+const FASHION_1_CLOSE_MATCH: (&str, f32) =
     ("3aeab0fb2a60f50b6db4602e36c99b01dfdd13d629af2fded4d3690fad2fa904", 0.665);
 
-/// Full name of the built-in fashion model.
-pub const FASHION: &str = "lookalike-fashion";
+/// The default fashion model's floor (its indexes all record it).
+const FASHION_2_CLOSE_MATCH: f32 = 0.695;
+
+/// Full name of the default fashion model (training run r2).
+pub const FASHION: &str = "lookalike-fashion-2";
+
+/// Full name of the first fashion model (training run r1), the default before r2.
+pub const FASHION_1: &str = "lookalike-fashion";
 
 /// Folders searched for the built-in ONNX files, in order.
 pub fn builtin_dirs() -> Vec<PathBuf> {
@@ -290,6 +305,15 @@ mod tests {
         assert_eq!((f.size, f.dim, f.input_size(true)), (128, 256, 160));
         assert_eq!(f.input_sizes(), vec![128, 160]);
         assert!(f.heads.is_some() && f.mask.is_some());
+        assert_eq!(f.name, FASHION);
+        // The first fashion model stays reachable by both its names, with its own files.
+        let first = builtin("fashion-1").unwrap();
+        assert_eq!(builtin(FASHION_1).unwrap(), first);
+        assert_eq!(
+            (first.file.as_str(), first.heads.as_deref()),
+            ("lookalike-fashion.onnx", Some("lookalike-fashion.heads.json"))
+        );
+        assert_ne!(first.file, f.file);
         assert!(builtin("resnet").is_none());
     }
 

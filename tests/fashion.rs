@@ -45,7 +45,7 @@ const KINDS: [(&str, &str); 4] = [
 #[test]
 fn the_fashion_model_is_the_default_and_names_what_a_photo_shows() {
     let info: Value = serde_json::from_str(&ok(&["info", "--index", index(), "--json"])).unwrap();
-    assert_eq!(info["model"], "lookalike-fashion");
+    assert_eq!(info["model"], "lookalike-fashion-2");
     assert_eq!(info["dimension"], 256 + lookalike::colour::BINS);
     assert_eq!(info["input_size"], 128);
     for (file, kind) in KINDS {
@@ -109,6 +109,50 @@ fn category_ranking_blends_similarity_with_the_prediction() {
         };
         assert!(of_kind(ranked, 5) >= of_kind(plain, 5), "{file}");
         assert!(of_kind(ranked, 5) >= 4, "{file}: {ranked}");
+    }
+}
+
+/// A category-ranked snapshot's last place goes to the most similar item the places before
+/// do not show, whatever its kind; those places are the blend's. A catalogue item's
+/// answer stays the blend's alone.
+#[test]
+fn a_snapshots_last_place_is_the_most_similar_item_not_shown_before() {
+    let ids = |r: &Value| -> Vec<String> {
+        r["results"].as_array().unwrap().iter().map(|h| h["id"].as_str().unwrap().into()).collect()
+    };
+    let mut photos: Vec<String> = KINDS.iter().map(|(f, _)| query(f)).collect();
+    // Street photos of the sample catalogue, searched as photos (they are snapshots).
+    photos.extend(
+        ["1012", "1024", "1062", "1100"]
+            .map(|id| p(&sample().join(format!("images/{id}.jpg"))).to_string()),
+    );
+    let mut moved = 0;
+    for photo in &photos {
+        let five = &search(&["-k", "5", photo])[0];
+        let got = ids(five);
+        let blend = ids(&search(&["-k", "2", photo])[0]);
+        let plain = ids(&search(&["-k", "20", "--category", "0", photo])[0]);
+        assert_eq!(got[..2], blend[..], "{photo}: the first places are the blend's");
+        let want = plain.iter().find(|id| !got[..4].contains(id)).unwrap();
+        assert_eq!(&got[4], want, "{photo}: {got:?}, by similarity {plain:?}");
+        let scores: Vec<f64> = five["results"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|h| h["score"].as_f64().unwrap())
+            .collect();
+        assert!(scores.windows(2).all(|w| w[0] >= w[1]), "{photo}: {scores:?}");
+        // Six results keep the blend's own 5th place (their 6th is the one that moves).
+        if search(&["-k", "6", photo])[0]["results"][4]["id"] != got[4].as_str() {
+            moved += 1;
+        }
+    }
+    assert!(moved > 0, "no photo's blend put another item in the 5th place");
+    // A catalogue item (not a snapshot) keeps the blend's order: five results begin as six do.
+    for id in ["1012", "1024", "1062", "1100"] {
+        let five = ids(&search(&["-k", "5", "--similar-to", id])[0]);
+        let six = ids(&search(&["-k", "6", "--similar-to", id])[0]);
+        assert_eq!(five[..], six[..5], "{id}");
     }
 }
 

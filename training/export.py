@@ -4,9 +4,11 @@
     python training/export.py --run training/runs/fashion --out models
 
 Writes (byte-for-byte reproducible for the same checkpoint):
-  lookalike-fashion.onnx        the network, batch-norm folded, no PyTorch needed to run it
-  lookalike-fashion.heads.json  the class heads: classes and unit proxies per label column,
-                                so that probabilities can be computed from a stored vector
+  NAME.onnx        the network, batch-norm folded, no PyTorch needed to run it
+  NAME.heads.json  the class heads: classes and unit proxies per label column,
+                   so that probabilities can be computed from a stored vector
+  NAME.card.md     the model card
+NAME is --name, lookalike-fashion-2 unless told (r1 shipped as lookalike-fashion).
 The graph:
   input          float32 [batch, 3, H, W]  RGB, (x - 127) / 128, H = W a multiple of 32
                  (128 for catalogue photos, 160 for snapshots)
@@ -32,12 +34,15 @@ import lite0  # noqa: E402
 import train  # noqa: E402
 
 conv = lite0.conv
-NAME = "lookalike-fashion"
+# The name new runs ship under. r1 shipped as `lookalike-fashion` and stays in models/
+# (collections in Milvus find their model by name and check its hash), so a retrained
+# model gets a new name rather than the old file's place.
+NAME = "lookalike-fashion-2"
 OPSET = 13
 PRODUCER = "lookalike training/export.py"
 
 
-def build_onnx(sd, blocks, vocab, cfg):
+def build_onnx(sd, blocks, vocab, cfg, graph_name=NAME):
     import onnx
     from onnx import TensorProto, helper, numpy_helper
 
@@ -107,7 +112,7 @@ def build_onnx(sd, blocks, vocab, cfg):
     outputs.append(("mask", ["batch", 1, "mask_height", "mask_width"]))
 
     graph = helper.make_graph(
-        nodes, NAME,
+        nodes, graph_name,
         [helper.make_tensor_value_info("input", TensorProto.FLOAT, ["batch", 3, "height", "width"])],
         [helper.make_tensor_value_info(n, TensorProto.FLOAT, s) for n, s in outputs],
         initializer=inits,
@@ -125,7 +130,7 @@ def build_onnx(sd, blocks, vocab, cfg):
     return model
 
 
-def heads_json(sd, vocab, cfg):
+def heads_json(sd, vocab, cfg, name=NAME):
     heads = []
     for key, column, output, classes in (("type_proxies", "articleType", "article_probs", vocab["types"]),
                                          ("colour_proxies", "baseColour", "colour_probs", vocab["colours"])):
@@ -133,10 +138,10 @@ def heads_json(sd, vocab, cfg):
         prox = (prox / np.linalg.norm(prox, axis=1, keepdims=True)).astype(np.float32)
         heads.append({"column": column, "output": output, "classes": classes,
                       "proxies": [[float(f"{v:.7g}") for v in row] for row in prox]})
-    return {"format": 1, "model": NAME, "dim": cfg["dim"], "scale": cfg["scale"], "heads": heads}
+    return {"format": 1, "model": name, "dim": cfg["dim"], "scale": cfg["scale"], "heads": heads}
 
 
-CARD = """# lookalike-fashion: model card
+CARD = """# {name}: model card
 
 EfficientNet-Lite0 fine-tuned for fashion retrieval by `training/train.py`; exported by
 `training/export.py`. Reproduce with `training/run.sh` (one command; resumable).
@@ -146,7 +151,7 @@ EfficientNet-Lite0 fine-tuned for fashion retrieval by `training/train.py`; expo
   and the colour.
 * `article_probs` over {n_types} article types and `colour_probs` over {n_colours} base colours
   (cosine classifiers on the embedding, scale {scale:g}; their classes and proxies are in
-  `lookalike-fashion.heads.json`, so lookalike computes them from stored vectors too).
+  `{name}.heads.json`, so lookalike computes them from stored vectors too).
 * `mask`: garment probability per 16x16-pixel cell (stride 16), for finding the garment in
   a snapshot.
 * Input: RGB, (x - 127) / 128, side a multiple of 32: {studio} px for catalogue photos
@@ -188,11 +193,11 @@ EfficientNet-Lite0 fine-tuned for fashion retrieval by `training/train.py`; expo
 {evals}
 
 The figures lookalike users get (`lookalike eval`, exact search, defaults) are in
-BENCHMARKS.md, "Fashion quality".
+BENCHMARKS.md, "Fashion model".
 """
 
 
-def card(ckpt):
+def card(ckpt, name=NAME):
     cfg, vocab = ckpt["cfg"], ckpt["vocab"]
     rows = ["| step | held-out type P@5 | type+colour P@5 | type accuracy | colour accuracy | street test vs held-out P@5 | nothing right |",
             "|---|---|---|---|---|---|---|"]
@@ -204,7 +209,7 @@ def card(ckpt):
     wall = ckpt["wall"]
     per = cfg["studio"] + cfg["composites"] + cfg["snapshots"]
     return CARD.format(
-        dim=cfg["dim"], n_types=len(vocab["types"]), n_colours=len(vocab["colours"]), scale=cfg["scale"],
+        name=name, dim=cfg["dim"], n_types=len(vocab["types"]), n_colours=len(vocab["colours"]), scale=cfg["scale"],
         studio=cfg["studio_size"], snap=cfg["snapshot_size"], train_items=ckpt.get("train_items", "35,637"),
         street=ckpt.get("street_train", 700), sample=ckpt.get("sample_train", 387), n_studio=cfg["studio"],
         n_comp=cfg["composites"], n_snap=cfg["snapshots"], colour_loss=cfg["colour_loss"], mask_loss=cfg["mask_loss"],
@@ -228,6 +233,7 @@ def main(argv=None):
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--run", default=os.path.join(HERE, "runs", "fashion"))
     ap.add_argument("--out", default=os.path.join(HERE, "..", "models"))
+    ap.add_argument("--name", default=NAME, help="file and model name (default %(default)s)")
     args = ap.parse_args(argv)
     model, ckpt = load(args.run)
     cfg, vocab = ckpt["cfg"], ckpt["vocab"]
@@ -235,14 +241,14 @@ def main(argv=None):
         print(f"warning: the run stopped at step {ckpt['step']} of {ckpt['total_steps']}", file=sys.stderr)
     sd = {k: v.detach().cpu().numpy() for k, v in model.state_dict().items()}
     blocks = lite0.lite0_blocks(train.lite0_pth())
-    onnx_model = build_onnx(sd, blocks, vocab, cfg)
+    onnx_model = build_onnx(sd, blocks, vocab, cfg, args.name)
     data = onnx_model.SerializeToString(deterministic=True)
     os.makedirs(args.out, exist_ok=True)
-    onnx_path = os.path.join(args.out, NAME + ".onnx")
-    heads_path = os.path.join(args.out, NAME + ".heads.json")
-    card_path = os.path.join(args.out, NAME + ".card.md")
-    heads = (json.dumps(heads_json(sd, vocab, cfg), separators=(",", ":")) + "\n").encode()
-    for path, payload in ((onnx_path, data), (heads_path, heads), (card_path, card(ckpt).encode())):
+    onnx_path = os.path.join(args.out, args.name + ".onnx")
+    heads_path = os.path.join(args.out, args.name + ".heads.json")
+    card_path = os.path.join(args.out, args.name + ".card.md")
+    heads = (json.dumps(heads_json(sd, vocab, cfg, args.name), separators=(",", ":")) + "\n").encode()
+    for path, payload in ((onnx_path, data), (heads_path, heads), (card_path, card(ckpt, args.name).encode())):
         with open(path + ".tmp", "wb") as f:
             f.write(payload)
         os.replace(path + ".tmp", path)

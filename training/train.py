@@ -56,7 +56,7 @@ def parse_args(argv=None):
     ap.add_argument("--data", default=os.path.join(HERE, "..", "..", "shared", "data"))
     ap.add_argument("--run", default=os.path.join(HERE, "runs", "fashion"))
     ap.add_argument("--seed", type=int, default=7)
-    ap.add_argument("--epochs", type=float, default=4)
+    ap.add_argument("--epochs", type=float, default=8)
     ap.add_argument("--studio", type=int, default=40, help="catalogue photos per step, as indexed")
     ap.add_argument("--composites", type=int, default=24, help="catalogue garments on backgrounds per step")
     ap.add_argument("--snapshots", type=int, default=8, help="real labelled snapshots per step")

@@ -104,7 +104,7 @@ impl Engine {
         let (colour, trained) = self.settings(q, false)?;
         let deeper = Query { k: (q.k + extra).min(MAX_K), colour, ..q.clone() };
         let v = self.query_vector(&v, deeper.colour)?;
-        let mut answer = self.search_in(&index, &v, &deeper, single, trained)?;
+        let mut answer = self.search_in(&index, &v, &deeper, single, trained, false)?;
         answer.hits.retain(|h| index.key_of(&h.id).is_none_or(|key| !excluded.contains(&key)));
         answer.hits.truncate(q.k);
         Ok(answer)

@@ -66,7 +66,7 @@ impl Engine {
         let q = &Query { colour, ..q.clone() };
         let v = self.query_vector(v, q.colour)?;
         let v = self.expanded(&index, v, q, Some(key))?;
-        self.search_in(&index, &v, q, Some(key), trained)
+        self.search_in(&index, &v, q, Some(key), trained, false)
     }
 
     /// Search with an embedded query photo. A snapshot that does not say how much colour
@@ -112,7 +112,7 @@ impl Engine {
         let q = &Query { colour, ..q.clone() };
         let v = self.query_vector(v, q.colour)?;
         let v = self.expanded(&index, v, q, None)?;
-        self.search_in(&index, &v, q, None, trained)
+        self.search_in(&index, &v, q, None, trained, snapshot)
     }
 
     /// Query expansion (`q.expand`): the query plus the vectors (in the query's colour
@@ -150,7 +150,8 @@ impl Engine {
     }
 
     /// The planner's top k (re-ordered by the trained projection, then by the predicted
-    /// category, when asked), then the score floor and near-duplicate collapsing.
+    /// category, when asked; a snapshot's last place to the most similar item not shown
+    /// before), then the score floor and near-duplicate collapsing.
     pub(super) fn search_in(
         &self,
         index: &VectorIndex,
@@ -158,6 +159,7 @@ impl Engine {
         q: &Query,
         exclude: Option<u32>,
         trained: Option<Trained<'_>>,
+        snapshot: bool,
     ) -> Result<Answer> {
         for (name, value, range) in
             [("min-score", q.min_score, -1.0..=1.0), ("collapse", q.collapse, 0.0..=1.0)]
@@ -229,7 +231,13 @@ impl Engine {
                 hits.sort_by(|a, b| b.score.total_cmp(&a.score));
             }
         }
+        // A snapshot's similarities before the blend, for its last place (see
+        // [`category::keep_nearest`]): its predictions are the least sure.
+        let mut similarity: Option<HashMap<String, f32>> = None;
         if let Some(r) = &ranking {
+            if snapshot {
+                similarity = Some(hits.iter().map(|h| (h.id.clone(), h.score)).collect());
+            }
             for h in &mut hits {
                 h.score = r.score(h.score, &h.metadata);
             }
@@ -237,6 +245,14 @@ impl Engine {
         }
         if let Some(floor) = q.min_score {
             hits.retain(|h| h.score >= floor);
+        }
+        // (Collapsing chooses its own k below.)
+        if q.collapse.is_none()
+            && let Some(sim) = &similarity
+        {
+            category::keep_nearest(&mut hits, q.k, |h| {
+                sim.get(&h.id).copied().unwrap_or(f32::NEG_INFINITY)
+            });
         }
         if let Some(limit) = q.collapse {
             let mut kept: Vec<&[f32]> = Vec::with_capacity(q.k);
