@@ -13,6 +13,8 @@ const state = {
   mode: null,          // 'photo' | 'url' | 'similar' | null
   queryUrl: '',        // the photo's web address, in 'url' mode
   queryVector: null,   // the last photo query's vector (refining needs no re-upload)
+  located: false,      // the crop box shows the garment the server found, unmoved: searching
+                       // again sends no crop, so the server locates it as the first time
   liked: new Set(),    // ids given a thumbs up
   unliked: new Set(),  // ids given a thumbs down
   similarTo: null,     // item the similar search is based on
@@ -113,6 +115,7 @@ function loadFile(file) {
     $('#crop-hint').hidden = false;
     $('#dropzone').classList.add('has-image');
     crop.reset(false);
+    state.located = false;
     state.mode = 'photo';
     state.similarTo = null;
     clearVotes();
@@ -173,7 +176,7 @@ async function runSearch() {
         like, unlike: [...state.unliked], likeVectors: state.mode === 'similar' ? [] : [state.queryVector], ...opts,
       }, signal);
     } else if (state.mode === 'photo') {
-      const c = crop.toPixels(state.natural.w, state.natural.h);
+      const c = state.located ? null : crop.toPixels(state.natural.w, state.natural.h);
       res = await api.searchImage(state.file, { ...opts, crop: c }, signal);
       $('#results').dataset.crop = c ? `${c.x},${c.y},${c.w},${c.h}` : '';
     } else if (state.mode === 'url') {
@@ -241,6 +244,7 @@ function showResults(res) {
   const g = res.garment_box;
   if (state.mode === 'photo' && g && crop.isFull()) {
     crop.showPixels(g, state.natural.w, state.natural.h);
+    state.located = true;
     $('#results').dataset.garment = `${g.x},${g.y},${g.w},${g.h}`;
   } else {
     delete $('#results').dataset.garment;
@@ -454,7 +458,7 @@ function route() {
 /* ---------- wiring ---------- */
 
 function init() {
-  crop = new CropBox($('#crop-frame'), $('#crop'), $('#crop-shade'), () => { if (state.mode === 'photo') { clearVotes(); runSearch(); } });
+  crop = new CropBox($('#crop-frame'), $('#crop'), $('#crop-shade'), () => { state.located = false; if (state.mode === 'photo') { clearVotes(); runSearch(); } });
   $('#crop-reset').addEventListener('click', () => crop.reset(true));
 
   for (const input of [$('#file'), $('#camera')]) {
