@@ -45,6 +45,7 @@ $BIN eval --index $I --queries $S --holdout -k 5 --json > $OUT/fashion-street.js
 $BIN eval --index $I --queries $S --holdout -k 5 --category 0 --json > $OUT/fashion-street-category0.json
 $BIN eval --index $I --queries $S --holdout -k 5 --locate off --json > $OUT/fashion-street-locate-off.json
 $BIN eval --index $I --queries $S --holdout -k 5 --locate off --category 0 --json > $OUT/fashion-street-plain.json
+$BIN eval --index $I --queries $S --holdout -k 5 --keep-nearest off --json > $OUT/fashion-street-keep-nearest-off.json
 $BIN eval --index $I --queries $S -k 5 --json > $OUT/fashion-street-all1000.json
 for W in 0.1 0.5 0.7; do
   $BIN eval --index $I --leave-one-out --holdout -k 5 --category $W --json > $OUT/fashion-holdout-category$W.json
@@ -62,6 +63,7 @@ echo "== garment localisation on far-away snapshots: the street test photos shru
 $PY bench/far_snapshots.py --queries $S --out $OUT/far > /dev/null
 $BIN eval --index $I --queries $OUT/far/queries.csv -k 5 --json > $OUT/fashion-far.json
 $BIN eval --index $I --queries $OUT/far/queries.csv -k 5 --locate off --json > $OUT/fashion-far-locate-off.json
+$BIN eval --index $I --queries $OUT/far/queries.csv -k 5 --keep-nearest off --json > $OUT/fashion-far-keep-nearest-off.json
 
 echo "== search latency at 44k: Rust (the index's own vectors) and numpy (a matrix of the same shape)"
 $BIN bench search --index $I > $OUT/fashion-search.json

@@ -162,6 +162,7 @@ fn bad_search_parameters_are_named_with_exit_code_2() {
         (&["-k", "0", q], "invalid parameter k"),
         (&["--similar-to", "no-such-id"], "unknown id 'no-such-id'"),
         (&["--crop", "1,2,3", q], "crop"),
+        (&["--keep-nearest", "maybe", q], "'maybe': use on or off"),
         (&[p(&text)], "not an image"),
         (&[], "give at least one photo"),
     ];

@@ -95,6 +95,20 @@ pub struct CategoryArg {
     /// --crop, with a model that finds garments; on: every photo without --crop; off).
     #[arg(long, default_value = "auto", value_parser = parse_locate)]
     pub locate: Locate,
+    /// With category ranking, a snapshot's last result is the most similar item the
+    /// results before it do not show, whatever its kind (on); off: every result by the
+    /// blended score.
+    #[arg(long, default_value = "on", value_parser = parse_on_off, value_name = "on|off",
+          action = clap::ArgAction::Set)]
+    pub keep_nearest: bool,
+}
+
+pub fn parse_on_off(s: &str) -> Result<bool, String> {
+    match s {
+        "on" => Ok(true),
+        "off" => Ok(false),
+        other => Err(format!("'{other}': use on or off")),
+    }
 }
 
 #[derive(Clone, Copy, PartialEq, Eq, Debug)]
@@ -149,6 +163,7 @@ impl RankingArg {
             trained: self.trained.trained(),
             category: self.category.category,
             locate: self.category.locate.flag(),
+            keep_nearest: self.category.keep_nearest,
             ..lookalike::Query::default()
         }
     }

@@ -79,6 +79,10 @@ pub struct Query {
     /// Search a snapshot by its garment: crop the photo to the garment the model finds
     /// (`None`: for snapshots without a crop, when the model has a garment mask).
     pub locate: Option<bool>,
+    /// With category ranking, a snapshot's last place goes to the most similar item the
+    /// places before do not show ([`category::keep_nearest`]); `false`: every place by
+    /// blended score.
+    pub keep_nearest: bool,
 }
 
 impl Default for Query {
@@ -96,6 +100,7 @@ impl Default for Query {
             trained: None,
             category: None,
             locate: None,
+            keep_nearest: true,
         }
     }
 }

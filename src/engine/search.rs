@@ -235,7 +235,7 @@ impl Engine {
         // [`category::keep_nearest`]): its predictions are the least sure.
         let mut similarity: Option<HashMap<String, f32>> = None;
         if let Some(r) = &ranking {
-            if snapshot {
+            if snapshot && q.keep_nearest {
                 similarity = Some(hits.iter().map(|h| (h.id.clone(), h.score)).collect());
             }
             for h in &mut hits {

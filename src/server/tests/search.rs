@@ -58,6 +58,27 @@ async fn search_says_what_the_photo_looks_like_and_where_the_garment_is() {
     assert_eq!(v["predicted"][0]["value"], "Trousers", "{v}");
 }
 
+/// `keep_nearest=false` ranks every place by the blend: five results are the first five of
+/// six (whose 6th place is the one the last-place rule fills).
+#[tokio::test]
+async fn keep_nearest_false_gives_the_blends_own_order() {
+    let ids = |v: &serde_json::Value| -> Vec<String> {
+        v["results"].as_array().unwrap().iter().map(|h| h["id"].as_str().unwrap().into()).collect()
+    };
+    let mut moved = 0;
+    for id in ["1003", "1012", "1062"] {
+        let img = photo(id);
+        let (s, off) =
+            search(router(), &[("image", &img), ("k", b"5"), ("keep_nearest", b"false")]).await;
+        assert_eq!(s, StatusCode::OK, "{off}");
+        let (_, six) = search(router(), &[("image", &img), ("k", b"6")]).await;
+        assert_eq!(ids(&off)[..], ids(&six)[..5], "{id}");
+        let (_, five) = search(router(), &[("image", &img), ("k", b"5")]).await;
+        moved += usize::from(ids(&five) != ids(&off));
+    }
+    assert!(moved > 0, "the last-place rule moved no result: keep_nearest was not tested");
+}
+
 #[tokio::test]
 async fn search_with_filter_and_crop() {
     let (s, v) = search(
@@ -114,6 +135,11 @@ async fn search_bad_input_gets_a_named_4xx() {
         (vec![("image", &img), ("category", b"1.5")], StatusCode::BAD_REQUEST, "category must"),
         (vec![("image", &img), ("category", b"much")], StatusCode::BAD_REQUEST, "category must"),
         (vec![("image", &img), ("locate", b"maybe")], StatusCode::BAD_REQUEST, "locate must"),
+        (
+            vec![("image", &img), ("keep_nearest", b"maybe")],
+            StatusCode::BAD_REQUEST,
+            "keep_nearest must",
+        ),
     ];
     for (fields, status, msg) in cases {
         let (s, v) = search(router(), &fields).await;
