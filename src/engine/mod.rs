@@ -81,7 +81,8 @@ pub struct Query {
     pub locate: Option<bool>,
     /// With category ranking, a snapshot's last place goes to the most similar item the
     /// places before do not show ([`category::keep_nearest`]); `false`: every place by
-    /// blended score.
+    /// blended score. A catalogue item's search (similar-to, leave-one-out, recommend)
+    /// never gets it.
     pub keep_nearest: bool,
 }
 

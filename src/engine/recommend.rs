@@ -102,9 +102,10 @@ impl Engine {
         let single = if excluded.len() == 1 { excluded.iter().next().copied() } else { None };
         let extra = if single.is_some() { 0 } else { excluded.len() };
         let (colour, trained) = self.settings(q, false)?;
-        let deeper = Query { k: (q.k + extra).min(MAX_K), colour, ..q.clone() };
+        let deeper =
+            Query { k: (q.k + extra).min(MAX_K), colour, keep_nearest: false, ..q.clone() };
         let v = self.query_vector(&v, deeper.colour)?;
-        let mut answer = self.search_in(&index, &v, &deeper, single, trained, false)?;
+        let mut answer = self.search_in(&index, &v, &deeper, single, trained)?;
         answer.hits.retain(|h| index.key_of(&h.id).is_none_or(|key| !excluded.contains(&key)));
         answer.hits.truncate(q.k);
         Ok(answer)

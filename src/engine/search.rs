@@ -63,10 +63,11 @@ impl Engine {
         let key = index.key_of(id).ok_or_else(|| Error::UnknownId(id.to_string()))?;
         let v = index.vector(key).ok_or_else(|| Error::UnknownId(id.to_string()))?;
         let (colour, trained) = self.settings(q, false)?;
-        let q = &Query { colour, ..q.clone() };
+        // A catalogue item's predictions are surer: its places stay the blend's.
+        let q = &Query { colour, keep_nearest: false, ..q.clone() };
         let v = self.query_vector(v, q.colour)?;
         let v = self.expanded(&index, v, q, Some(key))?;
-        self.search_in(&index, &v, q, Some(key), trained, false)
+        self.search_in(&index, &v, q, Some(key), trained)
     }
 
     /// Search with an embedded query photo. A snapshot that does not say how much colour
@@ -109,10 +110,11 @@ impl Engine {
         Self::check_k(q.k)?;
         let index = self.index();
         let (colour, trained) = self.settings(q, snapshot)?;
-        let q = &Query { colour, ..q.clone() };
+        // The last-place rule is for snapshots, whose predictions are the least sure.
+        let q = &Query { colour, keep_nearest: q.keep_nearest && snapshot, ..q.clone() };
         let v = self.query_vector(v, q.colour)?;
         let v = self.expanded(&index, v, q, None)?;
-        self.search_in(&index, &v, q, None, trained, snapshot)
+        self.search_in(&index, &v, q, None, trained)
     }
 
     /// Query expansion (`q.expand`): the query plus the vectors (in the query's colour
@@ -150,8 +152,8 @@ impl Engine {
     }
 
     /// The planner's top k (re-ordered by the trained projection, then by the predicted
-    /// category, when asked; a snapshot's last place to the most similar item not shown
-    /// before), then the score floor and near-duplicate collapsing.
+    /// category, when asked; with `q.keep_nearest`, the last place to the most similar
+    /// item not shown before), then the score floor and near-duplicate collapsing.
     pub(super) fn search_in(
         &self,
         index: &VectorIndex,
@@ -159,7 +161,6 @@ impl Engine {
         q: &Query,
         exclude: Option<u32>,
         trained: Option<Trained<'_>>,
-        snapshot: bool,
     ) -> Result<Answer> {
         for (name, value, range) in
             [("min-score", q.min_score, -1.0..=1.0), ("collapse", q.collapse, 0.0..=1.0)]
@@ -231,11 +232,11 @@ impl Engine {
                 hits.sort_by(|a, b| b.score.total_cmp(&a.score));
             }
         }
-        // A snapshot's similarities before the blend, for its last place (see
-        // [`category::keep_nearest`]): its predictions are the least sure.
+        // The similarities before the blend, for the last place (see
+        // [`category::keep_nearest`]).
         let mut similarity: Option<HashMap<String, f32>> = None;
         if let Some(r) = &ranking {
-            if snapshot && q.keep_nearest {
+            if q.keep_nearest {
                 similarity = Some(hits.iter().map(|h| (h.id.clone(), h.score)).collect());
             }
             for h in &mut hits {
