@@ -23,6 +23,15 @@ pub struct Row {
     pub results: Vec<Tile>,
 }
 
+/// A table of figures shown above the sample rows (e.g. per-class precision).
+#[derive(Debug, Clone)]
+pub struct Table {
+    pub title: String,
+    pub header: Vec<String>,
+    /// Cells as they are shown; numbers are right-aligned by the page's style.
+    pub rows: Vec<Vec<String>>,
+}
+
 fn esc(s: &str) -> String {
     s.replace('&', "&amp;").replace('<', "&lt;").replace('>', "&gt;").replace('"', "&quot;")
 }
@@ -45,8 +54,14 @@ fn tile(out: &mut String, t: &Tile, class: &str) {
     );
 }
 
-/// Write the page: a title, a summary block (preformatted) and the rows.
-pub fn write_html(path: &Path, title: &str, summary: &str, rows: &[Row]) -> Result<()> {
+/// Write the page: a title, a summary block (preformatted), the tables and the rows.
+pub fn write_html(
+    path: &Path,
+    title: &str,
+    summary: &str,
+    tables: &[Table],
+    rows: &[Row],
+) -> Result<()> {
     let mut out = String::new();
     let _ = write!(
         out,
@@ -55,11 +70,28 @@ pub fn write_html(path: &Path, title: &str, summary: &str, rows: &[Row]) -> Resu
          .row{{display:flex;gap:.5rem;align-items:flex-start;margin:.75rem 0;padding-bottom:.75rem;border-bottom:1px solid #eee}}\
          figure{{margin:0;width:120px}}figure img{{width:120px;height:150px;object-fit:contain;background:#fafafa;border:3px solid #ddd}}\
          figure.q img{{border-color:#333}}figure.ok img{{border-color:#2a9d4b}}figure.bad img{{border-color:#d43c3c}}\
-         figcaption{{font-size:11px;word-break:break-word}}pre{{background:#f6f6f6;padding:1rem;overflow:auto}}</style>\
+         figcaption{{font-size:11px;word-break:break-word}}pre{{background:#f6f6f6;padding:1rem;overflow:auto}}\
+         table{{border-collapse:collapse;margin:.5rem 0 1rem}}th,td{{padding:.2rem .6rem;border-bottom:1px solid #eee}}\
+         td{{text-align:right}}td:first-child,th:first-child{{text-align:left}}</style>\
          <h1>{t}</h1><pre>{s}</pre>",
         t = esc(title),
         s = esc(summary)
     );
+    for t in tables {
+        let _ = write!(out, "<section><h2>{}</h2><table><tr>", esc(&t.title));
+        for h in &t.header {
+            let _ = write!(out, "<th>{}</th>", esc(h));
+        }
+        out.push_str("</tr>");
+        for r in &t.rows {
+            out.push_str("<tr>");
+            for c in r {
+                let _ = write!(out, "<td>{}</td>", esc(c));
+            }
+            out.push_str("</tr>");
+        }
+        out.push_str("</table></section>");
+    }
     for r in rows {
         out.push_str("<div class=\"row\">");
         tile(&mut out, &r.query, "q");
@@ -88,9 +120,15 @@ mod tests {
                 correct: Some(true),
             }],
         };
-        write_html(&p, "Eval & more", "P@5 0.5", &[row]).unwrap();
+        let table = Table {
+            title: "Per class".into(),
+            header: vec!["class".into(), "P@5".into()],
+            rows: vec![vec!["T-Shirt <b>".into(), "0.950".into()]],
+        };
+        write_html(&p, "Eval & more", "P@5 0.5", &[table], &[row]).unwrap();
         let html = std::fs::read_to_string(&p).unwrap();
         assert!(html.contains("&lt;query&gt;") && html.contains("Eval &amp; more"));
+        assert!(html.contains("<h2>Per class</h2>") && html.contains("<td>T-Shirt &lt;b&gt;</td>"));
         assert!(html.contains("file:///x/q.jpg") && html.contains("class=\"r ok\""));
     }
 }

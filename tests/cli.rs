@@ -499,6 +499,32 @@ fn eval_leave_one_out_agrees_with_searching_each_item() {
     let got = r["precision"].as_f64().unwrap();
     assert!((got - want).abs() < 1e-9, "eval {got} vs search {want}");
     assert!(r["labels"][0]["groups"]["Footwear"]["queries"].as_u64() == Some(25), "{r}");
+    // Per articleType: the same per-item precision, grouped by the item's own type.
+    let mut by_type: std::collections::BTreeMap<String, (usize, f64, usize)> = Default::default();
+    let q = lookalike::Query { k: 5, ..lookalike::Query::default() };
+    for key in idx.keys() {
+        let own = idx.metadata(key).unwrap()["articleType"].clone();
+        let hits = engine.similar_to(idx.id(key).unwrap(), &q).unwrap();
+        let right = hits.iter().filter(|h| h.metadata["articleType"] == own).count();
+        let e = by_type.entry(own).or_default();
+        e.0 += 1;
+        e.1 += right as f64 / 5.0;
+        e.2 += usize::from(right == 0);
+    }
+    let classes = r["per_class"].as_array().unwrap();
+    assert_eq!(classes.len(), by_type.len(), "{r}");
+    let mut last = 0.0;
+    for c in classes {
+        let (n, sum, none) = by_type[c["class"].as_str().unwrap()];
+        assert_eq!(c["queries"].as_u64(), Some(n as u64), "{c}");
+        let precision = c["precision"].as_f64().unwrap();
+        assert!((precision - sum / n as f64).abs() < 1e-9, "{c}");
+        assert!((c["none_correct"].as_f64().unwrap() - none as f64 / n as f64).abs() < 1e-9);
+        assert!(precision >= last, "weakest first: {c}");
+        last = precision;
+    }
+    let table = ok(&["eval", "--index", index_path(), "--leave-one-out", "--label", "articleType"]);
+    assert!(table.contains("weakest first") && table.contains("nothing right"), "{table}");
 
     // The held-out split: its items query each other only, none of the rest.
     let held: Vec<String> = idx
@@ -596,11 +622,24 @@ fn eval_with_outside_photos_scores_the_match_lists() {
     }
     let got = r["precision"].as_f64().unwrap();
     assert!((got - sum / 4.0).abs() < 1e-9, "eval {got} vs search {}", sum / 4.0);
+    // One class per label, each its photo's own precision and whether it found nothing.
+    let classes = r["per_class"].as_array().unwrap();
+    let mut names: Vec<&str> = classes.iter().map(|c| c["class"].as_str().unwrap()).collect();
+    names.sort_unstable();
+    assert_eq!(names, ["Dress", "Hat", "Shoes", "T-Shirt"], "{r}");
+    for c in classes {
+        assert_eq!(c["queries"].as_u64(), Some(1), "{c}");
+        let by_label = r["by_label"][c["class"].as_str().unwrap()]["precision"].as_f64();
+        assert_eq!(c["precision"].as_f64(), by_label, "{c}");
+        let nothing = if by_label == Some(0.0) { 1.0 } else { 0.0 };
+        assert_eq!(c["none_correct"].as_f64(), Some(nothing), "{c}");
+    }
     let html = std::fs::read_to_string(&report).unwrap();
     assert!(
         html.contains("tshirt.jpg") && html.contains("class=\"r ok\""),
         "report shows queries and marks results"
     );
+    assert!(html.contains("per label, weakest first</h2>") && html.contains("<td>Dress</td>"));
     let bad =
         lookalike(&["eval", "--index", index_path(), "--queries", p(&fixture("bad/notes.txt"))]);
     assert_eq!(bad.status.code(), Some(2));

@@ -7,7 +7,7 @@ use lookalike::engine::Engine;
 use lookalike::eval::{self, Spec};
 
 use super::args::EvalArgs;
-use super::tables::{loo_table, photo_table};
+use super::tables::{class_section, loo_table, photo_table};
 
 pub fn run(a: EvalArgs) -> anyhow::Result<ExitCode> {
     let engine = Engine::open(&a.index, a.backend.backend)?;
@@ -25,7 +25,12 @@ pub fn run(a: EvalArgs) -> anyhow::Result<ExitCode> {
     };
     let result = eval::run(&engine, &spec)?;
     let mut summary = String::new();
+    let mut tables = Vec::new();
     if let Some(c) = &result.catalogue {
+        if let Some(first) = c.report.labels.first() {
+            let title = format!("Leave-one-out per articleType ({}), weakest first", first.label);
+            tables.push(class_section(&title, &c.report.per_class));
+        }
         if a.json {
             let mut v = serde_json::to_value(&c.report)?;
             v["mode"] = "leave-one-out".into();
@@ -47,6 +52,7 @@ pub fn run(a: EvalArgs) -> anyhow::Result<ExitCode> {
         }
     }
     if let Some(p) = &result.photos {
+        tables.push(class_section("Outside photos per label, weakest first", &p.report.per_class));
         if a.json {
             let mut v = serde_json::to_value(&p.report)?;
             v["mode"] = "queries".into();
@@ -65,6 +71,7 @@ pub fn run(a: EvalArgs) -> anyhow::Result<ExitCode> {
             &path,
             &format!("lookalike eval: {}", a.index.display()),
             &summary,
+            &tables,
             &result.rows,
         )?;
         eprintln!("report written to {}", path.display());

@@ -84,7 +84,48 @@ pub fn loo_table(r: &eval::LooReport, secs: f64) -> String {
             out.push_str(&format!("    {:<26} {:>7} queries  {}\n", name, n, cells.join("  ")));
         }
     }
+    if let Some(first) = r.labels.first() {
+        out.push_str(&class_table(&format!("per articleType ({})", first.label), &r.per_class));
+    }
     out
+}
+
+/// Per-class figures, weakest first: the CLI's table.
+pub fn class_table(title: &str, classes: &[eval::ClassScores]) -> String {
+    let mut out = format!("  {title}, weakest first:\n");
+    out.push_str(&format!(
+        "    {:<28} {:>7} {:>8} {:>14}\n",
+        "class", "queries", "P@k", "nothing right"
+    ));
+    for c in classes {
+        out.push_str(&format!(
+            "    {:<28} {:>7} {:>8.3} {:>13.1}%\n",
+            c.class,
+            c.queries,
+            c.precision,
+            100.0 * c.none_correct
+        ));
+    }
+    out
+}
+
+/// The same figures as a table of the HTML report.
+pub fn class_section(title: &str, classes: &[eval::ClassScores]) -> lookalike::report::Table {
+    lookalike::report::Table {
+        title: title.to_string(),
+        header: ["class", "queries", "P@k", "nothing right"].map(String::from).to_vec(),
+        rows: classes
+            .iter()
+            .map(|c| {
+                vec![
+                    c.class.clone(),
+                    c.queries.to_string(),
+                    format!("{:.3}", c.precision),
+                    format!("{:.1}%", 100.0 * c.none_correct),
+                ]
+            })
+            .collect(),
+    }
 }
 
 pub fn photo_table(r: &eval::PhotoReport) -> String {
@@ -95,12 +136,7 @@ pub fn photo_table(r: &eval::PhotoReport) -> String {
         r.precision,
         100.0 * r.none_correct
     );
-    for (label, s) in &r.by_label {
-        out.push_str(&format!(
-            "    {:<20} {:>5} queries  P@k {:.3}\n",
-            label, s.queries, s.precision
-        ));
-    }
+    out.push_str(&class_table("per label", &r.per_class));
     if !r.failed.is_empty() {
         out.push_str(&format!("  {} photos could not be read:\n", r.failed.len()));
         for (f, e) in r.failed.iter().take(20) {

@@ -8,7 +8,9 @@ use std::sync::Arc;
 use rayon::prelude::*;
 use serde::Serialize;
 
-use super::metrics::{Acc, Scores, average_precision_at_k, precision_at_k};
+use super::metrics::{
+    Acc, ClassAcc, ClassScores, Scores, average_precision_at_k, per_class, precision_at_k,
+};
 use crate::category::{Ranking, Shares};
 use crate::error::{Error, Result};
 use crate::index::{Filter, Segment};
@@ -35,10 +37,16 @@ pub struct LooReport {
     pub map: f64,
     pub group_by: Option<String>,
     pub labels: Vec<LabelReport>,
+    /// Per class of query item (its articleType, else its value of the first label),
+    /// precision@k and share with nothing right on the first label, weakest first.
+    pub per_class: Vec<ClassScores>,
     /// A few queries with their top-k ids, for the HTML report.
     #[serde(skip)]
     pub samples: Vec<(usize, Vec<Scored>)>,
 }
+
+/// The column whose values name a leave-one-out query's class in `per_class`.
+const CLASS_COLUMN: &str = "articleType";
 
 /// Queries scored per SGEMM block: big enough for the GEMM to be efficient, small enough
 /// that the block of scores (block x catalogue) stays a few hundred MB at most.
@@ -188,6 +196,16 @@ pub fn leave_one_out(
     let queries: Vec<usize> =
         (0..n).filter(|&r| filter.is_empty() || filter.matches(index.metadata(r))).collect();
     let sample_rows: Vec<usize> = pick_samples(&queries, samples);
+    // As the catalogue writes it (label values are compared lower-cased).
+    let class_of = |r: usize| -> Option<String> {
+        let m = index.metadata(r);
+        m.get(CLASS_COLUMN).cloned().or_else(|| {
+            let parts: Vec<&str> =
+                labels[0].iter().filter_map(|c| m.get(c).map(String::as_str)).collect();
+            (parts.len() == labels[0].len()).then(|| parts.join("+"))
+        })
+    };
+    let mut classes: BTreeMap<String, ClassAcc> = BTreeMap::new();
 
     let nl = labels.len();
     let mut overall = vec![Acc::default(); nl];
@@ -266,6 +284,11 @@ pub fn leave_one_out(
                 let total = counts[l].get(want).copied().unwrap_or(1) - 1;
                 let (p, ap) = (precision_at_k(&rel, k), average_precision_at_k(&rel, k, total));
                 overall[l].add(p, ap);
+                if l == 0
+                    && let Some(class) = class_of(r)
+                {
+                    classes.entry(class).or_default().add(p, rel.contains(&true));
+                }
                 if let Some(g) = groups[r] {
                     per_group[l].entry(g.to_string()).or_default().add(p, ap);
                 }
@@ -291,6 +314,7 @@ pub fn leave_one_out(
         map: label_reports[0].overall.map,
         group_by: group_by.map(str::to_string),
         labels: label_reports,
+        per_class: per_class(&classes),
         samples: sample_out,
     })
 }

@@ -25,8 +25,10 @@ pub use catalogue::{
     CategoryRows, LabelReport, LooReport, ProjectedRows, QueryOf, Ranker, Reorder, holdout,
     leave_one_out,
 };
-pub use metrics::{Scores, average_precision_at_k, precision_at_k};
-pub use photos::{PhotoQuery, PhotoReport, photo_queries, read_queries, score_photo_queries};
+pub use metrics::{ClassScores, Scores, average_precision_at_k, precision_at_k};
+pub use photos::{
+    PhotoQuery, PhotoReport, UNLABELLED, photo_queries, read_queries, score_photo_queries,
+};
 pub use tiles::{loo_rows, photo_rows};
 
 pub use crate::label::parse_labels;

@@ -6,7 +6,7 @@ use std::path::{Path, PathBuf};
 
 use serde::Serialize;
 
-use super::metrics::{Acc, Scores, precision_at_k};
+use super::metrics::{Acc, ClassAcc, ClassScores, Scores, per_class, precision_at_k};
 use crate::error::{Error, Result};
 use crate::index::Segment;
 use crate::kernel::Scored;
@@ -53,6 +53,9 @@ pub fn read_queries(csv_path: &Path, images: &Path) -> Result<Vec<PhotoQuery>> {
     Ok(out)
 }
 
+/// The class of queries whose CSV row has no label.
+pub const UNLABELLED: &str = "(no label)";
+
 /// Results of outside-photo queries.
 #[derive(Debug, Clone, Serialize)]
 pub struct PhotoReport {
@@ -62,6 +65,8 @@ pub struct PhotoReport {
     /// Share of queries with no correct item in their top k.
     pub none_correct: f64,
     pub by_label: BTreeMap<String, Scores>,
+    /// Every query label's precision and share with nothing right, weakest first.
+    pub per_class: Vec<ClassScores>,
     pub failed: Vec<(String, String)>,
     #[serde(skip)]
     pub samples: Vec<(PathBuf, Vec<Scored>)>,
@@ -78,6 +83,7 @@ pub fn score_photo_queries(
     let mut overall = Acc::default();
     let mut none = 0usize;
     let mut by_label: BTreeMap<String, Acc> = BTreeMap::new();
+    let mut classes: BTreeMap<String, ClassAcc> = BTreeMap::new();
     let mut failed = Vec::new();
     let mut sample_out = Vec::new();
     let step = (results.len() / samples.max(1)).max(1);
@@ -99,11 +105,14 @@ pub fn score_photo_queries(
             })
             .collect();
         let p = precision_at_k(&rel, k);
-        if !rel.iter().any(|r| *r) {
+        let any = rel.iter().any(|r| *r);
+        if !any {
             none += 1;
         }
         overall.add(p, 0.0);
         by_label.entry(q.label.clone()).or_default().add(p, 0.0);
+        let class = if q.label.is_empty() { UNLABELLED } else { q.label.as_str() };
+        classes.entry(class.to_string()).or_default().add(p, any);
         if samples > 0 && i % step == 0 && sample_out.len() < samples {
             sample_out.push((q.file.clone(), top));
         }
@@ -115,6 +124,7 @@ pub fn score_photo_queries(
         precision: s.precision,
         none_correct: none as f64 / s.queries.max(1) as f64,
         by_label: by_label.iter().map(|(l, a)| (l.clone(), a.scores())).collect(),
+        per_class: per_class(&classes),
         failed,
         samples: sample_out,
     }

@@ -86,6 +86,41 @@ fn leave_one_out_on_a_known_layout() {
     // type+colour: a1->a2 (A red vs A blue: wrong), b1->b2 ok, b2->b1 ok,
     // a2 (A blue, no other) -> counted with AP 0, a3 -> a2 wrong: 2/5.
     assert!((r.labels[1].overall.precision - 0.4).abs() < 1e-12, "{:?}", r.labels[1]);
+    // Per class of the first label, weakest first: A (a1 ok, a2 wrong), then B (a3 wrong,
+    // b1 and b2 ok).
+    let classes: Vec<(&str, usize)> =
+        r.per_class.iter().map(|c| (c.class.as_str(), c.queries)).collect();
+    assert_eq!(classes, [("A", 2), ("B", 3)]);
+    assert!((r.per_class[0].precision - 0.5).abs() < 1e-12);
+    assert!((r.per_class[0].none_correct - 0.5).abs() < 1e-12);
+    assert!((r.per_class[1].precision - 2.0 / 3.0).abs() < 1e-12);
+    assert!((r.per_class[1].none_correct - 1.0 / 3.0).abs() < 1e-12);
+}
+
+#[test]
+fn leave_one_out_classes_are_article_types_when_there_are_some() {
+    let idx = tiny_index();
+    let cols = vec!["type".to_string(), "colour".to_string(), "master".to_string()];
+    // Measured on colour, but grouped by the articleType column when items have one: the
+    // tiny index has none, so the first label's value names the class.
+    let labels = parse_labels(&["colour".into()], &cols).unwrap();
+    let r = leave_one_out(
+        &idx,
+        1,
+        &labels,
+        None,
+        &Filter::default(),
+        0,
+        None,
+        None,
+        Reorder::default(),
+    )
+    .unwrap();
+    let total: usize = r.per_class.iter().map(|c| c.queries).sum();
+    assert_eq!(total, 5);
+    let mut names: Vec<&str> = r.per_class.iter().map(|c| c.class.as_str()).collect();
+    names.sort_unstable();
+    assert_eq!(names, ["blue", "red"]);
 }
 
 #[test]
@@ -114,4 +149,11 @@ fn photo_queries_score_against_match_lists() {
     assert!((r.precision - (1.0 + 0.0 + 1.0) / 3.0).abs() < 1e-12);
     assert!((r.none_correct - 1.0 / 3.0).abs() < 1e-12);
     assert!((r.by_label["y"].precision - 0.5).abs() < 1e-12);
+    // Weakest first: y (one right, one with nothing right), then x.
+    let y = &r.per_class[0];
+    assert_eq!((y.class.as_str(), y.queries), ("y", 2));
+    assert!((y.precision - 0.5).abs() < 1e-12 && (y.none_correct - 0.5).abs() < 1e-12);
+    let x = &r.per_class[1];
+    assert_eq!((x.class.as_str(), x.queries), ("x", 1));
+    assert!((x.precision - 1.0).abs() < 1e-12 && x.none_correct == 0.0);
 }
