@@ -385,7 +385,7 @@ fn a_manifest_model_indexes_and_searches() {
     small_catalog(&cat, 5);
     let idx = dir.path().join("idx");
     let manifest = fixture("tiny-model/manifest.toml");
-    ok(&["index", p(&cat), "--index", p(&idx), "--model", p(&manifest), "--backend", "tract"]);
+    ok(&["index", p(&cat), "--index", p(&idx), "--model", p(&manifest), "--backend", TEST_BACKEND]);
     let info: Value = serde_json::from_str(&ok(&["info", "--index", p(&idx), "--json"])).unwrap();
     let dim = 64 + lookalike::colour::BINS as u64;
     assert_eq!(
@@ -408,7 +408,7 @@ fn a_manifest_model_indexes_and_searches() {
 fn a_killed_indexing_run_leaves_an_index_that_opens_and_resumes() {
     let dir = tempfile::tempdir().unwrap();
     let idx = dir.path().join("idx");
-    // tract and small batches make the run slow enough to kill in the middle.
+    // Small batches (each its own commit) make the run slow enough to kill in the middle.
     let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_lookalike"))
         .args([
             "index",
@@ -416,7 +416,7 @@ fn a_killed_indexing_run_leaves_an_index_that_opens_and_resumes() {
             "--index",
             p(&idx),
             "--backend",
-            "tract",
+            TEST_BACKEND,
             "--batch-size",
             "4",
             "--json",
@@ -450,7 +450,7 @@ fn a_killed_indexing_run_leaves_an_index_that_opens_and_resumes() {
         "--index",
         p(&idx),
         "--backend",
-        "tract",
+        TEST_BACKEND,
         "--json",
     ]))
     .unwrap();

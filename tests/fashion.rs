@@ -235,30 +235,17 @@ fn a_snapshot_is_searched_by_its_garment() {
 
 #[test]
 fn the_heads_file_computes_the_networks_own_probabilities() {
-    use tract_onnx::prelude::*;
     let model = lookalike::model::resolve("fashion").unwrap();
     let heads = lookalike::category::Heads::load(&model.heads_path().unwrap()).unwrap();
     let img = lookalike::preprocess::decode(&std::fs::read(fixture("queries/dress.jpg")).unwrap())
         .unwrap();
     let tensor = lookalike::preprocess::tensor(&img, &model.spec, None).unwrap();
-    let s = model.spec.size as usize;
-    let mut m = tract_onnx::onnx().model_for_path(&model.path).unwrap();
-    let outs =
-        ["embedding", "article_probs", "colour_probs"].map(|n| m.find_outlet_label(n).unwrap());
-    m.select_output_outlets(&outs).unwrap();
-    let plan = m
-        .with_input_fact(0, f32::fact([1, 3, s, s]).into())
-        .unwrap()
-        .into_optimized()
-        .unwrap()
-        .into_runnable()
-        .unwrap();
-    let input = Tensor::from_shape(&[1, 3, s, s], &tensor).unwrap();
-    let out = plan.run(tvec!(input.into())).unwrap();
-    let get = |i: usize| -> Vec<f32> {
-        out[i].to_plain_array_view::<f32>().unwrap().iter().copied().collect()
-    };
-    let (e, article, colour) = (get(0), get(1), get(2));
+    let embedder =
+        lookalike::embed::Embedder::new(&model, lookalike::embed::BackendKind::Ort).unwrap();
+    let names = ["embedding", "article_probs", "colour_probs"];
+    let mut out = embedder.named_outputs(&tensor, model.spec.size, &names).unwrap().into_iter();
+    let mut next = || out.next().unwrap();
+    let (e, article, colour) = (next(), next(), next());
     assert!((e.iter().map(|x| x * x).sum::<f32>() - 1.0).abs() < 1e-4, "unit embedding");
     for (head, want) in heads.heads().iter().zip([article, colour]) {
         let got = heads.probabilities(head, &e);

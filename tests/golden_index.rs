@@ -11,7 +11,6 @@
 mod common;
 
 use common::*;
-use lookalike::embed::BackendKind;
 use lookalike::{Engine, Query};
 
 fn open_copy(version: u32) -> (tempfile::TempDir, Engine) {
@@ -27,7 +26,7 @@ fn open_copy(version: u32) -> (tempfile::TempDir, Engine) {
             std::fs::copy(e.path(), dir.path().join("photos").join(e.file_name())).unwrap();
         }
     }
-    let engine = Engine::open(dir.path(), BackendKind::Tract).unwrap();
+    let engine = Engine::open(dir.path(), test_backend()).unwrap();
     (dir, engine)
 }
 

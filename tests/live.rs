@@ -11,7 +11,6 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 
 use common::*;
-use lookalike::embed::BackendKind;
 use lookalike::engine::NewItem;
 use lookalike::{Engine, Query};
 use serde_json::Value;
@@ -25,7 +24,7 @@ fn tiny_index(n: usize) -> (tempfile::TempDir, std::path::PathBuf, Vec<String>) 
     let ids = small_catalog(&cat, n);
     let idx = dir.path().join("idx");
     let model = root().join(TINY);
-    ok(&["index", p(&cat), "--index", p(&idx), "--model", p(&model), "--backend", "tract"]);
+    ok(&["index", p(&cat), "--index", p(&idx), "--model", p(&model), "--backend", TEST_BACKEND]);
     (dir, idx, ids)
 }
 
@@ -35,7 +34,7 @@ fn count(idx: &std::path::Path) -> u64 {
 }
 
 fn top(idx: &std::path::Path, photo: &std::path::Path, extra: &[&str]) -> Vec<String> {
-    let mut args = vec!["search", "--index", p(idx), p(photo), "--json", "--backend", "tract"];
+    let mut args = vec!["search", "--index", p(idx), p(photo), "--json", "--backend", TEST_BACKEND];
     args.extend_from_slice(extra);
     let v = &json_lines(&ok(&args))[0];
     v["results"].as_array().unwrap().iter().map(|r| r["id"].as_str().unwrap().to_string()).collect()
@@ -54,7 +53,7 @@ fn add_and_remove_from_the_cli_are_visible_at_once_and_survive_reindexing() {
         "articleType=Caps",
         "--json",
         "--backend",
-        "tract",
+        TEST_BACKEND,
     ]);
     let report: Value = serde_json::from_str(&out).unwrap();
     assert_eq!(report["added"], serde_json::json!(["hat"]));
@@ -75,7 +74,7 @@ fn add_and_remove_from_the_cli_are_visible_at_once_and_survive_reindexing() {
         "--index",
         p(&idx),
         "--backend",
-        "tract",
+        TEST_BACKEND,
         "--json",
     ]))
     .unwrap();
@@ -88,7 +87,7 @@ fn add_and_remove_from_the_cli_are_visible_at_once_and_survive_reindexing() {
         p(&hat),
         "--json",
         "--backend",
-        "tract",
+        TEST_BACKEND,
     ]))
     .unwrap();
     assert_eq!(again["replaced"], serde_json::json!(["hat"]));
@@ -137,7 +136,7 @@ fn bad_writes_are_refused_whole_and_leave_the_index_alone() {
     for f in ["data.mdb", "model.onnx"] {
         std::fs::copy(fixture("golden-index-v1").join(f), v1.path().join(f)).unwrap();
     }
-    let out = lookalike(&["add", "--index", p(v1.path()), p(&good), "--backend", "tract"]);
+    let out = lookalike(&["add", "--index", p(v1.path()), p(&good), "--backend", TEST_BACKEND]);
     assert_eq!(out.status.code(), Some(2));
     assert!(String::from_utf8_lossy(&out.stderr).contains("upgrade"));
 }
@@ -145,7 +144,7 @@ fn bad_writes_are_refused_whole_and_leave_the_index_alone() {
 #[test]
 fn writers_and_readers_interleave_from_several_threads() {
     let (_dir, idx, ids) = tiny_index(12);
-    let engine = Arc::new(Engine::open(&idx, BackendKind::Tract).unwrap());
+    let engine = Arc::new(Engine::open(&idx, test_backend()).unwrap());
     let photos: Vec<Vec<u8>> = std::fs::read_dir(sample().join("images"))
         .unwrap()
         .take(60)
@@ -212,7 +211,7 @@ fn writers_and_readers_interleave_from_several_threads() {
     // 12 - 6 removed + 2 writers x (15 - 5 removed) = 26, in memory and on disk alike.
     assert_eq!(engine.index().len(), 26);
     drop(engine);
-    let reopened = Engine::open(&idx, BackendKind::Tract).unwrap();
+    let reopened = Engine::open(&idx, test_backend()).unwrap();
     assert_eq!(reopened.index().len(), 26);
     for id in &ids[..6] {
         assert!(reopened.index().key_of(id).is_none());
@@ -252,7 +251,7 @@ fn a_write_killed_at_any_moment_leaves_an_index_that_opens_and_answers() {
     // one transaction, and after it.
     for delay_ms in [5u64, 40, 120, 250, 400, 700, 1200] {
         let before = count(&idx);
-        let mut args = vec!["add", "--index", p(&idx), "--backend", "tract"];
+        let mut args = vec!["add", "--index", p(&idx), "--backend", TEST_BACKEND];
         args.extend(photos.iter().map(String::as_str));
         let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_lookalike"))
             .args(&args)
@@ -283,7 +282,7 @@ fn a_write_killed_at_any_moment_leaves_an_index_that_opens_and_answers() {
 #[test]
 fn a_server_writing_after_an_outside_repartition_places_items_in_the_new_cells() {
     let (_dir, idx, ids) = tiny_index(20);
-    let engine = Engine::open(&idx, BackendKind::Tract).unwrap();
+    let engine = Engine::open(&idx, test_backend()).unwrap();
     assert_eq!(engine.index().cells().unwrap().partition().cells(), 4);
     // Another process grows the index and refits its partition meanwhile.
     let photos: Vec<String> = std::fs::read_dir(sample().join("images"))
@@ -292,7 +291,7 @@ fn a_server_writing_after_an_outside_repartition_places_items_in_the_new_cells()
         .filter(|f| !ids.iter().any(|id| f.ends_with(&format!("/{id}.jpg"))))
         .take(20)
         .collect();
-    let mut args = vec!["add", "--index", p(&idx), "--backend", "tract"];
+    let mut args = vec!["add", "--index", p(&idx), "--backend", TEST_BACKEND];
     args.extend(photos.iter().map(String::as_str));
     ok(&args);
     ok(&["repartition", "--index", p(&idx)]);
@@ -309,7 +308,7 @@ fn a_server_writing_after_an_outside_repartition_places_items_in_the_new_cells()
     assert_eq!(index.cells().unwrap().partition().cells(), cells);
     assert_eq!(index.cells().unwrap().unplaced(), 0);
     drop(engine);
-    let reopened = Engine::open(&idx, BackendKind::Tract).unwrap();
+    let reopened = Engine::open(&idx, test_backend()).unwrap();
     let index = reopened.index();
     let key = index.key_of("hat").unwrap();
     let want = index.partition().unwrap().assign(index.vector(key).unwrap())[0];
@@ -336,7 +335,7 @@ fn photo_files(idx: &std::path::Path, engine: &Engine) -> (HashSet<String>, Hash
 #[test]
 fn concurrent_writes_of_one_id_never_fail_or_leave_files_behind() {
     let (_dir, idx, _) = tiny_index(6);
-    let engine = Arc::new(Engine::open(&idx, BackendKind::Tract).unwrap());
+    let engine = Arc::new(Engine::open(&idx, test_backend()).unwrap());
     let photos: Vec<Vec<u8>> = ["1100", "1101"]
         .iter()
         .map(|id| std::fs::read(sample().join(format!("images/{id}.jpg"))).unwrap())
@@ -390,7 +389,7 @@ fn files_orphaned_by_a_killed_write_are_swept_at_the_next_write() {
     for f in [&old, &tmp] {
         std::fs::File::options().write(true).open(f).unwrap().set_modified(an_hour_ago).unwrap();
     }
-    let engine = Engine::open(&idx, BackendKind::Tract).unwrap();
+    let engine = Engine::open(&idx, test_backend()).unwrap();
     let photo = std::fs::read(sample().join("images/1100.jpg")).unwrap();
     engine
         .add_items(vec![NewItem { id: "new".into(), photo, metadata: Default::default() }])
@@ -405,13 +404,13 @@ fn files_orphaned_by_a_killed_write_are_swept_at_the_next_write() {
 #[test]
 fn an_engine_follows_writes_made_by_other_processes() {
     let (_dir, idx, ids) = tiny_index(12);
-    let engine = Engine::open(&idx, BackendKind::Tract).unwrap();
+    let engine = Engine::open(&idx, test_backend()).unwrap();
     assert!(!engine.follow().unwrap(), "nothing to load yet");
     let hat = fixture("queries/hat.jpg");
     let before = engine.similar_to(&ids[0], &Query::default()).unwrap();
 
     // Another process adds: the engine sees it once it follows, and searches find it.
-    ok(&["add", "--index", p(&idx), "--backend", "tract", "--id", "outside-hat", p(&hat)]);
+    ok(&["add", "--index", p(&idx), "--backend", TEST_BACKEND, "--id", "outside-hat", p(&hat)]);
     assert_eq!(engine.index().len(), 12, "a snapshot never changes by itself");
     assert!(engine.follow().unwrap());
     assert_eq!(engine.index().len(), 13);
@@ -459,7 +458,7 @@ fn shards_indexed_at_once_into_a_new_folder_give_what_one_run_gives() {
                 let (cat, two, model) = (&cat, &two, &model);
                 s.spawn(move || {
                     let args = ["index", p(cat), "--index", p(two), "--model", p(model)];
-                    let more = ["--backend", "tract", "--shard", shard, "--json"];
+                    let more = ["--backend", TEST_BACKEND, "--shard", shard, "--json"];
                     serde_json::from_str::<Value>(&ok(&[&args[..], &more[..]].concat())).unwrap()
                 })
             })
@@ -475,7 +474,8 @@ fn shards_indexed_at_once_into_a_new_folder_give_what_one_run_gives() {
         let similar = |idx: &std::path::Path| {
             let args = ["search", "--index", p(idx), "--similar-to", id, "--json", "-k", "5"];
             let v: Value =
-                serde_json::from_str(&ok(&[&args[..], &["--backend", "tract"]].concat())).unwrap();
+                serde_json::from_str(&ok(&[&args[..], &["--backend", TEST_BACKEND]].concat()))
+                    .unwrap();
             v["results"].clone()
         };
         assert_eq!(similar(&one), similar(&two), "{id}");

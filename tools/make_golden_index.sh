@@ -8,7 +8,7 @@ cd "$(dirname "$0")/.."
 version=${1:?usage: tools/make_golden_index.sh FORMAT_VERSION}
 out=tests/fixtures/golden-index-v$version
 [ ! -e "$out" ] || { echo "$out exists: golden indexes are never rewritten" >&2; exit 1; }
-cargo build --quiet
+cargo build --quiet --features tract  # the earlier fixtures were written by tract
 bin=target/debug/lookalike
 tmp=$(mktemp -d)
 mkdir -p "$tmp/cat/images"

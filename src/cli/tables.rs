@@ -59,6 +59,9 @@ pub fn print_answer(
     Ok(())
 }
 
+/// Leave-one-out classes shown on the CLI: at least this many queries.
+const LOO_CLASS_MIN: usize = 10;
+
 pub fn loo_table(r: &eval::LooReport, secs: f64) -> String {
     let mut out = format!("leave-one-out, {} queries, k = {} ({secs:.1} s)\n", r.queries, r.k);
     out.push_str(&format!("  {:<28} {:>10} {:>10}\n", "label", "P@k", "mAP@k"));
@@ -85,19 +88,32 @@ pub fn loo_table(r: &eval::LooReport, secs: f64) -> String {
         }
     }
     if let Some(first) = r.labels.first() {
-        out.push_str(&class_table(&format!("per articleType ({})", first.label), &r.per_class));
+        let title = format!("per articleType (P@k of {})", first.label);
+        out.push_str(&class_table(&title, &r.per_class, LOO_CLASS_MIN));
     }
     out
 }
 
-/// Per-class figures, weakest first: the CLI's table.
-pub fn class_table(title: &str, classes: &[eval::ClassScores]) -> String {
-    let mut out = format!("  {title}, weakest first:\n");
+/// Per-class figures, weakest first: the CLI's table, of the classes with at least
+/// `min_queries` queries (a class of one or two items says little; `--json` has them all).
+pub fn class_table(title: &str, classes: &[eval::ClassScores], min_queries: usize) -> String {
+    let shown: Vec<&eval::ClassScores> =
+        classes.iter().filter(|c| c.queries >= min_queries).collect();
+    let mut out = if shown.len() == classes.len() {
+        format!("  {title}, weakest first:\n")
+    } else {
+        format!(
+            "  {title}, weakest first ({} classes of {min_queries} queries or more; \
+             {} smaller ones in --json):\n",
+            shown.len(),
+            classes.len() - shown.len()
+        )
+    };
     out.push_str(&format!(
         "    {:<28} {:>7} {:>8} {:>14}\n",
         "class", "queries", "P@k", "nothing right"
     ));
-    for c in classes {
+    for c in shown {
         out.push_str(&format!(
             "    {:<28} {:>7} {:>8.3} {:>13.1}%\n",
             c.class,
@@ -136,7 +152,7 @@ pub fn photo_table(r: &eval::PhotoReport) -> String {
         r.precision,
         100.0 * r.none_correct
     );
-    out.push_str(&class_table("per label", &r.per_class));
+    out.push_str(&class_table("per label", &r.per_class, 1));
     if !r.failed.is_empty() {
         out.push_str(&format!("  {} photos could not be read:\n", r.failed.len()));
         for (f, e) in r.failed.iter().take(20) {

@@ -2,11 +2,13 @@
 //!
 //! Two inference backends sit behind [`Embedder`]: ONNX Runtime (through `ort`, loaded
 //! at run time from the `onnxruntime` Python wheel or a path the user gives), the fast
-//! one, and pure-Rust `tract`, which always works, so that `cargo build` alone gives a
-//! working binary. Both must produce the same vectors for the same tensors.
+//! one and the default, and pure-Rust `tract` (Cargo feature `tract`, off by default: its
+//! compile time is paid only by those who run without ONNX Runtime). Both must produce
+//! the same vectors for the same tensors.
 
 mod ort_backend;
 mod runtime;
+#[cfg(feature = "tract")]
 mod tract_backend;
 
 use std::path::PathBuf;
@@ -36,6 +38,11 @@ pub enum EmbedError {
     DimensionMismatch { expected: usize, got: usize },
     #[error("the model is not prepared for {size} px inputs (it runs at {sizes})")]
     UnsupportedSize { size: u32, sizes: String },
+    #[error(
+        "this lookalike was built without the tract backend: rebuild with `--features tract`, \
+         or use ONNX Runtime (scripts/setup.sh)"
+    )]
+    TractNotBuilt,
     #[error("model produced a non-finite embedding")]
     NonFinite,
     #[error(transparent)]
@@ -45,7 +52,7 @@ pub enum EmbedError {
 /// Which inference engine to use.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub enum BackendKind {
-    /// ONNX Runtime when its library can be found, tract otherwise.
+    /// ONNX Runtime when its library can be found, tract otherwise (when built in).
     #[default]
     Auto,
     Ort,
@@ -66,7 +73,18 @@ impl std::str::FromStr for BackendKind {
 
 enum Backend {
     Ort(ort_backend::OrtBackend),
+    #[cfg(feature = "tract")]
     Tract(tract_backend::TractBackend),
+}
+
+#[cfg(feature = "tract")]
+fn tract(model: &ResolvedModel) -> Result<Backend, EmbedError> {
+    Ok(Backend::Tract(tract_backend::TractBackend::load(model)?))
+}
+
+#[cfg(not(feature = "tract"))]
+fn tract(_: &ResolvedModel) -> Result<Backend, EmbedError> {
+    Err(EmbedError::TractNotBuilt)
 }
 
 /// What one run of the model gives back.
@@ -106,15 +124,15 @@ impl Embedder {
     /// Load `model` on the chosen backend.
     pub fn new(model: &ResolvedModel, kind: BackendKind) -> Result<Self, EmbedError> {
         let backend = match kind {
-            BackendKind::Tract => Backend::Tract(tract_backend::TractBackend::load(model)?),
+            BackendKind::Tract => tract(model)?,
             BackendKind::Ort => Backend::Ort(ort_backend::OrtBackend::load(model)?),
             BackendKind::Auto => match ort_backend::OrtBackend::load(model) {
                 Ok(b) => Backend::Ort(b),
-                Err(EmbedError::RuntimeMissing) => {
+                Err(EmbedError::RuntimeMissing) if cfg!(feature = "tract") => {
                     tracing::info!(
                         "ONNX Runtime not found; using the slower pure-Rust tract backend"
                     );
-                    Backend::Tract(tract_backend::TractBackend::load(model)?)
+                    tract(model)?
                 }
                 Err(e) => return Err(e),
             },
@@ -141,6 +159,7 @@ impl Embedder {
     pub fn backend_name(&self) -> &'static str {
         match self.backend {
             Backend::Ort(_) => "onnxruntime",
+            #[cfg(feature = "tract")]
             Backend::Tract(_) => "tract",
         }
     }
@@ -177,7 +196,26 @@ impl Embedder {
         }
         match &self.backend {
             Backend::Ort(b) => b.run(&self.spec, batch, n, size, mask),
+            #[cfg(feature = "tract")]
             Backend::Tract(b) => b.run(&self.spec, batch, n, size, mask),
+        }
+    }
+
+    /// The model's outputs named `names` for one input tensor of side `size`, each
+    /// flattened (e.g. `article_probs`, to check a heads file against the network itself).
+    /// ONNX Runtime only: tract plans keep just the outputs the manifest names.
+    pub fn named_outputs(
+        &self,
+        tensor: &[f32],
+        size: u32,
+        names: &[&str],
+    ) -> Result<Vec<Vec<f32>>, EmbedError> {
+        match &self.backend {
+            Backend::Ort(b) => b.named_outputs(&self.spec, tensor, size, names),
+            #[cfg(feature = "tract")]
+            Backend::Tract(_) => {
+                Err(EmbedError::Inference("named outputs need ONNX Runtime (--backend ort)".into()))
+            }
         }
     }
 

@@ -97,4 +97,31 @@ impl OrtBackend {
         };
         Ok(super::Outputs { embedding, mask })
     }
+
+    pub(super) fn named_outputs(
+        &self,
+        spec: &ModelSpec,
+        tensor: &[f32],
+        size: u32,
+        names: &[&str],
+    ) -> Result<Vec<Vec<f32>>, EmbedError> {
+        let shape = super::input_shape(spec, 1, size);
+        let err = |e: ort::Error| EmbedError::Inference(e.to_string());
+        let input = TensorRef::from_array_view((shape, tensor)).map_err(err)?;
+        let mut session = self
+            .session
+            .lock()
+            .map_err(|_| EmbedError::Inference("inference session poisoned".into()))?;
+        let outputs = session.run(ort::inputs![spec.input.as_str() => input]).map_err(err)?;
+        names
+            .iter()
+            .map(|name| {
+                let value = outputs
+                    .get(*name)
+                    .ok_or_else(|| EmbedError::Inference(format!("no output '{name}'")))?;
+                let (_, data) = value.try_extract_tensor::<f32>().map_err(err)?;
+                Ok(data.to_vec())
+            })
+            .collect()
+    }
 }

@@ -7,6 +7,19 @@ use std::process::{Command, Output};
 
 mod milvus_server;
 
+/// The backend the tiny-model and write tests run on: tract when built in (`--features
+/// tract`, so that its paths stay tested there), ONNX Runtime otherwise.
+pub const TEST_BACKEND: &str = if cfg!(feature = "tract") { "tract" } else { "ort" };
+
+/// [`TEST_BACKEND`] for the library's API.
+pub fn test_backend() -> lookalike::embed::BackendKind {
+    if cfg!(feature = "tract") {
+        lookalike::embed::BackendKind::Tract
+    } else {
+        lookalike::embed::BackendKind::Ort
+    }
+}
+
 pub fn root() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR"))
 }
@@ -228,7 +241,7 @@ impl Server {
     pub fn start(idx: &str) -> Self {
         let port = free_port();
         let child = std::process::Command::new(env!("CARGO_BIN_EXE_lookalike"))
-            .args(["serve", "--index", idx, "--backend", "tract"])
+            .args(["serve", "--index", idx, "--backend", TEST_BACKEND])
             .args(["--addr", &format!("127.0.0.1:{port}"), "--admin-token", "follow-secret"])
             .args(["--follow-interval", "0.2"])
             .stdout(std::process::Stdio::null())
@@ -301,7 +314,7 @@ pub fn servers_see_each_others_writes(idx: &str, ids: &[String]) {
 
     // An item added by the command line is found by both.
     let hat = fixture("queries/hat.jpg");
-    ok(&["add", "--index", idx, "--backend", "tract", "--id", "cli-hat", p(&hat)]);
+    ok(&["add", "--index", idx, "--backend", TEST_BACKEND, "--id", "cli-hat", p(&hat)]);
     for server in [&a, &b] {
         server.until("/api/items/cli-hat", 200);
         let stats = server.until("/api/stats", 200);
