@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Regenerate src/milvus/proto/*.rs from milvus-proto's .proto files (as shipped in the
+# Regenerate crates/milvus-proto/src/*.rs from milvus-proto's .proto files (as shipped in the
 # crate milvus-sdk-rust 3.0.3, Apache-2.0). Needs only cargo: protoc comes prebuilt from
 # the crate protoc-bin-vendored. Not part of the build.
 set -euo pipefail
@@ -37,6 +37,6 @@ proto=$(ls -d "${CARGO_HOME:-$HOME/.cargo}"/registry/src/*/milvus-sdk-rust-3.0.3
 mkdir -p "$work/gen"
 (cd "$work" && GEN_OUT="$work/gen" GEN_PROTO="$proto" cargo build -q)
 for m in common schema milvus msg feder rg; do
-  cp "$work/gen/milvus.proto.$m.rs" "$root/src/milvus/proto/$m.rs"
+  cp "$work/gen/milvus.proto.$m.rs" "$root/crates/milvus-proto/src/$m.rs"
 done
-echo "regenerated src/milvus/proto/"
+echo "regenerated crates/milvus-proto/src/"

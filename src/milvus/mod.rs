@@ -13,7 +13,8 @@
 //! key), and a re-run of `index` repairs the rest from the photos' hashes.
 
 mod client;
-mod proto;
+// The generated gRPC code, its own crate (crates/milvus-proto).
+use lookalike_milvus_proto as proto;
 mod store;
 
 pub use client::Client;

@@ -6,25 +6,25 @@
 
 #[rustfmt::skip]
 pub mod common {
-    include!("proto/common.rs");
+    include!("common.rs");
 }
 #[rustfmt::skip]
 pub mod schema {
-    include!("proto/schema.rs");
+    include!("schema.rs");
 }
 #[rustfmt::skip]
 pub mod milvus {
-    include!("proto/milvus.rs");
+    include!("milvus.rs");
 }
 #[rustfmt::skip]
 pub mod msg {
-    include!("proto/msg.rs");
+    include!("msg.rs");
 }
 #[rustfmt::skip]
 pub mod feder {
-    include!("proto/feder.rs");
+    include!("feder.rs");
 }
 #[rustfmt::skip]
 pub mod rg {
-    include!("proto/rg.rs");
+    include!("rg.rs");
 }
