@@ -319,6 +319,11 @@ fn check_id(id: &str) -> Result<()> {
         Some("the id is longer than 200 bytes")
     } else if id.chars().any(|c| c.is_control() || c == '/' || c == '\\') {
         Some("the id holds a control character or a slash")
+    } else if id == "." || id == ".." {
+        // A URL's dot segments are dropped by clients: /api/items/.. is never reached.
+        Some("the id is '.' or '..', which a URL cannot name")
+    } else if id.chars().any(invisible) {
+        Some("the id holds an invisible or text-direction character")
     } else {
         None
     };
@@ -326,6 +331,18 @@ fn check_id(id: &str) -> Result<()> {
         Some(p) => Err(bad_item(id, p)),
         None => Ok(()),
     }
+}
+
+/// Characters that show nothing or reorder the text around them (Unicode's format
+/// characters): two ids that look the same would name different items, and a
+/// right-to-left override makes an id read as another.
+fn invisible(c: char) -> bool {
+    matches!(c,
+        '\u{00AD}' | '\u{034F}' | '\u{061C}' | '\u{115F}' | '\u{1160}' | '\u{17B4}' | '\u{17B5}'
+        | '\u{180B}'..='\u{180F}' | '\u{200B}'..='\u{200F}' | '\u{202A}'..='\u{202E}'
+        | '\u{2060}'..='\u{206F}' | '\u{3164}' | '\u{FE00}'..='\u{FE0F}' | '\u{FEFF}'
+        | '\u{FFA0}' | '\u{FFF0}'..='\u{FFFB}' | '\u{1D173}'..='\u{1D17A}'
+        | '\u{E0000}'..='\u{E0FFF}')
 }
 
 fn file_safe(id: &str) -> String {

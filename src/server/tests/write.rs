@@ -120,6 +120,13 @@ async fn bad_uploads_add_nothing() {
         (vec![("image", &img)], None, "missing the item id"),
         (vec![("image", &img), ("id", b"  ")], Some("shoe.jpg"), "the 'id' field is empty"),
         (vec![("image", &img), ("id", b"a/b")], None, "slash"),
+        // Before: accepted (201), then unreachable: clients drop a URL's dot segments.
+        (vec![("image", &img), ("id", b".")], None, "'.' or '..'"),
+        (vec![("image", &img), ("id", b"..")], None, "'.' or '..'"),
+        // Before: accepted, an id that reads as another or as nothing at all.
+        (vec![("image", &img), ("id", "evil\u{202E}gpj".as_bytes())], None, "invisible"),
+        (vec![("image", &img), ("id", "a\u{200B}b".as_bytes())], None, "invisible"),
+        (vec![("image", &img), ("id", "\u{FEFF}t".as_bytes())], None, "invisible"),
         (
             vec![("image", &img), ("id", b"t"), ("colour", b"red")],
             None,
