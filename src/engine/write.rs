@@ -86,9 +86,12 @@ impl Engine {
     /// Add (or replace) items with their photos, visible to searches once this returns.
     /// Every photo is checked and embedded before anything is written; the write itself
     /// is one transaction. Time goes in proportion to the items given, not to the index.
-    pub fn add_items(&self, items: Vec<NewItem>) -> Result<WriteReport> {
+    pub fn add_items(&self, mut items: Vec<NewItem>) -> Result<WriteReport> {
         let started = Instant::now();
         self.check_writable()?;
+        for item in &mut items {
+            item.id = canonical_id(&item.id);
+        }
         let mut seen = std::collections::HashSet::new();
         for item in &items {
             check_id(&item.id)?;
@@ -219,13 +222,17 @@ impl Engine {
         let before = self.current_for_write()?;
         let mut keys = Vec::with_capacity(ids.len());
         let mut files = Vec::new();
+        // The ids as stored: one given decomposed names the item stored in NFC.
+        let mut stored = Vec::with_capacity(ids.len());
         for id in ids {
             let key = before.key_of(id).ok_or_else(|| Error::UnknownId(id.clone()))?;
             if let Some(r) = before.record(key).filter(|r| r.added) {
                 files.push(r.path.clone());
             }
             keys.push(key);
+            stored.push(before.id(key).unwrap_or(id).to_string());
         }
+        let ids = stored;
         let changes: Vec<Change> = ids.iter().map(|id| Change::Delete { id: id.clone() }).collect();
         let version = before.version();
         self.store.apply(None, &changes)?;
@@ -309,6 +316,13 @@ fn poisoned() -> Error {
 
 fn bad_item(id: &str, message: &str) -> Error {
     Error::BadItem { id: id.to_string(), message: message.to_string() }
+}
+
+/// An id as items are stored by: in Unicode's composed form (NFC), so that `café`
+/// typed precomposed or decomposed names one item.
+pub fn canonical_id(id: &str) -> String {
+    use unicode_normalization::UnicodeNormalization;
+    id.nfc().collect()
 }
 
 /// Ids become file names and URL segments: printable, no path separators, not too long.

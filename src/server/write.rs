@@ -181,6 +181,8 @@ pub(super) async fn add_item(
         state.refused.note();
         return Err(AppError::Busy);
     }
+    // Stored (and found) in NFC, whichever form the client sent.
+    let id = crate::engine::canonical_id(&id);
     let task_state = state.clone();
     let item = NewItem { id: id.clone(), photo: photo.to_vec(), metadata };
     let report = state

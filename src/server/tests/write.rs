@@ -204,3 +204,26 @@ async fn a_removed_item_is_gone_at_once() {
     }
     assert_eq!(get_on(&state, "/api/stats").await.1["count"], 7);
 }
+
+#[tokio::test]
+async fn an_id_in_either_unicode_form_names_one_item() {
+    // Before: `café` precomposed (NFC) and decomposed (NFD) were stored as two items.
+    let (_dir, state) = writable(Some(TOKEN));
+    let (nfc, nfd) = ("caf\u{e9}", "cafe\u{301}");
+    let img = photo("1030");
+    let (s, h, v) = call(&state, add(&[("image", &img), ("id", nfd.as_bytes())], None)).await;
+    assert_eq!(s, StatusCode::CREATED, "{v}");
+    assert_eq!(v["added"][0], nfc, "stored in NFC: {v}");
+    assert_eq!(h["location"], "/api/items/caf%C3%A9");
+    let (s, _, v) = call(&state, add(&[("image", &img), ("id", nfc.as_bytes())], None)).await;
+    assert_eq!(s, StatusCode::OK, "the same item, replaced: {v}");
+    assert_eq!(get_on(&state, "/api/stats").await.1["count"], 9);
+    for uri in ["/api/items/caf%C3%A9", "/api/items/cafe%CC%81", "/api/items/cafe%CC%81/similar"] {
+        let (s, v) = get_on(&state, uri).await;
+        assert_eq!(s, StatusCode::OK, "{uri}: {v}");
+    }
+    let (s, _, v) = call(&state, delete("cafe%CC%81")).await;
+    assert_eq!(s, StatusCode::OK, "{v}");
+    assert_eq!(v["removed"][0], nfc, "{v}");
+    assert_eq!(get_on(&state, "/api/items/caf%C3%A9").await.0, StatusCode::NOT_FOUND);
+}
