@@ -486,13 +486,14 @@ pub struct ServeArgs {
     pub max_connections: usize,
     /// Connections beyond --max-connections that answer only /healthz and /metrics (any
     /// other request gets 503); past these, connections are closed as they arrive.
-    #[arg(long, value_name = "N", default_value_t = 32)]
+    #[arg(long, value_name = "N", default_value_t = 128)]
     pub reserved_connections: usize,
     /// Connections one client address may hold open; more are closed as they arrive.
     #[arg(long, value_name = "N", default_value_t = 64)]
     pub max_connections_per_address: usize,
-    /// MB that upload bodies (counted twice: the body and the form's copy), photos
-    /// fetched by URL and decodes may hold together; a request past it gets 503.
+    /// MB that upload bodies (counted three times: the body, the form parser's buffer, a
+    /// field's copy), photos fetched by URL (twice) and decodes may hold together; a
+    /// request past it gets 503.
     #[arg(long, value_name = "MB", default_value_t = 512)]
     pub memory_budget_mb: u64,
     /// Photos fetched by URL at once, over all requests (one more waits up to

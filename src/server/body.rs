@@ -1,9 +1,9 @@
 //! Upload bodies, read whole before their handler runs, and judged by what arrives rather
 //! than by what the client announced: no byte for the idle timeout, or fewer bytes than
 //! the minimum rate asks for once the grace period is over, is a 408 that closes the
-//! connection; every byte received is held against the server's byte budget (twice: the
-//! body, and the form's copy of its parts), and a body the budget cannot hold is a 503 at
-//! once. An announced `Content-Length` over the upload limit is refused before a byte of
+//! connection; every byte received is held against the server's byte budget (three
+//! times: the body, the multipart parser's buffer, a field's copy), and a body the budget
+//! cannot hold is a 503 at once. An announced `Content-Length` over the upload limit is refused before a byte of
 //! the body is read.
 
 use std::time::Duration;
@@ -13,9 +13,10 @@ use tokio::time::Instant;
 
 use super::*;
 
-/// What the server counts an upload's byte as: the body itself, and the multipart
-/// parser's copy of its parts (each field is read whole).
-const HELD_PER_BYTE: u64 = 2;
+/// What the server counts an upload's byte as: the body itself (kept as the pieces that
+/// arrived, never copied or grown), the multipart parser's buffer, and the copy each
+/// field is read whole into.
+const HELD_PER_BYTE: u64 = 3;
 
 /// How uploads must arrive.
 #[derive(Debug, Clone, Copy)]
@@ -56,8 +57,10 @@ pub(super) async fn whole_body(
     }
     let pace = state.pace;
     let mut held = state.budget.nothing();
-    // Room for what was announced, within what the budget allows to be held anyway.
-    let mut bytes = Vec::with_capacity(announced.unwrap_or(0).min(1 << 20) as usize);
+    // The pieces as they arrived: no buffer sized by the announced length, and none that
+    // grows by doubling (a 20 MB body would sit in 32 MB).
+    let mut pieces: Vec<Bytes> = Vec::new();
+    let mut received = 0usize;
     let start = Instant::now();
     let mut last = start;
     loop {
@@ -66,7 +69,7 @@ pub(super) async fn whole_body(
             None
         } else {
             // Received bytes at the minimum rate buy this much time beyond the grace.
-            let earned = Duration::from_secs_f64(bytes.len() as f64 / pace.min_rate as f64);
+            let earned = Duration::from_secs_f64(received as f64 / pace.min_rate as f64);
             Some(start + pace.grace + earned)
         };
         let (deadline, why) = match slow_at {
@@ -93,18 +96,20 @@ pub(super) async fn whole_body(
                 }));
             }
         };
-        if bytes.len() + data.len() > limit {
+        if received + data.len() > limit {
             return closing(too_large(state.max_upload));
         }
         if !held.grow(data.len() as u64 * HELD_PER_BYTE) {
             state.refused.note();
             return closing(AppError::Busy);
         }
-        bytes.extend_from_slice(&data);
+        received += data.len();
+        pieces.push(data);
         last = Instant::now();
     }
-    let res =
-        next.run(axum::extract::Request::from_parts(parts, axum::body::Body::from(bytes))).await;
+    let pieces = futures_util::stream::iter(pieces.into_iter().map(Ok::<_, std::io::Error>));
+    let body = axum::body::Body::from_stream(pieces);
+    let res = next.run(axum::extract::Request::from_parts(parts, body)).await;
     drop(held);
     res
 }

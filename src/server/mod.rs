@@ -133,7 +133,7 @@ impl Default for ServeOptions {
             body_grace: std::time::Duration::from_secs(10),
             min_body_rate: 32 * 1024,
             max_connections: 1024,
-            reserved_connections: 32,
+            reserved_connections: 128,
             max_connections_per_address: 64,
             memory_budget: 512 * 1024 * 1024,
             max_fetches: 16,

@@ -205,10 +205,10 @@ async fn fetched_photos_count_against_the_byte_budget() {
         allow: vec![parse_allow("127.0.0.1").unwrap()],
         ..FetchOptions::default()
     };
-    // Room for one 3 MB download, not two.
+    // Room for one 3 MB download (counted twice: the pieces and the joined copy), not two.
     let state = state_with(ServeOptions {
         fetch,
-        memory_budget: 5 * 1024 * 1024,
+        memory_budget: 10 * 1024 * 1024,
         ..ServeOptions::default()
     });
     let big = format!("http://{web}/big.jpg");
