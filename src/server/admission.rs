@@ -308,6 +308,34 @@ mod tests {
         assert!(busy.await.unwrap().unwrap());
         assert!(matches!(queued.await.unwrap(), Err(AppError::Busy)));
         assert_eq!(pool.run(|| 9).await.unwrap(), 9);
+        // A job whose caller stopped waiting (its client went away) is not run.
+        let (release, held) = std::sync::mpsc::channel::<()>();
+        let (started_tx, started) = std::sync::mpsc::channel::<()>();
+        let busy = {
+            let pool = pool.clone();
+            let job = move || {
+                let _ = started_tx.send(());
+                held.recv().is_ok()
+            };
+            tokio::spawn(async move { pool.run(job).await })
+        };
+        while started.try_recv().is_err() {
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+        let ran = Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let abandoned = {
+            let (pool, ran) = (pool.clone(), ran.clone());
+            tokio::spawn(async move {
+                pool.run(move || ran.store(true, std::sync::atomic::Ordering::SeqCst)).await
+            })
+        };
+        tokio::time::sleep(Duration::from_millis(20)).await;
+        abandoned.abort();
+        let _ = abandoned.await;
+        release.send(()).unwrap();
+        assert!(busy.await.unwrap().unwrap());
+        assert_eq!(pool.run(|| 11).await.unwrap(), 11, "the queue has moved past it");
+        assert!(!ran.load(std::sync::atomic::Ordering::SeqCst), "the abandoned job ran");
         // A panic is an error for its caller, and the thread goes on.
         assert!(matches!(pool.run(|| -> u32 { panic!("boom") }).await, Err(AppError::Internal(_))));
         assert_eq!(pool.run(|| 10).await.unwrap(), 10);
