@@ -1,20 +1,29 @@
 #!/usr/bin/env python3
-"""Load against `lookalike serve` on loopback: many shoppers uploading real photos, some
-clients sending decompression bombs, and slow clients that never finish their headers.
+"""Load against `lookalike serve` on loopback: honest shoppers uploading real photos beside
+attackers — decompression bombs, slow headers, idle bodies (a search announcing 20 MB and
+sending nothing), batch URL floods (32 URLs of a 20 MB image each), id floods (batches of
+32 ids), upload floods (20 MB bodies).
 
     bench/load.py --bin target/release/lookalike --index IDX --photos DIR [--seconds 60]
 
-Starts the server itself (127.0.0.1, a free port), runs for a bounded time, stops it,
-and prints one JSON object: status counts, 5xx other than 503-with-Retry-After, p50/p99
-of accepted searches, the server's peak memory (VmHWM), whether the slow clients were
-disconnected and /healthz kept answering. Standard library only.
+Starts the server itself (127.0.0.1, a free port) and an image server for the URL floods
+(127.0.0.1, another port, allowed to the server by --fetch-allow), runs for a bounded
+time, stops both, and prints one JSON object: status counts per kind of client, 5xx other
+than 503-with-Retry-After, p50/p99 of accepted searches, /healthz latency, the server's
+peak memory (VmHWM), how long idle bodies and slow clients were held. Shoppers and the
+/healthz probe connect from 127.0.0.1; each kind of attacker binds its own other loopback
+source addresses (127.0.0.2, 127.0.0.3, ...), so per-address limits are met as in the
+field. Every connection goes to loopback only. Standard library only.
 """
 import argparse
 import http.client
 import json
 import os
+import http.server
 import random
+import selectors
 import socket
+import socketserver
 import subprocess
 import sys
 import threading
@@ -28,40 +37,115 @@ def free_port():
         return s.getsockname()[1]
 
 
-def multipart(name, data):
+def multipart(fields):
+    """A multipart body of (name, filename or None, bytes) fields."""
     boundary = uuid.uuid4().hex
-    body = (
-        f"--{boundary}\r\nContent-Disposition: form-data; name=\"image\"; filename=\"{name}\"\r\n"
-        f"Content-Type: application/octet-stream\r\n\r\n"
-    ).encode() + data + f"\r\n--{boundary}--\r\n".encode()
-    return body, f"multipart/form-data; boundary={boundary}"
+    body = b""
+    for name, filename, data in fields:
+        disposition = f'form-data; name="{name}"'
+        if filename:
+            disposition += f'; filename="{filename}"'
+        body += (f"--{boundary}\r\nContent-Disposition: {disposition}\r\n"
+                 f"Content-Type: application/octet-stream\r\n\r\n").encode() + data + b"\r\n"
+    return body + f"--{boundary}--\r\n".encode(), f"multipart/form-data; boundary={boundary}"
 
 
-def uploader(port, payloads, stop, out, lock, tag):
+def post(port, path, body, ctype, source, timeout=120):
+    """One POST from `source` (a loopback address): (status, Retry-After, milliseconds)."""
+    t0 = time.perf_counter()
+    try:
+        conn = http.client.HTTPConnection("127.0.0.1", port, timeout=timeout,
+                                          source_address=(source, 0))
+        conn.request("POST", path, body=body, headers={"Content-Type": ctype})
+        res = conn.getresponse()
+        res.read()
+        status, retry = res.status, res.getheader("Retry-After")
+        conn.close()
+    except OSError as e:
+        status, retry = f"error: {type(e).__name__}", None
+    return status, retry, (time.perf_counter() - t0) * 1e3
+
+
+def client(port, make, stop, out, lock, tag, source):
+    """Sends what `make(rng)` gives ((path, body, content type)) until stopped."""
     rng = random.Random(hash(tag))
     while not stop.is_set():
-        name, data = rng.choice(payloads)
-        body, ctype = multipart(name, data)
-        t0 = time.perf_counter()
-        try:
-            conn = http.client.HTTPConnection("127.0.0.1", port, timeout=60)
-            conn.request("POST", "/api/search", body=body, headers={"Content-Type": ctype})
-            res = conn.getresponse()
-            res.read()
-            status, retry = res.status, res.getheader("Retry-After")
-            conn.close()
-        except OSError as e:
-            status, retry = f"error: {type(e).__name__}", None
-        ms = (time.perf_counter() - t0) * 1e3
+        path, body, ctype = make(rng)
+        status, retry, ms = post(port, path, body, ctype, source)
         with lock:
             out.append((tag, status, retry, ms))
         if status == 503:
             time.sleep(float(retry or 1))
+        elif isinstance(status, str):
+            time.sleep(0.5)
 
 
-def slow_client(port, results, stop):
+def idle_bodies(port, n, sources, stop, held):
+    """`n` connections, spread over `sources`, each announcing a 20 MB search body and
+    sending nothing; records how long the server held each one open."""
+    sel = selectors.DefaultSelector()
+    head = (b"POST /api/search HTTP/1.1\r\nHost: x\r\nContent-Type: multipart/form-data; "
+            b"boundary=x\r\nContent-Length: 20971520\r\n\r\n--x\r\n")
+    opened = {}
+    while not stop.is_set():
+        # Keep `n` open: the server closes them, the attacker opens new ones.
+        while len(opened) < n and not stop.is_set():
+            s = socket.socket()
+            s.setblocking(True)
+            s.settimeout(2)
+            try:
+                s.bind((sources[len(opened) % len(sources)], 0))
+                s.connect(("127.0.0.1", port))
+                s.sendall(head)
+            except OSError:
+                s.close()
+                break
+            s.setblocking(False)
+            opened[s] = time.time()
+            sel.register(s, selectors.EVENT_READ)
+        for key, _ in sel.select(timeout=0.2):
+            s = key.fileobj
+            try:
+                data = s.recv(4096)
+            except OSError:
+                data = b""
+            if not data or b"HTTP/1.1" in data:
+                held.append(time.time() - opened.pop(s))
+                sel.unregister(s)
+                s.close()
+        if len(opened) >= n:
+            time.sleep(0.05)
+    for s in list(opened):
+        s.close()
+
+
+def image_server(data):
+    """A web server on 127.0.0.1 serving `data` as image/jpeg at any path."""
+    class Handler(http.server.BaseHTTPRequestHandler):
+        def do_GET(self):
+            self.send_response(200)
+            self.send_header("Content-Type", "image/jpeg")
+            self.send_header("Content-Length", str(len(data)))
+            self.end_headers()
+            try:
+                self.wfile.write(data)
+            except OSError:
+                pass
+
+        def log_message(self, *_):
+            pass
+
+    class Server(socketserver.ThreadingMixIn, http.server.HTTPServer):
+        daemon_threads = True
+
+    server = Server(("127.0.0.1", 0), Handler)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    return server
+
+
+def slow_client(port, results, stop, source):
     """Sends one header line, then a byte every 2 s: must be disconnected."""
-    s = socket.create_connection(("127.0.0.1", port))
+    s = socket.create_connection(("127.0.0.1", port), source_address=(source, 0))
     s.sendall(b"GET /healthz HTTP/1.1\r\nHost: x\r\n")
     started = time.time()
     s.settimeout(2)
@@ -79,14 +163,16 @@ def slow_client(port, results, stop):
 
 
 def healthz(port):
+    """Whether /healthz answered 200, and in how many milliseconds."""
+    t0 = time.perf_counter()
     try:
         conn = http.client.HTTPConnection("127.0.0.1", port, timeout=5)
         conn.request("GET", "/healthz")
         ok = conn.getresponse().status == 200
         conn.close()
-        return ok
     except OSError:
-        return False
+        ok = False
+    return ok, (time.perf_counter() - t0) * 1e3
 
 
 def vm_hwm_mb(pid):
@@ -102,6 +188,11 @@ def pct(xs, q):
     return xs[min(len(xs) - 1, int(q * len(xs)))] if xs else None
 
 
+def addresses(first, n):
+    """`n` loopback addresses from 127.0.0.`first` on."""
+    return [f"127.0.{(first + i) // 256}.{(first + i) % 256}" for i in range(n)]
+
+
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--bin", required=True)
@@ -109,69 +200,128 @@ def main():
     ap.add_argument("--photos", required=True, help="folder of real photos to upload")
     ap.add_argument("--bomb", default="tests/fixtures/hostile/bomb.png")
     ap.add_argument("--seconds", type=float, default=60)
-    ap.add_argument("--clients", type=int, default=64)
+    ap.add_argument("--clients", type=int, default=64, help="honest shoppers")
     ap.add_argument("--bombers", type=int, default=16)
-    ap.add_argument("--slow", type=int, default=50)
+    ap.add_argument("--slow", type=int, default=50, help="clients slow with their headers")
+    ap.add_argument("--idle", type=int, default=1024, help="idle-body connections")
+    ap.add_argument("--batch-flooders", type=int, default=32,
+                    help="clients sending batches of 32 URLs of a 20 MB image")
+    ap.add_argument("--id-flooders", type=int, default=32,
+                    help="clients sending batches of 32 ids")
+    ap.add_argument("--upload-flooders", type=int, default=32,
+                    help="clients sending 20 MB uploads")
+    ap.add_argument("--serve-arg", action="append", default=[],
+                    help="another argument for `serve` (repeatable)")
     a = ap.parse_args()
 
+    big = b"\xff\xd8\xff" + bytes(20 * 1024 * 1024 - 3 - 64 * 1024)
+    images = image_server(big)
     port = free_port()
     server = subprocess.Popen(
-        [a.bin, "serve", "--index", a.index, "--addr", f"127.0.0.1:{port}"],
+        [a.bin, "serve", "--index", a.index, "--addr", f"127.0.0.1:{port}",
+         "--fetch-allow", "127.0.0.1/32", "--follow-interval", "0"] + a.serve_arg,
         stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
     deadline = time.time() + 120
-    while not healthz(port):
+    while not healthz(port)[0]:
         if time.time() > deadline or server.poll() is not None:
             sys.exit("the server did not start")
         time.sleep(0.2)
+    # The server's log is read as it comes, so that a full pipe never blocks it.
+    log = []
+    threading.Thread(target=lambda: log.extend(server.stderr), daemon=True).start()
 
     files = sorted(os.listdir(a.photos))[:200]
     photos = [(f, open(os.path.join(a.photos, f), "rb").read()) for f in files]
-    bomb = [("bomb.png", open(a.bomb, "rb").read())]
-    stop, lock, out, slow_done = threading.Event(), threading.Lock(), [], []
-    threads = [threading.Thread(target=uploader, args=(port, photos, stop, out, lock, f"shopper{i}"))
+    bomb = open(a.bomb, "rb").read()
+    ids = [os.path.splitext(f)[0] for f in files]
+    image_url = f"http://127.0.0.1:{images.server_address[1]}/big.jpg".encode()
+
+    def shopper(rng):
+        name, data = rng.choice(photos)
+        return ("/api/search", *multipart([("image", name, data)]))
+
+    def bomber(_rng):
+        return ("/api/search", *multipart([("image", "bomb.png", bomb)]))
+
+    def batch_of_urls(_rng):
+        return ("/api/search/batch", *multipart([("url", None, image_url)] * 32))
+
+    def batch_of_ids(rng):
+        return ("/api/search/batch", *multipart([("id", None, rng.choice(ids).encode())
+                                                 for _ in range(32)]))
+
+    def upload_20mb(_rng):
+        return ("/api/search", *multipart([("image", "big.jpg", big)]))
+
+    stop, lock, out, slow_done, idle_held = (threading.Event(), threading.Lock(), [], [], [])
+    threads = [threading.Thread(target=client, args=(port, shopper, stop, out, lock,
+                                                     f"shopper{i}", "127.0.0.1"))
                for i in range(a.clients)]
-    threads += [threading.Thread(target=uploader, args=(port, bomb, stop, out, lock, f"bomb{i}"))
-                for i in range(a.bombers)]
-    threads += [threading.Thread(target=slow_client, args=(port, slow_done, stop))
+    # Attackers: each kind from addresses of its own, none from 127.0.0.1.
+    kinds = [("bomb", bomber, a.bombers), ("batch_urls", batch_of_urls, a.batch_flooders),
+             ("batch_ids", batch_of_ids, a.id_flooders), ("upload", upload_20mb, a.upload_flooders)]
+    first = 2
+    for kind, make, n in kinds:
+        sources = addresses(first, max(1, (n + 15) // 16))
+        first += len(sources)
+        threads += [threading.Thread(target=client, args=(port, make, stop, out, lock,
+                                                          f"{kind}{i}", sources[i % len(sources)]))
+                    for i in range(n)]
+    slow_sources = addresses(first, 1)
+    first += 1
+    threads += [threading.Thread(target=slow_client, args=(port, slow_done, stop, slow_sources[0]))
                 for _ in range(a.slow)]
+    idle_sources = addresses(first, max(1, (a.idle + 31) // 32))
+    threads.append(threading.Thread(target=idle_bodies,
+                                    args=(port, a.idle, idle_sources, stop, idle_held)))
     for t in threads:
         t.start()
-    health_ok = health_all = 0
+    health = []
     t_end = time.time() + a.seconds
     while time.time() < t_end:
-        time.sleep(1)
-        health_all += 1
-        health_ok += healthz(port)
+        time.sleep(0.5)
+        health.append(healthz(port))
     stop.set()
     for t in threads:
-        t.join(timeout=70)
+        t.join(timeout=130)
     peak = vm_hwm_mb(server.pid)
     server.terminate()
     server.wait(timeout=30)
-    log_lines = len(server.stderr.read().splitlines())
+    images.shutdown()
 
-    shoppers = [r for r in out if r[0].startswith("shopper")]
-    bombs = [r for r in out if r[0].startswith("bomb")]
+    def kind_of(tag):
+        return tag.rstrip("0123456789")
+
     statuses = {}
-    for _, status, _, _ in out:
-        statuses[str(status)] = statuses.get(str(status), 0) + 1
+    for tag, status, _, _ in out:
+        per = statuses.setdefault(kind_of(tag), {})
+        per[str(status)] = per.get(str(status), 0) + 1
     bad = [r for r in out if (isinstance(r[1], int) and r[1] >= 500 and not (r[1] == 503 and r[2]))
            or isinstance(r[1], str)]
-    accepted = [ms for _, status, _, ms in shoppers if status == 200]
+    bad_kinds = {}
+    for tag, *_ in bad:
+        bad_kinds[kind_of(tag)] = bad_kinds.get(kind_of(tag), 0) + 1
+    accepted = [ms for tag, status, _, ms in out if tag.startswith("shopper") and status == 200]
+    health_ms = [ms for ok, ms in health if ok]
     print(json.dumps({
         "seconds": a.seconds, "clients": a.clients, "bombers": a.bombers, "slow_clients": a.slow,
+        "idle_bodies": a.idle, "batch_flooders": a.batch_flooders, "id_flooders": a.id_flooders,
+        "upload_flooders": a.upload_flooders, "serve_args": a.serve_arg,
         "requests": len(out), "statuses": statuses,
-        "bad_5xx_or_errors": len(bad),
+        "bad_5xx_or_errors": len(bad), "bad_by_kind": bad_kinds,
         "searches_ok": len(accepted),
         "search_ok_per_second": round(len(accepted) / a.seconds, 1),
         "search_p50_ms": round(pct(accepted, 0.5) or 0, 1),
         "search_p99_ms": round(pct(accepted, 0.99) or 0, 1),
-        "bombs_refused_413": sum(1 for r in bombs if r[1] == 413),
         "server_peak_mb": round(peak or 0),
         "slow_clients_disconnected": len(slow_done),
         "slow_client_seconds_max": round(max(slow_done), 1) if slow_done else None,
-        "healthz_ok": f"{health_ok}/{health_all}",
-        "server_log_lines": log_lines,
+        "idle_bodies_closed": len(idle_held),
+        "idle_body_seconds_max": round(max(idle_held), 1) if idle_held else None,
+        "healthz_ok": f"{len(health_ms)}/{len(health)}",
+        "healthz_p99_ms": round(pct(health_ms, 0.99) or 0, 1),
+        "healthz_max_ms": round(max(health_ms), 1) if health_ms else None,
+        "server_log_lines": len(log),
     }))
 
 

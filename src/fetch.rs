@@ -21,11 +21,13 @@ use ipnet::IpNet;
 pub enum FetchError {
     #[error("'{url}' is not a usable photo URL: {reason}")]
     BadUrl { url: String, reason: String },
+    /// The message names the rule and the host as given, never the address a name
+    /// resolved to: that would tell a shopper what an internal name points at.
     #[error(
-        "{host}: {addr} is a {kind} address; fetching from it is refused (an allow-list, \
+        "{host}: a {kind} address; fetching from it is refused (an allow-list, \
          --fetch-allow, can permit it)"
     )]
-    Refused { host: String, addr: IpAddr, kind: &'static str },
+    Refused { host: String, kind: &'static str },
     #[error("could not fetch {url}: {reason}")]
     Unreachable { url: String, reason: String },
     #[error("{url} answered HTTP {status}")]
@@ -38,13 +40,21 @@ pub enum FetchError {
     TooLarge { url: String, limit_mb: usize },
     #[error("{url} did not arrive within {seconds} s")]
     Timeout { url: String, seconds: u64 },
+    /// The caller's allowance for downloaded bytes (a server's memory budget) is spent.
+    #[error("there is no room to download {url} now; try again in a moment")]
+    OverBudget { url: String },
 }
 
 impl FetchError {
     /// True when the URL (or what it points at) is at fault, false when the network or
     /// the remote server failed.
     pub fn is_user_error(&self) -> bool {
-        !matches!(self, FetchError::Unreachable { .. } | FetchError::Timeout { .. })
+        !matches!(
+            self,
+            FetchError::Unreachable { .. }
+                | FetchError::Timeout { .. }
+                | FetchError::OverBudget { .. }
+        )
     }
 }
 
@@ -117,6 +127,14 @@ fn refused_v6(ip: Ipv6Addr) -> Option<&'static str> {
         // NAT64
         return refused_v4(embedded(s[6], s[7]));
     }
+    if s[..3] == [0x64, 0xff9b, 1] {
+        // Local-use NAT64 (RFC 8215): translates to the operator's own networks.
+        return Some("local NAT64");
+    }
+    if s[..6] == [0, 0, 0, 0, 0xffff, 0] {
+        // IPv4-translated (::ffff:0:a.b.c.d, SIIT)
+        return refused_v4(embedded(s[6], s[7]));
+    }
     if s[0] == 0x2002 {
         // 6to4
         return refused_v4(embedded(s[1], s[2]));
@@ -148,7 +166,7 @@ impl Guard {
             return Ok(());
         }
         match refused_kind(ip) {
-            Some(kind) => Err(FetchError::Refused { host: host.to_string(), addr: ip, kind }),
+            Some(kind) => Err(FetchError::Refused { host: host.to_string(), kind }),
             None => Ok(()),
         }
     }
@@ -228,8 +246,20 @@ impl Fetcher {
 
     /// The photo at `url`, following at most `max_redirects` redirects, each checked.
     pub async fn fetch(&self, url: &str) -> Result<Vec<u8>, FetchError> {
+        self.fetch_within(url, &mut |_| true).await
+    }
+
+    /// [`Fetcher::fetch`], asking `admit` for each piece of the body as it arrives (the
+    /// bytes it will hold: twice the piece's size, the piece and the joined copy): when it
+    /// says no, the download stops with `OverBudget`. A server
+    /// counts what downloads hold this way, by what arrived rather than what was announced.
+    pub async fn fetch_within(
+        &self,
+        url: &str,
+        admit: &mut (dyn FnMut(usize) -> bool + Send),
+    ) -> Result<Vec<u8>, FetchError> {
         let seconds = self.opts.timeout.as_secs().max(1);
-        tokio::time::timeout(self.opts.timeout, self.fetch_unbounded(url))
+        tokio::time::timeout(self.opts.timeout, self.fetch_unbounded(url, admit))
             .await
             .unwrap_or_else(|_| Err(FetchError::Timeout { url: url.to_string(), seconds }))
     }
@@ -243,7 +273,11 @@ impl Fetcher {
         runtime.block_on(self.fetch(url))
     }
 
-    async fn fetch_unbounded(&self, first: &str) -> Result<Vec<u8>, FetchError> {
+    async fn fetch_unbounded(
+        &self,
+        first: &str,
+        admit: &mut (dyn FnMut(usize) -> bool + Send),
+    ) -> Result<Vec<u8>, FetchError> {
         let mut url = parse_url(first)?;
         let mut hops = 0;
         loop {
@@ -251,7 +285,9 @@ impl Fetcher {
             let mut res =
                 self.client.get(url.clone()).send().await.map_err(|e| self.failed(&url, &e))?;
             let status = res.status();
-            if status.is_redirection() {
+            // Only these carry a Location to follow; 300 (a choice) and 304 (not
+            // modified) are answers, not redirects.
+            if matches!(status.as_u16(), 301 | 302 | 303 | 307 | 308) {
                 hops += 1;
                 if hops > self.opts.max_redirects {
                     return Err(FetchError::TooManyRedirects {
@@ -299,12 +335,24 @@ impl Fetcher {
             if res.content_length().is_some_and(|n| n > self.opts.max_bytes as u64) {
                 return Err(too_large());
             }
-            let mut body = Vec::new();
+            // The pieces as they arrive, joined once at the end into a buffer of the exact
+            // size (a growing one would double: 20 MB in 32): `admit` is asked for each
+            // piece twice over, the piece and its place in the joined copy.
+            let mut pieces = Vec::new();
+            let mut total = 0;
             while let Some(chunk) = res.chunk().await.map_err(|e| self.failed(&url, &e))? {
-                if body.len() + chunk.len() > self.opts.max_bytes {
+                if total + chunk.len() > self.opts.max_bytes {
                     return Err(too_large());
                 }
-                body.extend_from_slice(&chunk);
+                if !admit(2 * chunk.len()) {
+                    return Err(FetchError::OverBudget { url: url.to_string() });
+                }
+                total += chunk.len();
+                pieces.push(chunk);
+            }
+            let mut body = Vec::with_capacity(total);
+            for piece in pieces {
+                body.extend_from_slice(&piece);
             }
             return Ok(body);
         }
@@ -330,8 +378,8 @@ impl Fetcher {
     fn failed(&self, url: &reqwest::Url, e: &reqwest::Error) -> FetchError {
         let mut source: Option<&(dyn std::error::Error + 'static)> = Some(e);
         while let Some(s) = source {
-            if let Some(FetchError::Refused { host, addr, kind }) = s.downcast_ref::<FetchError>() {
-                return FetchError::Refused { host: host.clone(), addr: *addr, kind };
+            if let Some(FetchError::Refused { host, kind }) = s.downcast_ref::<FetchError>() {
+                return FetchError::Refused { host: host.clone(), kind };
             }
             source = s.source();
         }
@@ -400,6 +448,9 @@ mod tests {
             "::ffff:127.0.0.1",
             "::ffff:169.254.169.254",
             "64:ff9b::a00:1",
+            "64:ff9b:1::808:808",
+            "::ffff:0:7f00:1",
+            "::ffff:0:a9fe:a9fe",
             "2002:7f00:1::",
             "fd00:ec2::254",
             "fe80::1",

@@ -58,6 +58,23 @@ impl Drop for Reservation {
     }
 }
 
+/// Bytes a decode of `bytes` holds at its peak (the decoded pixels and their RGB copy),
+/// read from the file's header alone; 0 when the header cannot be read or the photo is
+/// over the limits (the decode then fails before holding anything). A server counts this
+/// against its memory budget before it lets a search decode.
+pub fn decode_cost(bytes: &[u8]) -> u64 {
+    let Ok(reader) = ImageReader::new(Cursor::new(bytes)).with_guessed_format() else {
+        return 0;
+    };
+    let Ok(decoder) = reader.into_decoder() else { return 0 };
+    let (width, height) = decoder.dimensions();
+    let pixels = u64::from(width) * u64::from(height);
+    if width > MAX_SIDE || height > MAX_SIDE || pixels > MAX_PIXELS {
+        return 0;
+    }
+    decoder.total_bytes().saturating_add(pixels * 3)
+}
+
 /// Why a file could not become a model input.
 #[derive(Debug, thiserror::Error)]
 pub enum PreprocessError {

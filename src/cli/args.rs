@@ -457,9 +457,49 @@ pub struct ServeArgs {
     /// Largest accepted upload, in MB.
     #[arg(long, default_value_t = 20)]
     pub max_upload_mb: usize,
-    /// Searches in flight before the server answers 503 (busy).
-    #[arg(long, default_value_t = 32)]
-    pub max_inflight: usize,
+    /// Threads every search, recommendation, embedding and write runs on (0: one per
+    /// core).
+    #[arg(long, value_name = "N", default_value_t = 0)]
+    pub workers: usize,
+    /// Searches waiting for a thread; one more is answered 503 with Retry-After at once.
+    #[arg(long, value_name = "N", default_value_t = 64, alias = "max-inflight")]
+    pub queue: usize,
+    /// Seconds a search may wait in the queue; one that waited longer gets 503.
+    #[arg(long, value_name = "SECONDS", default_value_t = 1.0, value_parser = parse_limit)]
+    pub queue_wait: f64,
+    /// Seconds a connection has to send a request's headers, and may sit idle between
+    /// requests, before it is closed.
+    #[arg(long, value_name = "SECONDS", default_value_t = 10.0, value_parser = parse_limit)]
+    pub header_timeout: f64,
+    /// Seconds an upload may send no byte before it gets 408 and its connection is closed.
+    #[arg(long, value_name = "SECONDS", default_value_t = 10.0, value_parser = parse_limit)]
+    pub idle_timeout: f64,
+    /// Seconds an upload may take at any pace before --min-upload-rate applies.
+    #[arg(long, value_name = "SECONDS", default_value_t = 10.0, value_parser = parse_limit)]
+    pub body_grace: f64,
+    /// After --body-grace, the bytes of an upload received so far must keep up with this
+    /// many KB/s, or it gets 408 (0: no minimum).
+    #[arg(long, value_name = "KB_PER_S", default_value_t = 32)]
+    pub min_upload_rate: u64,
+    /// Connections open at once for any request.
+    #[arg(long, value_name = "N", default_value_t = 1024)]
+    pub max_connections: usize,
+    /// Connections beyond --max-connections that answer only /healthz and /metrics (any
+    /// other request gets 503); past these, connections are closed as they arrive.
+    #[arg(long, value_name = "N", default_value_t = 128)]
+    pub reserved_connections: usize,
+    /// Connections one client address may hold open; more are closed as they arrive.
+    #[arg(long, value_name = "N", default_value_t = 64)]
+    pub max_connections_per_address: usize,
+    /// MB that upload bodies (counted three times: the body, the form parser's buffer, a
+    /// field's copy), photos fetched by URL (twice) and decodes may hold together; a
+    /// request past it gets 503.
+    #[arg(long, value_name = "MB", default_value_t = 512)]
+    pub memory_budget_mb: u64,
+    /// Photos fetched by URL at once, over all requests (one more waits up to
+    /// --queue-wait, then gets 503).
+    #[arg(long, value_name = "N", default_value_t = 16)]
+    pub max_fetches: usize,
     /// Bearer token that enables the write endpoints (POST /api/items,
     /// DELETE /api/items/{id}); without it they are disabled.
     #[arg(long, env = "LOOKALIKE_ADMIN_TOKEN", hide_env_values = true)]
@@ -481,6 +521,13 @@ fn parse_interval(text: &str) -> Result<f64, String> {
     match text.parse::<f64>() {
         Ok(s) if (0.0..=3600.0).contains(&s) => Ok(s),
         _ => Err(format!("'{text}' is not a number of seconds in 0..=3600")),
+    }
+}
+
+fn parse_limit(text: &str) -> Result<f64, String> {
+    match text.parse::<f64>() {
+        Ok(s) if s > 0.0 && s <= 3600.0 => Ok(s),
+        _ => Err(format!("'{text}' is not a number of seconds in (0, 3600]")),
     }
 }
 

@@ -9,7 +9,20 @@ use lookalike::server::{self, ServeOptions};
 use super::args::ServeArgs;
 
 pub fn run(a: ServeArgs) -> anyhow::Result<ExitCode> {
-    let mut opts = ServeOptions::new(a.catalog, a.max_upload_mb, a.max_inflight, a.admin_token)?;
+    let mut opts = ServeOptions::new(a.catalog, a.max_upload_mb, a.admin_token)?;
+    let seconds = std::time::Duration::from_secs_f64;
+    opts.workers = a.workers;
+    opts.queue = a.queue;
+    opts.queue_wait = seconds(a.queue_wait);
+    opts.header_timeout = seconds(a.header_timeout);
+    opts.body_idle_timeout = seconds(a.idle_timeout);
+    opts.body_grace = seconds(a.body_grace);
+    opts.min_body_rate = a.min_upload_rate.saturating_mul(1024);
+    opts.max_connections = a.max_connections;
+    opts.reserved_connections = a.reserved_connections;
+    opts.max_connections_per_address = a.max_connections_per_address;
+    opts.memory_budget = a.memory_budget_mb.saturating_mul(1024 * 1024);
+    opts.max_fetches = a.max_fetches;
     opts.fetch.allow = a.fetch_allow;
     opts.follow_interval =
         (a.follow_interval > 0.0).then(|| std::time::Duration::from_secs_f64(a.follow_interval));

@@ -17,7 +17,7 @@ mod write;
 
 pub use photo::{Embedded, QueryInput};
 pub use recommend::{Example, MAX_EXAMPLES};
-pub use write::{ADDED_PHOTOS_DIR, MAX_ID_LEN, NewItem, WriteReport};
+pub use write::{ADDED_PHOTOS_DIR, MAX_ID_LEN, NewItem, WriteReport, canonical_id};
 
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};

@@ -12,6 +12,11 @@ pub const MAX_EXAMPLES: usize = 64;
 /// the likes' shared look on this model's tight clusters).
 const UNLIKE_WEIGHT: f32 = 0.5;
 
+/// The lengths an example vector may have: those of stored vectors (1) and of the
+/// vectors `/api/embed` gives (near 1), with room to spare, and nothing else.
+const MIN_EXAMPLE_NORM: f32 = 0.5;
+const MAX_EXAMPLE_NORM: f32 = 1.5;
+
 /// One liked or disliked example.
 #[derive(Debug, Clone)]
 pub enum Example {
@@ -66,6 +71,22 @@ impl Engine {
                                     "an example vector must hold {dim} finite numbers (as \
                                      /api/embed gives them for this index), got {}",
                                     v.len()
+                                ),
+                            });
+                        }
+                        // Stored vectors are unit length and /api/embed's near it (a
+                        // snapshot's is rescaled without its colour part): one far from 1
+                        // is not such a vector, and would scale every score with it (a
+                        // length of 1e9 gave scores of 1e18); one of length 0 has no
+                        // direction at all.
+                        let norm = crate::kernel::dot(v, v).sqrt();
+                        if !(MIN_EXAMPLE_NORM..=MAX_EXAMPLE_NORM).contains(&norm) {
+                            return Err(Error::BadParameter {
+                                name: "vector",
+                                message: format!(
+                                    "an example vector must have a length near 1 \
+                                     ({MIN_EXAMPLE_NORM} to {MAX_EXAMPLE_NORM}, as /api/embed \
+                                     gives them), got {norm}"
                                 ),
                             });
                         }

@@ -86,9 +86,12 @@ impl Engine {
     /// Add (or replace) items with their photos, visible to searches once this returns.
     /// Every photo is checked and embedded before anything is written; the write itself
     /// is one transaction. Time goes in proportion to the items given, not to the index.
-    pub fn add_items(&self, items: Vec<NewItem>) -> Result<WriteReport> {
+    pub fn add_items(&self, mut items: Vec<NewItem>) -> Result<WriteReport> {
         let started = Instant::now();
         self.check_writable()?;
+        for item in &mut items {
+            item.id = canonical_id(&item.id);
+        }
         let mut seen = std::collections::HashSet::new();
         for item in &items {
             check_id(&item.id)?;
@@ -219,13 +222,17 @@ impl Engine {
         let before = self.current_for_write()?;
         let mut keys = Vec::with_capacity(ids.len());
         let mut files = Vec::new();
+        // The ids as stored: one given decomposed names the item stored in NFC.
+        let mut stored = Vec::with_capacity(ids.len());
         for id in ids {
             let key = before.key_of(id).ok_or_else(|| Error::UnknownId(id.clone()))?;
             if let Some(r) = before.record(key).filter(|r| r.added) {
                 files.push(r.path.clone());
             }
             keys.push(key);
+            stored.push(before.id(key).unwrap_or(id).to_string());
         }
+        let ids = stored;
         let changes: Vec<Change> = ids.iter().map(|id| Change::Delete { id: id.clone() }).collect();
         let version = before.version();
         self.store.apply(None, &changes)?;
@@ -311,6 +318,13 @@ fn bad_item(id: &str, message: &str) -> Error {
     Error::BadItem { id: id.to_string(), message: message.to_string() }
 }
 
+/// An id as items are stored by: in Unicode's composed form (NFC), so that `café`
+/// typed precomposed or decomposed names one item.
+pub fn canonical_id(id: &str) -> String {
+    use unicode_normalization::UnicodeNormalization;
+    id.nfc().collect()
+}
+
 /// Ids become file names and URL segments: printable, no path separators, not too long.
 fn check_id(id: &str) -> Result<()> {
     let problem = if id.trim().is_empty() {
@@ -319,6 +333,11 @@ fn check_id(id: &str) -> Result<()> {
         Some("the id is longer than 200 bytes")
     } else if id.chars().any(|c| c.is_control() || c == '/' || c == '\\') {
         Some("the id holds a control character or a slash")
+    } else if id == "." || id == ".." {
+        // A URL's dot segments are dropped by clients: /api/items/.. is never reached.
+        Some("the id is '.' or '..', which a URL cannot name")
+    } else if id.chars().any(invisible) {
+        Some("the id holds an invisible or text-direction character")
     } else {
         None
     };
@@ -326,6 +345,18 @@ fn check_id(id: &str) -> Result<()> {
         Some(p) => Err(bad_item(id, p)),
         None => Ok(()),
     }
+}
+
+/// Characters that show nothing or reorder the text around them (Unicode's format
+/// characters): two ids that look the same would name different items, and a
+/// right-to-left override makes an id read as another.
+fn invisible(c: char) -> bool {
+    matches!(c,
+        '\u{00AD}' | '\u{034F}' | '\u{061C}' | '\u{115F}' | '\u{1160}' | '\u{17B4}' | '\u{17B5}'
+        | '\u{180B}'..='\u{180F}' | '\u{200B}'..='\u{200F}' | '\u{202A}'..='\u{202E}'
+        | '\u{2060}'..='\u{206F}' | '\u{3164}' | '\u{FE00}'..='\u{FE0F}' | '\u{FEFF}'
+        | '\u{FFA0}' | '\u{FFF0}'..='\u{FFFB}' | '\u{1D173}'..='\u{1D17A}'
+        | '\u{E0000}'..='\u{E0FFF}')
 }
 
 fn file_safe(id: &str) -> String {

@@ -274,7 +274,20 @@ impl VectorIndex {
     }
 
     /// The key of the live item `id`.
+    /// The live item named `id`: as given, or else by its NFC form (items written
+    /// through `add` are stored in NFC, so `café` typed decomposed finds them; an item
+    /// indexed from a decomposed file name is found as given).
     pub fn key_of(&self, id: &str) -> Option<u32> {
+        self.key_of_exact(id).or_else(|| {
+            use unicode_normalization::{IsNormalized, UnicodeNormalization, is_nfc_quick};
+            match is_nfc_quick(id.chars()) {
+                IsNormalized::Yes => None,
+                _ => self.key_of_exact(&id.nfc().collect::<String>()),
+            }
+        })
+    }
+
+    fn key_of_exact(&self, id: &str) -> Option<u32> {
         // Newest first: a replaced item's old row is dead, its new one is later.
         self.segments
             .iter()

@@ -11,7 +11,7 @@ use crate::fetch::FetchError;
 use crate::preprocess::PreprocessError;
 
 /// The error body of every failed request.
-#[derive(Debug, serde::Serialize, utoipa::ToSchema)]
+#[derive(Debug, serde::Serialize, serde::Deserialize, utoipa::ToSchema)]
 pub struct ErrorBody {
     /// What went wrong, fit to show to a person.
     pub error: String,
@@ -60,7 +60,7 @@ impl AppError {
     }
 }
 
-const BUSY: &str = "the server is busy; try again in a moment";
+pub(super) const BUSY: &str = "the server is busy; try again in a moment";
 const INTERNAL: &str = "internal server error";
 
 impl From<Error> for AppError {
@@ -76,6 +76,13 @@ impl From<Error> for AppError {
         };
         match &e {
             Error::UnknownId(_) => AppError::NotFound(e.to_string()),
+            // Its message names the index's folder, which is the server's business.
+            Error::Projection(crate::projection::ProjectionError::Missing { .. }) => {
+                AppError::BadRequest(
+                    "this index has no trained projection (run `lookalike train` on it first)"
+                        .into(),
+                )
+            }
             Error::BadItem { .. } | Error::UnknownColumn { .. } | Error::BadFilter(_) => {
                 AppError::BadRequest(e.to_string())
             }
@@ -86,6 +93,7 @@ impl From<Error> for AppError {
                 FetchError::Unreachable { .. } | FetchError::Timeout { .. } => {
                     AppError::Upstream(f.to_string())
                 }
+                FetchError::OverBudget { .. } => AppError::Busy,
                 _ => AppError::BadRequest(f.to_string()),
             },
             _ if e.is_user_error() => AppError::BadRequest(e.to_string()),

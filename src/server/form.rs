@@ -140,10 +140,19 @@ fn flag(name: &str, text: &str) -> Result<bool, AppError> {
     }
 }
 
+/// A query's photo, and the share of the byte budget its bytes hold (a fetched photo's;
+/// an upload's is held by the body it came in).
+pub(super) struct Photo {
+    pub(super) bytes: Bytes,
+    pub(super) held: admission::Held,
+}
+
 impl AppState {
     /// A source's photo: an upload as it is, a URL fetched within the server's limits
-    /// (not for ids, which are searched as items).
-    pub(super) async fn photo(&self, source: &Source) -> Result<Bytes, AppError> {
+    /// (not for ids, which are searched as items). A fetch waits at most the queue wait
+    /// for one of the fetch places, and holds its bytes against the budget as they
+    /// arrive: past either, 503.
+    pub(super) async fn photo(&self, source: &Source) -> Result<Photo, AppError> {
         match source {
             Source::Image(bytes) if bytes.is_empty() => {
                 Err(AppError::BadRequest("the uploaded photo is an empty file".into()))
@@ -151,7 +160,7 @@ impl AppState {
             Source::Image(bytes) if bytes.len() > self.max_upload => {
                 Err(too_large(self.max_upload))
             }
-            Source::Image(bytes) => Ok(bytes.clone()),
+            Source::Image(bytes) => Ok(Photo { bytes: bytes.clone(), held: self.budget.nothing() }),
             Source::Url(url) if url.is_empty() => {
                 Err(AppError::BadRequest("the 'url' field is empty".into()))
             }
@@ -159,34 +168,66 @@ impl AppState {
                 let fetcher = self.fetcher.as_ref().map_err(|e| {
                     AppError::Internal(format!("the client for photo URLs did not start: {e}"))
                 })?;
-                let fetched = fetcher.fetch(url).await;
-                self.metrics.fetched(fetched.is_ok());
-                Ok(Bytes::from(fetched.map_err(crate::Error::from)?))
+                let place =
+                    tokio::time::timeout(self.queue_wait, self.fetches.clone().acquire_owned());
+                let Ok(Ok(_place)) = place.await else {
+                    self.refused.note();
+                    return Err(AppError::Busy);
+                };
+                let mut held = self.budget.nothing();
+                let fetched = fetcher.fetch_within(url, &mut |n| held.grow(n as u64)).await;
+                self.metrics.fetched(match &fetched {
+                    Ok(_) => "ok",
+                    Err(e) if e.is_user_error() => "refused",
+                    Err(crate::fetch::FetchError::OverBudget { .. }) => "busy",
+                    Err(_) => "upstream",
+                });
+                let bytes = Bytes::from(fetched.map_err(crate::Error::from)?);
+                Ok(Photo { bytes, held })
             }
             Source::Id(_) => Err(AppError::BadRequest("an item id is not a photo".into())),
         }
     }
 
-    /// Search with a photo in a slot of the blocking pool; its stages are timed into the
-    /// metrics. With `keep_vector`, the query's vector comes back too.
+    /// Search with a photo on the pool, its decode held against the byte budget; its
+    /// stages are timed into the metrics. With `keep_vector`, the query's vector comes
+    /// back too.
     pub(super) async fn search_photo(
         &self,
-        photo: Bytes,
+        photo: Photo,
         query: Query,
         keep_vector: bool,
     ) -> Result<(crate::engine::Answer, Option<Vec<f32>>), AppError> {
-        let permit = self.slot().await?;
+        let Photo { bytes, mut held } = photo;
+        if !held.grow(crate::preprocess::decode_cost(&bytes)) {
+            self.refused.note();
+            return Err(AppError::Busy);
+        }
         let engine = self.engine.clone();
-        let (answer, vector) = tokio::task::spawn_blocking(move || {
-            let _permit = permit;
-            let (answer, embedded) = engine.search_photo_embedded(&photo, &query)?;
-            let vector =
-                if keep_vector { Some(engine.compared_vector(&embedded, &query)?) } else { None };
-            Ok::<_, crate::Error>((answer, vector))
-        })
-        .await
-        .map_err(|e| AppError::Internal(format!("search task failed: {e}")))??;
+        let (answer, vector) = self
+            .pool
+            .run(move || {
+                let _held = held;
+                let (answer, embedded) = engine.search_photo_embedded(&bytes, &query)?;
+                let vector = if keep_vector {
+                    Some(engine.compared_vector(&embedded, &query)?)
+                } else {
+                    None
+                };
+                Ok::<_, crate::Error>((answer, vector))
+            })
+            .await??;
         self.metrics.stages(&answer.timing);
         Ok((answer, vector))
+    }
+
+    /// A catalogue item's similar items, on the pool.
+    pub(super) async fn search_similar(
+        &self,
+        id: String,
+        query: Query,
+    ) -> Result<crate::engine::Answer, AppError> {
+        let engine = self.engine.clone();
+        Ok(self.pool.run(move || engine.similar_answer(&id, &query)).await??)
     }
 }

@@ -1,7 +1,8 @@
 //! A connection's first request head, read before hyper sees it: a request line or a
-//! header block too long for hyper (which would answer 414/431 with an empty body) gets
-//! a JSON answer like every other refusal. The bytes read are then handed to hyper in
-//! front of the rest of the stream.
+//! header block too long for hyper, or with more headers than it takes (which it would
+//! answer 414/431 with an empty body), gets a JSON answer like every other refusal; a
+//! connection on the reserve is told whether it is a probe. The bytes read are then
+//! handed to hyper in front of the rest of the stream.
 
 use std::pin::Pin;
 use std::task::{Context, Poll};
@@ -14,11 +15,14 @@ use tokio::net::TcpStream;
 const MAX_LINE: usize = 60 * 1024;
 /// Largest header block read; hyper's own buffer stops at about 400 KB.
 const MAX_HEAD: usize = 256 * 1024;
+/// Most header fields taken: hyper's own limit, which it answers with an empty 431.
+const MAX_HEADERS: usize = 100;
 
 pub(super) enum Head {
     /// The head (and whatever followed it in the same reads), to replay.
     Fine(Vec<u8>),
-    TooLong(StatusCode, String),
+    /// Too long, or too many headers: the answer to give.
+    Refused(StatusCode, String),
 }
 
 /// Read until the end of the first request's head, or until it is clearly too long.
@@ -34,24 +38,41 @@ pub(super) async fn read(stream: &mut TcpStream) -> std::io::Result<Head> {
         let line_end = buf.windows(2).position(|w| w == b"\r\n");
         if line_end.unwrap_or(buf.len()) > MAX_LINE {
             let message = format!("the URL is longer than {} KB", MAX_LINE / 1024);
-            return Ok(Head::TooLong(StatusCode::URI_TOO_LONG, message));
+            return Ok(Head::Refused(StatusCode::URI_TOO_LONG, message));
         }
-        if buf.windows(4).any(|w| w == b"\r\n\r\n") {
+        if let Some(end) = buf.windows(4).position(|w| w == b"\r\n\r\n") {
+            // Lines after the request line, up to the blank one.
+            let fields = buf[..end].windows(2).filter(|w| *w == b"\r\n").count();
+            if fields > MAX_HEADERS {
+                let message = format!("the request has more than {MAX_HEADERS} headers");
+                return Ok(Head::Refused(StatusCode::REQUEST_HEADER_FIELDS_TOO_LARGE, message));
+            }
             return Ok(Head::Fine(buf));
         }
         if buf.len() > MAX_HEAD {
             let message = format!("the request's headers are over {} KB", MAX_HEAD / 1024);
-            return Ok(Head::TooLong(StatusCode::REQUEST_HEADER_FIELDS_TOO_LARGE, message));
+            return Ok(Head::Refused(StatusCode::REQUEST_HEADER_FIELDS_TOO_LARGE, message));
         }
     }
 }
 
-/// Answer `status` with the JSON error body every refusal has, then close.
+/// True when the head asks for a probe: `GET` (or `HEAD`) `/healthz` or `/metrics`.
+pub(super) fn is_probe(head: &[u8]) -> bool {
+    let line = head.split(|&b| b == b'\r').next().unwrap_or_default();
+    let mut words = line.split(|&b| b == b' ');
+    let (method, target) = (words.next().unwrap_or_default(), words.next().unwrap_or_default());
+    let path = target.split(|&b| b == b'?').next().unwrap_or_default();
+    matches!(method, b"GET" | b"HEAD") && matches!(path, b"/healthz" | b"/metrics")
+}
+
+/// Answer `status` with the JSON error body every refusal has, then close; a 503 says
+/// when to come back, as the API's do.
 pub(super) async fn refuse(stream: &mut TcpStream, status: StatusCode, message: &str) {
     let body = serde_json::json!({ "error": message }).to_string();
+    let retry = if status == StatusCode::SERVICE_UNAVAILABLE { "retry-after: 1\r\n" } else { "" };
     let answer = format!(
         "HTTP/1.1 {} {}\r\ncontent-type: application/json\r\ncontent-length: {}\r\n\
-         connection: close\r\n\r\n{body}",
+         {retry}connection: close\r\n\r\n{body}",
         status.as_u16(),
         status.canonical_reason().unwrap_or(""),
         body.len()

@@ -53,7 +53,9 @@ pub(super) struct Metrics {
     refused: Family<ReasonLabels, Counter>,
     fetches: Family<OutcomeLabels, Counter>,
     errors: Family<ReasonLabels, Counter>,
+    connections_refused: Counter,
     items: Gauge,
+    held: Gauge,
 }
 
 impl Metrics {
@@ -70,6 +72,8 @@ impl Metrics {
         let fetches = Family::<OutcomeLabels, Counter>::default();
         let errors = Family::<ReasonLabels, Counter>::default();
         let items = Gauge::default();
+        let connections_refused = Counter::default();
+        let held = Gauge::default();
         registry.register("http_requests", "HTTP requests answered", requests.clone());
         registry.register(
             "http_request_duration_seconds",
@@ -94,11 +98,34 @@ impl Metrics {
         );
         registry.register(
             "errors",
-            "Answers with an error status: client (4xx), server (5xx)",
+            "Answers with an error status: client (4xx), upstream (502: a photo's URL \
+             could not be fetched), server (other 5xx)",
             errors.clone(),
         );
+        registry.register(
+            "connections_refused",
+            "Connections closed as they arrived: their address held its share, or every \
+             allowance was full",
+            connections_refused.clone(),
+        );
         registry.register("index_items", "Items in the index", items.clone());
-        Self { registry, requests, latency, stages, refused, fetches, errors, items }
+        registry.register(
+            "held_bytes",
+            "Bytes of the memory budget held now by upload bodies, fetched photos and decodes",
+            held.clone(),
+        );
+        Self {
+            registry,
+            requests,
+            latency,
+            stages,
+            refused,
+            fetches,
+            errors,
+            connections_refused,
+            items,
+            held,
+        }
     }
 
     /// One answered request.
@@ -124,6 +151,9 @@ impl Metrics {
         }
         if status.is_client_error() {
             self.errors.get_or_create(&ReasonLabels { reason: "client" }).inc();
+        } else if status == StatusCode::BAD_GATEWAY {
+            // A photo's URL could not be fetched: the remote end failed, not this server.
+            self.errors.get_or_create(&ReasonLabels { reason: "upstream" }).inc();
         } else if status.is_server_error() {
             self.errors.get_or_create(&ReasonLabels { reason: "server" }).inc();
         }
@@ -142,14 +172,20 @@ impl Metrics {
         }
     }
 
-    /// One photo fetched by URL (or not).
-    pub(super) fn fetched(&self, ok: bool) {
-        let outcome = if ok { "ok" } else { "failed" };
+    /// One photo fetched by URL (`ok`), or not: `refused` (the URL's fault), `upstream`
+    /// (the remote end failed), `busy` (the byte budget was spent).
+    pub(super) fn fetched(&self, outcome: &'static str) {
         self.fetches.get_or_create(&OutcomeLabels { outcome }).inc();
     }
 
-    fn encode(&self, items: usize) -> Result<String, std::fmt::Error> {
+    /// One connection closed as it arrived (its address's share or every allowance full).
+    pub(super) fn connection_refused(&self) {
+        self.connections_refused.inc();
+    }
+
+    fn encode(&self, items: usize, held: u64) -> Result<String, std::fmt::Error> {
         self.items.set(i64::try_from(items).unwrap_or(i64::MAX));
+        self.held.set(i64::try_from(held).unwrap_or(i64::MAX));
         let mut out = String::new();
         prometheus_client::encoding::text::encode(&mut out, &self.registry)?;
         Ok(out)
@@ -182,7 +218,7 @@ pub(super) async fn track(
 pub(super) async fn metrics(State(state): State<Arc<AppState>>) -> Result<Response, AppError> {
     let text = state
         .metrics
-        .encode(state.engine.index().len())
+        .encode(state.engine.index().len(), state.budget.used())
         .map_err(|e| AppError::Internal(format!("metrics could not be written: {e}")))?;
     Ok((
         [(header::CONTENT_TYPE, "application/openmetrics-text; version=1.0.0; charset=utf-8")],

@@ -1,21 +1,27 @@
 //! The web app and JSON API (axum): upload a photo, see similar products; browse the
 //! catalogue; product photos and thumbnails. The only module that knows HTTP and JSON.
 //!
-//! Inference runs on the blocking pool behind a bounded number of slots: when all are
-//! taken a search waits briefly for one (`queue_wait`), then gets 503 with `Retry-After`
-//! instead of queueing without limit; refusals are logged once per interval, not per
-//! request.
+//! Admission (`admission.rs`) decides what the server takes on, by what it holds: each
+//! connection is let in on an allowance (capped in all and per client address, with a
+//! reserve that answers only `/healthz` and `/metrics`); an upload's body is judged by
+//! the bytes that arrive (`body.rs`); bodies, fetched photos and decodes share one byte
+//! budget; every search runs in one pool of threads behind a bounded queue. Past the
+//! budget or the queue a request gets 503 with `Retry-After` at once; refusals are
+//! logged once per interval, not per request.
 //!
 //! Items can be added (`POST /api/items`) and removed (`DELETE /api/items/{id}`) while the
 //! server answers, with a bearer token given at start-up; without one these are disabled.
 
+mod admission;
 mod assets;
+mod body;
 mod catalogue;
 mod error;
 mod form;
 mod head;
 mod images;
 mod items;
+mod listen;
 mod metrics;
 mod openapi;
 mod params;
@@ -40,11 +46,11 @@ use axum::routing::{get, post};
 use axum::{Json, Router};
 use serde::Serialize;
 use serde_json::Value;
-use tokio::sync::Semaphore;
 
 pub use catalogue::{Column, FacetsOut, StatsOut, TrainedOut, ValueCount};
 pub use error::{AppError, ErrorBody};
 pub use items::{ItemOut, ItemsPage};
+pub use listen::serve_on;
 pub use recommend::{EmbedOut, FilterValue, RecommendIn};
 pub use search::{BatchItem, BatchOut, HitOut, MAX_BATCH, SearchOut};
 pub use write::WriteOut;
@@ -73,19 +79,38 @@ pub struct ServeOptions {
     pub catalog: Option<PathBuf>,
     /// Largest accepted upload, in bytes.
     pub max_upload: usize,
-    /// Searches (and writes) running at once; more wait up to `queue_wait` for a slot.
-    pub max_inflight: usize,
+    /// Threads searches (and writes) run on; 0: one per core.
+    pub workers: usize,
+    /// Searches (and writes) waiting for a thread; one more is answered 503 at once.
+    pub queue: usize,
     /// Bearer token the write endpoints (`POST /api/items`, `DELETE /api/items/{id}`)
     /// require; `None` (or empty) disables them.
     pub admin_token: Option<String>,
-    /// How long a search waits for a slot before the server answers 503.
+    /// How long a search may wait in the queue; one that waited longer is answered 503
+    /// when its turn comes, not run.
     pub queue_wait: std::time::Duration,
-    /// A connection must send a request's headers within this, or it is closed.
+    /// A connection must send a request's headers within this, or it is closed; also how
+    /// long a connection may sit idle between requests.
     pub header_timeout: std::time::Duration,
-    /// An upload must arrive whole within this (plus its size at 32 KB/s), or it gets 408.
-    pub body_timeout: std::time::Duration,
-    /// Connections open at once; more are closed as they arrive.
+    /// An upload with no byte for this long gets 408 and its connection is closed.
+    pub body_idle_timeout: std::time::Duration,
+    /// How long an upload may take at any pace before `min_body_rate` applies.
+    pub body_grace: std::time::Duration,
+    /// After `body_grace`, the bytes of an upload received so far must keep up with this
+    /// many per second (counted from its start), or it gets 408 (0: no minimum).
+    pub min_body_rate: u64,
+    /// Connections open at once for any request; more are let in on the reserve.
     pub max_connections: usize,
+    /// Connections beyond `max_connections` that answer only `/healthz` and `/metrics`
+    /// (anything else gets 503); past these, connections are closed as they arrive.
+    pub reserved_connections: usize,
+    /// Connections one client address may hold open; more are closed as they arrive.
+    pub max_connections_per_address: usize,
+    /// Bytes that upload bodies, photos fetched by URL and decodes may hold together;
+    /// a request that would go past it gets 503.
+    pub memory_budget: u64,
+    /// Photos fetched by URL at once, over all requests.
+    pub max_fetches: usize,
     /// Limits on query photos fetched by URL (and the networks allowed despite the
     /// default refusal of loopback, private and link-local addresses).
     pub fetch: crate::fetch::FetchOptions,
@@ -99,12 +124,19 @@ impl Default for ServeOptions {
         Self {
             catalog: None,
             max_upload: 20 * 1024 * 1024,
-            max_inflight: 32,
+            workers: 0,
+            queue: 64,
             admin_token: None,
-            queue_wait: std::time::Duration::from_secs(2),
+            queue_wait: std::time::Duration::from_secs(1),
             header_timeout: std::time::Duration::from_secs(10),
-            body_timeout: std::time::Duration::from_secs(30),
+            body_idle_timeout: std::time::Duration::from_secs(10),
+            body_grace: std::time::Duration::from_secs(10),
+            min_body_rate: 32 * 1024,
             max_connections: 1024,
+            reserved_connections: 128,
+            max_connections_per_address: 64,
+            memory_budget: 512 * 1024 * 1024,
+            max_fetches: 16,
             fetch: crate::fetch::FetchOptions::default(),
             follow_interval: Some(std::time::Duration::from_secs(1)),
         }
@@ -117,7 +149,6 @@ impl ServeOptions {
     pub fn new(
         catalog: Option<PathBuf>,
         max_upload_mb: usize,
-        max_inflight: usize,
         admin_token: Option<String>,
     ) -> crate::Result<Self> {
         if admin_token.as_deref().is_some_and(|t| t.trim().len() < 8) {
@@ -136,7 +167,6 @@ impl ServeOptions {
         Ok(Self {
             catalog,
             max_upload,
-            max_inflight,
             admin_token,
             fetch: crate::fetch::FetchOptions { max_bytes: max_upload, ..Default::default() },
             ..Self::default()
@@ -169,27 +199,20 @@ impl Refusals {
     }
 }
 
-impl AppState {
-    /// A slot to run a search or write in, waiting at most `queue_wait` for one.
-    async fn slot(&self) -> Result<tokio::sync::OwnedSemaphorePermit, AppError> {
-        match tokio::time::timeout(self.queue_wait, self.slots.clone().acquire_owned()).await {
-            Ok(Ok(permit)) => Ok(permit),
-            _ => {
-                self.refused.note();
-                Err(AppError::Busy)
-            }
-        }
-    }
-}
-
 /// Everything a request handler needs.
 pub struct AppState {
     engine: Arc<Engine>,
     catalog: Option<images::PhotoRoot>,
     max_upload: usize,
-    slots: Arc<Semaphore>,
+    /// Where every search and write runs.
+    pool: admission::Pool,
+    /// What upload bodies, fetched photos and decodes hold, together.
+    budget: Arc<admission::Budget>,
+    /// Photos being fetched by URL, over all requests.
+    fetches: Arc<tokio::sync::Semaphore>,
+    /// How uploads must arrive.
+    pace: body::Pace,
     queue_wait: std::time::Duration,
-    body_timeout: std::time::Duration,
     refused: Refusals,
     /// Digest of the admin token; `None`: write endpoints disabled.
     admin_token: Option<blake3::Hash>,
@@ -224,9 +247,15 @@ impl AppState {
             engine,
             catalog,
             max_upload: opts.max_upload,
-            slots: Arc::new(Semaphore::new(opts.max_inflight.max(1))),
+            pool: admission::Pool::new(opts.workers, opts.queue, opts.queue_wait),
+            budget: admission::Budget::new(opts.memory_budget),
+            fetches: Arc::new(tokio::sync::Semaphore::new(opts.max_fetches.max(1))),
+            pace: body::Pace {
+                idle: opts.body_idle_timeout,
+                grace: opts.body_grace,
+                min_rate: opts.min_body_rate,
+            },
             queue_wait: opts.queue_wait,
-            body_timeout: opts.body_timeout,
             refused: Refusals::default(),
             admin_token,
             summary,
@@ -246,7 +275,7 @@ pub fn app(state: Arc<AppState>) -> Router {
     let upload = |route: axum::routing::MethodRouter<Arc<AppState>>| {
         route
             .layer(DefaultBodyLimit::max(limit))
-            .layer(axum::middleware::from_fn_with_state(state.clone(), whole_body))
+            .layer(axum::middleware::from_fn_with_state(state.clone(), body::whole_body))
     };
     Router::new()
         .route("/", get(assets::index))
@@ -267,17 +296,21 @@ pub fn app(state: Arc<AppState>) -> Router {
         .route("/thumbs/{id}", get(thumbnail))
         .fallback(|| async { AppError::NotFound("no such page".into()) })
         .layer(axum::middleware::from_fn(uri_limit))
+        .layer(axum::middleware::from_fn_with_state(state.clone(), json_errors))
         .layer(axum::middleware::from_fn_with_state(state.clone(), metrics::track))
         .layer(tower_http::trace::TraceLayer::new_for_http().on_failure(
             |class: tower_http::classify::ServerErrorsFailureClass,
              latency: std::time::Duration,
              _: &tracing::Span| {
-                // 503s are counted and logged per interval (`Refusals`), not one by one.
-                let busy = matches!(class,
-                    tower_http::classify::ServerErrorsFailureClass::StatusCode(s)
-                        if s == StatusCode::SERVICE_UNAVAILABLE);
-                if !busy {
-                    tracing::error!(%class, ?latency, "request failed");
+                use tower_http::classify::ServerErrorsFailureClass::StatusCode as Status;
+                match class {
+                    // 503s are counted and logged per interval (`Refusals`), not one by one.
+                    Status(s) if s == StatusCode::SERVICE_UNAVAILABLE => {}
+                    // A photo's URL failed: the remote end's fault, not this server's.
+                    Status(s) if s == StatusCode::BAD_GATEWAY => {
+                        tracing::warn!(?latency, "a photo's URL could not be fetched (502)");
+                    }
+                    class => tracing::error!(%class, ?latency, "request failed"),
                 }
             },
         ))
@@ -299,47 +332,62 @@ async fn uri_limit(req: axum::extract::Request, next: axum::middleware::Next) ->
     next.run(req).await
 }
 
-/// The slowest average pace an upload may arrive at (32 KB/s, a poor mobile uplink),
-/// beyond the `body_timeout` grace period.
-const MIN_UPLOAD_BYTES_PER_SEC: f64 = 32.0 * 1024.0;
-
-/// An upload read whole within `body_timeout` (plus its announced size at
-/// [`MIN_UPLOAD_BYTES_PER_SEC`]) before its handler runs: a client that trickles its body
-/// (a byte now and then) gets 408 instead of holding a connection and a slot
-/// indefinitely. Uploads are buffered anyway (multipart fields are read whole).
-async fn whole_body(
+/// Every refusal as JSON, the server's folders left out: axum's own answers (405 for a
+/// method a route does not take; a body over a limit) come empty or as text, and are
+/// rewritten here; a message naming the index's or the catalogue's folder names them by
+/// what they are instead (a client has no business knowing the server's paths).
+async fn json_errors(
     State(state): State<Arc<AppState>>,
     req: axum::extract::Request,
     next: axum::middleware::Next,
 ) -> Response {
-    let (parts, body) = req.into_parts();
-    let limit = state.max_upload + 64 * 1024;
-    // A grace period, plus time for the announced size at a slow mobile uplink's pace:
-    // a large photo over a slow line is not cut off, a trickle is.
-    let announced = parts
+    let method = req.method().clone();
+    let res = next.run(req).await;
+    let status = res.status();
+    if !(status.is_client_error() || status.is_server_error()) {
+        return res;
+    }
+    let (mut parts, body) = res.into_parts();
+    let json = parts
         .headers
-        .get(header::CONTENT_LENGTH)
-        .and_then(|v| v.to_str().ok()?.parse::<u64>().ok())
-        .unwrap_or(0)
-        .min(limit as u64);
-    let deadline = state.body_timeout
-        + std::time::Duration::from_secs_f64(announced as f64 / MIN_UPLOAD_BYTES_PER_SEC);
-    match tokio::time::timeout(deadline, axum::body::to_bytes(body, limit)).await {
-        Ok(Ok(bytes)) => {
-            next.run(axum::extract::Request::from_parts(parts, axum::body::Body::from(bytes))).await
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| v.starts_with("application/json"));
+    // Error bodies are short messages; anything longer is cut, not buffered whole.
+    let text = axum::body::to_bytes(body, 64 * 1024).await.unwrap_or_default();
+    let mut message = if json {
+        serde_json::from_slice::<ErrorBody>(&text).map(|b| b.error).unwrap_or_default()
+    } else {
+        String::from_utf8_lossy(&text).trim().to_string()
+    };
+    if message.is_empty() {
+        message = if status == StatusCode::METHOD_NOT_ALLOWED {
+            let allowed = parts.headers.get(header::ALLOW).and_then(|v| v.to_str().ok());
+            format!("{method} is not taken here (allowed: {})", allowed.unwrap_or("none"))
+        } else {
+            status.canonical_reason().unwrap_or("error").to_string()
+        };
+    }
+    for (folder, name) in state.folders() {
+        message = message.replace(&folder, name);
+    }
+    let body = serde_json::to_vec(&ErrorBody { error: message }).unwrap_or_default();
+    parts.headers.insert(header::CONTENT_TYPE, HeaderValue::from_static("application/json"));
+    parts.headers.remove(header::CONTENT_LENGTH);
+    Response::from_parts(parts, axum::body::Body::from(body))
+}
+
+impl AppState {
+    /// The server's folders as messages might show them, and what to call them instead.
+    fn folders(&self) -> Vec<(String, &'static str)> {
+        let mut out = vec![(self.engine.dir().display().to_string(), "the index")];
+        if let Some(images::PhotoRoot::Folder(dir)) = &self.catalog {
+            out.push((dir.display().to_string(), "the catalogue"));
         }
-        // Over the limit (`to_bytes` says "length limit exceeded"), or the client went away.
-        Ok(Err(e)) if e.to_string().contains("length limit") => {
-            too_large(state.max_upload).into_response()
-        }
-        Ok(Err(e)) => {
-            AppError::BadRequest(format!("the upload could not be read: {e}")).into_response()
-        }
-        Err(_) => AppError::Timeout(format!(
-            "the upload did not arrive within {:.0} s",
-            deadline.as_secs_f64()
-        ))
-        .into_response(),
+        // Longest first, so that a folder inside another is named as itself.
+        out.sort_by_key(|(folder, _)| std::cmp::Reverse(folder.len()));
+        out.retain(|(folder, _)| folder.len() > 1);
+        out
     }
 }
 
@@ -360,78 +408,17 @@ pub async fn serve(
     } else {
         tracing::info!("write endpoints disabled (no --admin-token)");
     }
+    tracing::info!(
+        threads = state.pool.workers(),
+        queue = opts.queue,
+        budget_mb = opts.memory_budget >> 20,
+        "searches run on the pool"
+    );
     let listener = tokio::net::TcpListener::bind(addr).await?;
     serve_on(listener, state, &opts, async {
         let _ = tokio::signal::ctrl_c().await;
     })
     .await
-}
-
-/// Serve on `listener` until `shutdown` completes. Each connection must send a request's
-/// headers within `header_timeout` (slow or idle clients are closed, so they cannot hold
-/// connections forever), and at most `max_connections` are open at once (more are
-/// closed on arrival); then requests in flight get a few seconds to finish.
-pub async fn serve_on(
-    listener: tokio::net::TcpListener,
-    state: Arc<AppState>,
-    opts: &ServeOptions,
-    shutdown: impl std::future::Future<Output = ()>,
-) -> std::io::Result<()> {
-    let router = app(state.clone());
-    let follower = opts.follow_interval.map(|every| tokio::spawn(follow(state.clone(), every)));
-    let max = opts.max_connections.clamp(1, Semaphore::MAX_PERMITS);
-    let open = Arc::new(Semaphore::new(max));
-    let header_timeout = opts.header_timeout;
-    tokio::pin!(shutdown);
-    loop {
-        let (stream, peer) = tokio::select! {
-            () = &mut shutdown => break,
-            accepted = listener.accept() => match accepted {
-                Ok(a) => a,
-                Err(e) => {
-                    // Out of file descriptors and the like: wait, do not spin.
-                    tracing::warn!(%e, "accepting a connection failed");
-                    tokio::time::sleep(std::time::Duration::from_millis(100)).await;
-                    continue;
-                }
-            },
-        };
-        let Ok(permit) = open.clone().try_acquire_owned() else {
-            state.refused.note();
-            drop(stream);
-            continue;
-        };
-        let service = hyper_util::service::TowerToHyperService::new(router.clone());
-        tokio::spawn(async move {
-            let _open = permit;
-            let mut stream = stream;
-            // The first request's head is read here, so that one too long for hyper gets
-            // a JSON answer rather than hyper's empty 414/431; then hyper reads it again.
-            let head = match tokio::time::timeout(header_timeout, head::read(&mut stream)).await {
-                Ok(Ok(head::Head::Fine(bytes))) => bytes,
-                Ok(Ok(head::Head::TooLong(status, message))) => {
-                    head::refuse(&mut stream, status, &message).await;
-                    return;
-                }
-                // Closed, or silent past the header timeout.
-                Ok(Err(_)) | Err(_) => return,
-            };
-            let io = head::Rewind::new(head, stream);
-            let conn = hyper::server::conn::http1::Builder::new()
-                .timer(hyper_util::rt::TokioTimer::new())
-                .header_read_timeout(header_timeout)
-                .serve_connection(hyper_util::rt::TokioIo::new(io), service);
-            if let Err(e) = conn.await {
-                tracing::debug!(%e, %peer, "connection closed");
-            }
-        });
-    }
-    if let Some(f) = follower {
-        f.abort();
-    }
-    let all = u32::try_from(max).unwrap_or(u32::MAX);
-    let _ = tokio::time::timeout(std::time::Duration::from_secs(5), open.acquire_many(all)).await;
-    Ok(())
 }
 
 /// Every `every`, load what other processes wrote to the index, so that several servers

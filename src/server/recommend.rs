@@ -120,14 +120,8 @@ pub(super) async fn recommend(
         };
         (examples(body.like, body.like_vectors), examples(body.unlike, body.unlike_vectors), query)
     };
-    let permit = state.slot().await?;
     let engine = state.engine.clone();
-    let answer = tokio::task::spawn_blocking(move || {
-        let _permit = permit;
-        engine.recommend(&like, &unlike, &query)
-    })
-    .await
-    .map_err(|e| AppError::Internal(format!("recommend task failed: {e}")))??;
+    let answer = state.pool.run(move || engine.recommend(&like, &unlike, &query)).await??;
     Ok(Json(SearchOut::of(answer, t0)))
 }
 
@@ -137,17 +131,26 @@ fn checked(name: &str, v: Option<f32>, lo: f32, hi: f32) -> Result<Option<f32>, 
 
 impl AppState {
     /// The vector a photo is searched by ([`crate::engine::Engine::compared_vector`]),
-    /// embedded in a slot of the blocking pool.
-    async fn embed(&self, photo: Bytes) -> Result<Vec<f32>, AppError> {
-        let permit = self.slot().await?;
+    /// embedded on the pool, its decode held against the byte budget.
+    async fn embed(&self, photo: Photo) -> Result<Vec<f32>, AppError> {
+        let Photo { bytes, mut held } = photo;
+        if !held.grow(crate::preprocess::decode_cost(&bytes)) {
+            self.refused.note();
+            return Err(AppError::Busy);
+        }
         let engine = self.engine.clone();
-        let (vector, timing) = tokio::task::spawn_blocking(move || {
-            let _permit = permit;
-            let (embedded, timing) = engine.embed_photo(&photo, None, QueryResize::Auto, None)?;
-            Ok::<_, crate::Error>((engine.compared_vector(&embedded, &Query::default())?, timing))
-        })
-        .await
-        .map_err(|e| AppError::Internal(format!("embedding task failed: {e}")))??;
+        let (vector, timing) = self
+            .pool
+            .run(move || {
+                let _held = held;
+                let (embedded, timing) =
+                    engine.embed_photo(&bytes, None, QueryResize::Auto, None)?;
+                Ok::<_, crate::Error>((
+                    engine.compared_vector(&embedded, &Query::default())?,
+                    timing,
+                ))
+            })
+            .await??;
         self.metrics.stages(&timing);
         Ok(vector)
     }

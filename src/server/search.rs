@@ -65,11 +65,11 @@ impl SearchOut {
     responses(
         (status = 200, body = SearchOut),
         (status = 400, body = ErrorBody, description = "bad parameter, unusable photo, or a URL that is refused (its address), answered with an error, or redirected too often"),
-        (status = 408, body = ErrorBody, description = "the upload did not arrive within the body timeout (30 s plus its size at 32 KB/s)"),
+        (status = 408, body = ErrorBody, description = "the upload stopped (no byte for the idle timeout, 10 s) or arrived slower than the minimum rate (32 KB/s after 10 s); the connection is closed"),
         (status = 413, body = ErrorBody, description = "upload (or download) over the size limit"),
         (status = 415, body = ErrorBody, description = "not an image"),
         (status = 502, body = ErrorBody, description = "the URL could not be fetched (unreachable, or too slow)"),
-        (status = 503, body = ErrorBody, description = "too many searches at once (after waiting up to 2 s for a slot); see Retry-After"),
+        (status = 503, body = ErrorBody, description = "the search queue is full, the search waited past the queue wait, or the memory budget is spent; see Retry-After"),
     )
 )]
 pub(super) async fn search(
@@ -152,36 +152,33 @@ pub(super) async fn batch(
         )));
     }
     let query = form.query(&state)?;
-    // URLs are fetched all at once (each within the fetch time limit), so that a batch
-    // of slow ones takes one limit, not one per URL.
-    let fetches: Vec<Option<tokio::task::JoinHandle<Result<Bytes, AppError>>>> = form
-        .sources
-        .iter()
-        .map(|(_, _, source)| match source {
-            Source::Url(_) => {
-                let (state, source) = (state.clone(), source.clone());
-                Some(tokio::spawn(async move { state.photo(&source).await }))
+    // URLs are fetched together (each within the fetch time limit, all within the
+    // server's fetch places), so that a batch of slow ones takes one limit, not one per
+    // URL. The fetches are part of this request's future, not tasks of their own: when
+    // the client goes away they are dropped with it.
+    let fetches = futures_util::future::join_all(form.sources.iter().map(|(_, _, source)| {
+        let state = &state;
+        async move {
+            match source {
+                Source::Url(_) => Some(state.photo(source).await),
+                _ => None,
             }
-            _ => None,
-        })
-        .collect();
+        }
+    }))
+    .await;
     let mut batches = Vec::with_capacity(form.sources.len());
-    for ((_, _, source), fetch) in form.sources.iter().zip(fetches) {
+    for ((_, _, source), fetched) in form.sources.iter().zip(fetches) {
         let t = Instant::now();
-        let photo = match (source, fetch) {
-            (_, Some(fetch)) => fetch
-                .await
-                .map_err(|e| AppError::Internal(format!("fetch task failed: {e}")))
-                .and_then(|r| r),
-            (Source::Id(_), None) => Ok(Bytes::new()),
-            (upload, None) => state.photo(upload).await,
-        };
-        let answer = match (source, photo) {
+        let answer = match (source, fetched) {
             (Source::Id(id), _) => {
-                state.engine.similar_answer(id, &query).map(|a| (a, None)).map_err(AppError::from)
+                state.search_similar(id.clone(), query.clone()).await.map(|a| (a, None))
             }
-            (_, Ok(bytes)) => state.search_photo(bytes, query.clone(), form.vector).await,
-            (_, Err(e)) => Err(e),
+            (_, Some(Ok(photo))) => state.search_photo(photo, query.clone(), form.vector).await,
+            (_, Some(Err(e))) => Err(e),
+            (upload, None) => match state.photo(upload).await {
+                Ok(photo) => state.search_photo(photo, query.clone(), form.vector).await,
+                Err(e) => Err(e),
+            },
         };
         batches.push(match answer {
             Ok((a, vector)) => BatchItem::Results(SearchOut { vector, ..SearchOut::of(a, t) }),
@@ -202,7 +199,8 @@ pub(super) async fn batch(
         ("collapse" = Option<f32>, Query, description = "0..1: leave out results with at least this cosine to a better one"),
         ("trained" = Option<f32>, Query, description = "0..1: the trained projection's share of the score (0: not used; default 0.4 when the index has one, with colour 1.0 unless `colour` says)"),
         ("category" = Option<f32>, Query, description = "0..0.9: the predicted article type's share of the score (0: by similarity alone; default 0.3 with a model that predicts categories)")),
-    responses((status = 200, body = SearchOut), (status = 400, body = ErrorBody), (status = 404, body = ErrorBody)))]
+    responses((status = 200, body = SearchOut), (status = 400, body = ErrorBody), (status = 404, body = ErrorBody),
+        (status = 503, body = ErrorBody, description = "the search queue is full; see Retry-After")))]
 pub(super) async fn similar(
     State(state): State<Arc<AppState>>,
     Id(id): Id,
@@ -220,6 +218,6 @@ pub(super) async fn similar(
         category: fraction("category", p.category.as_deref(), 0.0, MAX_CATEGORY)?,
         ..Query::default()
     };
-    let answer = state.engine.similar_answer(&id, &q)?;
+    let answer = state.search_similar(id, q).await?;
     Ok(Json(SearchOut::of(answer, t0)))
 }

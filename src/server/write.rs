@@ -107,9 +107,9 @@ fn put_metadata(
         (status = 400, body = ErrorBody, description = "missing id or photo, unknown field or column, unusable photo"),
         (status = 401, body = ErrorBody, description = "missing or wrong bearer token"),
         (status = 403, body = ErrorBody, description = "write endpoints disabled (no admin token configured)"),
-        (status = 408, body = ErrorBody, description = "the upload did not arrive within the body timeout (30 s plus its size at 32 KB/s)"),
+        (status = 408, body = ErrorBody, description = "the upload stopped (no byte for the idle timeout, 10 s) or arrived slower than the minimum rate (32 KB/s after 10 s); the connection is closed"),
         (status = 413, body = ErrorBody, description = "upload over the size limit"),
-        (status = 503, body = ErrorBody, description = "too many searches or writes at once (after waiting up to 2 s for a slot); see Retry-After"),
+        (status = 503, body = ErrorBody, description = "the queue is full or the memory budget is spent; see Retry-After"),
     )
 )]
 pub(super) async fn add_item(
@@ -176,17 +176,24 @@ pub(super) async fn add_item(
                 "missing the item id: give an 'id' field or a file name with the photo".into(),
             )
         })?;
-    let permit = state.slot().await?;
+    let mut held = state.budget.nothing();
+    if !held.grow(crate::preprocess::decode_cost(&photo)) {
+        state.refused.note();
+        return Err(AppError::Busy);
+    }
+    // Stored (and found) in NFC, whichever form the client sent.
+    let id = crate::engine::canonical_id(&id);
     let task_state = state.clone();
     let item = NewItem { id: id.clone(), photo: photo.to_vec(), metadata };
-    let report = tokio::task::spawn_blocking(move || {
-        let _permit = permit;
-        let report = task_state.engine.add_items(vec![item])?;
-        mark_stale(&task_state);
-        Ok::<_, AppError>(report)
-    })
-    .await
-    .map_err(|e| AppError::Internal(format!("write task failed: {e}")))??;
+    let report = state
+        .pool
+        .run(move || {
+            let _held = held;
+            let report = task_state.engine.add_items(vec![item])?;
+            mark_stale(&task_state);
+            Ok::<_, AppError>(report)
+        })
+        .await??;
     let created = report.replaced.is_empty();
     let body = Json(WriteOut::from(report));
     if created {

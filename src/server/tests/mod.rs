@@ -220,6 +220,21 @@ async fn page_assets_and_health() {
 }
 
 #[tokio::test]
+async fn a_method_a_route_does_not_take_is_refused_in_json() {
+    // Before: 405 with an empty body.
+    for (method, uri) in [("GET", "/api/search"), ("POST", "/healthz"), ("PUT", "/api/items/1001")]
+    {
+        let req = Request::builder().method(method).uri(uri).body(Body::empty()).unwrap();
+        let (s, h, b) = send(router(), req).await;
+        assert_eq!(s, StatusCode::METHOD_NOT_ALLOWED, "{method} {uri}");
+        assert!(h["content-type"].to_str().unwrap().starts_with("application/json"));
+        let v: Value = serde_json::from_slice(&b).unwrap();
+        assert!(error_of(&v).contains(&format!("{method} is not taken here")), "{v}");
+        assert!(h.contains_key("allow"), "{method} {uri}");
+    }
+}
+
+#[tokio::test]
 async fn openapi_document_lists_the_api() {
     let (s, v) = get_json("/api/openapi.json").await;
     assert_eq!(s, StatusCode::OK);

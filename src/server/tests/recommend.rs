@@ -130,6 +130,16 @@ async fn bad_recommendations_name_the_problem() {
         assert_eq!(s, status, "{body}: {v}");
         assert!(error_of(&v).contains(says), "{body}: {v}");
     }
+    // Before: any magnitude was taken (a score of 2.47e18 came back).
+    let dim = get_json("/api/stats").await.1["dimension"].as_u64().unwrap_or(0) as usize;
+    assert!(dim > 0);
+    for scale in [1e9f32, 2.0, 0.0] {
+        let mut vector = vec![0.0f32; dim];
+        vector[0] = scale;
+        let (s, v) = recommend(&format!(r#"{{"like_vectors": [{vector:?}]}}"#)).await;
+        assert_eq!(s, StatusCode::BAD_REQUEST, "{scale}: {v}");
+        assert!(error_of(&v).contains("length near 1"), "{scale}: {v}");
+    }
     let too_many: Vec<String> = (0..70).map(|_| "\"1003\"".to_string()).collect();
     let (s, v) = recommend(&format!(r#"{{"like": [{}]}}"#, too_many.join(","))).await;
     assert_eq!(s, StatusCode::BAD_REQUEST, "{v}");

@@ -163,31 +163,88 @@ async fn uploads_over_the_limit_get_413() {
     assert_eq!(s, StatusCode::PAYLOAD_TOO_LARGE, "{v}");
 }
 
-#[tokio::test]
-async fn a_full_server_answers_busy() {
-    let quick = std::time::Duration::from_millis(50);
-    let state =
-        state_with(ServeOptions { max_inflight: 1, queue_wait: quick, ..ServeOptions::default() });
-    let held = state.slots.clone().try_acquire_owned().unwrap();
-    let (s, h, b) = send(app(state.clone()), multipart(&[("image", &photo("1000"))])).await;
-    assert_eq!(s, StatusCode::SERVICE_UNAVAILABLE);
+/// A job on the pool that runs until the sender is dropped: once `started`, it holds a
+/// thread; otherwise it may sit in the queue.
+fn hold(state: &Arc<AppState>) -> (std::sync::mpsc::Sender<()>, std::sync::mpsc::Receiver<()>) {
+    let (release, wait) = std::sync::mpsc::channel::<()>();
+    let (started_tx, started) = std::sync::mpsc::channel::<()>();
+    let state = state.clone();
+    tokio::spawn(async move {
+        let job = move || {
+            let _ = started_tx.send(());
+            wait.recv().is_ok()
+        };
+        let _ = state.pool.run(job).await;
+    });
+    (release, started)
+}
+
+/// Holds one of the pool's threads until the sender is dropped.
+async fn occupy(state: &Arc<AppState>) -> std::sync::mpsc::Sender<()> {
+    let (release, started) = hold(state);
+    for _ in 0..500 {
+        if started.try_recv().is_ok() {
+            return release;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+    }
+    panic!("the job did not start");
+}
+
+async fn assert_busy(state: &Arc<AppState>, req: Request<Body>) {
+    let t0 = std::time::Instant::now();
+    let (s, h, b) = send(app(state.clone()), req).await;
+    assert_eq!(s, StatusCode::SERVICE_UNAVAILABLE, "{}", String::from_utf8_lossy(&b));
     assert_eq!(h["retry-after"], "1", "a 503 says when to come back");
     let v: Value = serde_json::from_slice(&b).unwrap();
-    assert!(error_of(&v).contains("busy"));
-    drop(held);
-    let (s, _) = search(app(state), &[("image", &photo("1000"))]).await;
-    assert_eq!(s, StatusCode::OK);
+    assert!(error_of(&v).contains("busy"), "{v}");
+    // Refused at once, not after waiting for a thread.
+    assert!(t0.elapsed() < std::time::Duration::from_secs(1), "{:?}", t0.elapsed());
 }
 
 #[tokio::test]
-async fn a_search_waits_for_a_slot_that_frees_in_time() {
+async fn a_full_server_answers_busy_at_once_for_every_kind_of_search() {
     let state = state_with(ServeOptions {
-        max_inflight: 1,
+        workers: 1,
+        queue: 1,
         queue_wait: std::time::Duration::from_secs(30),
         ..ServeOptions::default()
     });
-    let held = state.slots.clone().try_acquire_owned().unwrap();
-    // The slot frees while the search waits: it is answered, not refused.
+    // The thread and the queue's one place are taken.
+    let a = occupy(&state).await;
+    let (b, _) = hold(&state);
+    tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    assert_busy(&state, multipart(&[("image", &photo("1000"))])).await;
+    // Before: searches by id ran on the async threads, beside the overload protection.
+    assert_busy(&state, Request::get("/api/items/1001/similar").body(Body::empty()).unwrap()).await;
+    let ids: &[(&str, &[u8])] = &[("id", b"1001"), ("id", b"1002")];
+    assert_busy(&state, form("/api/search/batch", ids, None)).await;
+    let json = Request::post("/api/recommend")
+        .header("content-type", "application/json")
+        .body(Body::from(r#"{"like": ["1001"]}"#))
+        .unwrap();
+    assert_busy(&state, json).await;
+    assert_busy(&state, form("/api/embed", &[("image", &photo("1000"))], Some("q.jpg"))).await;
+    // Liveness does not wait for the pool.
+    let (s, _) = get_on(&state, "/healthz").await;
+    assert_eq!(s, StatusCode::OK);
+    drop((a, b));
+    let (s, v) = search(app(state.clone()), &[("image", &photo("1000"))]).await;
+    assert_eq!(s, StatusCode::OK, "{v}");
+    let (s, v) = get_on(&state, "/api/items/1001/similar").await;
+    assert_eq!(s, StatusCode::OK, "{v}");
+}
+
+#[tokio::test]
+async fn a_search_waits_in_the_queue_for_a_thread_that_frees_in_time() {
+    let state = state_with(ServeOptions {
+        workers: 1,
+        queue: 4,
+        queue_wait: std::time::Duration::from_secs(30),
+        ..ServeOptions::default()
+    });
+    let held = occupy(&state).await;
+    // The thread frees while the search waits: it is answered, not refused.
     let release = tokio::spawn(async move {
         tokio::time::sleep(std::time::Duration::from_millis(200)).await;
         drop(held);
@@ -198,11 +255,37 @@ async fn a_search_waits_for_a_slot_that_frees_in_time() {
 }
 
 #[tokio::test]
+async fn uploads_past_the_byte_budget_get_503_and_give_it_back() {
+    // Before: bodies were read whole with no overall limit (96 x 20 MB reached 1.87 GB).
+    let jpeg = photo("1000");
+    let tight =
+        state_with(ServeOptions { memory_budget: jpeg.len() as u64, ..ServeOptions::default() });
+    let (s, h, b) = send(app(tight.clone()), multipart(&[("image", &jpeg)])).await;
+    assert_eq!(s, StatusCode::SERVICE_UNAVAILABLE, "{}", String::from_utf8_lossy(&b));
+    assert_eq!(h["retry-after"], "1");
+    assert!(error_of(&serde_json::from_slice(&b).unwrap()).contains("busy"));
+    assert_eq!(tight.budget.used(), 0, "what was held is given back");
+    // Room for the body three times over and its decode: searched, all given back.
+    let decode = crate::preprocess::decode_cost(&jpeg);
+    assert!(decode > 0);
+    let enough = state_with(ServeOptions {
+        memory_budget: 4 * jpeg.len() as u64 + decode,
+        ..ServeOptions::default()
+    });
+    let (s, v) = search(app(enough.clone()), &[("image", &jpeg)]).await;
+    assert_eq!(s, StatusCode::OK, "{v}");
+    assert_eq!(enough.budget.used(), 0);
+}
+
+#[tokio::test]
 async fn trained_parameter_reorders_with_the_projection_and_is_checked() {
     // The shared index has no projection: asking for one is the caller's mistake.
     let (s, v) = get_json("/api/items/1001/similar?trained=0.5").await;
     assert_eq!(s, StatusCode::BAD_REQUEST, "{v}");
     assert!(v["error"].as_str().unwrap().contains("lookalike train"), "{v}");
+    // Before: the message named the server's index folder.
+    let folder = engine().dir().display().to_string();
+    assert!(!v.to_string().contains(&folder), "{v}");
     let (s, _) = get_json("/api/items/1001/similar?trained=2").await;
     assert_eq!(s, StatusCode::BAD_REQUEST);
     assert_eq!(get_json("/api/stats").await.1["trained"], Value::Null);

@@ -120,6 +120,13 @@ async fn bad_uploads_add_nothing() {
         (vec![("image", &img)], None, "missing the item id"),
         (vec![("image", &img), ("id", b"  ")], Some("shoe.jpg"), "the 'id' field is empty"),
         (vec![("image", &img), ("id", b"a/b")], None, "slash"),
+        // Before: accepted (201), then unreachable: clients drop a URL's dot segments.
+        (vec![("image", &img), ("id", b".")], None, "'.' or '..'"),
+        (vec![("image", &img), ("id", b"..")], None, "'.' or '..'"),
+        // Before: accepted, an id that reads as another or as nothing at all.
+        (vec![("image", &img), ("id", "evil\u{202E}gpj".as_bytes())], None, "invisible"),
+        (vec![("image", &img), ("id", "a\u{200B}b".as_bytes())], None, "invisible"),
+        (vec![("image", &img), ("id", "\u{FEFF}t".as_bytes())], None, "invisible"),
         (
             vec![("image", &img), ("id", b"t"), ("colour", b"red")],
             None,
@@ -196,4 +203,27 @@ async fn a_removed_item_is_gone_at_once() {
         assert!(error_of(&v).contains(&format!("unknown id '{id}'")), "{v}");
     }
     assert_eq!(get_on(&state, "/api/stats").await.1["count"], 7);
+}
+
+#[tokio::test]
+async fn an_id_in_either_unicode_form_names_one_item() {
+    // Before: `café` precomposed (NFC) and decomposed (NFD) were stored as two items.
+    let (_dir, state) = writable(Some(TOKEN));
+    let (nfc, nfd) = ("caf\u{e9}", "cafe\u{301}");
+    let img = photo("1030");
+    let (s, h, v) = call(&state, add(&[("image", &img), ("id", nfd.as_bytes())], None)).await;
+    assert_eq!(s, StatusCode::CREATED, "{v}");
+    assert_eq!(v["added"][0], nfc, "stored in NFC: {v}");
+    assert_eq!(h["location"], "/api/items/caf%C3%A9");
+    let (s, _, v) = call(&state, add(&[("image", &img), ("id", nfc.as_bytes())], None)).await;
+    assert_eq!(s, StatusCode::OK, "the same item, replaced: {v}");
+    assert_eq!(get_on(&state, "/api/stats").await.1["count"], 9);
+    for uri in ["/api/items/caf%C3%A9", "/api/items/cafe%CC%81", "/api/items/cafe%CC%81/similar"] {
+        let (s, v) = get_on(&state, uri).await;
+        assert_eq!(s, StatusCode::OK, "{uri}: {v}");
+    }
+    let (s, _, v) = call(&state, delete("cafe%CC%81")).await;
+    assert_eq!(s, StatusCode::OK, "{v}");
+    assert_eq!(v["removed"][0], nfc, "{v}");
+    assert_eq!(get_on(&state, "/api/items/caf%C3%A9").await.0, StatusCode::NOT_FOUND);
 }

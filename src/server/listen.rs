@@ -1,0 +1,109 @@
+//! The connection loop: each connection is let in on an allowance
+//! ([`admission::Connections`]: the general one, or the reserve that answers only
+//! `/healthz` and `/metrics`, capped per client address), must send its first request's
+//! head within the header timeout (read here, `head.rs`, so that a head too long for
+//! hyper gets a JSON answer), and is then served by hyper, whose header timeout also
+//! closes a connection left idle between requests.
+
+use super::admission::{Allowance, Connections, Ticket};
+use super::*;
+
+/// A reserve connection must say what it wants within this (or the header timeout, if
+/// shorter): the reserve is small, and a probe sends its few bytes at once.
+const RESERVE_HEAD_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(2);
+
+/// Serve on `listener` until `shutdown` completes; then requests in flight get a few
+/// seconds to finish.
+pub async fn serve_on(
+    listener: tokio::net::TcpListener,
+    state: Arc<AppState>,
+    opts: &ServeOptions,
+    shutdown: impl std::future::Future<Output = ()>,
+) -> std::io::Result<()> {
+    let router = app(state.clone());
+    let follower = opts.follow_interval.map(|every| tokio::spawn(follow(state.clone(), every)));
+    let gate = Connections::new(
+        opts.max_connections,
+        opts.reserved_connections,
+        opts.max_connections_per_address,
+    );
+    let header_timeout = opts.header_timeout;
+    tokio::pin!(shutdown);
+    loop {
+        let (stream, peer) = tokio::select! {
+            () = &mut shutdown => break,
+            accepted = listener.accept() => match accepted {
+                Ok(a) => a,
+                Err(e) => {
+                    // Out of file descriptors and the like: wait, do not spin.
+                    tracing::warn!(%e, "accepting a connection failed");
+                    tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+                    continue;
+                }
+            },
+        };
+        let Some(ticket) = gate.admit(peer.ip()) else {
+            // Its address holds its share, or every allowance is full: closing at once
+            // costs nothing, where an answer would cost a read of its head.
+            state.refused.note();
+            state.metrics.connection_refused();
+            drop(stream);
+            continue;
+        };
+        let service = hyper_util::service::TowerToHyperService::new(router.clone());
+        let state = state.clone();
+        tokio::spawn(connection(stream, peer, ticket, service, header_timeout, state));
+    }
+    if let Some(f) = follower {
+        f.abort();
+    }
+    let done = async {
+        while gate.open() > 0 {
+            tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+        }
+    };
+    let _ = tokio::time::timeout(std::time::Duration::from_secs(5), done).await;
+    Ok(())
+}
+
+async fn connection(
+    stream: tokio::net::TcpStream,
+    peer: std::net::SocketAddr,
+    ticket: Ticket,
+    service: hyper_util::service::TowerToHyperService<Router>,
+    header_timeout: std::time::Duration,
+    state: Arc<AppState>,
+) {
+    let _open = &ticket;
+    let mut stream = stream;
+    let reserve = ticket.allowance == Allowance::Reserve;
+    let head_timeout =
+        if reserve { header_timeout.min(RESERVE_HEAD_TIMEOUT) } else { header_timeout };
+    // The first request's head is read here, so that one too long for hyper gets a JSON
+    // answer rather than hyper's empty 414/431; then hyper reads it again.
+    let head = match tokio::time::timeout(head_timeout, head::read(&mut stream)).await {
+        Ok(Ok(head::Head::Fine(bytes))) => bytes,
+        Ok(Ok(head::Head::Refused(status, message))) => {
+            head::refuse(&mut stream, status, &message).await;
+            return;
+        }
+        // Closed, or silent past the header timeout.
+        Ok(Err(_)) | Err(_) => return,
+    };
+    if reserve && !head::is_probe(&head) {
+        // The general allowance is full: only probes are served beyond it.
+        state.refused.note();
+        head::refuse(&mut stream, StatusCode::SERVICE_UNAVAILABLE, error::BUSY).await;
+        return;
+    }
+    let io = head::Rewind::new(head, stream);
+    let conn = hyper::server::conn::http1::Builder::new()
+        .timer(hyper_util::rt::TokioTimer::new())
+        .header_read_timeout(header_timeout)
+        // A reserve connection is for one probe.
+        .keep_alive(!reserve)
+        .serve_connection(hyper_util::rt::TokioIo::new(io), service);
+    if let Err(e) = conn.await {
+        tracing::debug!(%e, %peer, "connection closed");
+    }
+}
