@@ -159,6 +159,8 @@ pub fn scan(root: &Path) -> Result<Scan, CatalogError> {
                 let path = e.path().map(rel_of).unwrap_or_default();
                 let reason = if e.loop_ancestor().is_some() {
                     "link loop (leads back to a folder above it)".to_string()
+                } else if e.path().is_some_and(links_in_a_circle) {
+                    "link loop (its links lead back to one another)".to_string()
                 } else if e.path().is_some_and(|p| p.is_symlink() && !p.exists()) {
                     "dangling link (its target does not exist)".to_string()
                 } else {
@@ -199,6 +201,19 @@ fn id_of_stem(stem: &std::ffi::OsStr) -> String {
     }
 }
 
+/// Whether `path` is a link that never resolves because its links lead back to one
+/// another (`a -> b -> a`): it does not "exist" either, but it is no dangling link.
+#[cfg(unix)]
+fn links_in_a_circle(path: &Path) -> bool {
+    path.is_symlink()
+        && std::fs::metadata(path).is_err_and(|e| e.raw_os_error() == Some(libc::ELOOP))
+}
+
+#[cfg(not(unix))]
+fn links_in_a_circle(_: &Path) -> bool {
+    false
+}
+
 /// Whether `path` (through any links) resolves to somewhere inside `real_root`. A path
 /// that does not resolve (dangling) counts as inside, so that the walker reports it.
 fn inside(real_root: &Path, path: &Path) -> bool {
@@ -228,6 +243,23 @@ mod tests {
         assert!(ids.contains("hat"));
         assert!(ids.iter().filter(|i| i.starts_with("hat\u{fffd}~")).count() == 2, "{ids:?}");
         assert!(scan.duplicate_ids.is_empty());
+    }
+
+    #[cfg(unix)]
+    #[test]
+    fn links_leading_back_to_one_another_are_a_loop_not_a_dangling_link() {
+        // Before: reported as a "dangling link".
+        let dir = tempfile::tempdir().unwrap();
+        std::os::unix::fs::symlink("b.jpg", dir.path().join("a.jpg")).unwrap();
+        std::os::unix::fs::symlink("a.jpg", dir.path().join("b.jpg")).unwrap();
+        std::os::unix::fs::symlink("nowhere.jpg", dir.path().join("c.jpg")).unwrap();
+        let s = scan(dir.path()).unwrap();
+        let reason = |name: &str| {
+            s.unusable.iter().find(|(p, _)| p == name).map(|(_, r)| r.clone()).unwrap_or_default()
+        };
+        assert!(reason("a.jpg").contains("link loop"), "{:?}", s.unusable);
+        assert!(reason("b.jpg").contains("link loop"), "{:?}", s.unusable);
+        assert!(reason("c.jpg").contains("dangling"), "{:?}", s.unusable);
     }
 
     #[test]
