@@ -304,7 +304,10 @@ def main(argv=None):
         # Studio photos at the catalogue's size.
         xs, ms = data.studio_batch(cat, studio_rows, cfg["studio_size"], gen)
         xc, mc = data.composite_batch(cat, comp_rows, bank, cfg["snapshot_size"], gen)
-        snap_idx = torch.multinomial(snap_w, cfg["snapshots"], True, generator=gen).numpy()
+        if cfg.get("snapshot_balance", 0.0):
+            snap_idx = torch.multinomial(snap_w, cfg["snapshots"], True, generator=gen).numpy()
+        else:  # r1, r2: every photo equally often, drawn as they drew them
+            snap_idx = torch.randint(0, len(snaps.images), (cfg["snapshots"],), generator=gen).numpy()
         xn = data.snapshot_batch(snaps, snap_idx, cfg["snapshot_size"], gen)
         x160 = torch.cat([xc, xn])
         parts = [(xs, ms, studio_rows), (x160, mc, comp_rows)]
