@@ -22,6 +22,9 @@ fn environment() -> Result<&'static ort::environment::Environment, EmbedError> {
     env.as_ref().map_err(|message| EmbedError::RuntimeLoad { path: lib, message: message.clone() })
 }
 
+/// One output of a run: its shape and its values.
+type Output = (Vec<i64>, Vec<f32>);
+
 pub(super) struct OrtBackend {
     // `Session::run` takes `&mut self`; batches are large enough that a lock costs nothing.
     session: Mutex<Session>,
@@ -72,27 +75,13 @@ impl OrtBackend {
         size: u32,
         want_mask: bool,
     ) -> Result<super::Outputs, EmbedError> {
-        let shape = super::input_shape(spec, n, size);
-        let err = |e: ort::Error| EmbedError::Inference(e.to_string());
-        let input = TensorRef::from_array_view((shape, batch)).map_err(err)?;
-        let mut session = self
-            .session
-            .lock()
-            .map_err(|_| EmbedError::Inference("inference session poisoned".into()))?;
-        let outputs = session.run(ort::inputs![spec.input.as_str() => input]).map_err(err)?;
-        let value = outputs
-            .get(&spec.output)
-            .ok_or_else(|| EmbedError::Inference(format!("no output '{}'", spec.output)))?;
-        let (_, data) = value.try_extract_tensor::<f32>().map_err(err)?;
-        let embedding = data.to_vec();
-        let mask = match spec.mask.as_deref().filter(|_| want_mask) {
-            Some(name) => {
-                let value = outputs
-                    .get(name)
-                    .ok_or_else(|| EmbedError::Inference(format!("no output '{name}'")))?;
-                let (shape, data) = value.try_extract_tensor::<f32>().map_err(err)?;
-                Some(super::mask_of(shape, data)?)
-            }
+        let mask_name = spec.mask.as_deref().filter(|_| want_mask);
+        let mut names = vec![spec.output.as_str()];
+        names.extend(mask_name);
+        let mut outputs = self.outputs(spec, batch, n, size, &names)?.into_iter();
+        let (_, embedding) = outputs.next().unwrap_or_default();
+        let mask = match outputs.next() {
+            Some((shape, data)) => Some(super::mask_of(&shape, &data)?),
             None => None,
         };
         Ok(super::Outputs { embedding, mask })
@@ -105,9 +94,23 @@ impl OrtBackend {
         size: u32,
         names: &[&str],
     ) -> Result<Vec<Vec<f32>>, EmbedError> {
-        let shape = super::input_shape(spec, 1, size);
+        let outputs = self.outputs(spec, tensor, 1, size, names)?;
+        Ok(outputs.into_iter().map(|(_, data)| data).collect())
+    }
+
+    /// Runs the model once on `n` tensors and copies out the outputs named `names`, in
+    /// that order, each with its shape: the one place the session is locked and run.
+    fn outputs(
+        &self,
+        spec: &ModelSpec,
+        batch: &[f32],
+        n: usize,
+        size: u32,
+        names: &[&str],
+    ) -> Result<Vec<Output>, EmbedError> {
+        let shape = super::input_shape(spec, n, size);
         let err = |e: ort::Error| EmbedError::Inference(e.to_string());
-        let input = TensorRef::from_array_view((shape, tensor)).map_err(err)?;
+        let input = TensorRef::from_array_view((shape, batch)).map_err(err)?;
         let mut session = self
             .session
             .lock()
@@ -119,8 +122,8 @@ impl OrtBackend {
                 let value = outputs
                     .get(*name)
                     .ok_or_else(|| EmbedError::Inference(format!("no output '{name}'")))?;
-                let (_, data) = value.try_extract_tensor::<f32>().map_err(err)?;
-                Ok(data.to_vec())
+                let (shape, data) = value.try_extract_tensor::<f32>().map_err(err)?;
+                Ok((shape.to_vec(), data.to_vec()))
             })
             .collect()
     }
