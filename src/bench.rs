@@ -405,7 +405,7 @@ pub fn ann(
     let t = Instant::now();
     let refreshed = crate::index::partition::refresh(&store, dim, false)?;
     let partition_seconds = t.elapsed().as_secs_f64();
-    let disk_mb = std::fs::metadata(scratch.join("data.mdb")).map_or(0.0, |m| m.len() as f64 / 1e6);
+    let disk_mb = crate::store::LmdbStore::disk_bytes(scratch) as f64 / 1e6;
     let before = rss_bytes();
     let index = VectorIndex::load(&store, dim)?;
     let memory = (rss_bytes().saturating_sub(before)) as f64 / 1e6 / (items as f64 / 1000.0);

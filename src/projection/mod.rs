@@ -44,8 +44,8 @@ pub const FORMAT_VERSION: u32 = 1;
 /// What can go wrong with a projection: reading, checking or training it.
 #[derive(Debug, thiserror::Error)]
 pub enum ProjectionError {
-    #[error("no trained projection in {0} (run `lookalike train --index {0}` first)", .dir.display())]
-    Missing { dir: PathBuf },
+    #[error("no trained projection in {index} (run `lookalike train --index {index}` first)")]
+    Missing { index: String },
     #[error("{}: not a lookalike projection file", .path.display())]
     NotAProjection { path: PathBuf },
     #[error(

@@ -11,10 +11,14 @@ use heed::types::{Bytes, SerdeJson, Str, U32};
 use heed::{CommitOrAbort, Database, Env, EnvOpenOptions, RoTxn, RwTxn};
 
 use super::{
-    Change, FORMAT_VERSION, IndexInfo, ItemRecord, Store, StoreError, check_dims, check_file_name,
-    check_version,
+    Change, FORMAT_VERSION, IndexInfo, ItemRecord, KeptFile, Store, StoreError, check_dims,
+    check_file_name, check_version,
 };
 
+/// LMDB's data file in an index folder (only this file names it).
+const DATA_FILE: &str = "data.mdb";
+/// LMDB's lock file, which belongs to the folder it is in and is never copied.
+const LOCK_FILE: &str = "lock.mdb";
 const INFO_KEY: &str = "info";
 const NEXT_KEY: &str = "next_key";
 const CENTROIDS_KEY: &str = "centroids";
@@ -58,6 +62,41 @@ pub struct LmdbStore {
 }
 
 impl LmdbStore {
+    /// Whether `dir` holds a store (it may still lack a description).
+    pub fn is_index(dir: &Path) -> bool {
+        dir.join(DATA_FILE).is_file()
+    }
+
+    /// Bytes the store's data file takes on disk (0 when it cannot be read).
+    pub fn disk_bytes(dir: &Path) -> u64 {
+        std::fs::metadata(dir.join(DATA_FILE)).map_or(0, |m| m.len())
+    }
+
+    /// Copy the index in `dir` into the empty or new folder `to` (the store, the model
+    /// and every other file at its top level; not added photos): a scratch copy to write
+    /// into. Nothing may write to `dir` meanwhile.
+    pub fn copy_index(dir: &Path, to: &Path) -> Result<(), StoreError> {
+        if !Self::is_index(dir) {
+            return Err(StoreError::NotAnIndex(dir.display().to_string()));
+        }
+        let fail = |what: &str, p: &Path, e: std::io::Error| {
+            StoreError::Backend(format!("cannot {what} {}: {e}", p.display()))
+        };
+        std::fs::create_dir_all(to).map_err(|e| fail("create", to, e))?;
+        if Self::is_index(to) {
+            return Err(StoreError::Backend(format!("{} already holds an index", to.display())));
+        }
+        for entry in std::fs::read_dir(dir).map_err(|e| fail("read", dir, e))? {
+            let entry = entry.map_err(|e| fail("read", dir, e))?;
+            let is_file = entry.file_type().is_ok_and(|t| t.is_file());
+            if is_file && entry.file_name() != LOCK_FILE {
+                std::fs::copy(entry.path(), to.join(entry.file_name()))
+                    .map_err(|e| fail("copy", &entry.path(), e))?;
+            }
+        }
+        Ok(())
+    }
+
     /// Open the index in `dir` for writing, creating the folder and an empty store if
     /// needed, and upgrading an older format in place (one transaction).
     pub fn open(dir: &Path) -> Result<Self, StoreError> {
@@ -103,7 +142,7 @@ impl LmdbStore {
     /// Items can still be written to a current-format index opened this way.
     pub fn open_existing(dir: &Path) -> Result<Self, StoreError> {
         let not_index = || StoreError::NotAnIndex(dir.display().to_string());
-        if !dir.join("data.mdb").is_file() {
+        if !Self::is_index(dir) {
             return Err(not_index());
         }
         let env = open_env(dir)?;
@@ -399,5 +438,32 @@ impl Store for LmdbStore {
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(()),
             Err(e) => Err(StoreError::Backend(format!("cannot remove {}: {e}", path.display()))),
         }
+    }
+
+    fn list_files(&self, dir: &str) -> Result<Vec<KeptFile>, StoreError> {
+        check_file_name(dir)?;
+        let entries = match std::fs::read_dir(self.path.join(dir)) {
+            Ok(entries) => entries,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Vec::new()),
+            Err(e) => {
+                return Err(StoreError::Backend(format!(
+                    "cannot list {}: {e}",
+                    self.path.join(dir).display()
+                )));
+            }
+        };
+        let mut files = Vec::new();
+        for entry in entries.flatten() {
+            // Regular files only: the sweep must never follow a link out of the folder.
+            let Ok(meta) = entry.metadata() else { continue };
+            let Some(file) = entry.file_name().to_str().map(str::to_string) else { continue };
+            if !meta.is_file() {
+                continue;
+            }
+            let age = meta.modified().ok().and_then(|t| t.elapsed().ok());
+            files.push(KeptFile { name: format!("{dir}/{file}"), age });
+        }
+        files.sort_by(|a, b| a.name.cmp(&b.name));
+        Ok(files)
     }
 }

@@ -182,6 +182,17 @@ pub trait Store: Send + Sync {
     fn write_file(&self, name: &str, bytes: &[u8]) -> Result<(), StoreError>;
     /// Remove a file; one that is not there is no error.
     fn remove_file(&self, name: &str) -> Result<(), StoreError>;
+    /// The files kept under the folder `dir` (a relative name such as `photos`; not its
+    /// subfolders), by full name (`photos/x.jpg`) with how long ago each was written
+    /// (`None` when the backend cannot tell): what an orphan sweep looks through.
+    fn list_files(&self, dir: &str) -> Result<Vec<KeptFile>, StoreError>;
+}
+
+/// A file an index keeps, as [`Store::list_files`] lists it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct KeptFile {
+    pub name: String,
+    pub age: Option<std::time::Duration>,
 }
 
 /// Longest name of a file an index keeps (bytes).

@@ -675,6 +675,10 @@ impl Store for MilvusStore {
     fn remove_file(&self, name: &str) -> Result<(), StoreError> {
         self.remove_kept(name)
     }
+
+    fn list_files(&self, dir: &str) -> Result<Vec<crate::store::KeptFile>, StoreError> {
+        self.list_kept(dir)
+    }
 }
 
 #[cfg(test)]
