@@ -416,16 +416,19 @@ pub fn index_catalog(
     // then (an interrupted run) unplaced items are scanned by every search, and the next
     // run places them.
     if !report.interrupted {
-        if opts.progress {
+        // Shown as the progress bar was: the library itself never prints.
+        let stage = progress_spinner(
+            opts.progress,
             match opts.shard {
-                Some(s) => eprintln!("placing shard {s}'s new items in the partition..."),
-                None => eprintln!("partitioning the index..."),
-            }
-        }
+                Some(s) => format!("placing shard {s}'s new items in the partition..."),
+                None => "partitioning the index...".to_string(),
+            },
+        );
         let p = match opts.shard {
             Some(_) => crate::index::partition::place(store.as_ref(), info.dim, &mine)?,
             None => crate::index::partition::refresh(store.as_ref(), info.dim, opts.repartition)?,
         };
+        stage.finish_and_clear();
         report.cells = p.cells;
         report.partition_seconds = p.seconds;
     }
@@ -498,6 +501,15 @@ fn prepare(
         }
         Err(e) => Prepared::Skipped { rel: photo.rel.clone(), reason: e.to_string() },
     }
+}
+
+fn progress_spinner(show: bool, message: String) -> indicatif::ProgressBar {
+    if !show {
+        return indicatif::ProgressBar::hidden();
+    }
+    let spinner = indicatif::ProgressBar::new_spinner().with_message(message);
+    spinner.enable_steady_tick(std::time::Duration::from_millis(200));
+    spinner
 }
 
 fn progress_bar(show: bool, len: u64) -> indicatif::ProgressBar {

@@ -13,7 +13,7 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use crate::error::{Error, Result};
-use crate::milvus::{MilvusAddress, MilvusStore};
+use crate::milvus::MilvusAddress;
 use crate::model::{self, ResolvedModel};
 use crate::store::{IndexInfo, LmdbStore, Store, StoreError};
 
@@ -54,13 +54,7 @@ impl Location {
     pub fn open_existing(&self) -> Result<Arc<dyn Store>> {
         match self {
             Self::Folder(dir) => Ok(Arc::new(LmdbStore::open_existing(dir)?)),
-            Self::Milvus(address) => {
-                let store = MilvusStore::open(address)?;
-                if !store.exists()? {
-                    return Err(StoreError::NotAnIndex(address.to_string()).into());
-                }
-                Ok(Arc::new(store))
-            }
+            Self::Milvus(address) => collection(address, true),
         }
     }
 
@@ -115,7 +109,7 @@ impl Location {
     pub fn open_or_create(&self) -> Result<Arc<dyn Store>> {
         match self {
             Self::Folder(dir) => Ok(Arc::new(LmdbStore::open(dir)?)),
-            Self::Milvus(address) => Ok(Arc::new(MilvusStore::open(address)?)),
+            Self::Milvus(address) => collection(address, false),
         }
     }
 
@@ -184,6 +178,23 @@ impl Location {
     }
 }
 
+/// The store of a Milvus collection (`existing`: one that holds an index, else an error
+/// naming it).
+#[cfg(feature = "milvus")]
+fn collection(address: &MilvusAddress, existing: bool) -> Result<Arc<dyn Store>> {
+    let store = crate::milvus::MilvusStore::open(address)?;
+    if existing && !store.exists()? {
+        return Err(StoreError::NotAnIndex(address.to_string()).into());
+    }
+    Ok(Arc::new(store))
+}
+
+/// Without the `milvus` feature an address still parses, and opening it says why not.
+#[cfg(not(feature = "milvus"))]
+fn collection(address: &MilvusAddress, _existing: bool) -> Result<Arc<dyn Store>> {
+    Err(crate::milvus::MilvusError::NotBuilt { address: address.to_string() }.into())
+}
+
 /// An index opened for reading and searching: its store, description and model.
 pub struct OpenIndex {
     pub store: Arc<dyn Store>,
@@ -215,7 +226,7 @@ fn install_model(model: &ResolvedModel, dir: &Path) -> Result<()> {
         let dst = dir.join(name);
         // Named per process: shards starting together on a new folder each install it.
         let tmp = dir.join(format!("{name}.{}.tmp", std::process::id()));
-        let io = |source| Error::Io { path: dst.clone(), source };
+        let io = |source| Error::Io { action: "install the model as", path: dst.clone(), source };
         std::fs::copy(&src, &tmp).map_err(io)?;
         std::fs::rename(&tmp, &dst).map_err(io)?;
     }
@@ -233,8 +244,11 @@ impl std::fmt::Display for Location {
 
 /// BLAKE3 of a file, hex.
 pub fn file_hash(path: &Path) -> Result<String> {
-    let bytes =
-        std::fs::read(path).map_err(|source| Error::Io { path: path.to_path_buf(), source })?;
+    let bytes = std::fs::read(path).map_err(|source| Error::Io {
+        action: "read",
+        path: path.to_path_buf(),
+        source,
+    })?;
     Ok(blake3::hash(&bytes).to_hex().to_string())
 }
 

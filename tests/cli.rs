@@ -941,10 +941,25 @@ fn a_query_that_is_not_a_regular_file_is_refused_at_once() {
 
 #[test]
 fn an_error_says_its_cause_once() {
+    // A query photo that is not there is the caller's mistake: exit 2, the photo named,
+    // the cause once.
     let out = lookalike(&["search", "--index", index_path(), "/nonexistent/photo.jpg"]);
-    assert!(!out.status.success());
+    assert_eq!(out.status.code(), Some(2));
     let err = String::from_utf8_lossy(&out.stderr);
     assert_eq!(err.matches("No such file or directory").count(), 1, "{err}");
+    assert!(err.contains("cannot read the query photo /nonexistent/photo.jpg"), "{err}");
+    assert_eq!(err.lines().count(), 1, "{err}");
+    // One that cannot be read (a folder): the same.
+    let out = lookalike(&["search", "--index", index_path(), p(&sample())]);
+    assert_eq!(out.status.code(), Some(2));
+    // An index folder that is not an index: its storage error, and the cause once.
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join("data.mdb"), b"not LMDB").unwrap();
+    let out = lookalike(&["info", "--index", p(dir.path())]);
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.starts_with("error: index storage error: "), "{err}");
+    assert_eq!(err.matches("index storage error").count(), 1, "{err}");
     assert_eq!(err.lines().count(), 1, "{err}");
 }
 

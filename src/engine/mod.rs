@@ -191,7 +191,7 @@ pub fn describe(location: &Location) -> Result<Description> {
     let (cells, unplaced) = partition_of(store.as_ref(), &info, &records)?;
     let predicts = location
         .model(&info, None)
-        .map_err(|e| e.to_string())
+        .map_err(|e| crate::error::chain(&e))
         .and_then(|m| read_predicts(&m, &info));
     let projection = Projection::read(store.as_ref());
     Ok(Description { info, count: records.len(), cells, unplaced, predicts, projection })
@@ -204,7 +204,7 @@ pub fn read_predicts(
     info: &IndexInfo,
 ) -> std::result::Result<Vec<String>, String> {
     let Some(path) = model.heads_path() else { return Ok(Vec::new()) };
-    let heads = Heads::load(&path).map_err(|e| e.to_string())?;
+    let heads = Heads::load(&path).map_err(|e| crate::error::chain(&e))?;
     Ok(heads
         .heads()
         .iter()
@@ -256,8 +256,9 @@ impl Engine {
                 None => Ok(None),
             })
             .map_err(|e| {
+                let e = crate::error::chain(&e);
                 tracing::warn!("trained search unavailable: {e}");
-                e.to_string()
+                e
             });
         let heads = match model.heads_path() {
             None => Ok(None),
@@ -277,8 +278,9 @@ impl Engine {
                     }
                 })
                 .map_err(|e| {
+                    let e = crate::error::chain(&e);
                     tracing::warn!("category predictions unavailable: {e}");
-                    e.to_string()
+                    e
                 }),
         };
         Ok(Self {

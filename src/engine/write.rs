@@ -58,8 +58,11 @@ impl NewItem {
                     path.file_stem().map(|s| s.to_string_lossy().into_owned()).unwrap_or_default()
                 }
             };
-            let photo = crate::catalog::read_photo(path)
-                .map_err(|source| Error::Io { path: path.clone(), source })?;
+            let photo = crate::catalog::read_photo(path).map_err(|source| Error::Unreadable {
+                what: "the photo",
+                path: path.clone(),
+                source,
+            })?;
             let mut metadata = csv.and_then(|m| m.rows.get(&item_id).cloned()).unwrap_or_default();
             metadata.extend(fixed.clone());
             items.push(NewItem { id: item_id, photo, metadata });
@@ -300,7 +303,7 @@ impl Engine {
     fn remove_files(&self, rels: &[String]) {
         for rel in rels {
             if let Err(e) = self.store.remove_file(rel) {
-                tracing::warn!("cannot remove {rel}: {e}");
+                tracing::warn!("cannot remove {rel}: {}", crate::error::Chain(&e));
             }
         }
     }
@@ -387,7 +390,7 @@ impl Engine {
         let files = match self.store.list_files(ADDED_PHOTOS_DIR) {
             Ok(files) => files,
             Err(e) => {
-                tracing::warn!("cannot look for orphaned photos: {e}");
+                tracing::warn!("cannot look for orphaned photos: {}", crate::error::Chain(&e));
                 return;
             }
         };
@@ -396,7 +399,7 @@ impl Engine {
             if old && !named.contains(&file.name) {
                 tracing::info!("removing {}: no item refers to it", file.name);
                 if let Err(e) = self.store.remove_file(&file.name) {
-                    tracing::warn!("cannot remove {}: {e}", file.name);
+                    tracing::warn!("cannot remove {}: {}", file.name, crate::error::Chain(&e));
                 }
             }
         }

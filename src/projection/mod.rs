@@ -397,7 +397,7 @@ impl Projection {
         match store.read_file(PROJECTION_FILE) {
             Ok(Some(bytes)) => Self::from_bytes(&bytes, path).map(Some),
             Ok(None) => Ok(None),
-            Err(e) => Err(ProjectionError::Unreadable { message: e.to_string() }),
+            Err(e) => Err(ProjectionError::Unreadable { message: crate::error::chain(&e) }),
         }
     }
 

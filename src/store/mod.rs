@@ -40,8 +40,19 @@ pub const FORMAT_VERSION: u32 = 3;
 /// Errors of the storage layer.
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {
+    /// A condition of the store's own (no underlying error to name).
     #[error("index storage error: {0}")]
     Backend(String),
+    /// A file of the index (`action`: what was being done with it).
+    #[error("index storage error: cannot {action} {}", .path.display())]
+    Io { action: &'static str, path: std::path::PathBuf, source: std::io::Error },
+    /// LMDB's own error, kept as it is.
+    #[error("index storage error")]
+    Lmdb(#[from] heed::Error),
+    /// The error of a store on a server (a Milvus collection's `MilvusError`), kept as it
+    /// is for callers that look at it.
+    #[error("index storage error")]
+    Remote(#[source] Box<dyn std::error::Error + Send + Sync>),
     #[error(
         "index format version {found} is newer than this lookalike supports ({supported}); upgrade lookalike"
     )]

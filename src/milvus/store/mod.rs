@@ -86,7 +86,7 @@ impl std::fmt::Debug for MilvusStore {
 }
 
 fn backend(e: MilvusError) -> StoreError {
-    StoreError::Backend(e.to_string())
+    StoreError::Remote(Box::new(e))
 }
 
 impl MilvusStore {

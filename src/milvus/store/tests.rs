@@ -264,3 +264,16 @@ fn a_flush_returns_once_the_vector_index_covers_every_row() {
     }
     s.drop_all().unwrap();
 }
+
+#[test]
+fn a_milvus_error_stays_typed_inside_the_store_error() {
+    let e =
+        backend(MilvusError::Connect { address: "milvus://h:1/c".into(), message: "down".into() });
+    let source = std::error::Error::source(&e).unwrap();
+    assert!(matches!(source.downcast_ref::<MilvusError>(), Some(MilvusError::Connect { .. })));
+    // Said once: the store's message, then the cause.
+    assert_eq!(
+        crate::error::chain(&e),
+        "index storage error: cannot reach Milvus at milvus://h:1/c: down"
+    );
+}
