@@ -33,6 +33,8 @@ pub enum AppError {
     Timeout(String),
     /// The URL is longer than the server reads.
     UriTooLong(String),
+    /// More headers, or more bytes of them, than the server reads.
+    HeadersTooLarge(String),
     /// A photo's URL could not be fetched: the remote end failed, not the request.
     Upstream(String),
     Internal(String),
@@ -50,6 +52,7 @@ impl AppError {
             | AppError::Unsupported(m)
             | AppError::Timeout(m)
             | AppError::UriTooLong(m)
+            | AppError::HeadersTooLarge(m)
             | AppError::Upstream(m) => m,
             AppError::Busy => BUSY.into(),
             AppError::Internal(detail) => {
@@ -119,6 +122,7 @@ impl IntoResponse for AppError {
             AppError::Unsupported(m) => (StatusCode::UNSUPPORTED_MEDIA_TYPE, m),
             AppError::Timeout(m) => (StatusCode::REQUEST_TIMEOUT, m),
             AppError::UriTooLong(m) => (StatusCode::URI_TOO_LONG, m),
+            AppError::HeadersTooLarge(m) => (StatusCode::REQUEST_HEADER_FIELDS_TOO_LARGE, m),
             AppError::Upstream(m) => (StatusCode::BAD_GATEWAY, m),
             AppError::Busy => {
                 let body = ErrorBody { error: BUSY.into() };

@@ -14,9 +14,13 @@ use tokio::net::TcpStream;
 /// Longest request line (method, URL, version) read; hyper refuses URLs from 64 KB.
 const MAX_LINE: usize = 60 * 1024;
 /// Largest header block read; hyper's own buffer stops at about 400 KB.
-const MAX_HEAD: usize = 256 * 1024;
-/// Most header fields taken: hyper's own limit, which it answers with an empty 431.
-const MAX_HEADERS: usize = 100;
+pub(super) const MAX_HEAD: usize = 256 * 1024;
+/// Most header fields taken (hyper's default limit, which it answers with an empty 431).
+pub(super) const MAX_HEADERS: usize = 100;
+/// Header fields hyper parses in a keep-alive connection's later requests (which this
+/// file does not see): more than [`MAX_HEADERS`], so that the app refuses those between
+/// the two in JSON as the first request's are; beyond it hyper's empty 431 remains.
+pub(super) const PARSED_HEADERS: usize = 1000;
 
 pub(super) enum Head {
     /// The head (and whatever followed it in the same reads), to replay.
@@ -79,14 +83,30 @@ pub(super) async fn refuse(stream: &mut TcpStream, status: StatusCode, message: 
     );
     // The client may already be gone; there is nothing more to do either way.
     let _ = stream.write_all(answer.as_bytes()).await;
+    linger(stream).await;
+}
+
+/// Most of what a closing connection still sends that is read and dropped.
+const LINGER_BYTES: usize = 8 * 1024 * 1024;
+/// How long a closing connection's input is read and dropped.
+const LINGER: std::time::Duration = std::time::Duration::from_secs(2);
+
+/// Close after an answer: the writing half first, then what the client is still sending
+/// (an upload refused before its body was read) is read and dropped for a moment, since
+/// closing with unread input resets the connection and can lose the answer on its way.
+pub(super) async fn linger<S: AsyncRead + AsyncWrite + Unpin>(stream: &mut S) {
     let _ = stream.shutdown().await;
-    // Closing with unread input would reset the connection and could lose the answer:
-    // read what is still coming, for a moment.
     let drain = async {
         let mut sink = [0u8; 16 * 1024];
-        while matches!(stream.read(&mut sink).await, Ok(n) if n > 0) {}
+        let mut read = 0;
+        while read < LINGER_BYTES {
+            match stream.read(&mut sink).await {
+                Ok(n) if n > 0 => read += n,
+                _ => break,
+            }
+        }
     };
-    let _ = tokio::time::timeout(std::time::Duration::from_secs(2), drain).await;
+    let _ = tokio::time::timeout(LINGER, drain).await;
 }
 
 /// A stream that first gives back bytes already read from it.

@@ -100,10 +100,14 @@ async fn connection(
     let conn = hyper::server::conn::http1::Builder::new()
         .timer(hyper_util::rt::TokioTimer::new())
         .header_read_timeout(header_timeout)
+        .max_headers(head::PARSED_HEADERS)
         // A reserve connection is for one probe.
         .keep_alive(!reserve)
         .serve_connection(hyper_util::rt::TokioIo::new(io), service);
-    if let Err(e) = conn.await {
-        tracing::debug!(%e, %peer, "connection closed");
+    // Closed here rather than by hyper, so that an answer given before its request's body
+    // was read (a refused upload) is not lost to a reset (`head::linger`).
+    match conn.without_shutdown().await {
+        Ok(parts) => head::linger(&mut parts.io.into_inner()).await,
+        Err(e) => tracing::debug!(%e, %peer, "connection closed"),
     }
 }

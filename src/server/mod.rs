@@ -295,7 +295,7 @@ pub fn app(state: Arc<AppState>) -> Router {
         .route("/images/{id}", get(image))
         .route("/thumbs/{id}", get(thumbnail))
         .fallback(|| async { AppError::NotFound("no such page".into()) })
-        .layer(axum::middleware::from_fn(uri_limit))
+        .layer(axum::middleware::from_fn(head_limits))
         .layer(axum::middleware::from_fn_with_state(state.clone(), json_errors))
         .layer(axum::middleware::from_fn_with_state(state.clone(), metrics::track))
         .layer(tower_http::trace::TraceLayer::new_for_http().on_failure(
@@ -321,11 +321,29 @@ pub fn app(state: Arc<AppState>) -> Router {
 /// routing, rather than hyper's empty one at its own, larger limit.
 const MAX_URI_BYTES: usize = 8 * 1024;
 
-async fn uri_limit(req: axum::extract::Request, next: axum::middleware::Next) -> Response {
+async fn head_limits(req: axum::extract::Request, next: axum::middleware::Next) -> Response {
     let len = req.uri().path_and_query().map_or(0, |p| p.as_str().len());
     if len > MAX_URI_BYTES {
         return AppError::UriTooLong(format!(
             "the URL is {len} bytes long; at most {MAX_URI_BYTES} are accepted"
+        ))
+        .into_response();
+    }
+    // A keep-alive connection's later requests are parsed by hyper alone (`head.rs` reads
+    // the first): the same limits, with the same JSON answers.
+    let headers = req.headers();
+    if headers.len() > head::MAX_HEADERS {
+        return AppError::HeadersTooLarge(format!(
+            "the request has more than {} headers",
+            head::MAX_HEADERS
+        ))
+        .into_response();
+    }
+    let bytes: usize = headers.iter().map(|(k, v)| k.as_str().len() + v.len() + 4).sum();
+    if bytes > head::MAX_HEAD {
+        return AppError::HeadersTooLarge(format!(
+            "the request's headers are over {} KB",
+            head::MAX_HEAD / 1024
         ))
         .into_response();
     }

@@ -263,4 +263,45 @@ async fn heads_too_long_for_hyper_get_json_answers() {
     }
     // The server still answers the next client.
     assert!(healthz(addr).await.starts_with("HTTP/1.1 200"));
+    // The same limit on a keep-alive connection's second request, which hyper parses
+    // alone: before, an empty 431.
+    let mut s = TcpStream::connect(addr).await.unwrap();
+    s.write_all(b"GET /healthz HTTP/1.1\r\nHost: t\r\n\r\n").await.unwrap();
+    let mut first = vec![0u8; 4096];
+    let n =
+        tokio::time::timeout(Duration::from_secs(10), s.read(&mut first)).await.unwrap().unwrap();
+    assert!(first[..n].starts_with(b"HTTP/1.1 200"), "{}", String::from_utf8_lossy(&first[..n]));
+    let many = format!(
+        "GET /healthz HTTP/1.1\r\nHost: t\r\n{}Connection: close\r\n\r\n",
+        (0..120).map(|i| format!("X-H{i}: v\r\n")).collect::<String>()
+    );
+    s.write_all(many.as_bytes()).await.unwrap();
+    let answer = read_all(&mut s, Duration::from_secs(10)).await.unwrap_or_default();
+    let shown = &answer[..answer.len().min(300)];
+    assert!(answer.starts_with("HTTP/1.1 431"), "{shown}");
+    assert!(answer.contains(r#"{"error":"the request has more than 100 headers"}"#), "{shown}");
+}
+
+#[tokio::test]
+async fn a_refused_upload_gets_its_answer_after_sending_its_body() {
+    // Many clients send the whole body before they read the answer. Before: the
+    // connection was closed with the body unread, and such a client's sending failed on a
+    // reset instead of its reading the 413.
+    let opts = ServeOptions { max_upload: 1024 * 1024, ..ServeOptions::default() };
+    let (addr, _stop) = running(opts).await;
+    let mut s = TcpStream::connect(addr).await.unwrap();
+    let body = 4 * 1024 * 1024;
+    let head = format!(
+        "POST /api/search HTTP/1.1\r\nHost: t\r\nContent-Type: multipart/form-data; \
+         boundary=x\r\nContent-Length: {body}\r\n\r\n"
+    );
+    s.write_all(head.as_bytes()).await.unwrap();
+    let sent = tokio::time::timeout(Duration::from_secs(20), s.write_all(&vec![b'a'; body])).await;
+    assert!(matches!(sent, Ok(Ok(()))), "the body could not be sent: {sent:?}");
+    let mut answer = Vec::new();
+    let read = tokio::time::timeout(Duration::from_secs(20), s.read_to_end(&mut answer)).await;
+    let text = String::from_utf8_lossy(&answer);
+    assert!(matches!(read, Ok(Ok(_))), "{read:?}: {text}");
+    assert!(text.starts_with("HTTP/1.1 413"), "{text}");
+    assert!(text.contains(r#"{"error":"#), "{text}");
 }
