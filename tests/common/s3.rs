@@ -19,6 +19,8 @@ use super::root;
 pub struct S3Server {
     pub endpoint: String,
     port: u16,
+    /// Never waited for: it runs until this process ends, and the kernel kills it then.
+    _process: Child,
 }
 
 impl S3Server {
@@ -42,14 +44,13 @@ impl S3Server {
         cmd.args(["-H", "127.0.0.1", "-p", &port.to_string()])
             .stdout(std::process::Stdio::null())
             .stderr(std::process::Stdio::null());
-        // Never waited for: it runs until the process ends.
-        let _child = spawn_for_the_whole_run(cmd).expect("start moto_server");
+        let process = spawn_for_the_whole_run(cmd).expect("start moto_server");
         let started = std::time::Instant::now();
         while TcpStream::connect(("127.0.0.1", port)).is_err() {
             assert!(started.elapsed().as_secs() < 60, "moto_server did not start in 60 s");
             std::thread::sleep(std::time::Duration::from_millis(100));
         }
-        Self { endpoint: format!("http://127.0.0.1:{port}"), port }
+        Self { endpoint: format!("http://127.0.0.1:{port}"), port, _process: process }
     }
 
     /// Create a bucket (moto takes unsigned requests).
