@@ -477,7 +477,7 @@ fn eval_leave_one_out_agrees_with_searching_each_item() {
     assert_eq!((r["k"].as_u64(), r["queries"].as_u64()), (Some(5), Some(387)));
     // The same figure through the search path: every item's five nearest others.
     let engine =
-        lookalike::Engine::open(&sample_index().path, lookalike::embed::BackendKind::Auto).unwrap();
+        lookalike::Engine::open(&sample_index().dir, lookalike::embed::BackendKind::Auto).unwrap();
     let idx = engine.index();
     let want = searched_precision_at_5(&engine);
     let got = r["precision"].as_f64().unwrap();

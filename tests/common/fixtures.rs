@@ -59,10 +59,10 @@ fn remove_dead_runs(tmp: &Path) {
     }
 }
 
-/// A shared index and the JSON report of the `index` run that built it.
+/// A shared index: its folder, and the JSON report of the `index` run that built it.
 #[derive(Debug)]
 pub struct SharedIndex {
-    pub path: PathBuf,
+    pub dir: PathBuf,
     pub report: serde_json::Value,
 }
 
@@ -71,17 +71,18 @@ impl SharedIndex {
     /// arguments.
     fn build(name: &str, extra: &[&str]) -> Self {
         require_ort();
-        let (catalog, path) = (sample(), run_dir().join(name));
+        let (catalog, dir) = (sample(), run_dir().join(name));
         // What a panicked earlier attempt of this run left, so that this one starts anew.
-        let _ = std::fs::remove_dir_all(&path);
-        let mut args = vec!["index", p(&catalog), "--index", p(&path), "--json"];
+        let _ = std::fs::remove_dir_all(&dir);
+        let mut args = vec!["index", p(&catalog), "--index", p(&dir), "--json"];
         args.extend_from_slice(extra);
         let report = serde_json::from_str(&ok(&args)).unwrap();
-        Self { path, report }
+        Self { dir, report }
     }
 
+    /// Its folder as `--index` takes it.
     pub fn path(&self) -> &str {
-        p(&self.path)
+        p(&self.dir)
     }
 }
 
@@ -103,7 +104,7 @@ pub fn sample_lite0_index() -> &'static SharedIndex {
 /// the copy's first opening makes its own.
 pub fn copy_index(index: &SharedIndex) -> tempfile::TempDir {
     let dir = tempfile::tempdir().unwrap();
-    copy_dir(&index.path, dir.path());
+    copy_dir(&index.dir, dir.path());
     dir
 }
 
