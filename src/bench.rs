@@ -85,7 +85,9 @@ pub fn stages(
     let t = Instant::now();
     let bytes: Vec<Vec<u8>> = files
         .iter()
-        .map(|f| std::fs::read(f).map_err(|source| Error::Io { path: f.clone(), source }))
+        .map(|f| {
+            std::fs::read(f).map_err(|source| Error::Io { action: "read", path: f.clone(), source })
+        })
         .collect::<Result<_>>()?;
     let read_s = t.elapsed().as_secs_f64();
     let t = Instant::now();
@@ -405,7 +407,7 @@ pub fn ann(
     let t = Instant::now();
     let refreshed = crate::index::partition::refresh(&store, dim, false)?;
     let partition_seconds = t.elapsed().as_secs_f64();
-    let disk_mb = std::fs::metadata(scratch.join("data.mdb")).map_or(0.0, |m| m.len() as f64 / 1e6);
+    let disk_mb = crate::store::LmdbStore::disk_bytes(scratch) as f64 / 1e6;
     let before = rss_bytes();
     let index = VectorIndex::load(&store, dim)?;
     let memory = (rss_bytes().saturating_sub(before)) as f64 / 1e6 / (items as f64 / 1000.0);
@@ -499,7 +501,11 @@ pub struct AddReport {
 pub fn add(engine: &crate::Engine, photos: &[PathBuf], single: usize) -> Result<AddReport> {
     use crate::engine::NewItem;
     let read = |i: usize, p: &PathBuf, tag: &str| -> Result<NewItem> {
-        let photo = std::fs::read(p).map_err(|source| Error::Io { path: p.clone(), source })?;
+        let photo = std::fs::read(p).map_err(|source| Error::Io {
+            action: "read",
+            path: p.clone(),
+            source,
+        })?;
         Ok(NewItem { id: format!("bench-{tag}-{i}"), photo, metadata: Default::default() })
     };
     let single = single.min(photos.len());

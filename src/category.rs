@@ -55,7 +55,7 @@ pub const VOTE_COLUMN: &str = "articleType";
 /// Errors reading a model's class heads.
 #[derive(Debug, thiserror::Error)]
 pub enum CategoryError {
-    #[error("cannot read the model's class heads {path}: {source}")]
+    #[error("cannot read the model's class heads {}", .path.display())]
     Read { path: PathBuf, source: std::io::Error },
     #[error("invalid class heads {path}: {message}")]
     Invalid { path: PathBuf, message: String },

@@ -24,7 +24,7 @@ pub enum Error {
     Embed(#[from] EmbedError),
     #[error(transparent)]
     Store(#[from] StoreError),
-    #[error("{0}")]
+    #[error(transparent)]
     Image(#[from] PreprocessError),
     #[error(transparent)]
     Projection(#[from] ProjectionError),
@@ -34,8 +34,13 @@ pub enum Error {
     Fetch(#[from] FetchError),
     #[error(transparent)]
     Milvus(#[from] MilvusError),
-    #[error("cannot read {path}: {source}")]
-    Io { path: PathBuf, source: std::io::Error },
+    /// A file lookalike had to read or write (`action`: what it was doing with it).
+    #[error("cannot {action} {}", .path.display())]
+    Io { action: &'static str, path: PathBuf, source: std::io::Error },
+    /// A photo the caller named (a query, one to add) that cannot be read: the caller's
+    /// mistake (`what`: which photo it was).
+    #[error("cannot read {what} {}", .path.display())]
+    Unreadable { what: &'static str, path: PathBuf, source: std::io::Error },
     #[error(
         "the index was built with model {index} but {requested} was asked for (or found under that name with another file); use a new index folder"
     )]
@@ -68,9 +73,10 @@ impl Error {
                 | Error::BadParameter { .. }
                 | Error::BadItem { .. }
                 | Error::ModelMismatch { .. }
+                | Error::Unreadable { .. }
                 | Error::Catalog(_)
                 | Error::Model(_)
-                | Error::Milvus(MilvusError::BadAddress { .. })
+                | Error::Milvus(MilvusError::BadAddress { .. } | MilvusError::NotBuilt { .. })
                 | Error::Projection(
                     ProjectionError::Missing { .. }
                         | ProjectionError::BadParameter { .. }
@@ -85,3 +91,25 @@ impl Error {
 }
 
 pub type Result<T, E = Error> = std::result::Result<T, E>;
+
+/// An error and its causes on one line, `error: cause: cause`, each once (every error
+/// of the library leaves its cause to `source()` and does not print it itself): where an
+/// error becomes text (a log line, a message kept for later, a reply).
+pub struct Chain<'a>(pub &'a (dyn std::error::Error + 'static));
+
+impl std::fmt::Display for Chain<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}", self.0)?;
+        let mut cause = self.0.source();
+        while let Some(c) = cause {
+            write!(f, ": {c}")?;
+            cause = c.source();
+        }
+        Ok(())
+    }
+}
+
+/// [`Chain`] as a `String`.
+pub fn chain(e: &(dyn std::error::Error + 'static)) -> String {
+    Chain(e).to_string()
+}

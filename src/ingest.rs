@@ -17,8 +17,7 @@ use rayon::prelude::*;
 use crate::catalog::{self, Metadata, Photo, Shard};
 use crate::embed::{BackendKind, Embedder};
 use crate::error::{Error, Result};
-use crate::location::{Location, file_hash};
-use crate::model::{self, ResolvedModel};
+use crate::location::Location;
 use crate::preprocess;
 use crate::store::{Change, FORMAT_VERSION, IndexInfo, ItemRecord};
 
@@ -205,35 +204,6 @@ enum Prepared {
     Skipped { rel: String, reason: String },
 }
 
-/// Resolve the model for a run: the index's own (its folder's copy, or for a collection
-/// the model it records, found by name and checked by hash), or the one asked for.
-fn choose_model(
-    location: &Location,
-    existing: Option<&IndexInfo>,
-    requested: Option<&str>,
-) -> Result<(ResolvedModel, String)> {
-    match (existing, requested) {
-        (Some(info), req) => {
-            if let (Some(r), Location::Folder(_)) = (req, location) {
-                let asked = model::resolve(r)?;
-                let hash = file_hash(&asked.path)?;
-                if hash != info.model_hash {
-                    return Err(Error::ModelMismatch {
-                        index: info.model.name.clone(),
-                        requested: asked.spec.name,
-                    });
-                }
-            }
-            Ok((location.model(info, req)?, info.model_hash.clone()))
-        }
-        (None, req) => {
-            let m = model::resolve(req.unwrap_or(model::DEFAULT_MODEL))?;
-            let hash = file_hash(&m.path)?;
-            Ok((m, hash))
-        }
-    }
-}
-
 /// The colour weight of a run: the index's own, or the one asked for a new index.
 fn choose_colour_weight(existing: Option<&IndexInfo>, requested: Option<f32>) -> Result<f32> {
     match (existing, requested) {
@@ -252,43 +222,12 @@ fn choose_colour_weight(existing: Option<&IndexInfo>, requested: Option<f32>) ->
     }
 }
 
-/// Copy the model (and its class heads, checked first) into the index folder atomically
-/// (write aside, then rename).
-fn install_model(model: &ResolvedModel, index_dir: &Path) -> Result<()> {
-    let heads = model.heads_path();
-    if let Some(h) = &heads {
-        let loaded = crate::category::Heads::load(h)?;
-        if loaded.dim() != model.spec.dim {
-            return Err(crate::category::CategoryError::Invalid {
-                path: h.clone(),
-                message: format!(
-                    "the heads classify {}-d embeddings, the model gives {}",
-                    loaded.dim(),
-                    model.spec.dim
-                ),
-            }
-            .into());
-        }
-    }
-    let files = std::iter::once((model.path.clone(), MODEL_FILE))
-        .chain(heads.map(|h| (h, crate::category::HEADS_FILE)));
-    for (src, name) in files {
-        let dst = index_dir.join(name);
-        // Named per process: shards starting together on a new folder each install it.
-        let tmp = index_dir.join(format!("{name}.{}.tmp", std::process::id()));
-        let io = |source| Error::Io { path: dst.clone(), source };
-        std::fs::copy(&src, &tmp).map_err(io)?;
-        std::fs::rename(&tmp, &dst).map_err(io)?;
-    }
-    Ok(())
-}
-
 /// Index (or refresh the index of) the catalogue at `catalog_dir` (a folder, or an
-/// `s3://BUCKET/PREFIX` address) into `index_dir` (a folder, or a
-/// `milvus://HOST:PORT/COLLECTION` address).
+/// `s3://BUCKET/PREFIX` address) into the index at `location` (created when there is
+/// none).
 pub fn index_catalog(
     catalog_dir: &Path,
-    index_dir: &Path,
+    location: &Location,
     opts: &IndexOptions,
 ) -> Result<IndexReport> {
     if opts.batch_size == 0 || opts.batch_size > 1024 {
@@ -330,25 +269,12 @@ pub fn index_catalog(
         None => (None, None),
     };
 
-    let location = Location::of(index_dir)?;
     let store = location.open_or_create()?;
     let existing_info = store.info()?;
-    let (model, model_hash) =
-        choose_model(&location, existing_info.as_ref(), opts.model.as_deref())?;
     let colour_weight = choose_colour_weight(existing_info.as_ref(), opts.colour_weight)?;
     // A folder keeps its own copy of the model; a collection records its name and hash.
-    let model = match location.folder() {
-        Some(dir) => {
-            if existing_info.is_none() {
-                install_model(&model, dir)?;
-            }
-            let mut spec = model.spec;
-            spec.file = MODEL_FILE.to_string();
-            spec.heads = spec.heads.map(|_| crate::category::HEADS_FILE.to_string());
-            ResolvedModel { spec, path: dir.join(MODEL_FILE) }
-        }
-        None => model,
-    };
+    let (model, model_hash) =
+        location.adopt_model(existing_info.as_ref(), opts.model.as_deref())?;
     let embedder = Embedder::new(&model, opts.backend)?.with_colour(colour_weight);
 
     let columns = match (&metadata, &existing_info) {
@@ -490,16 +416,19 @@ pub fn index_catalog(
     // then (an interrupted run) unplaced items are scanned by every search, and the next
     // run places them.
     if !report.interrupted {
-        if opts.progress {
+        // Shown as the progress bar was: the library itself never prints.
+        let stage = progress_spinner(
+            opts.progress,
             match opts.shard {
-                Some(s) => eprintln!("placing shard {s}'s new items in the partition..."),
-                None => eprintln!("partitioning the index..."),
-            }
-        }
+                Some(s) => format!("placing shard {s}'s new items in the partition..."),
+                None => "partitioning the index...".to_string(),
+            },
+        );
         let p = match opts.shard {
             Some(_) => crate::index::partition::place(store.as_ref(), info.dim, &mine)?,
             None => crate::index::partition::refresh(store.as_ref(), info.dim, opts.repartition)?,
         };
+        stage.finish_and_clear();
         report.cells = p.cells;
         report.partition_seconds = p.seconds;
     }
@@ -515,18 +444,8 @@ pub fn index_catalog(
 
 /// Train an index's partition anew, without its catalogue folder (an index grown through
 /// `add` or the API). One transaction; an older format is upgraded first.
-pub fn repartition(index_dir: &Path) -> Result<crate::index::partition::RefreshReport> {
-    let location = Location::of(index_dir)?;
-    if location.folder().is_some() && !index_dir.join("data.mdb").is_file() {
-        return Err(crate::store::StoreError::NotAnIndex(index_dir.display().to_string()).into());
-    }
-    // A folder of an older format is upgraded by opening it for writing.
-    let store = if location.folder().is_some() {
-        location.open_or_create()?
-    } else {
-        location.open_existing()?
-    };
-    let info = location.described(store.as_ref())?;
+pub fn repartition(location: &Location) -> Result<crate::index::partition::RefreshReport> {
+    let (store, info) = location.open_for_writing()?;
     let report = crate::index::partition::refresh(store.as_ref(), info.dim, true)?;
     store.flush()?;
     Ok(report)
@@ -582,6 +501,15 @@ fn prepare(
         }
         Err(e) => Prepared::Skipped { rel: photo.rel.clone(), reason: e.to_string() },
     }
+}
+
+fn progress_spinner(show: bool, message: String) -> indicatif::ProgressBar {
+    if !show {
+        return indicatif::ProgressBar::hidden();
+    }
+    let spinner = indicatif::ProgressBar::new_spinner().with_message(message);
+    spinner.enable_steady_tick(std::time::Duration::from_millis(200));
+    spinner
 }
 
 fn progress_bar(show: bool, len: u64) -> indicatif::ProgressBar {

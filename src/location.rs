@@ -4,12 +4,16 @@
 //! folder holds its own copy; a collection records the model's name and hash, and the
 //! model is taken from the built-in ones (or the manifest named by `--model`) and checked
 //! against that hash.
+//!
+//! `--index` is parsed into a [`Location`] once, where it is given (the CLI's arguments,
+//! the server's start-up); everything after takes the `Location` or what it opened. This
+//! file and the stores are the only places that tell a folder from a collection.
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use crate::error::{Error, Result};
-use crate::milvus::{MilvusAddress, MilvusStore};
+use crate::milvus::MilvusAddress;
 use crate::model::{self, ResolvedModel};
 use crate::store::{IndexInfo, LmdbStore, Store, StoreError};
 
@@ -33,6 +37,11 @@ impl Location {
         }
     }
 
+    /// [`Location::of`] from text, as a command-line argument parser wants it.
+    pub fn parse(s: &str) -> Result<Self> {
+        Self::of(Path::new(s))
+    }
+
     /// The folder, for a folder index.
     pub fn folder(&self) -> Option<&Path> {
         match self {
@@ -45,13 +54,40 @@ impl Location {
     pub fn open_existing(&self) -> Result<Arc<dyn Store>> {
         match self {
             Self::Folder(dir) => Ok(Arc::new(LmdbStore::open_existing(dir)?)),
-            Self::Milvus(address) => {
-                let store = MilvusStore::open(address)?;
-                if !store.exists()? {
-                    return Err(StoreError::NotAnIndex(address.to_string()).into());
+            Self::Milvus(address) => collection(address, true),
+        }
+    }
+
+    /// The existing index here, with its description and the model its vectors were made
+    /// with (see [`Location::model`]): what a command that reads or searches starts from.
+    pub fn open(&self, requested_model: Option<&str>) -> Result<OpenIndex> {
+        let (store, info) = self.open_index()?;
+        let model = self.model(&info, requested_model)?;
+        Ok(OpenIndex { store, info, model })
+    }
+
+    /// The existing index here, opened for a bulk write (`lookalike repartition`): a folder
+    /// of an older format is upgraded first; a place without an index is an error.
+    pub fn open_for_writing(&self) -> Result<(Arc<dyn Store>, IndexInfo)> {
+        let store: Arc<dyn Store> = match self {
+            Self::Folder(dir) => {
+                if !LmdbStore::is_index(dir) {
+                    return Err(StoreError::NotAnIndex(self.to_string()).into());
                 }
-                Ok(Arc::new(store))
+                Arc::new(LmdbStore::open(dir)?)
             }
+            Self::Milvus(_) => self.open_existing()?,
+        };
+        let info = self.described(store.as_ref())?;
+        Ok((store, info))
+    }
+
+    /// Where a file the index keeps is, in words for a report: a folder's own file, or
+    /// the file's name in a collection.
+    pub fn file_place(&self, name: &str) -> String {
+        match self {
+            Self::Folder(dir) => dir.join(name).display().to_string(),
+            Self::Milvus(_) => format!("{self} ({name})"),
         }
     }
 
@@ -73,7 +109,7 @@ impl Location {
     pub fn open_or_create(&self) -> Result<Arc<dyn Store>> {
         match self {
             Self::Folder(dir) => Ok(Arc::new(LmdbStore::open(dir)?)),
-            Self::Milvus(address) => Ok(Arc::new(MilvusStore::open(address)?)),
+            Self::Milvus(address) => collection(address, false),
         }
     }
 
@@ -98,6 +134,103 @@ impl Location {
             }
         }
     }
+
+    /// The model an `index` run embeds with, and its file's hash: for an existing index
+    /// its own (a folder's copy; `requested`, if given, must be the same file), for a new
+    /// one `requested` or the default. A new folder index gets its copy of the model (and
+    /// class heads) here; a collection only records the name and hash.
+    pub fn adopt_model(
+        &self,
+        existing: Option<&IndexInfo>,
+        requested: Option<&str>,
+    ) -> Result<(ResolvedModel, String)> {
+        let (found, hash) = match existing {
+            Some(info) => {
+                if let (Some(r), Self::Folder(_)) = (requested, self) {
+                    let asked = model::resolve(r)?;
+                    if file_hash(&asked.path)? != info.model_hash {
+                        return Err(Error::ModelMismatch {
+                            index: info.model.name.clone(),
+                            requested: asked.spec.name,
+                        });
+                    }
+                }
+                (self.model(info, requested)?, info.model_hash.clone())
+            }
+            None => {
+                let found = model::resolve(requested.unwrap_or(model::DEFAULT_MODEL))?;
+                let hash = file_hash(&found.path)?;
+                (found, hash)
+            }
+        };
+        match self {
+            Self::Folder(dir) => {
+                if existing.is_none() {
+                    install_model(&found, dir)?;
+                }
+                let mut spec = found.spec;
+                spec.file = MODEL_FILE.to_string();
+                spec.heads = spec.heads.map(|_| crate::category::HEADS_FILE.to_string());
+                Ok((ResolvedModel { spec, path: dir.join(MODEL_FILE) }, hash))
+            }
+            Self::Milvus(_) => Ok((found, hash)),
+        }
+    }
+}
+
+/// The store of a Milvus collection (`existing`: one that holds an index, else an error
+/// naming it).
+#[cfg(feature = "milvus")]
+fn collection(address: &MilvusAddress, existing: bool) -> Result<Arc<dyn Store>> {
+    let store = crate::milvus::MilvusStore::open(address)?;
+    if existing && !store.exists()? {
+        return Err(StoreError::NotAnIndex(address.to_string()).into());
+    }
+    Ok(Arc::new(store))
+}
+
+/// Without the `milvus` feature an address still parses, and opening it says why not.
+#[cfg(not(feature = "milvus"))]
+fn collection(address: &MilvusAddress, _existing: bool) -> Result<Arc<dyn Store>> {
+    Err(crate::milvus::MilvusError::NotBuilt { address: address.to_string() }.into())
+}
+
+/// An index opened for reading and searching: its store, description and model.
+pub struct OpenIndex {
+    pub store: Arc<dyn Store>,
+    pub info: IndexInfo,
+    pub model: ResolvedModel,
+}
+
+/// Copy the model (and its class heads, checked first) into the index folder atomically
+/// (write aside, then rename).
+fn install_model(model: &ResolvedModel, dir: &Path) -> Result<()> {
+    let heads = model.heads_path();
+    if let Some(h) = &heads {
+        let loaded = crate::category::Heads::load(h)?;
+        if loaded.dim() != model.spec.dim {
+            return Err(crate::category::CategoryError::Invalid {
+                path: h.clone(),
+                message: format!(
+                    "the heads classify {}-d embeddings, the model gives {}",
+                    loaded.dim(),
+                    model.spec.dim
+                ),
+            }
+            .into());
+        }
+    }
+    let files = std::iter::once((model.path.clone(), MODEL_FILE))
+        .chain(heads.map(|h| (h, crate::category::HEADS_FILE)));
+    for (src, name) in files {
+        let dst = dir.join(name);
+        // Named per process: shards starting together on a new folder each install it.
+        let tmp = dir.join(format!("{name}.{}.tmp", std::process::id()));
+        let io = |source| Error::Io { action: "install the model as", path: dst.clone(), source };
+        std::fs::copy(&src, &tmp).map_err(io)?;
+        std::fs::rename(&tmp, &dst).map_err(io)?;
+    }
+    Ok(())
 }
 
 impl std::fmt::Display for Location {
@@ -111,8 +244,11 @@ impl std::fmt::Display for Location {
 
 /// BLAKE3 of a file, hex.
 pub fn file_hash(path: &Path) -> Result<String> {
-    let bytes =
-        std::fs::read(path).map_err(|source| Error::Io { path: path.to_path_buf(), source })?;
+    let bytes = std::fs::read(path).map_err(|source| Error::Io {
+        action: "read",
+        path: path.to_path_buf(),
+        source,
+    })?;
     Ok(blake3::hash(&bytes).to_hex().to_string())
 }
 

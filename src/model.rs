@@ -23,7 +23,7 @@ pub enum ModelError {
         "built-in model file {file} not found (looked in {searched}); set LOOKALIKE_MODELS to the folder holding it"
     )]
     BuiltinMissing { file: String, searched: String },
-    #[error("cannot read model manifest {path}: {source}")]
+    #[error("cannot read model manifest {}", .path.display())]
     ManifestRead { path: PathBuf, source: std::io::Error },
     #[error("invalid model manifest {path}: {message}")]
     ManifestInvalid { path: PathBuf, message: String },

@@ -101,7 +101,11 @@ pub fn write_html(
         out.push_str("</div>");
     }
     out.push_str("</html>\n");
-    std::fs::write(path, out).map_err(|source| Error::Io { path: path.to_path_buf(), source })
+    std::fs::write(path, out).map_err(|source| Error::Io {
+        action: "write",
+        path: path.to_path_buf(),
+        source,
+    })
 }
 
 #[cfg(test)]

@@ -143,3 +143,52 @@ fn nothing_below_the_engine_imports_what_is_built_on_it() {
         assert!(!engine.contains(above), "engine imports {above}");
     }
 }
+
+/// Every library source file but tests, by its path under `src/` (`/`-separated).
+fn library_sources() -> Vec<(String, String)> {
+    let src = Path::new(env!("CARGO_MANIFEST_DIR")).join("src");
+    let mut out = Vec::new();
+    let mut stack = vec![src.clone()];
+    while let Some(dir) = stack.pop() {
+        for entry in std::fs::read_dir(&dir).unwrap() {
+            let path = entry.unwrap().path();
+            let name = path.file_name().unwrap().to_string_lossy().to_string();
+            if path.is_dir() {
+                if name != "tests" {
+                    stack.push(path);
+                }
+                continue;
+            }
+            if !name.ends_with(".rs") || name == "tests.rs" || name == "suite.rs" {
+                continue;
+            }
+            let rel = path.strip_prefix(&src).unwrap().to_string_lossy().replace('\\', "/");
+            out.push((rel, std::fs::read_to_string(&path).unwrap()));
+        }
+    }
+    out
+}
+
+#[test]
+fn where_an_index_lives_is_decided_in_one_place() {
+    let sources = library_sources();
+    assert!(sources.iter().any(|(f, _)| f == "location.rs"), "{:?}", sources.len());
+    let found = |needle: &str, allowed: &dyn Fn(&str) -> bool| -> Vec<String> {
+        sources
+            .iter()
+            .filter(|(file, text)| !allowed(file) && text.contains(needle))
+            .map(|(file, _)| file.clone())
+            .collect()
+    };
+    let edge = |f: &str| f == "location.rs" || f.starts_with("cli/") || f == "main.rs";
+    // `--index` is parsed once, where it is given: the CLI (and location.rs itself).
+    assert_eq!(found("Location::of(", &edge), Vec::<String>::new(), "Location::of past the edge");
+    assert_eq!(found("Location::parse", &edge), Vec::<String>::new());
+    // Folder or collection is told apart in location.rs and the stores only.
+    let stores = |f: &str| edge(f) || f.starts_with("store/") || f.starts_with("milvus/");
+    for needle in ["Location::Folder", "Location::Milvus", ".folder()"] {
+        assert_eq!(found(needle, &stores), Vec::<String>::new(), "{needle} outside location.rs");
+    }
+    // LMDB's file is the LMDB store's business.
+    assert_eq!(found("data.mdb", &|f| f == "store/lmdb.rs"), Vec::<String>::new());
+}

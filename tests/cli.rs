@@ -460,6 +460,42 @@ fn searched_precision_at_5(engine: &lookalike::Engine) -> f64 {
     sum / idx.len() as f64
 }
 
+/// Leave-one-out ranks every item's query as `search --similar-to` does: the same ids in
+/// the same order (both go through one re-ranking pipeline), with the engine's default
+/// category ranking and trained projection, as `eval` sets them up.
+fn assert_leave_one_out_ranks_as_search(engine: &lookalike::Engine) {
+    use lookalike::eval::{CategoryRows, LeaveOneOut, ProjectedRows, QueryOf, Reorder};
+    let q = lookalike::Query {
+        k: 5,
+        mode: lookalike::index::SearchMode::Exact,
+        ..lookalike::Query::default()
+    };
+    let (colour, trained) = engine.settings(&q, false).unwrap();
+    let segment = engine.index().compacted();
+    let projected = trained.map(|(p, mix)| ProjectedRows::new(&segment, p, mix).unwrap());
+    let shares = engine.category_shares(&q).unwrap();
+    let category = shares.map(|s| CategoryRows::new(engine, &segment, s));
+    let labels =
+        lookalike::eval::parse_labels(&["articleType".into()], &engine.info().columns).unwrap();
+    let filter = lookalike::Filter::default();
+    let query_of = |v: &[f32]| engine.query_vector(v, colour);
+    let run = LeaveOneOut {
+        samples: segment.len(),
+        query_of: colour.map(|_| &query_of as &QueryOf<'_>),
+        reorder: Reorder { trained: projected.as_ref(), category: category.as_ref() },
+        ..LeaveOneOut::new(5, &labels, &filter)
+    };
+    let report = lookalike::eval::leave_one_out(&segment, &run).unwrap();
+    assert_eq!(report.samples.len(), segment.len());
+    for (row, top) in &report.samples {
+        let id = segment.id(*row);
+        let ranked: Vec<&str> = top.iter().map(|s| segment.id(s.row)).collect();
+        let searched: Vec<String> =
+            engine.similar_to(id, &q).unwrap().into_iter().map(|h| h.id).collect();
+        assert_eq!(ranked, searched, "item {id}");
+    }
+}
+
 #[test]
 fn eval_leave_one_out_agrees_with_searching_each_item() {
     let out = ok(&[
@@ -476,9 +512,14 @@ fn eval_leave_one_out_agrees_with_searching_each_item() {
     let r: Value = serde_json::from_str(out.trim()).unwrap();
     assert_eq!((r["k"].as_u64(), r["queries"].as_u64()), (Some(5), Some(387)));
     // The same figure through the search path: every item's five nearest others.
-    let engine =
-        lookalike::Engine::open(&sample_index().dir, lookalike::embed::BackendKind::Auto).unwrap();
+    let engine = lookalike::Engine::open(
+        &lookalike::location::Location::Folder(sample_index().dir.clone()),
+        lookalike::embed::BackendKind::Auto,
+    )
+    .unwrap();
     let idx = engine.index();
+    assert!(engine.category_shares(&lookalike::Query::default()).unwrap().is_some());
+    assert_leave_one_out_ranks_as_search(&engine);
     let want = searched_precision_at_5(&engine);
     let got = r["precision"].as_f64().unwrap();
     assert!((got - want).abs() < 1e-9, "eval {got} vs search {want}");
@@ -690,7 +731,13 @@ fn train_learns_the_labels_and_trained_search_uses_them() {
     // Leave-one-out through the projection scores what a trained search returns.
     let out = ok(&["eval", "--index", idx, "--label", "articleType", "--json"]);
     let r: Value = serde_json::from_str(out.trim()).unwrap();
-    let engine = lookalike::Engine::open(copy.path(), lookalike::embed::BackendKind::Auto).unwrap();
+    let engine = lookalike::Engine::open(
+        &lookalike::location::Location::Folder(copy.path().to_path_buf()),
+        lookalike::embed::BackendKind::Auto,
+    )
+    .unwrap();
+    assert!(engine.settings(&lookalike::Query::default(), false).unwrap().1.is_some());
+    assert_leave_one_out_ranks_as_search(&engine);
     let want = searched_precision_at_5(&engine);
     let got = r["precision"].as_f64().unwrap();
     assert!((got - want).abs() < 1e-9, "eval {got} vs trained search {want}");
@@ -860,10 +907,25 @@ fn a_query_that_is_not_a_regular_file_is_refused_at_once() {
 
 #[test]
 fn an_error_says_its_cause_once() {
+    // A query photo that is not there is the caller's mistake: exit 2, the photo named,
+    // the cause once.
     let out = lookalike(&["search", "--index", index_path(), "/nonexistent/photo.jpg"]);
-    assert!(!out.status.success());
+    assert_eq!(out.status.code(), Some(2));
     let err = String::from_utf8_lossy(&out.stderr);
     assert_eq!(err.matches("No such file or directory").count(), 1, "{err}");
+    assert!(err.contains("cannot read the query photo /nonexistent/photo.jpg"), "{err}");
+    assert_eq!(err.lines().count(), 1, "{err}");
+    // One that cannot be read (a folder): the same.
+    let out = lookalike(&["search", "--index", index_path(), p(&sample())]);
+    assert_eq!(out.status.code(), Some(2));
+    // An index folder that is not an index: its storage error, and the cause once.
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join("data.mdb"), b"not LMDB").unwrap();
+    let out = lookalike(&["info", "--index", p(dir.path())]);
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.starts_with("error: index storage error: "), "{err}");
+    assert_eq!(err.matches("index storage error").count(), 1, "{err}");
     assert_eq!(err.lines().count(), 1, "{err}");
 }
 

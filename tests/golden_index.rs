@@ -22,7 +22,11 @@ fn open_copy(version: u32) -> (tempfile::TempDir, Engine) {
             std::fs::copy(e.path(), dir.path().join("photos").join(e.file_name())).unwrap();
         }
     }
-    let engine = Engine::open(dir.path(), test_backend()).unwrap();
+    let engine = Engine::open(
+        &lookalike::location::Location::Folder(dir.path().to_path_buf()),
+        test_backend(),
+    )
+    .unwrap();
     (dir, engine)
 }
 

@@ -140,7 +140,10 @@ fn bad_writes_are_refused_whole_and_leave_the_index_alone() {
 #[test]
 fn writers_and_readers_interleave_from_several_threads() {
     let (_dir, idx, ids) = tiny_index(12);
-    let engine = Arc::new(Engine::open(&idx, test_backend()).unwrap());
+    let engine = Arc::new(
+        Engine::open(&lookalike::location::Location::Folder(idx.to_path_buf()), test_backend())
+            .unwrap(),
+    );
     let photos: Vec<Vec<u8>> = std::fs::read_dir(sample().join("images"))
         .unwrap()
         .take(60)
@@ -207,7 +210,9 @@ fn writers_and_readers_interleave_from_several_threads() {
     // 12 - 6 removed + 2 writers x (15 - 5 removed) = 26, in memory and on disk alike.
     assert_eq!(engine.index().len(), 26);
     drop(engine);
-    let reopened = Engine::open(&idx, test_backend()).unwrap();
+    let reopened =
+        Engine::open(&lookalike::location::Location::Folder(idx.to_path_buf()), test_backend())
+            .unwrap();
     assert_eq!(reopened.index().len(), 26);
     for id in &ids[..6] {
         assert!(reopened.index().key_of(id).is_none());
@@ -278,7 +283,9 @@ fn a_write_killed_at_any_moment_leaves_an_index_that_opens_and_answers() {
 #[test]
 fn a_server_writing_after_an_outside_repartition_places_items_in_the_new_cells() {
     let (_dir, idx, ids) = tiny_index(20);
-    let engine = Engine::open(&idx, test_backend()).unwrap();
+    let engine =
+        Engine::open(&lookalike::location::Location::Folder(idx.to_path_buf()), test_backend())
+            .unwrap();
     assert_eq!(engine.index().cells().unwrap().partition().cells(), 4);
     // Another process grows the index and refits its partition meanwhile.
     let photos: Vec<String> = std::fs::read_dir(sample().join("images"))
@@ -304,7 +311,9 @@ fn a_server_writing_after_an_outside_repartition_places_items_in_the_new_cells()
     assert_eq!(index.cells().unwrap().partition().cells(), cells);
     assert_eq!(index.cells().unwrap().unplaced(), 0);
     drop(engine);
-    let reopened = Engine::open(&idx, test_backend()).unwrap();
+    let reopened =
+        Engine::open(&lookalike::location::Location::Folder(idx.to_path_buf()), test_backend())
+            .unwrap();
     let index = reopened.index();
     let key = index.key_of("hat").unwrap();
     let want = index.partition().unwrap().assign(index.vector(key).unwrap())[0];
@@ -331,7 +340,10 @@ fn photo_files(idx: &std::path::Path, engine: &Engine) -> (HashSet<String>, Hash
 #[test]
 fn concurrent_writes_of_one_id_never_fail_or_leave_files_behind() {
     let (_dir, idx, _) = tiny_index(6);
-    let engine = Arc::new(Engine::open(&idx, test_backend()).unwrap());
+    let engine = Arc::new(
+        Engine::open(&lookalike::location::Location::Folder(idx.to_path_buf()), test_backend())
+            .unwrap(),
+    );
     let photos: Vec<Vec<u8>> = ["1100", "1101"]
         .iter()
         .map(|id| std::fs::read(sample().join(format!("images/{id}.jpg"))).unwrap())
@@ -385,7 +397,9 @@ fn files_orphaned_by_a_killed_write_are_swept_at_the_next_write() {
     for f in [&old, &tmp] {
         std::fs::File::options().write(true).open(f).unwrap().set_modified(an_hour_ago).unwrap();
     }
-    let engine = Engine::open(&idx, test_backend()).unwrap();
+    let engine =
+        Engine::open(&lookalike::location::Location::Folder(idx.to_path_buf()), test_backend())
+            .unwrap();
     let photo = std::fs::read(sample().join("images/1100.jpg")).unwrap();
     engine
         .add_items(vec![NewItem { id: "new".into(), photo, metadata: Default::default() }])
@@ -400,7 +414,9 @@ fn files_orphaned_by_a_killed_write_are_swept_at_the_next_write() {
 #[test]
 fn an_engine_follows_writes_made_by_other_processes() {
     let (_dir, idx, ids) = tiny_index(12);
-    let engine = Engine::open(&idx, test_backend()).unwrap();
+    let engine =
+        Engine::open(&lookalike::location::Location::Folder(idx.to_path_buf()), test_backend())
+            .unwrap();
     assert!(!engine.follow().unwrap(), "nothing to load yet");
     let hat = fixture("queries/hat.jpg");
     let before = engine.similar_to(&ids[0], &Query::default()).unwrap();

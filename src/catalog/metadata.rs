@@ -5,6 +5,8 @@
 use std::collections::{BTreeMap, HashMap};
 use std::path::Path;
 
+use unicode_normalization::UnicodeNormalization;
+
 use super::CatalogError;
 
 /// The metadata table, keyed by id.
@@ -102,12 +104,13 @@ impl Metadata {
             if rec.len() != headers.len() {
                 md.ragged_rows += 1;
             }
-            let id = rec.get(id_col).map(str::trim).unwrap_or("");
+            // NFC, as photo ids are: the table and the file names may be in either form.
+            let id: String = rec.get(id_col).map(str::trim).unwrap_or("").nfc().collect();
             if id.is_empty() {
                 md.rows_without_id += 1;
                 continue;
             }
-            if md.rows.contains_key(id) {
+            if md.rows.contains_key(&id) {
                 md.duplicate_ids += 1;
                 continue;
             }
@@ -120,7 +123,7 @@ impl Metadata {
                     (!v.is_empty()).then(|| (h.clone(), v.to_string()))
                 })
                 .collect();
-            md.rows.insert(id.to_string(), fields);
+            md.rows.insert(id, fields);
         }
         Ok(md)
     }
@@ -174,6 +177,12 @@ mod tests {
 
     fn parse(s: &str) -> Result<Metadata, CatalogError> {
         Metadata::parse(s.as_bytes(), Path::new("t.csv"))
+    }
+
+    #[test]
+    fn ids_are_nfc_as_photo_ids_are() {
+        let md = parse("id,articleType\ncafe\u{301},Shirts\n").unwrap();
+        assert_eq!(md.rows["caf\u{e9}"]["articleType"], "Shirts");
     }
 
     #[test]

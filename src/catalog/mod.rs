@@ -187,12 +187,15 @@ pub fn scan(root: &Path) -> Result<Scan, CatalogError> {
     Ok(out)
 }
 
-/// A photo's id from its file stem. A stem that is not valid UTF-8 keeps its readable
-/// part and gains a short hash of its bytes, so that two names differing only in their
-/// invalid bytes stay two items.
+/// A photo's id from its file stem, in Unicode NFC (as ids written through `add` and the
+/// API are: a `café.jpg` saved decomposed, as macOS names files, is the item `café`
+/// typed anywhere). A stem that is not valid UTF-8 keeps its readable part and gains a
+/// short hash of its bytes, so that two names differing only in their invalid bytes stay
+/// two items.
 fn id_of_stem(stem: &std::ffi::OsStr) -> String {
+    use unicode_normalization::UnicodeNormalization;
     match stem.to_str() {
-        Some(s) => s.to_string(),
+        Some(s) => s.nfc().collect(),
         None => {
             let raw = stem.as_encoded_bytes();
             let hash = blake3::hash(raw).to_hex();
@@ -243,6 +246,23 @@ mod tests {
         assert!(ids.contains("hat"));
         assert!(ids.iter().filter(|i| i.starts_with("hat\u{fffd}~")).count() == 2, "{ids:?}");
         assert!(scan.duplicate_ids.is_empty());
+    }
+
+    #[test]
+    fn ids_are_nfc_whichever_form_the_file_name_has() {
+        // Before: a decomposed name kept its decomposed id, which an NFC lookup missed.
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(dir.path().join("cafe\u{301}.jpg"), b"x").unwrap();
+        std::fs::write(dir.path().join("th\u{e9}.jpg"), b"x").unwrap();
+        let s = scan(dir.path()).unwrap();
+        let mut ids: Vec<&str> = s.photos.iter().map(|p| p.id.as_str()).collect();
+        ids.sort_unstable();
+        assert_eq!(ids, ["caf\u{e9}", "th\u{e9}"]);
+        // The file is still read by its own name.
+        assert!(s.photos.iter().any(|p| p.rel == "cafe\u{301}.jpg"));
+        // Both forms of one name in one folder are one id, reported as a duplicate.
+        std::fs::write(dir.path().join("caf\u{e9}.jpg"), b"x").unwrap();
+        assert_eq!(scan(dir.path()).unwrap().duplicate_ids, ["caf\u{e9}"]);
     }
 
     #[cfg(unix)]

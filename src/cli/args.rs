@@ -5,6 +5,7 @@ use std::path::PathBuf;
 use clap::{Args, Parser, Subcommand};
 use lookalike::embed::BackendKind;
 use lookalike::index::SearchMode;
+use lookalike::location::Location;
 use lookalike::preprocess::{Crop, QueryResize};
 
 #[derive(Parser)]
@@ -248,8 +249,8 @@ pub struct IndexArgs {
     /// AWS_ENDPOINT_URL, AWS_ACCESS_KEY_ID, AWS_SECRET_ACCESS_KEY, AWS_REGION).
     pub catalog: PathBuf,
     /// Index folder to create or update.
-    #[arg(long)]
-    pub index: PathBuf,
+    #[arg(long, value_parser = Location::parse)]
+    pub index: Location,
     /// CSV with an `id` column (default: styles.csv in the catalogue folder or under the
     /// bucket prefix, if any).
     #[arg(long)]
@@ -287,8 +288,8 @@ pub struct IndexArgs {
 
 #[derive(Args)]
 pub struct SearchArgs {
-    #[arg(long)]
-    pub index: PathBuf,
+    #[arg(long, value_parser = Location::parse)]
+    pub index: Location,
     /// Query photos: files, or http(s) URLs (fetched with a size, time and redirect
     /// limit; loopback, private and link-local addresses refused unless --fetch-allow).
     pub images: Vec<PathBuf>,
@@ -337,8 +338,8 @@ pub struct SearchArgs {
 
 #[derive(Args)]
 pub struct AddArgs {
-    #[arg(long)]
-    pub index: PathBuf,
+    #[arg(long, value_parser = Location::parse)]
+    pub index: Location,
     /// Photos to add; an item's id is its file stem (or --id).
     #[arg(required = true)]
     pub photos: Vec<PathBuf>,
@@ -359,8 +360,8 @@ pub struct AddArgs {
 
 #[derive(Args)]
 pub struct RemoveArgs {
-    #[arg(long)]
-    pub index: PathBuf,
+    #[arg(long, value_parser = Location::parse)]
+    pub index: Location,
     #[arg(required = true)]
     pub ids: Vec<String>,
     #[arg(long)]
@@ -369,16 +370,16 @@ pub struct RemoveArgs {
 
 #[derive(Args)]
 pub struct RepartitionArgs {
-    #[arg(long)]
-    pub index: PathBuf,
+    #[arg(long, value_parser = Location::parse)]
+    pub index: Location,
     #[arg(long)]
     pub json: bool,
 }
 
 #[derive(Args)]
 pub struct EvalArgs {
-    #[arg(long)]
-    pub index: PathBuf,
+    #[arg(long, value_parser = Location::parse)]
+    pub index: Location,
     /// Every catalogue item queries the rest (the default without --queries).
     #[arg(long)]
     pub leave_one_out: bool,
@@ -427,8 +428,8 @@ pub struct EvalArgs {
 
 #[derive(Args)]
 pub struct TrainArgs {
-    #[arg(long)]
-    pub index: PathBuf,
+    #[arg(long, value_parser = Location::parse)]
+    pub index: Location,
     /// The label to learn: a column, or columns joined by '+'.
     #[arg(long, default_value = "articleType")]
     pub label: String,
@@ -445,8 +446,8 @@ pub struct TrainArgs {
 
 #[derive(Args)]
 pub struct ServeArgs {
-    #[arg(long)]
-    pub index: PathBuf,
+    #[arg(long, value_parser = Location::parse)]
+    pub index: Location,
     /// Address to listen on.
     #[arg(long, default_value = "127.0.0.1:8080")]
     pub addr: std::net::SocketAddr,
@@ -537,8 +538,8 @@ fn parse_allow(text: &str) -> Result<ipnet::IpNet, String> {
 
 #[derive(Args)]
 pub struct InfoArgs {
-    #[arg(long)]
-    pub index: PathBuf,
+    #[arg(long, value_parser = Location::parse)]
+    pub index: Location,
     #[arg(long)]
     pub json: bool,
 }
@@ -560,8 +561,8 @@ pub enum BenchCommand {
     },
     /// Exact search latency over the index's vectors, and over synthetic copies at scale.
     Search {
-        #[arg(long)]
-        index: PathBuf,
+        #[arg(long, value_parser = Location::parse)]
+        index: Location,
         /// Queries timed one by one.
         #[arg(long, default_value_t = 200)]
         queries: usize,
@@ -576,8 +577,8 @@ pub enum BenchCommand {
     },
     /// Live writes: a batch of photos, then photos one write each, into a copy of an index.
     Add {
-        #[arg(long)]
-        index: PathBuf,
+        #[arg(long, value_parser = Location::parse)]
+        index: Location,
         /// Folder of photos to add (the first --count, in path order).
         photos: PathBuf,
         #[arg(long, default_value_t = 1000)]
@@ -591,8 +592,8 @@ pub enum BenchCommand {
     /// Approximate search (partition cells) against exact search at scale: build time,
     /// recall, latency, filtered queries.
     Ann {
-        #[arg(long)]
-        index: PathBuf,
+        #[arg(long, value_parser = Location::parse)]
+        index: Location,
         /// Catalogue size (real vectors perturbed).
         #[arg(long, default_value_t = 1_000_000)]
         scale: usize,
@@ -613,8 +614,8 @@ pub enum BenchCommand {
     },
     /// Photo in, results out, in process: decode + embed + search latency.
     Query {
-        #[arg(long)]
-        index: PathBuf,
+        #[arg(long, value_parser = Location::parse)]
+        index: Location,
         images: Vec<PathBuf>,
         /// Times each photo is searched.
         #[arg(long, default_value_t = 20)]

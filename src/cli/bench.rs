@@ -6,6 +6,7 @@ use anyhow::Context;
 use lookalike::bench;
 use lookalike::embed::BackendKind;
 use lookalike::engine::{Engine, Query};
+use lookalike::location::Location;
 
 use super::args::BenchCommand;
 
@@ -50,7 +51,7 @@ pub fn run(what: BenchCommand) -> anyhow::Result<()> {
                 None => tempfile_dir()?,
             };
             anyhow::ensure!(
-                !dir.join("data.mdb").exists(),
+                !lookalike::store::LmdbStore::is_index(&dir),
                 "{} already holds a store; give an empty folder",
                 dir.display()
             );
@@ -61,17 +62,14 @@ pub fn run(what: BenchCommand) -> anyhow::Result<()> {
         BenchCommand::Add { index, photos, count, single, backend } => {
             let scan = lookalike::catalog::scan(&photos)?;
             let files: Vec<PathBuf> = scan.photos.into_iter().take(count).map(|p| p.path).collect();
+            let Some(folder) = index.folder() else {
+                anyhow::bail!(
+                    "bench add writes into a copy of an index folder; {index} is not one"
+                );
+            };
             let copy = tempfile_dir()?;
-            for f in ["data.mdb", "model.onnx"] {
-                std::fs::copy(index.join(f), copy.join(f))
-                    .with_context(|| format!("copying {}", index.join(f).display()))?;
-            }
-            let heads = index.join(lookalike::category::HEADS_FILE);
-            if heads.is_file() {
-                std::fs::copy(&heads, copy.join(lookalike::category::HEADS_FILE))
-                    .with_context(|| format!("copying {}", heads.display()))?;
-            }
-            let r = Engine::open(&copy, backend.backend)
+            lookalike::store::LmdbStore::copy_index(folder, &copy)?;
+            let r = Engine::open(&Location::Folder(copy.clone()), backend.backend)
                 .and_then(|engine| bench::add(&engine, &files, single));
             let _ = std::fs::remove_dir_all(&copy);
             println!("{}", serde_json::to_string(&r?)?);

@@ -69,7 +69,7 @@ pub fn run(a: EvalArgs) -> anyhow::Result<ExitCode> {
     if let Some(path) = a.report {
         lookalike::report::write_html(
             &path,
-            &format!("lookalike eval: {}", a.index.display()),
+            &format!("lookalike eval: {}", a.index),
             &summary,
             &tables,
             &result.rows,

@@ -31,7 +31,7 @@ pub fn run(a: InfoArgs) -> anyhow::Result<ExitCode> {
         );
         return Ok(ExitCode::SUCCESS);
     }
-    println!("index:      {}", a.index.display());
+    println!("index:      {}", a.index);
     if let Some(catalog) = &info.catalog {
         println!("catalogue:  {catalog}");
     }

@@ -12,20 +12,8 @@ pub mod serve;
 pub mod tables;
 pub mod train;
 
-/// An error and its causes on one line, each cause once: the library's messages often
-/// already end with their cause (`cannot read X: No such file`), which `{:#}` would
-/// print a second time.
+/// An error and its causes on one line (`error: cause: cause`): the library's errors
+/// leave their causes to `source()`, so each is printed once.
 pub fn message(e: &anyhow::Error) -> String {
-    let mut out = String::new();
-    for cause in e.chain() {
-        let text = cause.to_string();
-        if out.contains(&text) {
-            continue;
-        }
-        if !out.is_empty() {
-            out.push_str(": ");
-        }
-        out.push_str(&text);
-    }
-    out
+    format!("{e:#}")
 }

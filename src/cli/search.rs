@@ -4,7 +4,6 @@
 use std::path::Path;
 use std::process::ExitCode;
 
-use anyhow::Context;
 use lookalike::engine::{Engine, Example, Query};
 use lookalike::fetch::{FetchOptions, Fetcher, is_url};
 
@@ -34,9 +33,11 @@ pub fn run(a: SearchArgs) -> anyhow::Result<ExitCode> {
         if is_url(&text) {
             return Ok(fetcher.fetch_blocking(&text).map_err(lookalike::Error::from)?);
         }
-        lookalike::catalog::read_photo(path)
-            .map_err(|source| lookalike::Error::Io { path: path.to_path_buf(), source })
-            .with_context(|| format!("query {}", path.display()))
+        Ok(lookalike::catalog::read_photo(path).map_err(|source| lookalike::Error::Unreadable {
+            what: "the query photo",
+            path: path.to_path_buf(),
+            source,
+        })?)
     };
     if recommending {
         // An item's id first (ids may look like file names), else a URL or a photo file.

@@ -7,10 +7,12 @@
 //! snapshot is current and never wait for a writer.
 //!
 //! `mod.rs` holds the engine and its settings; `photo.rs` turns query photos into vectors
-//! (squaring, snapshot size, the garment); `search.rs` the read path (candidates, the
-//! projection's and the category's re-ordering, predictions); `write.rs` the write path.
+//! (squaring, snapshot size, the garment); `search.rs` the read path (candidates,
+//! predictions, collapsing); `ranking.rs` the re-ranking pipeline that searches and
+//! evaluation share; `write.rs` the write path.
 
 mod photo;
+pub mod ranking;
 mod recommend;
 mod search;
 mod write;
@@ -19,7 +21,6 @@ pub use photo::{Embedded, QueryInput};
 pub use recommend::{Example, MAX_EXAMPLES};
 pub use write::{ADDED_PHOTOS_DIR, MAX_ID_LEN, NewItem, WriteReport, canonical_id};
 
-use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 
 use arc_swap::ArcSwap;
@@ -28,7 +29,7 @@ use crate::category::{self, Heads, Prediction, Shares};
 use crate::embed::{BackendKind, Embedder};
 use crate::error::{Error, Result};
 use crate::index::{Filter, Hit, SearchMode, VectorIndex};
-use crate::location::Location;
+use crate::location::{Location, OpenIndex};
 use crate::model::ResolvedModel;
 use crate::preprocess::{Crop, QueryResize};
 use crate::projection::{
@@ -133,8 +134,7 @@ pub struct Timing {
 
 /// An index opened for searching.
 pub struct Engine {
-    /// The index as it was named (a folder, or a `milvus://` address).
-    dir: PathBuf,
+    /// Where the index lives (a folder, or a `milvus://` address).
     location: Location,
     info: IndexInfo,
     store: Arc<dyn Store>,
@@ -157,15 +157,14 @@ pub struct Engine {
 impl std::fmt::Debug for Engine {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Engine")
-            .field("dir", &self.dir)
+            .field("location", &self.location)
             .field("items", &self.index.load().len())
             .finish()
     }
 }
 
 /// Open an index's description without loading a model (for `info`).
-pub fn read_info(dir: &Path) -> Result<(IndexInfo, usize)> {
-    let location = Location::of(dir)?;
+pub fn read_info(location: &Location) -> Result<(IndexInfo, usize)> {
     let (store, info) = location.open_index()?;
     Ok((info, store.len()?))
 }
@@ -185,15 +184,14 @@ pub struct Description {
     pub projection: std::result::Result<Option<Projection>, ProjectionError>,
 }
 
-/// Describe the index in `dir` (a folder or a `milvus://` address).
-pub fn describe(dir: &Path) -> Result<Description> {
-    let location = Location::of(dir)?;
+/// Describe the index at `location`.
+pub fn describe(location: &Location) -> Result<Description> {
     let (store, info) = location.open_index()?;
     let records = store.records()?;
     let (cells, unplaced) = partition_of(store.as_ref(), &info, &records)?;
     let predicts = location
         .model(&info, None)
-        .map_err(|e| e.to_string())
+        .map_err(|e| crate::error::chain(&e))
         .and_then(|m| read_predicts(&m, &info));
     let projection = Projection::read(store.as_ref());
     Ok(Description { info, count: records.len(), cells, unplaced, predicts, projection })
@@ -202,11 +200,11 @@ pub fn describe(dir: &Path) -> Result<Description> {
 /// The columns a model predicts (its class heads that name one of the index's columns);
 /// empty for a model without heads.
 pub fn read_predicts(
-    model: &crate::model::ResolvedModel,
+    model: &ResolvedModel,
     info: &IndexInfo,
 ) -> std::result::Result<Vec<String>, String> {
     let Some(path) = model.heads_path() else { return Ok(Vec::new()) };
-    let heads = Heads::load(&path).map_err(|e| e.to_string())?;
+    let heads = Heads::load(&path).map_err(|e| crate::error::chain(&e))?;
     Ok(heads
         .heads()
         .iter()
@@ -232,18 +230,20 @@ fn partition_of(
 }
 
 impl Engine {
-    /// Open the index in `dir` (a folder with its own model copy, or a `milvus://`
-    /// address whose model is the built-in one it names).
-    pub fn open(dir: &Path, backend: BackendKind) -> Result<Self> {
-        Self::open_with_model(dir, backend, None)
+    /// Open the index at `location` (a folder with its own model copy, or a collection
+    /// whose model is the built-in one it names).
+    pub fn open(location: &Location, backend: BackendKind) -> Result<Self> {
+        Self::open_with_model(location, backend, None)
     }
 
-    /// Open the index in `dir`; for a collection, `model` (a built-in name or a manifest)
-    /// in place of the one it names, refused unless it is the same file.
-    pub fn open_with_model(dir: &Path, backend: BackendKind, model: Option<&str>) -> Result<Self> {
-        let location = Location::of(dir)?;
-        let (store, info) = location.open_index()?;
-        let model: ResolvedModel = location.model(&info, model)?;
+    /// Open the index at `location`; for a collection, `model` (a built-in name or a
+    /// manifest) in place of the one it names, refused unless it is the same file.
+    pub fn open_with_model(
+        location: &Location,
+        backend: BackendKind,
+        model: Option<&str>,
+    ) -> Result<Self> {
+        let OpenIndex { store, info, model } = location.open(model)?;
         let embedder = Embedder::new(&model, backend)?.with_colour(info.colour_weight);
         let index = ArcSwap::from_pointee(
             VectorIndex::load(store.as_ref(), info.dim)?.searched_by(store.clone()),
@@ -256,8 +256,9 @@ impl Engine {
                 None => Ok(None),
             })
             .map_err(|e| {
+                let e = crate::error::chain(&e);
                 tracing::warn!("trained search unavailable: {e}");
-                e.to_string()
+                e
             });
         let heads = match model.heads_path() {
             None => Ok(None),
@@ -277,13 +278,13 @@ impl Engine {
                     }
                 })
                 .map_err(|e| {
+                    let e = crate::error::chain(&e);
                     tracing::warn!("category predictions unavailable: {e}");
-                    e.to_string()
+                    e
                 }),
         };
         Ok(Self {
-            dir: dir.to_path_buf(),
-            location,
+            location: location.clone(),
             info,
             store,
             embedder,
@@ -315,7 +316,7 @@ impl Engine {
                     return Ok(None);
                 }
                 let p = self.projection()?.ok_or_else(|| {
-                    Error::Projection(ProjectionError::Missing { dir: self.dir.clone() })
+                    Error::Projection(ProjectionError::Missing { index: self.location.to_string() })
                 })?;
                 Ok(Some((p, mix)))
             }
@@ -352,10 +353,6 @@ impl Engine {
                 .flatten()
                 .map(|_| Shares::scaled(category::DEFAULT_TYPE_SHARE))),
         }
-    }
-
-    pub fn dir(&self) -> &Path {
-        &self.dir
     }
 
     pub fn info(&self) -> &IndexInfo {

@@ -5,14 +5,70 @@
 use std::collections::{BTreeMap, HashMap};
 use std::sync::Arc;
 
-use super::{Answer, Embedded, Engine, MAX_EXPAND, MAX_K, Query};
-use crate::category::{self, Prediction, Ranking};
+use super::ranking::{self, Candidates, Ranked, Steps};
+use super::{Answer, Embedded, Engine, MAX_EXPAND, Query};
+use crate::category::{self, Prediction};
 use crate::error::{Error, Result};
 use crate::index::{Hit, VectorIndex};
-use crate::projection::{RERANK_DEPTH, Trained};
+use crate::projection::Trained;
 
-/// With near-duplicate collapsing, a search looks this many times deeper than k.
-const COLLAPSE_DEPTH: usize = 4;
+/// A search's candidates: the in-memory index's (through the planner, the query's filter
+/// and mode), predicted by the engine, re-scored by the projection's cache.
+struct IndexQuery<'a> {
+    engine: &'a Engine,
+    index: &'a VectorIndex,
+    v: &'a [f32],
+    q: &'a Query,
+    exclude: Option<u32>,
+    trained: Option<Trained<'a>>,
+    /// When the first candidates came back: re-ranking is timed from there.
+    started: std::cell::Cell<Option<std::time::Instant>>,
+}
+
+impl Candidates for IndexQuery<'_> {
+    type Item = Hit;
+
+    fn nearest(&self, depth: usize, within: Option<(&str, &str)>) -> Result<Vec<Hit>> {
+        let hits = match within {
+            None => self.index.search(self.v, depth, &self.q.filter, self.exclude, self.q.mode)?,
+            Some((column, value)) => {
+                let mut filter = self.q.filter.clone();
+                filter.add(column, value);
+                self.index.search(self.v, depth, &filter, self.exclude, self.q.mode)?
+            }
+        };
+        if self.started.get().is_none() {
+            self.started.set(Some(std::time::Instant::now()));
+        }
+        Ok(hits)
+    }
+
+    fn predict(&self, candidates: &[Hit], asked: bool) -> Vec<Prediction> {
+        let neighbours = candidates.iter().map(|h| (h.score, &h.metadata));
+        self.engine.predict(&|c| self.index.value_counts(c), self.v, neighbours, asked)
+    }
+
+    fn rescore(&self, hits: &mut [Hit]) -> bool {
+        let Some((projection, mix)) = self.trained else { return false };
+        let candidates: Vec<(u32, &[f32], f32)> = hits
+            .iter()
+            .filter_map(|h| {
+                let key = self.index.key_of(&h.id)?;
+                Some((key, self.index.vector(key)?, h.score))
+            })
+            .collect();
+        // Every hit comes from this snapshot, so each has its vector; were one missing,
+        // the stored order stands rather than a re-order of a part.
+        if candidates.len() != hits.len() {
+            return false;
+        }
+        let scores = projection.rescore_items(&self.engine.projected, self.v, &candidates, mix);
+        for (h, s) in hits.iter_mut().zip(scores) {
+            h.score = s;
+        }
+        true
+    }
+}
 
 impl Engine {
     /// What a vector (stored form, any colour weight) looks like, per column the index
@@ -151,9 +207,9 @@ impl Engine {
         Ok(e)
     }
 
-    /// The planner's top k (re-ordered by the trained projection, then by the predicted
-    /// category, when asked; with `q.keep_nearest`, the last place to the most similar
-    /// item not shown before), then the score floor and near-duplicate collapsing.
+    /// The planner's top k, ranked by [`ranking::rank`] (the trained projection, the
+    /// predicted category, the score floor, the last place), then near-duplicate
+    /// collapsing.
     pub(super) fn search_in(
         &self,
         index: &VectorIndex,
@@ -172,89 +228,19 @@ impl Engine {
                 });
             }
         }
-        // Collapsing drops results: look deeper so that k usually remain.
-        let mut depth = if q.collapse.is_some() { (q.k * COLLAPSE_DEPTH).min(MAX_K) } else { q.k };
-        let shares = self.category_shares(q)?;
-        if trained.is_some() {
-            depth = depth.max(RERANK_DEPTH);
-        }
-        if shares.is_some() {
-            depth = depth.max(category::CANDIDATES);
-        }
-        let mut hits = index.search(v, depth, &q.filter, exclude, q.mode)?;
-        let rerank_start = std::time::Instant::now();
-        let predicted = self.predict(
-            &|c| index.value_counts(c),
-            v,
-            hits.iter().map(|h| (h.score, &h.metadata)),
-            shares.is_some(),
-        );
-        let ranking = shares.map(|s| Ranking::new(&predicted, s)).filter(|r| !r.is_empty());
-        // Search within the predicted category too, so that its best items are candidates
-        // even when the photo's nearest vectors are elsewhere (a filter on that column
-        // already decides). Needless when the candidates already hold as many of it as
-        // the results need: the blend is the same for every item of one value and grows
-        // with similarity, so none from further away could pass them.
-        let wanted = if q.collapse.is_some() { depth } else { q.k };
-        let holds = |column: &str, value: &str| {
-            hits.iter()
-                .filter(|h| {
-                    h.metadata.get(column).is_some_and(|v| v.trim().eq_ignore_ascii_case(value))
-                })
-                .count()
+        let steps = Steps {
+            k: q.k,
+            collapse: q.collapse.is_some(),
+            trained: trained.is_some(),
+            category: self.category_shares(q)?,
+            keep_nearest: q.keep_nearest,
+            min_score: q.min_score,
         };
-        if let Some((column, value)) = ranking.as_ref().and_then(Ranking::within)
-            && !q.filter.has_column(column)
-            && (trained.is_some() || holds(column, value) < wanted)
-        {
-            let mut within = q.filter.clone();
-            within.add(column, value);
-            let seen: std::collections::HashSet<String> =
-                hits.iter().map(|h| h.id.clone()).collect();
-            let more = index.search(v, depth, &within, exclude, q.mode)?;
-            hits.extend(more.into_iter().filter(|h| !seen.contains(&h.id)));
-        }
-        if let Some((projection, mix)) = trained {
-            let candidates: Vec<(u32, &[f32], f32)> = hits
-                .iter()
-                .filter_map(|h| {
-                    let key = index.key_of(&h.id)?;
-                    Some((key, index.vector(key)?, h.score))
-                })
-                .collect();
-            // Every hit comes from this snapshot, so each has its vector; were one missing,
-            // the stored order stands rather than a re-order of a part.
-            if candidates.len() == hits.len() {
-                let scores = projection.rescore_items(&self.projected, v, &candidates, mix);
-                for (h, s) in hits.iter_mut().zip(scores) {
-                    h.score = s;
-                }
-                hits.sort_by(|a, b| b.score.total_cmp(&a.score));
-            }
-        }
-        // The similarities before the blend, for the last place (see
-        // [`category::keep_nearest`]).
-        let mut similarity: Option<HashMap<String, f32>> = None;
-        if let Some(r) = &ranking {
-            if q.keep_nearest {
-                similarity = Some(hits.iter().map(|h| (h.id.clone(), h.score)).collect());
-            }
-            for h in &mut hits {
-                h.score = r.score(h.score, &h.metadata);
-            }
-            hits.sort_by(|a, b| b.score.total_cmp(&a.score));
-        }
-        if let Some(floor) = q.min_score {
-            hits.retain(|h| h.score >= floor);
-        }
-        // (Collapsing chooses its own k below.)
-        if q.collapse.is_none()
-            && let Some(sim) = &similarity
-        {
-            category::keep_nearest(&mut hits, q.k, |h| {
-                sim.get(&h.id).copied().unwrap_or(f32::NEG_INFINITY)
-            });
-        }
+        let source =
+            IndexQuery { engine: self, index, v, q, exclude, trained, started: None.into() };
+        let Ranked { mut hits, predicted } =
+            ranking::rank(&source, &steps, &|c| q.filter.has_column(c))?;
+        let rerank_start = source.started.get().unwrap_or_else(std::time::Instant::now);
         if let Some(limit) = q.collapse {
             let mut kept: Vec<&[f32]> = Vec::with_capacity(q.k);
             let mut out = Vec::with_capacity(q.k);

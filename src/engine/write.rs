@@ -3,7 +3,6 @@
 //! snapshot of the index.
 
 use std::collections::BTreeMap;
-use std::path::Path;
 use std::sync::Arc;
 use std::time::Instant;
 
@@ -59,8 +58,11 @@ impl NewItem {
                     path.file_stem().map(|s| s.to_string_lossy().into_owned()).unwrap_or_default()
                 }
             };
-            let photo = crate::catalog::read_photo(path)
-                .map_err(|source| Error::Io { path: path.clone(), source })?;
+            let photo = crate::catalog::read_photo(path).map_err(|source| Error::Unreadable {
+                what: "the photo",
+                path: path.clone(),
+                source,
+            })?;
             let mut metadata = csv.and_then(|m| m.rows.get(&item_id).cloned()).unwrap_or_default();
             metadata.extend(fixed.clone());
             items.push(NewItem { id: item_id, photo, metadata });
@@ -123,9 +125,7 @@ impl Engine {
         let _writer = self.writer.lock().map_err(|_| poisoned())?;
         // Photo files are written under the writer lock: a concurrent write or removal of
         // the same id cannot delete a file between its writing and its commit.
-        if let Some(dir) = self.location.folder() {
-            self.sweep_orphans_once(&dir.join(ADDED_PHOTOS_DIR));
-        }
+        self.sweep_orphans_once();
         let mut changes = Vec::with_capacity(items.len());
         let mut written = Vec::with_capacity(items.len());
         let before = self.current_for_write()?;
@@ -292,8 +292,7 @@ impl Engine {
                 name: "index",
                 message: format!(
                     "{} is in format v{}; run `lookalike index` on it once to upgrade it before adding or removing items",
-                    self.dir.display(),
-                    self.info.format_version
+                    self.location, self.info.format_version
                 ),
             });
         }
@@ -304,7 +303,7 @@ impl Engine {
     fn remove_files(&self, rels: &[String]) {
         for rel in rels {
             if let Err(e) = self.store.remove_file(rel) {
-                tracing::warn!("cannot remove {rel}: {e}");
+                tracing::warn!("cannot remove {rel}: {}", crate::error::Chain(&e));
             }
         }
     }
@@ -381,26 +380,26 @@ impl Engine {
     /// Once per opened engine: remove files of `photos/` that no record names and that
     /// are older than [`ORPHAN_AGE`] (left by a write killed before its commit, or
     /// temporary files of one killed while writing).
-    fn sweep_orphans_once(&self, photos_dir: &Path) {
+    fn sweep_orphans_once(&self) {
         if self.swept.swap(true, std::sync::atomic::Ordering::AcqRel) {
             return;
         }
         let Ok(records) = self.store.records() else { return };
         let named: std::collections::HashSet<String> =
             records.into_iter().filter(|(_, r)| r.added).map(|(_, r)| r.path).collect();
-        let Ok(entries) = std::fs::read_dir(photos_dir) else { return };
-        for entry in entries.flatten() {
-            let rel = format!("{ADDED_PHOTOS_DIR}/{}", entry.file_name().to_string_lossy());
-            let old = entry
-                .metadata()
-                .and_then(|m| m.modified())
-                .ok()
-                .and_then(|t| t.elapsed().ok())
-                .is_some_and(|age| age >= ORPHAN_AGE);
-            if old && !named.contains(&rel) && entry.file_type().is_ok_and(|t| t.is_file()) {
-                tracing::info!("removing {rel}: no item refers to it");
-                if let Err(e) = std::fs::remove_file(entry.path()) {
-                    tracing::warn!("cannot remove {rel}: {e}");
+        let files = match self.store.list_files(ADDED_PHOTOS_DIR) {
+            Ok(files) => files,
+            Err(e) => {
+                tracing::warn!("cannot look for orphaned photos: {}", crate::error::Chain(&e));
+                return;
+            }
+        };
+        for file in files {
+            let old = file.age.is_some_and(|age| age >= ORPHAN_AGE);
+            if old && !named.contains(&file.name) {
+                tracing::info!("removing {}: no item refers to it", file.name);
+                if let Err(e) = self.store.remove_file(&file.name) {
+                    tracing::warn!("cannot remove {}: {}", file.name, crate::error::Chain(&e));
                 }
             }
         }

@@ -11,12 +11,13 @@ use serde::Serialize;
 use super::metrics::{
     Acc, ClassAcc, ClassScores, Scores, average_precision_at_k, per_class, precision_at_k,
 };
-use crate::category::{Ranking, Shares};
+use crate::category::{Prediction, Shares};
+use crate::engine::ranking::{self, Candidate, Candidates, Steps};
 use crate::error::{Error, Result};
 use crate::index::{Filter, Segment};
 use crate::kernel::{self, Scored, TopK};
 use crate::label::label_value;
-use crate::projection::{Projection, RERANK_DEPTH};
+use crate::projection::Projection;
 use crate::split::in_holdout;
 
 /// One label's results, overall and per group.
@@ -84,13 +85,11 @@ impl ProjectedRows {
         &self.rows[r * self.dim..(r + 1) * self.dim]
     }
 
-    fn rerank(&self, query_row: usize, mut top: Vec<Scored>) -> Vec<Scored> {
+    fn rescore(&self, query_row: usize, top: &mut [RowHit<'_>]) {
         let q = self.row(query_row);
-        for s in &mut top {
+        for s in top {
             s.score = crate::projection::blend(s.score, kernel::dot(q, self.row(s.row)), self.mix);
         }
-        top.sort_by(|a, b| b.score.total_cmp(&a.score));
-        top
     }
 }
 
@@ -130,16 +129,85 @@ impl<'a> CategoryRows<'a> {
         Self { engine, shares, counts, values }
     }
 
-    fn ranking(&self, index: &Segment, v: &[f32], top: &[Scored]) -> Ranking {
+    fn predict(&self, v: &[f32], top: &[RowHit<'_>]) -> Vec<Prediction> {
         let counts = |c: &str| self.counts.get(c).cloned().unwrap_or_default();
-        let neighbours = top.iter().map(|s| (s.score, index.metadata(s.row)));
-        Ranking::new(&self.engine.predict(&counts, v, neighbours, true), self.shares)
+        let neighbours = top.iter().map(|s| (s.score, s.metadata));
+        self.engine.predict(&counts, v, neighbours, true)
     }
 
     /// Rows holding `value` (any case) in `column`.
     fn holds(&self, column: &str, value: &str, row: usize) -> bool {
         let value = value.to_lowercase();
         self.values.get(column).and_then(|v| v[row].as_deref()).is_some_and(|v| v == value)
+    }
+}
+
+/// A leave-one-out candidate: a row of the segment with its score.
+#[derive(Debug, Clone)]
+struct RowHit<'a> {
+    row: usize,
+    score: f32,
+    metadata: &'a BTreeMap<String, String>,
+}
+
+impl Candidate for RowHit<'_> {
+    type Key = usize;
+    fn key(&self) -> usize {
+        self.row
+    }
+    fn score(&self) -> f32 {
+        self.score
+    }
+    fn set_score(&mut self, score: f32) {
+        self.score = score;
+    }
+    fn metadata(&self) -> &BTreeMap<String, String> {
+        self.metadata
+    }
+}
+
+/// One leave-one-out query's candidates: its row of exact scores against the segment
+/// (itself left out), re-scored and predicted as [`Reorder`] says.
+struct RowQuery<'a> {
+    index: &'a Segment,
+    row: usize,
+    /// The query's similarity with every row.
+    scores: &'a [f32],
+    query: &'a [f32],
+    reorder: Reorder<'a>,
+}
+
+impl<'a> Candidates for RowQuery<'a> {
+    type Item = RowHit<'a>;
+
+    fn nearest(&self, depth: usize, within: Option<(&str, &str)>) -> Result<Vec<RowHit<'a>>> {
+        let keep = |j: usize| match within {
+            None => true,
+            Some((column, value)) => {
+                self.reorder.category.is_some_and(|c| c.holds(column, value, j))
+            }
+        };
+        let mut top = TopK::new(depth);
+        for (j, s) in self.scores.iter().enumerate() {
+            if j != self.row && keep(j) {
+                top.push(Scored { row: j, score: *s });
+            }
+        }
+        Ok(top
+            .into_sorted()
+            .into_iter()
+            .map(|s| RowHit { row: s.row, score: s.score, metadata: self.index.metadata(s.row) })
+            .collect())
+    }
+
+    fn predict(&self, candidates: &[RowHit<'a>], _asked: bool) -> Vec<Prediction> {
+        self.reorder.category.map_or_else(Vec::new, |c| c.predict(self.query, candidates))
+    }
+
+    fn rescore(&self, candidates: &mut [RowHit<'a>]) -> bool {
+        let Some(t) = self.reorder.trained else { return false };
+        t.rescore(self.row, candidates);
+        true
     }
 }
 
@@ -152,19 +220,44 @@ pub struct Reorder<'a> {
     pub category: Option<&'a CategoryRows<'a>>,
 }
 
-/// Every item (passing `filter`) queries the rest; relevance = same label value.
-#[allow(clippy::too_many_arguments)]
-pub fn leave_one_out(
-    index: &Segment,
-    k: usize,
-    labels: &[Vec<String>],
-    group_by: Option<&str>,
-    filter: &Filter,
-    samples: usize,
-    ranker: Option<&Ranker<'_>>,
-    query_of: Option<&QueryOf<'_>>,
-    reorder: Reorder<'_>,
-) -> Result<LooReport> {
+/// What a leave-one-out run measures, and how it ranks.
+#[derive(Clone, Copy)]
+pub struct LeaveOneOut<'a> {
+    pub k: usize,
+    /// Relevance labels (each one or more columns); the first is the headline.
+    pub labels: &'a [Vec<String>],
+    /// Column whose values break the figures down.
+    pub group_by: Option<&'a str>,
+    /// The items that query (all of them rank).
+    pub filter: &'a Filter,
+    /// Sample queries kept for the HTML report.
+    pub samples: usize,
+    /// Rank through another search path than the exact scan (`--ann`, expansion).
+    pub ranker: Option<&'a Ranker<'a>>,
+    /// What a stored vector queries with (`None`: itself).
+    pub query_of: Option<&'a QueryOf<'a>>,
+    pub reorder: Reorder<'a>,
+}
+
+impl<'a> LeaveOneOut<'a> {
+    /// Every item queries with itself, exact scan, no re-ordering, no samples.
+    pub fn new(k: usize, labels: &'a [Vec<String>], filter: &'a Filter) -> Self {
+        Self {
+            k,
+            labels,
+            group_by: None,
+            filter,
+            samples: 0,
+            ranker: None,
+            query_of: None,
+            reorder: Reorder::default(),
+        }
+    }
+}
+
+/// Every item (passing the filter) queries the rest; relevance = same label value.
+pub fn leave_one_out(index: &Segment, run: &LeaveOneOut<'_>) -> Result<LooReport> {
+    let LeaveOneOut { k, labels, group_by, filter, samples, ranker, query_of, reorder } = *run;
     if k == 0 {
         return Err(Error::BadParameter { name: "k", message: "must be at least 1".into() });
     }
@@ -226,54 +319,33 @@ pub fn leave_one_out(
                     }
                 }
                 let scores = kernel::scores_batch(index.matrix(), dim, &qbuf, block.len());
-                // As deep as a search looks for the same re-ordering.
-                let mut depth = k;
-                if reorder.trained.is_some() {
-                    depth = depth.max(RERANK_DEPTH);
-                }
-                if reorder.category.is_some() {
-                    depth = depth.max(crate::category::CANDIDATES);
-                }
+                // Ranked as a catalogue item's search ranks (`search --similar-to`).
+                let steps = Steps {
+                    k,
+                    collapse: false,
+                    trained: reorder.trained.is_some(),
+                    category: reorder.category.map(|c| c.shares),
+                    keep_nearest: false,
+                    min_score: None,
+                };
                 block
                     .par_iter()
                     .enumerate()
                     .map(|(qi, &r)| {
-                        let row = &scores[qi * n..(qi + 1) * n];
-                        let best = |keep: &dyn Fn(usize) -> bool| {
-                            let mut top = TopK::new(depth);
-                            for (j, s) in row.iter().enumerate() {
-                                if j != r && keep(j) {
-                                    top.push(Scored { row: j, score: *s });
-                                }
-                            }
-                            top.into_sorted()
+                        let source = RowQuery {
+                            index,
+                            row: r,
+                            scores: &scores[qi * n..(qi + 1) * n],
+                            query: &qbuf[qi * dim..(qi + 1) * dim],
+                            reorder,
                         };
-                        let mut top = best(&|_| true);
-                        let query = &qbuf[qi * dim..(qi + 1) * dim];
-                        let ranking = reorder.category.map(|c| (c, c.ranking(index, query, &top)));
-                        if let Some((c, ranking)) = &ranking
-                            && let Some((column, value)) = ranking.within()
-                        {
-                            let seen: std::collections::HashSet<usize> =
-                                top.iter().map(|s| s.row).collect();
-                            let more = best(&|j| c.holds(column, value, j));
-                            top.extend(more.into_iter().filter(|s| !seen.contains(&s.row)));
-                        }
-                        if let Some(t) = reorder.trained {
-                            top = t.rerank(r, top);
-                        }
-                        if let Some((_, ranking)) = &ranking
-                            && !ranking.is_empty()
-                        {
-                            for s in &mut top {
-                                s.score = ranking.score(s.score, index.metadata(s.row));
-                            }
-                            top.sort_by(|a, b| b.score.total_cmp(&a.score));
-                        }
+                        // The query's filter chose the queries, not their candidates.
+                        let mut top = ranking::rank(&source, &steps, &|_| false)?.hits;
                         top.truncate(k);
-                        (r, top)
+                        let top = top.into_iter().map(|h| Scored { row: h.row, score: h.score });
+                        Ok((r, top.collect()))
                     })
-                    .collect()
+                    .collect::<Result<_>>()?
             }
         };
         for (r, top) in ranked {

@@ -22,8 +22,8 @@ use std::sync::Arc;
 use std::time::Instant;
 
 pub use catalogue::{
-    CategoryRows, LabelReport, LooReport, ProjectedRows, QueryOf, Ranker, Reorder, holdout,
-    leave_one_out,
+    CategoryRows, LabelReport, LeaveOneOut, LooReport, ProjectedRows, QueryOf, Ranker, Reorder,
+    holdout, leave_one_out,
 };
 pub use metrics::{ClassScores, Scores, average_precision_at_k, precision_at_k};
 pub use photos::{
@@ -150,18 +150,18 @@ pub fn run(engine: &Engine, spec: &Spec) -> Result<Evaluation> {
         let shares = engine.category_shares(query)?;
         let category =
             shares.filter(|_| !through_search).map(|s| CategoryRows::new(engine, &segment, s));
-        let report = leave_one_out(
-            &segment,
-            query.k,
-            &parsed,
-            group.as_deref(),
-            &query.filter,
-            spec.samples,
+        let run = LeaveOneOut {
+            k: query.k,
+            labels: &parsed,
+            group_by: group.as_deref(),
+            filter: &query.filter,
+            samples: spec.samples,
             // Through the search path when it differs from a plain exact scan.
-            through_search.then_some(&ranker as &Ranker<'_>),
+            ranker: through_search.then_some(&ranker as &Ranker<'_>),
             query_of,
-            Reorder { trained: projected.as_ref(), category: category.as_ref() },
-        )?;
+            reorder: Reorder { trained: projected.as_ref(), category: category.as_ref() },
+        };
+        let report = leave_one_out(&segment, &run)?;
         let seconds = t.elapsed().as_secs_f64();
         out.rows.extend(loo_rows(&segment, root.as_deref(), &report, &parsed));
         out.catalogue = Some(CatalogueRun {

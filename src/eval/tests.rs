@@ -65,18 +65,9 @@ fn leave_one_out_on_a_known_layout() {
     let idx = tiny_index();
     let cols = vec!["type".to_string(), "colour".to_string(), "master".to_string()];
     let labels = parse_labels(&["type".into(), "type+colour".into()], &cols).unwrap();
-    let r = leave_one_out(
-        &idx,
-        1,
-        &labels,
-        Some("master"),
-        &Filter::default(),
-        0,
-        None,
-        None,
-        Reorder::default(),
-    )
-    .unwrap();
+    let filter = Filter::default();
+    let run = LeaveOneOut { group_by: Some("master"), ..LeaveOneOut::new(1, &labels, &filter) };
+    let r = leave_one_out(&idx, &run).unwrap();
     // Nearest neighbours: a1->a2 (A ok), a2->a3 (A vs B wrong), a3->a2 (B vs A wrong),
     // b1->b2 (ok), b2->b1 (ok): 3 of 5.
     assert_eq!(r.queries, 5);
@@ -104,18 +95,8 @@ fn leave_one_out_classes_are_article_types_when_there_are_some() {
     // Measured on colour, but grouped by the articleType column when items have one: the
     // tiny index has none, so the first label's value names the class.
     let labels = parse_labels(&["colour".into()], &cols).unwrap();
-    let r = leave_one_out(
-        &idx,
-        1,
-        &labels,
-        None,
-        &Filter::default(),
-        0,
-        None,
-        None,
-        Reorder::default(),
-    )
-    .unwrap();
+    let filter = Filter::default();
+    let r = leave_one_out(&idx, &LeaveOneOut::new(1, &labels, &filter)).unwrap();
     let total: usize = r.per_class.iter().map(|c| c.queries).sum();
     assert_eq!(total, 5);
     let mut names: Vec<&str> = r.per_class.iter().map(|c| c.class.as_str()).collect();

@@ -12,12 +12,20 @@
 //! (id, vector and record in one row), never two rows for one id (the id is the primary
 //! key), and a re-run of `index` repairs the rest from the photos' hashes.
 
+// The client and the store need the `milvus` feature (on by default: tonic, prost and the
+// generated code); the address, quoting and errors are always there, so that an address
+// given to a build without it is still understood, and refused by name.
+#[cfg(feature = "milvus")]
 mod client;
 // The generated gRPC code, its own crate (crates/milvus-proto).
+#[cfg(feature = "milvus")]
 use lookalike_milvus_proto as proto;
+#[cfg(feature = "milvus")]
 mod store;
 
+#[cfg(feature = "milvus")]
 pub use client::Client;
+#[cfg(feature = "milvus")]
 pub use store::MilvusStore;
 
 /// Errors talking to Milvus.
@@ -33,6 +41,10 @@ pub enum MilvusError {
     Transport { call: &'static str, collection: String, message: String },
     #[error("Milvus answered {call} on {collection} with data lookalike cannot read: {message}")]
     Data { call: &'static str, collection: String, message: String },
+    #[error(
+        "{address}: this lookalike was built without Milvus support (rebuild it with the Cargo feature `milvus`, on by default)"
+    )]
+    NotBuilt { address: String },
 }
 
 /// Where a Milvus-held index is: a server and a collection name.
@@ -150,6 +162,6 @@ mod tests {
 }
 
 /// The Milvus server the unit tests share (the integration tests' own, one file for both).
-#[cfg(test)]
+#[cfg(all(test, feature = "milvus"))]
 #[path = "../../tests/common/milvus_server.rs"]
 pub(crate) mod test_server;

@@ -44,8 +44,8 @@ pub const FORMAT_VERSION: u32 = 1;
 /// What can go wrong with a projection: reading, checking or training it.
 #[derive(Debug, thiserror::Error)]
 pub enum ProjectionError {
-    #[error("no trained projection in {0} (run `lookalike train --index {0}` first)", .dir.display())]
-    Missing { dir: PathBuf },
+    #[error("no trained projection in {index} (run `lookalike train --index {index}` first)")]
+    Missing { index: String },
     #[error("{}: not a lookalike projection file", .path.display())]
     NotAProjection { path: PathBuf },
     #[error(
@@ -397,7 +397,7 @@ impl Projection {
         match store.read_file(PROJECTION_FILE) {
             Ok(Some(bytes)) => Self::from_bytes(&bytes, path).map(Some),
             Ok(None) => Ok(None),
-            Err(e) => Err(ProjectionError::Unreadable { message: e.to_string() }),
+            Err(e) => Err(ProjectionError::Unreadable { message: crate::error::chain(&e) }),
         }
     }
 

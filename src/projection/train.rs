@@ -7,7 +7,6 @@
 //! SGEMM already used for batched scoring (ndarray → matrixmultiply). The tests check
 //! every gradient against finite differences.
 
-use std::path::Path;
 use std::time::Instant;
 
 use ndarray::{Array1, Array2, ArrayView2, Axis};
@@ -427,19 +426,18 @@ pub struct TrainReport {
     pub path: String,
 }
 
-/// Train a projection on the items of the index in `dir` by the label `label` (a column
+/// Train a projection on the items of the index at `location` by the label `label` (a column
 /// or columns joined with `+`) and store it in the index folder. Items of the held-out
 /// split are left out unless `include_holdout`; label values held by a single item are
 /// left out too (nothing to pull together).
 pub fn train_index(
-    dir: &Path,
+    location: &crate::location::Location,
     label: &str,
     include_holdout: bool,
     cfg: &TrainConfig,
     progress: &mut dyn FnMut(&EpochStats),
 ) -> Result<(Projection, TrainReport)> {
     cfg.check().map_err(Error::from)?;
-    let location = crate::location::Location::of(dir)?;
     let (store, info) = location.open_index()?;
     let cols =
         crate::label::parse_labels(&[label.to_string()], &info.columns)?.pop().unwrap_or_default();
@@ -499,10 +497,7 @@ pub fn train_index(
     let proj = fit(&data, cfg, progress).map_err(Error::from)?;
     // Kept by the index's store: a file in a folder, rows of a collection.
     store.write_file(super::PROJECTION_FILE, &proj.to_bytes())?;
-    let path = match location.folder() {
-        Some(dir) => dir.join(super::PROJECTION_FILE).display().to_string(),
-        None => format!("{location} ({})", super::PROJECTION_FILE),
-    };
+    let path = location.file_place(super::PROJECTION_FILE);
     let report = TrainReport {
         label: data.label.clone(),
         items: data.vectors.len(),

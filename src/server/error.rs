@@ -75,7 +75,7 @@ impl From<Error> for AppError {
             other => AppError::BadRequest(format!("cannot use the photo: {other}")),
         };
         match &e {
-            Error::UnknownId(_) => AppError::NotFound(e.to_string()),
+            Error::UnknownId(_) => AppError::NotFound(crate::error::chain(&e)),
             // Its message names the index's folder, which is the server's business.
             Error::Projection(crate::projection::ProjectionError::Missing { .. }) => {
                 AppError::BadRequest(
@@ -84,7 +84,7 @@ impl From<Error> for AppError {
                 )
             }
             Error::BadItem { .. } | Error::UnknownColumn { .. } | Error::BadFilter(_) => {
-                AppError::BadRequest(e.to_string())
+                AppError::BadRequest(crate::error::chain(&e))
             }
             Error::Image(p) | Error::Embed(EmbedError::Preprocess(p)) => image(p),
             Error::Fetch(f) => match f {
@@ -96,8 +96,8 @@ impl From<Error> for AppError {
                 FetchError::OverBudget { .. } => AppError::Busy,
                 _ => AppError::BadRequest(f.to_string()),
             },
-            _ if e.is_user_error() => AppError::BadRequest(e.to_string()),
-            _ => AppError::Internal(format!("{e:#}")),
+            _ if e.is_user_error() => AppError::BadRequest(crate::error::chain(&e)),
+            _ => AppError::Internal(crate::error::chain(&e)),
         }
     }
 }

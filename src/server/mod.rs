@@ -380,7 +380,7 @@ async fn json_errors(
 impl AppState {
     /// The server's folders as messages might show them, and what to call them instead.
     fn folders(&self) -> Vec<(String, &'static str)> {
-        let mut out = vec![(self.engine.dir().display().to_string(), "the index")];
+        let mut out = vec![(self.engine.location().to_string(), "the index")];
         if let Some(images::PhotoRoot::Folder(dir)) = &self.catalog {
             out.push((dir.display().to_string(), "the catalogue"));
         }

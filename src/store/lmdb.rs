@@ -11,10 +11,14 @@ use heed::types::{Bytes, SerdeJson, Str, U32};
 use heed::{CommitOrAbort, Database, Env, EnvOpenOptions, RoTxn, RwTxn};
 
 use super::{
-    Change, FORMAT_VERSION, IndexInfo, ItemRecord, Store, StoreError, check_dims, check_file_name,
-    check_version,
+    Change, FORMAT_VERSION, IndexInfo, ItemRecord, KeptFile, Store, StoreError, check_dims,
+    check_file_name, check_version,
 };
 
+/// LMDB's data file in an index folder (only this file names it).
+const DATA_FILE: &str = "data.mdb";
+/// LMDB's lock file, which belongs to the folder it is in and is never copied.
+const LOCK_FILE: &str = "lock.mdb";
 const INFO_KEY: &str = "info";
 const NEXT_KEY: &str = "next_key";
 const CENTROIDS_KEY: &str = "centroids";
@@ -28,20 +32,15 @@ type Meta = Database<'static, Str, SerdeJson<IndexInfo>>;
 type Items = Database<'static, Str, SerdeJson<ItemRecord>>;
 type Vectors = Database<'static, Str, Bytes>;
 
-impl From<heed::Error> for StoreError {
-    fn from(e: heed::Error) -> Self {
-        backend(e)
-    }
-}
-
 fn open_env(dir: &Path) -> Result<Env, StoreError> {
     // SAFETY: heed requires that the environment's files are not modified by anything but
     // LMDB while open; lookalike only touches them through this type.
-    unsafe { EnvOpenOptions::new().map_size(MAP_SIZE).max_dbs(8).open(dir) }.map_err(backend)
+    Ok(unsafe { EnvOpenOptions::new().map_size(MAP_SIZE).max_dbs(8).open(dir) }?)
 }
 
-fn backend(e: impl std::fmt::Display) -> StoreError {
-    StoreError::Backend(e.to_string())
+fn io(action: &'static str, path: &Path) -> impl FnOnce(std::io::Error) -> StoreError {
+    let path = path.to_path_buf();
+    move |source| StoreError::Io { action, path, source }
 }
 
 /// An index on disk.
@@ -58,11 +57,42 @@ pub struct LmdbStore {
 }
 
 impl LmdbStore {
+    /// Whether `dir` holds a store (it may still lack a description).
+    pub fn is_index(dir: &Path) -> bool {
+        dir.join(DATA_FILE).is_file()
+    }
+
+    /// Bytes the store's data file takes on disk (0 when it cannot be read).
+    pub fn disk_bytes(dir: &Path) -> u64 {
+        std::fs::metadata(dir.join(DATA_FILE)).map_or(0, |m| m.len())
+    }
+
+    /// Copy the index in `dir` into the empty or new folder `to` (the store, the model
+    /// and every other file at its top level; not added photos): a scratch copy to write
+    /// into. Nothing may write to `dir` meanwhile.
+    pub fn copy_index(dir: &Path, to: &Path) -> Result<(), StoreError> {
+        if !Self::is_index(dir) {
+            return Err(StoreError::NotAnIndex(dir.display().to_string()));
+        }
+        std::fs::create_dir_all(to).map_err(io("create", to))?;
+        if Self::is_index(to) {
+            return Err(StoreError::Backend(format!("{} already holds an index", to.display())));
+        }
+        for entry in std::fs::read_dir(dir).map_err(io("read", dir))? {
+            let entry = entry.map_err(io("read", dir))?;
+            let is_file = entry.file_type().is_ok_and(|t| t.is_file());
+            if is_file && entry.file_name() != LOCK_FILE {
+                std::fs::copy(entry.path(), to.join(entry.file_name()))
+                    .map_err(io("copy", &entry.path()))?;
+            }
+        }
+        Ok(())
+    }
+
     /// Open the index in `dir` for writing, creating the folder and an empty store if
     /// needed, and upgrading an older format in place (one transaction).
     pub fn open(dir: &Path) -> Result<Self, StoreError> {
-        std::fs::create_dir_all(dir)
-            .map_err(|e| StoreError::Backend(format!("cannot create {}: {e}", dir.display())))?;
+        std::fs::create_dir_all(dir).map_err(io("create", dir))?;
         let env = open_env(dir)?;
         let wtxn = env.write_txn()?;
         let (meta, items, vectors, counters, partition) = env
@@ -103,7 +133,7 @@ impl LmdbStore {
     /// Items can still be written to a current-format index opened this way.
     pub fn open_existing(dir: &Path) -> Result<Self, StoreError> {
         let not_index = || StoreError::NotAnIndex(dir.display().to_string());
-        if !dir.join("data.mdb").is_file() {
+        if !Self::is_index(dir) {
             return Err(not_index());
         }
         let env = open_env(dir)?;
@@ -135,12 +165,12 @@ impl LmdbStore {
 
     fn next_key(&self, txn: &RoTxn) -> Result<u32, StoreError> {
         let Some(c) = self.counters else { return Ok(0) };
-        Ok(c.get(txn, NEXT_KEY).map_err(backend)?.unwrap_or(0))
+        Ok(c.get(txn, NEXT_KEY)?.unwrap_or(0))
     }
 
     fn set_next_key(&self, wtxn: &mut RwTxn, key: u32) -> Result<(), StoreError> {
         let c = self.counters.ok_or_else(read_only)?;
-        c.put(wtxn, NEXT_KEY, &key).map_err(backend)
+        Ok(c.put(wtxn, NEXT_KEY, &key)?)
     }
 }
 
@@ -206,22 +236,22 @@ fn encode_vector(v: &[f32]) -> Vec<u8> {
 
 impl Store for LmdbStore {
     fn info(&self) -> Result<Option<IndexInfo>, StoreError> {
-        let rtxn = self.env.read_txn().map_err(backend)?;
-        self.meta.get(&rtxn, INFO_KEY).map_err(backend)
+        let rtxn = self.env.read_txn()?;
+        Ok(self.meta.get(&rtxn, INFO_KEY)?)
     }
 
     fn apply(&self, info: Option<&IndexInfo>, changes: &[Change]) -> Result<Vec<u32>, StoreError> {
-        let mut wtxn = self.env.write_txn().map_err(backend)?;
+        let mut wtxn = self.env.write_txn()?;
         let effective = match info {
             Some(i) => Some(i.clone()),
-            None => self.meta.get(&wtxn, INFO_KEY).map_err(backend)?,
+            None => self.meta.get(&wtxn, INFO_KEY)?,
         };
         check_dims(effective.as_ref(), changes)?;
         if let Some(i) = info {
-            self.meta.put(&mut wtxn, INFO_KEY, i).map_err(backend)?;
+            self.meta.put(&mut wtxn, INFO_KEY, i)?;
         }
         if changes.is_empty() {
-            wtxn.commit().map_err(backend)?;
+            wtxn.commit()?;
             return Ok(Vec::new());
         }
         if self.counters.is_none() {
@@ -237,12 +267,12 @@ impl Store for LmdbStore {
                         StoreError::Backend("the index has used up its 2^32 item keys".into())
                     })?;
                     let record = ItemRecord { key: Some(key), ..record.clone() };
-                    self.items.put(&mut wtxn, id, &record).map_err(backend)?;
-                    self.vectors.put(&mut wtxn, id, &encode_vector(vector)).map_err(backend)?;
+                    self.items.put(&mut wtxn, id, &record)?;
+                    self.vectors.put(&mut wtxn, id, &encode_vector(vector))?;
                     keys.push(key);
                 }
                 Change::Record { id, record } => {
-                    let Some(old) = self.items.get(&wtxn, id).map_err(backend)? else {
+                    let Some(old) = self.items.get(&wtxn, id)? else {
                         // Dropping the transaction aborts it: nothing of the batch lands.
                         return Err(StoreError::Corrupt {
                             id: id.clone(),
@@ -250,20 +280,20 @@ impl Store for LmdbStore {
                         });
                     };
                     let record = ItemRecord { key: old.key, ..record.clone() };
-                    self.items.put(&mut wtxn, id, &record).map_err(backend)?;
+                    self.items.put(&mut wtxn, id, &record)?;
                 }
                 Change::Delete { id } => {
-                    self.items.delete(&mut wtxn, id).map_err(backend)?;
-                    self.vectors.delete(&mut wtxn, id).map_err(backend)?;
+                    self.items.delete(&mut wtxn, id)?;
+                    self.vectors.delete(&mut wtxn, id)?;
                 }
                 Change::Centroids(c) => {
                     let db = self.partition.ok_or_else(read_only)?;
                     let generation = read_generation(db.get(&wtxn, GENERATION_KEY)?)?;
                     db.put(&mut wtxn, GENERATION_KEY, &(generation + 1).to_le_bytes())?;
                     if c.is_empty() {
-                        db.delete(&mut wtxn, CENTROIDS_KEY).map_err(backend)?;
+                        db.delete(&mut wtxn, CENTROIDS_KEY)?;
                     } else {
-                        db.put(&mut wtxn, CENTROIDS_KEY, &encode_vector(c)).map_err(backend)?;
+                        db.put(&mut wtxn, CENTROIDS_KEY, &encode_vector(c))?;
                     }
                 }
             }
@@ -275,64 +305,63 @@ impl Store for LmdbStore {
             let version = read_counter(VERSION_KEY, db.get(&wtxn, VERSION_KEY)?)?;
             db.put(&mut wtxn, VERSION_KEY, &(version + 1).to_le_bytes())?;
         }
-        wtxn.commit().map_err(backend)?;
+        wtxn.commit()?;
         Ok(keys)
     }
 
     fn get(&self, id: &str) -> Result<Option<(ItemRecord, Vec<f32>)>, StoreError> {
-        let rtxn = self.env.read_txn().map_err(backend)?;
-        let Some(record) = self.items.get(&rtxn, id).map_err(backend)? else { return Ok(None) };
-        let bytes = self.vectors.get(&rtxn, id).map_err(backend)?.ok_or_else(|| {
-            StoreError::Corrupt { id: id.to_string(), message: "record without a vector".into() }
+        let rtxn = self.env.read_txn()?;
+        let Some(record) = self.items.get(&rtxn, id)? else { return Ok(None) };
+        let bytes = self.vectors.get(&rtxn, id)?.ok_or_else(|| StoreError::Corrupt {
+            id: id.to_string(),
+            message: "record without a vector".into(),
         })?;
         Ok(Some((record, decode_vector(id, bytes)?)))
     }
 
     fn centroids(&self) -> Result<Option<Vec<f32>>, StoreError> {
         let Some(db) = self.partition else { return Ok(None) };
-        let rtxn = self.env.read_txn().map_err(backend)?;
-        let Some(bytes) = db.get(&rtxn, CENTROIDS_KEY).map_err(backend)? else { return Ok(None) };
+        let rtxn = self.env.read_txn()?;
+        let Some(bytes) = db.get(&rtxn, CENTROIDS_KEY)? else { return Ok(None) };
         decode_vector(CENTROIDS_KEY, bytes).map(Some)
     }
 
     fn partition_generation(&self) -> Result<u64, StoreError> {
         let Some(db) = self.partition else { return Ok(0) };
-        let rtxn = self.env.read_txn().map_err(backend)?;
+        let rtxn = self.env.read_txn()?;
         read_generation(db.get(&rtxn, GENERATION_KEY)?)
     }
 
     fn version(&self) -> Result<u64, StoreError> {
         let Some(db) = self.partition else { return Ok(0) };
-        let rtxn = self.env.read_txn().map_err(backend)?;
+        let rtxn = self.env.read_txn()?;
         read_counter(VERSION_KEY, db.get(&rtxn, VERSION_KEY)?)
     }
 
     fn len(&self) -> Result<usize, StoreError> {
-        let rtxn = self.env.read_txn().map_err(backend)?;
-        Ok(self.items.len(&rtxn).map_err(backend)? as usize)
+        let rtxn = self.env.read_txn()?;
+        Ok(self.items.len(&rtxn)? as usize)
     }
 
     fn records(&self) -> Result<Vec<(String, ItemRecord)>, StoreError> {
-        let rtxn = self.env.read_txn().map_err(backend)?;
+        let rtxn = self.env.read_txn()?;
         let mut out = Vec::new();
-        for kv in self.items.iter(&rtxn).map_err(backend)? {
-            let (k, v) = kv.map_err(backend)?;
+        for kv in self.items.iter(&rtxn)? {
+            let (k, v) = kv?;
             out.push((k.to_string(), v));
         }
         Ok(out)
     }
 
     fn for_each(&self, f: &mut dyn FnMut(&str, &ItemRecord, &[f32])) -> Result<(), StoreError> {
-        let rtxn = self.env.read_txn().map_err(backend)?;
+        let rtxn = self.env.read_txn()?;
         // Both tables are keyed by id, so walking them side by side pairs them up.
-        let mut vectors = self.vectors.iter(&rtxn).map_err(backend)?;
-        for kv in self.items.iter(&rtxn).map_err(backend)? {
-            let (id, record) = kv.map_err(backend)?;
-            let (vid, bytes) = vectors.next().transpose().map_err(backend)?.ok_or_else(|| {
-                StoreError::Corrupt {
-                    id: id.to_string(),
-                    message: "record without a vector".into(),
-                }
+        let mut vectors = self.vectors.iter(&rtxn)?;
+        for kv in self.items.iter(&rtxn)? {
+            let (id, record) = kv?;
+            let (vid, bytes) = vectors.next().transpose()?.ok_or_else(|| StoreError::Corrupt {
+                id: id.to_string(),
+                message: "record without a vector".into(),
             })?;
             if vid != id {
                 return Err(StoreError::Corrupt {
@@ -363,7 +392,7 @@ impl Store for LmdbStore {
         match std::fs::read(&path) {
             Ok(bytes) => Ok(Some(bytes)),
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
-            Err(e) => Err(StoreError::Backend(format!("cannot read {}: {e}", path.display()))),
+            Err(e) => Err(io("read", &path)(e)),
         }
     }
 
@@ -373,9 +402,7 @@ impl Store for LmdbStore {
         static NEXT: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
         check_file_name(name)?;
         let path = self.path.join(name);
-        let fail = |e: std::io::Error| {
-            StoreError::Backend(format!("cannot write {}: {e}", path.display()))
-        };
+        let fail = |e: std::io::Error| io("write", &path)(e);
         if let Some(parent) = path.parent() {
             std::fs::create_dir_all(parent).map_err(fail)?;
         }
@@ -397,7 +424,34 @@ impl Store for LmdbStore {
         match std::fs::remove_file(&path) {
             Ok(()) => Ok(()),
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(()),
-            Err(e) => Err(StoreError::Backend(format!("cannot remove {}: {e}", path.display()))),
+            Err(e) => Err(io("remove", &path)(e)),
         }
+    }
+
+    fn list_files(&self, dir: &str) -> Result<Vec<KeptFile>, StoreError> {
+        check_file_name(dir)?;
+        let entries = match std::fs::read_dir(self.path.join(dir)) {
+            Ok(entries) => entries,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Vec::new()),
+            Err(e) => {
+                return Err(StoreError::Backend(format!(
+                    "cannot list {}: {e}",
+                    self.path.join(dir).display()
+                )));
+            }
+        };
+        let mut files = Vec::new();
+        for entry in entries.flatten() {
+            // Regular files only: the sweep must never follow a link out of the folder.
+            let Ok(meta) = entry.metadata() else { continue };
+            let Some(file) = entry.file_name().to_str().map(str::to_string) else { continue };
+            if !meta.is_file() {
+                continue;
+            }
+            let age = meta.modified().ok().and_then(|t| t.elapsed().ok());
+            files.push(KeptFile { name: format!("{dir}/{file}"), age });
+        }
+        files.sort_by(|a, b| a.name.cmp(&b.name));
+        Ok(files)
     }
 }

@@ -3,7 +3,9 @@
 use std::collections::BTreeMap;
 use std::sync::RwLock;
 
-use super::{Change, IndexInfo, ItemRecord, Store, StoreError, check_dims, check_file_name};
+use super::{
+    Change, IndexInfo, ItemRecord, KeptFile, Store, StoreError, check_dims, check_file_name,
+};
 
 #[derive(Default)]
 struct Inner {
@@ -13,7 +15,8 @@ struct Inner {
     centroids: Option<Vec<f32>>,
     generation: u64,
     version: u64,
-    files: BTreeMap<String, Vec<u8>>,
+    /// Each kept file with when it was written.
+    files: BTreeMap<String, (Vec<u8>, std::time::Instant)>,
 }
 
 /// A [`Store`] that lives and dies with the process.
@@ -121,12 +124,16 @@ impl Store for MemoryStore {
 
     fn read_file(&self, name: &str) -> Result<Option<Vec<u8>>, StoreError> {
         check_file_name(name)?;
-        Ok(self.inner.read().map_err(poisoned)?.files.get(name).cloned())
+        Ok(self.inner.read().map_err(poisoned)?.files.get(name).map(|(b, _)| b.clone()))
     }
 
     fn write_file(&self, name: &str, bytes: &[u8]) -> Result<(), StoreError> {
         check_file_name(name)?;
-        self.inner.write().map_err(poisoned)?.files.insert(name.to_string(), bytes.to_vec());
+        self.inner
+            .write()
+            .map_err(poisoned)?
+            .files
+            .insert(name.to_string(), (bytes.to_vec(), std::time::Instant::now()));
         Ok(())
     }
 
@@ -134,5 +141,16 @@ impl Store for MemoryStore {
         check_file_name(name)?;
         self.inner.write().map_err(poisoned)?.files.remove(name);
         Ok(())
+    }
+
+    fn list_files(&self, dir: &str) -> Result<Vec<KeptFile>, StoreError> {
+        check_file_name(dir)?;
+        let prefix = format!("{dir}/");
+        let g = self.inner.read().map_err(poisoned)?;
+        Ok(g.files
+            .iter()
+            .filter(|(name, _)| name.strip_prefix(&prefix).is_some_and(|rest| !rest.contains('/')))
+            .map(|(name, (_, at))| KeptFile { name: name.clone(), age: Some(at.elapsed()) })
+            .collect())
     }
 }

@@ -40,8 +40,19 @@ pub const FORMAT_VERSION: u32 = 3;
 /// Errors of the storage layer.
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {
+    /// A condition of the store's own (no underlying error to name).
     #[error("index storage error: {0}")]
     Backend(String),
+    /// A file of the index (`action`: what was being done with it).
+    #[error("index storage error: cannot {action} {}", .path.display())]
+    Io { action: &'static str, path: std::path::PathBuf, source: std::io::Error },
+    /// LMDB's own error, kept as it is.
+    #[error("index storage error")]
+    Lmdb(#[from] heed::Error),
+    /// The error of a store on a server (a Milvus collection's `MilvusError`), kept as it
+    /// is for callers that look at it.
+    #[error("index storage error")]
+    Remote(#[source] Box<dyn std::error::Error + Send + Sync>),
     #[error(
         "index format version {found} is newer than this lookalike supports ({supported}); upgrade lookalike"
     )]
@@ -182,6 +193,17 @@ pub trait Store: Send + Sync {
     fn write_file(&self, name: &str, bytes: &[u8]) -> Result<(), StoreError>;
     /// Remove a file; one that is not there is no error.
     fn remove_file(&self, name: &str) -> Result<(), StoreError>;
+    /// The files kept under the folder `dir` (a relative name such as `photos`; not its
+    /// subfolders), by full name (`photos/x.jpg`) with how long ago each was written
+    /// (`None` when the backend cannot tell): what an orphan sweep looks through.
+    fn list_files(&self, dir: &str) -> Result<Vec<KeptFile>, StoreError>;
+}
+
+/// A file an index keeps, as [`Store::list_files`] lists it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct KeptFile {
+    pub name: String,
+    pub age: Option<std::time::Duration>,
 }
 
 /// Longest name of a file an index keeps (bytes).

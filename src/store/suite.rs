@@ -146,15 +146,28 @@ pub(crate) fn run_all(store: &dyn Store) {
     assert_eq!(store.read_file("photos/a.jpg").unwrap().as_deref(), Some(&b"replaced"[..]));
     store.write_file("empty", b"").unwrap();
     assert_eq!(store.read_file("empty").unwrap().as_deref(), Some(&b""[..]));
+    // Listed by folder, without its subfolders' files, each just written.
+    store.write_file("photos/b.jpg", b"b").unwrap();
+    store.write_file("photos/deeper/c.jpg", b"c").unwrap();
+    let listed = store.list_files("photos").unwrap();
+    let names: Vec<&str> = listed.iter().map(|f| f.name.as_str()).collect();
+    assert_eq!(names, ["photos/a.jpg", "photos/b.jpg"]);
+    assert!(listed.iter().all(|f| f.age.is_some_and(|a| a.as_secs() < 60)), "{listed:?}");
+    assert_eq!(store.list_files("nothing-here").unwrap(), []);
+    store.remove_file("photos/b.jpg").unwrap();
+    store.remove_file("photos/deeper/c.jpg").unwrap();
     store.remove_file("photos/a.jpg").unwrap();
     store.remove_file("photos/a.jpg").unwrap();
     assert_eq!(store.read_file("photos/a.jpg").unwrap(), None);
     assert_eq!(store.read_file("projection.bin").unwrap().as_deref(), Some(&b"small"[..]));
     assert_eq!(store.version().unwrap(), version + 2);
     for bad in ["", "/etc/passwd", "../x", "photos/../../x", "a//b", "a/./b", "a\\b", "a\nb"] {
-        for result in
-            [store.read_file(bad).map(|_| ()), store.write_file(bad, b"x"), store.remove_file(bad)]
-        {
+        for result in [
+            store.read_file(bad).map(|_| ()),
+            store.write_file(bad, b"x"),
+            store.remove_file(bad),
+            store.list_files(bad).map(|_| ()),
+        ] {
             assert!(matches!(result, Err(StoreError::BadFileName { .. })), "{bad:?}: {result:?}");
         }
     }

@@ -6,8 +6,8 @@ use std::collections::HashMap;
 
 use serde::{Deserialize, Serialize};
 
-use super::{IDS_PER_CALL, MilvusStore, backend, filler, nonce, text};
-use crate::store::{StoreError, check_file_name};
+use super::{IDS_PER_CALL, MilvusStore, backend, filler, nonce, strings, text};
+use crate::store::{KeptFile, StoreError, check_file_name};
 
 /// Bytes of a kept file per meta row: their base64 (64,000 characters) fits a text field.
 const FILE_CHUNK: usize = 48_000;
@@ -25,6 +25,14 @@ struct FileHead {
     /// Names this version's chunk rows, so that a replacement never overwrites the chunks
     /// a reader may be reading.
     nonce: String,
+    /// When it was written (seconds since 1970; 0 in heads written before this was kept),
+    /// so that an orphan sweep leaves a file alone while its item's commit may be coming.
+    #[serde(default)]
+    written: u64,
+}
+
+fn unix_now() -> u64 {
+    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_secs())
 }
 
 /// The meta keys of a file: its head, and the prefix of its chunks (keys are at most 64
@@ -105,6 +113,7 @@ impl MilvusStore {
             hash: blake3::hash(bytes).to_hex().to_string(),
             chunks: bytes.len().div_ceil(FILE_CHUNK),
             nonce: nonce(name),
+            written: unix_now(),
         };
         // Chunks first, under a new nonce; then the head that names them; then the old
         // chunks go. A write cut short leaves the old file readable (and a few orphan rows).
@@ -127,6 +136,44 @@ impl MilvusStore {
             )?;
         }
         Ok(())
+    }
+
+    pub(super) fn list_kept(&self, dir: &str) -> Result<Vec<KeptFile>, StoreError> {
+        check_file_name(dir)?;
+        if !self.exists().map_err(backend)? {
+            return Ok(Vec::new());
+        }
+        // Heads are keyed by a hash of the name: read them all and keep those under `dir`.
+        let (client, meta) = (self.client.clone(), self.meta());
+        let cols = self
+            .run(async move { client.query(&meta, r#"key like "file/%""#, &["value"], None).await })
+            .map_err(backend)?;
+        let prefix = format!("{dir}/");
+        let now = unix_now();
+        let mut files = Vec::new();
+        for value in strings(&cols, "value") {
+            let head: FileHead = serde_json::from_str(&value).map_err(|e| StoreError::Corrupt {
+                id: "file description".into(),
+                message: e.to_string(),
+            })?;
+            if head.name.strip_prefix(&prefix).is_some_and(|rest| !rest.contains('/')) {
+                let age = std::time::Duration::from_secs(now.saturating_sub(head.written));
+                files.push(KeptFile { name: head.name, age: Some(age) });
+            }
+        }
+        files.sort_by(|a, b| a.name.cmp(&b.name));
+        Ok(files)
+    }
+
+    /// Sets a kept file's time of writing (as a file written long ago, or by a version
+    /// that did not record it: 0).
+    #[cfg(test)]
+    pub(super) fn backdate_kept(&self, name: &str, written: u64) {
+        let mut head = self.file_head(name).unwrap().unwrap();
+        head.written = written;
+        let dim = self.stored_dim().unwrap().unwrap();
+        let text = text(name, "file description", &head).unwrap();
+        self.put_meta(dim, vec![(file_head_key(name), text, filler(dim))]).unwrap();
     }
 
     pub(super) fn remove_kept(&self, name: &str) -> Result<(), StoreError> {

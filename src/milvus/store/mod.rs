@@ -86,7 +86,7 @@ impl std::fmt::Debug for MilvusStore {
 }
 
 fn backend(e: MilvusError) -> StoreError {
-    StoreError::Backend(e.to_string())
+    StoreError::Remote(Box::new(e))
 }
 
 impl MilvusStore {
@@ -674,6 +674,10 @@ impl Store for MilvusStore {
 
     fn remove_file(&self, name: &str) -> Result<(), StoreError> {
         self.remove_kept(name)
+    }
+
+    fn list_files(&self, dir: &str) -> Result<Vec<crate::store::KeptFile>, StoreError> {
+        self.list_kept(dir)
     }
 }
 

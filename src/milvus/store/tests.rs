@@ -23,6 +23,30 @@ fn milvus_store_passes_the_suite() {
 }
 
 #[test]
+fn kept_files_are_listed_with_their_age_for_the_orphan_sweep() {
+    let store = store("kept");
+    store.apply(Some(&crate::store::suite::info(3)), &[]).unwrap();
+    for name in ["photos/new.jpg", "photos/old.jpg", "photos/older.jpg", "projection.bin"] {
+        store.write_file(name, name.as_bytes()).unwrap();
+    }
+    let hour_ago =
+        std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_secs()
+            - 3600;
+    store.backdate_kept("photos/old.jpg", hour_ago);
+    // Written by a version that kept no time: as old as can be.
+    store.backdate_kept("photos/older.jpg", 0);
+    let listed = store.list_files("photos").unwrap();
+    let ages: Vec<(&str, u64)> =
+        listed.iter().map(|f| (f.name.as_str(), f.age.unwrap().as_secs())).collect();
+    assert_eq!(ages.len(), 3, "{ages:?}");
+    assert_eq!(ages[0].0, "photos/new.jpg");
+    assert!(ages[0].1 < 60, "{ages:?}");
+    assert!(ages[1].0 == "photos/old.jpg" && (3600..3700).contains(&ages[1].1), "{ages:?}");
+    assert!(ages[2].0 == "photos/older.jpg" && ages[2].1 > 3600 * 24 * 365, "{ages:?}");
+    store.drop_all().unwrap();
+}
+
+#[test]
 fn a_second_process_sees_the_same_index() {
     let a = store("shared");
     let b = MilvusStore::open(a.address()).unwrap();
@@ -239,4 +263,17 @@ fn a_flush_returns_once_the_vector_index_covers_every_row() {
         Err(e) => assert!(std::env::var("MILVUS_URI").is_ok(), "{e}"),
     }
     s.drop_all().unwrap();
+}
+
+#[test]
+fn a_milvus_error_stays_typed_inside_the_store_error() {
+    let e =
+        backend(MilvusError::Connect { address: "milvus://h:1/c".into(), message: "down".into() });
+    let source = std::error::Error::source(&e).unwrap();
+    assert!(matches!(source.downcast_ref::<MilvusError>(), Some(MilvusError::Connect { .. })));
+    // Said once: the store's message, then the cause.
+    assert_eq!(
+        crate::error::chain(&e),
+        "index storage error: cannot reach Milvus at milvus://h:1/c: down"
+    );
 }

@@ -44,7 +44,8 @@ fn build_index(dir: &Path, n: usize) -> PathBuf {
     }
     std::fs::write(cat.join("styles.csv"), out).unwrap();
     let idx = dir.join("idx");
-    index_catalog(&cat, &idx, &IndexOptions::default()).unwrap();
+    index_catalog(&cat, &crate::location::Location::Folder(idx.clone()), &IndexOptions::default())
+        .unwrap();
     idx
 }
 
@@ -71,7 +72,13 @@ fn engine() -> Arc<Engine> {
                 std::fs::read(sample().join("images/1000.jpg")).unwrap(),
             )
             .unwrap();
-            let engine = Arc::new(Engine::open(&idx, BackendKind::Auto).unwrap());
+            let engine = Arc::new(
+                Engine::open(
+                    &crate::location::Location::Folder(idx.to_path_buf()),
+                    BackendKind::Auto,
+                )
+                .unwrap(),
+            );
             (dir, engine)
         })
         .1
@@ -154,7 +161,10 @@ const TOKEN: &str = "s3cret-token";
 fn writable(token: Option<&str>) -> (tempfile::TempDir, Arc<AppState>) {
     let dir = tempfile::tempdir().unwrap();
     let idx = build_index(dir.path(), 8);
-    let engine = Arc::new(Engine::open(&idx, BackendKind::Auto).unwrap());
+    let engine = Arc::new(
+        Engine::open(&crate::location::Location::Folder(idx.to_path_buf()), BackendKind::Auto)
+            .unwrap(),
+    );
     let opts = ServeOptions { admin_token: token.map(str::to_string), ..ServeOptions::default() };
     (dir, Arc::new(AppState::new(engine, &opts)))
 }
@@ -190,9 +200,11 @@ async fn search_on(state: &Arc<AppState>, photo: &[u8]) -> Vec<String> {
 }
 
 fn added_photos(state: &AppState) -> usize {
-    std::fs::read_dir(state.engine.dir().join(crate::engine::ADDED_PHOTOS_DIR))
-        .map(|d| d.count())
-        .unwrap_or(0)
+    std::fs::read_dir(
+        state.engine.location().folder().unwrap().join(crate::engine::ADDED_PHOTOS_DIR),
+    )
+    .map(|d| d.count())
+    .unwrap_or(0)
 }
 
 #[tokio::test]

@@ -284,7 +284,7 @@ async fn trained_parameter_reorders_with_the_projection_and_is_checked() {
     assert_eq!(s, StatusCode::BAD_REQUEST, "{v}");
     assert!(v["error"].as_str().unwrap().contains("lookalike train"), "{v}");
     // Before: the message named the server's index folder.
-    let folder = engine().dir().display().to_string();
+    let folder = engine().location().to_string();
     assert!(!v.to_string().contains(&folder), "{v}");
     let (s, _) = get_json("/api/items/1001/similar?trained=2").await;
     assert_eq!(s, StatusCode::BAD_REQUEST);
@@ -294,7 +294,9 @@ async fn trained_parameter_reorders_with_the_projection_and_is_checked() {
     let dir = tempfile::tempdir().unwrap();
     let idx = build_index(dir.path(), 12);
     {
-        let engine = Engine::open(&idx, BackendKind::Auto).unwrap();
+        let engine =
+            Engine::open(&crate::location::Location::Folder(idx.to_path_buf()), BackendKind::Auto)
+                .unwrap();
         let snapshot = engine.index().compacted();
         let info = engine.info();
         let data = crate::projection::train::TrainData {
@@ -315,7 +317,10 @@ async fn trained_parameter_reorders_with_the_projection_and_is_checked() {
         let p = crate::projection::train::fit(&data, &cfg, &mut |_| {}).unwrap();
         engine.store().write_file(crate::projection::PROJECTION_FILE, &p.to_bytes()).unwrap();
     }
-    let engine = Arc::new(Engine::open(&idx, BackendKind::Auto).unwrap());
+    let engine = Arc::new(
+        Engine::open(&crate::location::Location::Folder(idx.to_path_buf()), BackendKind::Auto)
+            .unwrap(),
+    );
     let state = Arc::new(AppState::new(engine, &ServeOptions::default()));
     let (s, stats) = get_on(&state, "/api/stats").await;
     assert_eq!(s, StatusCode::OK);
