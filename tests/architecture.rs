@@ -3,8 +3,6 @@
 //! engine imports the engine or what is built on it. `error` is the one exception: it
 //! wraps every module's error type, and those modules return it.
 
-#![allow(clippy::unwrap_used, clippy::expect_used)]
-
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::Path;
 

@@ -1,11 +1,7 @@
 //! The model and both inference backends: the conversion is right (ImageNet top-1 of known
 //! photos), ONNX Runtime and tract agree, and a user's model runs from a manifest.
 
-#![allow(clippy::unwrap_used, clippy::expect_used)]
-
-mod common;
-
-use common::*;
+use crate::common::*;
 use lookalike::embed::{BackendKind, Embedder};
 use lookalike::model::{self, ResolvedModel};
 use lookalike::preprocess::{self, Crop};

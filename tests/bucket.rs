@@ -1,29 +1,32 @@
-//! Catalogues in object storage, against a real S3-compatible server (moto's, started
-//! here): `lookalike index s3://BUCKET/PREFIX` gives the index the same folder gives,
-//! re-runs are incremental, `serve` serves the photos from the bucket, and a store that
-//! is down or a bad address is a clear error that leaves the index as it was.
-#![allow(clippy::unwrap_used, clippy::expect_used)]
+//! Catalogues in object storage, against a real S3-compatible server (moto's, the one
+//! the test run shares; each test in buckets of its own): `lookalike index
+//! s3://BUCKET/PREFIX` gives the index the same folder gives, re-runs are incremental,
+//! `serve` serves the photos from the bucket, and a store that is down or a bad address
+//! is a clear error that leaves the index as it was.
 
-mod common;
-
-use common::*;
+use crate::common::s3::S3Server;
+use crate::common::*;
 use serde_json::Value;
 
-const BUCKET: &str = "shop-photos";
-
 /// The first `n` sample photos and their styles.csv in a folder and, under `prefix`, in
-/// the server's bucket (photos in a sub-folder, as in the folder).
-fn upload(s3: &S3Server, dir: &std::path::Path, prefix: &str, n: usize) -> Vec<String> {
+/// a new bucket of the server (photos in a sub-folder, as in the folder).
+fn upload(
+    s3: &S3Server,
+    bucket: &str,
+    dir: &std::path::Path,
+    prefix: &str,
+    n: usize,
+) -> Vec<String> {
     let ids = small_catalog(dir, n);
-    s3.create_bucket(BUCKET);
-    s3.put(BUCKET, &format!("{prefix}/styles.csv"), std::fs::read(dir.join("styles.csv")).unwrap());
+    s3.create_bucket(bucket);
+    s3.put(bucket, &format!("{prefix}/styles.csv"), std::fs::read(dir.join("styles.csv")).unwrap());
     for id in &ids {
         let bytes = std::fs::read(dir.join(format!("images/{id}.jpg"))).unwrap();
-        s3.put(BUCKET, &format!("{prefix}/images/{id}.jpg"), bytes);
+        s3.put(bucket, &format!("{prefix}/images/{id}.jpg"), bytes);
     }
     // Beside the catalogue, not in it.
     s3.put(
-        BUCKET,
+        bucket,
         "elsewhere/images/9999.jpg",
         std::fs::read(dir.join(format!("images/{}.jpg", ids[0]))).unwrap(),
     );
@@ -54,12 +57,13 @@ fn search(index: &str, photo: &str) -> Vec<(String, f64)> {
 
 #[test]
 fn a_catalogue_in_a_bucket_indexes_as_the_folder_does_and_refreshes_incrementally() {
+    const BUCKET: &str = "shop-photos";
     require_ort();
-    let s3 = S3Server::start();
+    let s3 = S3Server::shared();
     let env = s3.env();
     let dir = tempfile::tempdir().unwrap();
     let cat = dir.path().join("cat");
-    let ids = upload(&s3, &cat, "2026/cat", 8);
+    let ids = upload(s3, BUCKET, &cat, "2026/cat", 8);
     let from_bucket = dir.path().join("idx-s3");
     let from_folder = dir.path().join("idx-folder");
     let address = format!("s3://{BUCKET}/2026/cat/");
@@ -111,12 +115,16 @@ fn a_catalogue_in_a_bucket_indexes_as_the_folder_does_and_refreshes_incrementall
 
 #[test]
 fn the_server_serves_photos_from_the_bucket_and_names_a_store_that_is_down() {
+    const BUCKET: &str = "served-photos";
     require_ort();
-    let mut s3 = S3Server::start();
-    let env = s3.env();
+    let s3 = S3Server::shared();
+    // The store, on an endpoint of this test's own that it takes down below (the server
+    // itself stays up for the other tests).
+    let mut store = s3.relay();
+    let env = store.env();
     let dir = tempfile::tempdir().unwrap();
     let cat = dir.path().join("cat");
-    let ids = upload(&s3, &cat, "cat", 4);
+    let ids = upload(s3, BUCKET, &cat, "cat", 4);
     let idx = dir.path().join("idx");
     run_json(&["index", &format!("s3://{BUCKET}/cat"), "--index", p(&idx), "--json"], &env);
 
@@ -155,7 +163,7 @@ fn the_server_serves_photos_from_the_bucket_and_names_a_store_that_is_down() {
 
     // The store goes away: a photo is a 502 with a message, not a hang or a crash, and
     // searching (in the index) goes on.
-    s3.stop();
+    store.stop();
     let t = std::time::Instant::now();
     let (status, ctype, body) = get(format!("/images/{}", ids[2]));
     assert_eq!((status, ctype.as_deref()), (502, Some("application/json")));
@@ -200,16 +208,16 @@ fn a_bad_address_or_a_store_that_is_down_is_a_clear_error_and_leaves_the_index_a
 
     // A bucket that does not exist on a running store, and a prefix with nothing under
     // it (a typo must not empty the index).
-    let s3 = S3Server::start();
+    let s3 = S3Server::shared();
     let out = lookalike_env(&["index", "s3://no-such-bucket/cat", "--index", p(&idx)], &s3.env());
     assert!(!out.status.success());
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(err.contains("s3://no-such-bucket/cat") && err.contains("no bucket named"), "{err}");
-    s3.create_bucket("shop-photos");
-    s3.put("shop-photos", "cat/1.jpg", std::fs::read(sample().join("images/1000.jpg")).unwrap());
-    let out = lookalike_env(&["index", "s3://shop-photos/cta", "--index", p(&idx)], &s3.env());
+    s3.create_bucket("typo-photos");
+    s3.put("typo-photos", "cat/1.jpg", std::fs::read(sample().join("images/1000.jpg")).unwrap());
+    let out = lookalike_env(&["index", "s3://typo-photos/cta", "--index", p(&idx)], &s3.env());
     assert!(!out.status.success());
     let err = String::from_utf8_lossy(&out.stderr);
-    assert!(err.contains("nothing is stored under s3://shop-photos/cta"), "{err}");
+    assert!(err.contains("nothing is stored under s3://typo-photos/cta"), "{err}");
     assert_eq!(ok(&["info", "--index", p(&idx), "--json"]), before);
 }

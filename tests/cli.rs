@@ -2,28 +2,13 @@
 //! golden search results, JSON shapes, filters, bad input, incremental re-indexing and
 //! recovery from a killed run.
 
-#![allow(clippy::unwrap_used, clippy::expect_used)]
-
-mod common;
-
-use std::sync::OnceLock;
-
-use common::*;
+use crate::common::fixtures::{copy_index, sample_index, sample_lite0_index};
+use crate::common::*;
 use serde_json::Value;
 
-/// The sample catalogue indexed once for every test of this file.
-fn sample_index() -> &'static (tempfile::TempDir, Value) {
-    static INDEX: OnceLock<(tempfile::TempDir, Value)> = OnceLock::new();
-    INDEX.get_or_init(|| {
-        require_ort();
-        let dir = tempfile::tempdir().unwrap();
-        let out = ok(&["index", p(&sample()), "--index", p(dir.path()), "--json"]);
-        (dir, serde_json::from_str(&out).unwrap())
-    })
-}
-
+/// The sample catalogue indexed with the defaults, shared by the run's tests.
 fn index_path() -> &'static str {
-    p(sample_index().0.path())
+    sample_index().path()
 }
 
 fn search_json(args: &[&str]) -> Vec<Value> {
@@ -38,7 +23,7 @@ fn ids(v: &Value) -> Vec<String> {
 
 #[test]
 fn sample_catalogue_indexes_completely_with_metadata() {
-    let report = &sample_index().1;
+    let report = &sample_index().report;
     assert_eq!(report["photos_found"], 387);
     assert_eq!(report["total_items"], 387);
     assert_eq!(report["added"], 387);
@@ -528,7 +513,7 @@ fn eval_leave_one_out_agrees_with_searching_each_item() {
     assert_eq!((r["k"].as_u64(), r["queries"].as_u64()), (Some(5), Some(387)));
     // The same figure through the search path: every item's five nearest others.
     let engine = lookalike::Engine::open(
-        &lookalike::location::Location::Folder(sample_index().0.path().to_path_buf()),
+        &lookalike::location::Location::Folder(sample_index().dir.clone()),
         lookalike::embed::BackendKind::Auto,
     )
     .unwrap();
@@ -704,29 +689,10 @@ fn output_into_a_closed_pipe_ends_quietly() {
     assert_eq!(out.status.signal(), Some(13), "ended by SIGPIPE: {:?}", out.status);
 }
 
-/// The sample catalogue indexed once with the ImageNet model (lite0), whose plain
-/// features the trained projection (`lookalike train`) is made for.
-fn lite0_index() -> &'static tempfile::TempDir {
-    static INDEX: OnceLock<tempfile::TempDir> = OnceLock::new();
-    INDEX.get_or_init(|| {
-        require_ort();
-        let dir = tempfile::tempdir().unwrap();
-        ok(&["index", p(&sample()), "--index", p(dir.path()), "--model", "lite0", "--json"]);
-        dir
-    })
-}
-
-/// A private copy of the sample's lite0 index (its LMDB files and model), for tests that
-/// change it while others read the original.
+/// A private copy of the sample's lite0 index (the ImageNet model, whose plain features
+/// the trained projection is made for), for tests that train on it.
 fn sample_index_copy() -> tempfile::TempDir {
-    let dir = tempfile::tempdir().unwrap();
-    for e in std::fs::read_dir(lite0_index().path()).unwrap() {
-        let e = e.unwrap();
-        if e.file_type().unwrap().is_file() {
-            std::fs::copy(e.path(), dir.path().join(e.file_name())).unwrap();
-        }
-    }
-    dir
+    copy_index(sample_lite0_index())
 }
 
 fn holdout_precision(index: &str, extra: &[&str]) -> f64 {

@@ -2,27 +2,15 @@
 //! looks like, ranks by the predicted category (and by similarity alone when told), finds
 //! the garment in a snapshot, and its class heads file agrees with the network.
 
-#![allow(clippy::unwrap_used, clippy::expect_used)]
-
-mod common;
-
 use std::path::Path;
-use std::sync::OnceLock;
 
-use common::*;
+use crate::common::fixtures::{copy_index, sample_index};
+use crate::common::*;
 use serde_json::Value;
 
-/// The sample catalogue indexed once with the defaults.
+/// The sample catalogue indexed with the defaults, shared by the run's tests.
 fn index() -> &'static str {
-    static INDEX: OnceLock<tempfile::TempDir> = OnceLock::new();
-    p(INDEX
-        .get_or_init(|| {
-            require_ort();
-            let dir = tempfile::tempdir().unwrap();
-            ok(&["index", p(&sample()), "--index", p(dir.path()), "--json"]);
-            dir
-        })
-        .path())
+    sample_index().path()
 }
 
 fn search(args: &[&str]) -> Vec<Value> {
@@ -259,23 +247,16 @@ fn the_heads_file_computes_the_networks_own_probabilities() {
 
 #[test]
 fn a_damaged_heads_file_costs_the_predictions_not_the_search() {
-    let dir = tempfile::tempdir().unwrap();
-    let copy = dir.path().join("idx");
-    std::fs::create_dir_all(&copy).unwrap();
-    for f in std::fs::read_dir(index()).unwrap() {
-        let f = f.unwrap().path();
-        if f.is_file() {
-            std::fs::copy(&f, copy.join(f.file_name().unwrap())).unwrap();
-        }
-    }
+    let dir = copy_index(sample_index());
+    let copy = dir.path();
     std::fs::write(copy.join(lookalike::category::HEADS_FILE), b"{ not json").unwrap();
     let q = query("hat.jpg");
-    let out = ok(&["search", "--index", p(&copy), "--json", &q]);
+    let out = ok(&["search", "--index", p(copy), "--json", &q]);
     let r = &json_lines(&out)[0];
     assert_eq!(r["results"].as_array().unwrap().len(), 5);
     assert!(r.get("predicted").is_none(), "{r}");
     // Asking for category ranking names the problem.
-    let out = lookalike(&["search", "--index", p(&copy), "--category", "0.3", &q]);
+    let out = lookalike(&["search", "--index", p(copy), "--category", "0.3", &q]);
     assert_eq!(out.status.code(), Some(2), "{out:?}");
     assert!(String::from_utf8_lossy(&out.stderr).contains("heads"), "{out:?}");
 }

@@ -6,11 +6,7 @@
 //! the same steps; the partition (2 cells for 6 items, colour weight 0.3) is in the file
 //! and every item, the added one too, has its cell.
 
-#![allow(clippy::unwrap_used, clippy::expect_used)]
-
-mod common;
-
-use common::*;
+use crate::common::*;
 use lookalike::{Engine, Query};
 
 fn open_copy(version: u32) -> (tempfile::TempDir, Engine) {

@@ -2,15 +2,11 @@
 //! library from several threads at once, bad input refused whole, and a process killed
 //! in the middle of a write; shards of a catalogue indexed into one folder at once.
 
-#![allow(clippy::unwrap_used, clippy::expect_used)]
-
-mod common;
-
 use std::collections::HashSet;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 
-use common::*;
+use crate::common::*;
 use lookalike::engine::NewItem;
 use lookalike::{Engine, Query};
 use serde_json::Value;

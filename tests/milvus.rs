@@ -1,12 +1,10 @@
 //! An index in a Milvus collection, against a real Milvus server (the embedded standalone
-//! one started here, or `MILVUS_URI`): the same commands give the same answers as on a
-//! folder index, writes through one process are seen by servers on the same collection,
-//! and bad addresses or a server that is down are clear errors.
-#![allow(clippy::unwrap_used, clippy::expect_used)]
+//! one the test run shares, or `MILVUS_URI`; each test in collections of its own): the
+//! same commands give the same answers as on a folder index, writes through one process
+//! are seen by servers on the same collection, and bad addresses or a server that is down
+//! are clear errors.
 
-mod common;
-
-use common::*;
+use crate::common::*;
 use serde_json::Value;
 
 fn run_json(args: &[&str]) -> Value {

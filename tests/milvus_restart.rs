@@ -3,8 +3,11 @@
 //! leaves a complete collection, every item once, answering as a folder index does.
 //!
 //! This test needs a server of its own to kill (the embedded standalone Milvus that
-//! scripts/test-servers.sh installs), whatever `MILVUS_URI` says; it lives in its own
-//! test binary because only one embedded server runs on a machine at a time.
+//! scripts/test-servers.sh installs), whatever `MILVUS_URI` says. It is the one test
+//! binary beside the integration tests' (tests/tests.rs) because only one embedded server
+//! runs on a machine at a time (it binds etcd's fixed ports): it cannot start while that
+//! binary's shared server runs. Cargo runs test binaries one after the other, and the
+//! shared server stops when its binary ends (scripts/milvus-server.py watches its parent).
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 mod common;

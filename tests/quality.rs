@@ -3,13 +3,9 @@
 //! without colour; the per-query colour weight; refusals), the score floor,
 //! near-duplicate collapsing and query expansion.
 
-#![allow(clippy::unwrap_used, clippy::expect_used)]
-
-mod common;
-
 use std::path::Path;
 
-use common::*;
+use crate::common::*;
 use serde_json::Value;
 
 /// Sample photos of different garments (ids of `sample-catalog`).

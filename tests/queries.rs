@@ -1,29 +1,27 @@
 //! `lookalike search` by URL (fetched from a real web server on loopback) and by liked and
 //! disliked examples; the "no close match" call in its JSON.
 
-#![allow(clippy::unwrap_used, clippy::expect_used)]
-
-mod common;
-
 use std::io::{Read, Write};
 use std::net::TcpListener;
 use std::sync::OnceLock;
 
-use common::*;
+use crate::common::fixtures::run_dir;
+use crate::common::*;
 use serde_json::Value;
 
-/// Twelve sample photos indexed once for this file's tests.
+/// Twelve sample photos indexed once per run for this file's tests, which only read it,
+/// in the run's folder.
 fn index() -> &'static str {
-    static INDEX: OnceLock<tempfile::TempDir> = OnceLock::new();
-    let dir = INDEX.get_or_init(|| {
+    static INDEX: OnceLock<String> = OnceLock::new();
+    INDEX.get_or_init(|| {
         require_ort();
-        let dir = tempfile::tempdir().unwrap();
-        small_catalog(&dir.path().join("cat"), 12);
-        ok(&["index", p(&dir.path().join("cat")), "--index", p(&dir.path().join("idx")), "--json"]);
-        dir
-    });
-    static PATH: OnceLock<String> = OnceLock::new();
-    PATH.get_or_init(|| dir.path().join("idx").to_string_lossy().into_owned())
+        let dir = run_dir().join("queries");
+        // What a panicked earlier attempt of this run left, so that this one starts anew.
+        let _ = std::fs::remove_dir_all(&dir);
+        small_catalog(&dir.join("cat"), 12);
+        ok(&["index", p(&dir.join("cat")), "--index", p(&dir.join("idx")), "--json"]);
+        dir.join("idx").to_string_lossy().into_owned()
+    })
 }
 
 /// A web server on 127.0.0.1 answering `/photo.jpg` with a sample photo and anything else

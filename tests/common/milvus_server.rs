@@ -3,6 +3,10 @@
 //! `HOST:PORT`) when set, else a real one (PyPI `milvus`, the embedded standalone server,
 //! installed by scripts/test-servers.sh) started by scripts/milvus-server.py on the first
 //! call; it stops, and removes its data, when this process ends.
+// Said here, not only by the includers: clippy's test allowances (clippy.toml) see
+// `#[cfg(test)]` only, and the library includes this file under
+// `#[cfg(all(test, feature = "milvus"))]`.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
 
 use std::io::BufRead;
 use std::sync::OnceLock;

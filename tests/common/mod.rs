@@ -1,11 +1,15 @@
-//! Helpers shared by the integration tests: paths, running the binary, temp catalogues.
+//! Helpers shared by the integration tests: paths, running the binary, temp catalogues,
+//! and what a whole test run shares (the sample's indexes, the S3 and Milvus servers).
+//! Both test binaries include it; each uses what it needs of it.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 #![allow(dead_code)]
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 
+pub mod fixtures;
 mod milvus_server;
+pub mod s3;
 
 /// The backend the tiny-model and write tests run on: tract when built in (`--features
 /// tract`, so that its paths stay tested there), ONNX Runtime otherwise.
@@ -105,114 +109,6 @@ pub fn skipped(report: &serde_json::Value) -> Vec<(String, String)> {
         .iter()
         .map(|s| (s[0].as_str().unwrap().to_string(), s[1].as_str().unwrap().to_string()))
         .collect()
-}
-
-/// A real S3-compatible server (moto's, installed by scripts/test-servers.sh) on a free
-/// loopback port, stopped when dropped.
-pub struct S3Server {
-    child: std::process::Child,
-    pub endpoint: String,
-}
-
-impl S3Server {
-    pub fn start() -> Self {
-        let bin = std::env::var_os("MOTO_SERVER")
-            .map(PathBuf::from)
-            .unwrap_or_else(|| root().join(".venv/bin/moto_server"));
-        assert!(
-            bin.is_file(),
-            "{} not found: run ./scripts/test-servers.sh (or set MOTO_SERVER) before the tests",
-            bin.display()
-        );
-        let port = free_port();
-        let child = Command::new(&bin)
-            .args(["-H", "127.0.0.1", "-p", &port.to_string()])
-            .stdout(std::process::Stdio::null())
-            .stderr(std::process::Stdio::null())
-            .spawn()
-            .expect("start moto_server");
-        let server = Self { child, endpoint: format!("http://127.0.0.1:{port}") };
-        let started = std::time::Instant::now();
-        while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
-            assert!(started.elapsed().as_secs() < 60, "moto_server did not start in 60 s");
-            std::thread::sleep(std::time::Duration::from_millis(100));
-        }
-        server
-    }
-
-    /// Create a bucket (moto takes unsigned requests).
-    pub fn create_bucket(&self, bucket: &str) {
-        let status = self.request(reqwest::Method::PUT, &format!("/{bucket}"), Vec::new());
-        assert!(status.is_success(), "create bucket {bucket}: {status}");
-    }
-
-    /// Store `bytes` at `key` in `bucket` (a signed request, as any S3 client makes).
-    pub fn put(&self, bucket: &str, key: &str, bytes: Vec<u8>) {
-        use object_store::ObjectStore as _;
-        let store = self.client(bucket);
-        let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
-        rt.block_on(store.put(&key.into(), bytes.into())).unwrap();
-    }
-
-    pub fn delete(&self, bucket: &str, key: &str) {
-        use object_store::ObjectStore as _;
-        let store = self.client(bucket);
-        let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
-        rt.block_on(store.delete(&key.into())).unwrap();
-    }
-
-    fn client(&self, bucket: &str) -> impl object_store::ObjectStore {
-        object_store::aws::AmazonS3Builder::new()
-            .with_endpoint(&self.endpoint)
-            .with_allow_http(true)
-            .with_bucket_name(bucket)
-            .with_region("us-east-1")
-            .with_access_key_id("testing")
-            .with_secret_access_key("testing")
-            .build()
-            .unwrap()
-    }
-
-    fn request(&self, method: reqwest::Method, path: &str, body: Vec<u8>) -> reqwest::StatusCode {
-        let url = format!("{}{path}", self.endpoint);
-        let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
-        rt.block_on(async {
-            let res = reqwest::Client::new()
-                .request(method, &url)
-                // Without a content type the server reads the body as a form.
-                .header("content-type", "application/octet-stream")
-                .body(body)
-                .send()
-                .await
-                .unwrap();
-            let status = res.status();
-            if !status.is_success() {
-                eprintln!("{url}: {status}: {}", res.text().await.unwrap_or_default());
-            }
-            status
-        })
-    }
-
-    /// What `lookalike` needs in its environment to reach this server.
-    pub fn env(&self) -> Vec<(&'static str, String)> {
-        vec![
-            ("AWS_ENDPOINT_URL", self.endpoint.clone()),
-            ("AWS_ACCESS_KEY_ID", "testing".into()),
-            ("AWS_SECRET_ACCESS_KEY", "testing".into()),
-            ("AWS_REGION", "us-east-1".into()),
-        ]
-    }
-
-    pub fn stop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-impl Drop for S3Server {
-    fn drop(&mut self) {
-        self.stop();
-    }
 }
 
 /// A loopback port nothing listens on (at the moment it is asked for).
