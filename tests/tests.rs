@@ -27,9 +27,12 @@ mod fashion;
 mod golden_index;
 mod hostile;
 mod live;
+// Built without the `milvus` feature, lookalike has no Milvus to test.
+#[cfg(feature = "milvus")]
 mod milvus;
 mod quality;
 mod queries;
+mod trained_model;
 
 /// Every `.rs` file directly in tests/ is a module of this binary or a `[[test]]` of
 /// Cargo.toml: with autotests off, a new file that neither names would never run.

@@ -8,6 +8,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 
 pub mod fixtures;
+#[cfg(feature = "milvus")]
 mod milvus_server;
 pub mod s3;
 
@@ -229,6 +230,7 @@ pub fn servers_see_each_others_writes(idx: &str, ids: &[String]) {
 }
 
 /// A fresh collection's address on the test server, unique to this process and `name`.
+#[cfg(feature = "milvus")]
 pub fn milvus_index(name: &str) -> String {
     let (host, port) = milvus_server::address();
     format!("milvus://{host}:{port}/{name}_{}", std::process::id())
