@@ -83,23 +83,25 @@ pub(super) async fn refuse(stream: &mut TcpStream, status: StatusCode, message: 
     );
     // The client may already be gone; there is nothing more to do either way.
     let _ = stream.write_all(answer.as_bytes()).await;
-    linger(stream).await;
+    linger(stream, LINGER_BYTES).await;
 }
 
-/// Most of what a closing connection still sends that is read and dropped.
-const LINGER_BYTES: usize = 8 * 1024 * 1024;
+/// Most of what a closing connection still sends that is read and dropped, at least
+/// (after an upload refused by the app: the upload limit, so that a whole refused upload
+/// is drained).
+pub(super) const LINGER_BYTES: usize = 8 * 1024 * 1024;
 /// How long a closing connection's input is read and dropped.
 const LINGER: std::time::Duration = std::time::Duration::from_secs(2);
 
 /// Close after an answer: the writing half first, then what the client is still sending
 /// (an upload refused before its body was read) is read and dropped for a moment, since
 /// closing with unread input resets the connection and can lose the answer on its way.
-pub(super) async fn linger<S: AsyncRead + AsyncWrite + Unpin>(stream: &mut S) {
+pub(super) async fn linger<S: AsyncRead + AsyncWrite + Unpin>(stream: &mut S, most: usize) {
     let _ = stream.shutdown().await;
     let drain = async {
         let mut sink = [0u8; 16 * 1024];
         let mut read = 0;
-        while read < LINGER_BYTES {
+        while read < most {
             match stream.read(&mut sink).await {
                 Ok(n) if n > 0 => read += n,
                 _ => break,

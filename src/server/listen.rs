@@ -107,7 +107,10 @@ async fn connection(
     // Closed here rather than by hyper, so that an answer given before its request's body
     // was read (a refused upload) is not lost to a reset (`head::linger`).
     match conn.without_shutdown().await {
-        Ok(parts) => head::linger(&mut parts.io.into_inner()).await,
+        Ok(parts) => {
+            let most = head::LINGER_BYTES.max(state.max_upload + 64 * 1024);
+            head::linger(&mut parts.io.into_inner(), most).await;
+        }
         Err(e) => tracing::debug!(%e, %peer, "connection closed"),
     }
 }
