@@ -501,6 +501,12 @@ pub struct ServeArgs {
     /// --queue-wait, then gets 503).
     #[arg(long, value_name = "N", default_value_t = 16)]
     pub max_fetches: usize,
+    /// How much lower the search threads' scheduling priority is than the threads that
+    /// answer connections (nice value added, 0 to 19; 0: the same): a saturated server
+    /// still answers /healthz at once, and searches give way to other processes too.
+    #[arg(long, value_name = "N", default_value_t = lookalike::server::SEARCH_NICENESS,
+          value_parser = clap::value_parser!(i32).range(0..=19))]
+    pub search_niceness: i32,
     /// Bearer token that enables the write endpoints (POST /api/items,
     /// DELETE /api/items/{id}); without it they are disabled.
     #[arg(long, env = "LOOKALIKE_ADMIN_TOKEN", hide_env_values = true)]

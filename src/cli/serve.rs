@@ -23,10 +23,21 @@ pub fn run(a: ServeArgs) -> anyhow::Result<ExitCode> {
     opts.max_connections_per_address = a.max_connections_per_address;
     opts.memory_budget = a.memory_budget_mb.saturating_mul(1024 * 1024);
     opts.max_fetches = a.max_fetches;
+    opts.search_niceness = a.search_niceness;
     opts.fetch.allow = a.fetch_allow;
     opts.follow_interval =
         (a.follow_interval > 0.0).then(|| std::time::Duration::from_secs_f64(a.follow_interval));
-    let engine = Engine::open(&a.index, a.backend.backend)?;
+    // Opened on a thread of lower priority: ONNX Runtime's threads, started here, inherit
+    // it, so that inference gives way to the connection threads (`/healthz` answers at
+    // once on a saturated server); those start later, from this thread, at its priority.
+    let engine = std::thread::scope(|s| {
+        s.spawn(|| {
+            server::yield_to_connections(a.search_niceness);
+            Engine::open(&a.index, a.backend.backend)
+        })
+        .join()
+    })
+    .map_err(|_| anyhow::anyhow!("opening the index panicked"))??;
     eprintln!(
         "serving {} items ({}, {}) on http://{}",
         engine.index().len(),

@@ -169,10 +169,34 @@ pub(super) struct Pool {
     workers: usize,
 }
 
+/// How much lower than the connection threads' the search threads' scheduling priority
+/// is by default (nice value added; `serve --search-niceness`).
+pub const SEARCH_NICENESS: i32 = 10;
+
+/// Lower the calling thread's scheduling priority by `niceness` (on Linux the
+/// nice value is a thread's, and threads it starts inherit it): the threads that embed
+/// and search give way to those that accept connections and answer `/healthz`, so that
+/// a saturated server still answers its probes at once, and searches still use every
+/// core nothing else wants. Elsewhere, or when refused, nothing changes.
+pub fn yield_to_connections(niceness: i32) {
+    if niceness <= 0 {
+        return;
+    }
+    #[cfg(target_os = "linux")]
+    // SAFETY: plain system calls on the calling thread (`who` 0), no memory involved.
+    unsafe {
+        *libc::__errno_location() = 0;
+        let now = libc::getpriority(libc::PRIO_PROCESS, 0);
+        if *libc::__errno_location() == 0 {
+            let _ = libc::setpriority(libc::PRIO_PROCESS, 0, (now + niceness).min(19));
+        }
+    }
+}
+
 impl Pool {
     /// `workers` threads (0: one per core), at most `queue` jobs waiting for one, each
     /// for at most `wait`.
-    pub(super) fn new(workers: usize, queue: usize, wait: Duration) -> Self {
+    pub(super) fn new(workers: usize, queue: usize, wait: Duration, niceness: i32) -> Self {
         let workers = if workers == 0 {
             std::thread::available_parallelism().map_or(1, std::num::NonZeroUsize::get)
         } else {
@@ -183,9 +207,12 @@ impl Pool {
         for n in 0..workers {
             let rx = rx.clone();
             // The threads end when the pool (the only sender) is dropped.
-            let spawned = std::thread::Builder::new()
-                .name(format!("lookalike-search-{n}"))
-                .spawn(move || rx.iter().for_each(|job| job()));
+            let spawned = std::thread::Builder::new().name(format!("lookalike-search-{n}")).spawn(
+                move || {
+                    yield_to_connections(niceness);
+                    rx.iter().for_each(|job| job());
+                },
+            );
             match spawned {
                 Ok(_) => started += 1,
                 Err(e) => tracing::error!(%e, "a search thread could not start"),
@@ -276,12 +303,26 @@ mod tests {
         assert_eq!(budget.used(), 0);
     }
 
+    #[cfg(target_os = "linux")]
+    #[tokio::test]
+    async fn searches_run_below_the_connection_threads_priority() {
+        // SAFETY: reads the calling thread's nice value.
+        let here = unsafe { libc::getpriority(libc::PRIO_PROCESS, 0) };
+        let pool = Pool::new(1, 1, Duration::from_secs(5), SEARCH_NICENESS);
+        // SAFETY: as above, on the search thread.
+        let there = pool.run(|| unsafe { libc::getpriority(libc::PRIO_PROCESS, 0) }).await;
+        assert_eq!(there.ok(), Some((here + SEARCH_NICENESS).min(19)));
+        // The thread that asked is left as it was.
+        // SAFETY: as above.
+        assert_eq!(unsafe { libc::getpriority(libc::PRIO_PROCESS, 0) }, here);
+    }
+
     #[tokio::test]
     async fn the_pool_refuses_past_its_queue_and_skips_stale_jobs() {
         // The queue wait is long beside what a loaded 2-core CI machine takes to schedule a
         // thread, so that only the job meant to go stale does.
         let wait = Duration::from_millis(1_000);
-        let pool = Arc::new(Pool::new(1, 1, wait));
+        let pool = Arc::new(Pool::new(1, 1, wait, 0));
         assert_eq!(pool.workers(), 1);
         let (release, held) = std::sync::mpsc::channel::<()>();
         let (started_tx, started) = std::sync::mpsc::channel::<()>();

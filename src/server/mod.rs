@@ -47,6 +47,7 @@ use axum::{Json, Router};
 use serde::Serialize;
 use serde_json::Value;
 
+pub use admission::{SEARCH_NICENESS, yield_to_connections};
 pub use catalogue::{Column, FacetsOut, StatsOut, TrainedOut, ValueCount};
 pub use error::{AppError, ErrorBody};
 pub use items::{ItemOut, ItemsPage};
@@ -111,6 +112,8 @@ pub struct ServeOptions {
     pub memory_budget: u64,
     /// Photos fetched by URL at once, over all requests.
     pub max_fetches: usize,
+    /// Nice value added to the search threads (see [`yield_to_connections`]).
+    pub search_niceness: i32,
     /// Limits on query photos fetched by URL (and the networks allowed despite the
     /// default refusal of loopback, private and link-local addresses).
     pub fetch: crate::fetch::FetchOptions,
@@ -137,6 +140,7 @@ impl Default for ServeOptions {
             max_connections_per_address: 64,
             memory_budget: 512 * 1024 * 1024,
             max_fetches: 16,
+            search_niceness: SEARCH_NICENESS,
             fetch: crate::fetch::FetchOptions::default(),
             follow_interval: Some(std::time::Duration::from_secs(1)),
         }
@@ -247,7 +251,12 @@ impl AppState {
             engine,
             catalog,
             max_upload: opts.max_upload,
-            pool: admission::Pool::new(opts.workers, opts.queue, opts.queue_wait),
+            pool: admission::Pool::new(
+                opts.workers,
+                opts.queue,
+                opts.queue_wait,
+                opts.search_niceness,
+            ),
             budget: admission::Budget::new(opts.memory_budget),
             fetches: Arc::new(tokio::sync::Semaphore::new(opts.max_fetches.max(1))),
             pace: body::Pace {
