@@ -121,17 +121,7 @@ impl Location {
             Self::Folder(dir) => {
                 Ok(ResolvedModel { spec: info.model.clone(), path: dir.join(MODEL_FILE) })
             }
-            Self::Milvus(_) => {
-                let name = requested.unwrap_or(&info.model.name);
-                let found = model::resolve(name)?;
-                if file_hash(&found.path)? != info.model_hash {
-                    return Err(Error::ModelMismatch {
-                        index: info.model.name.clone(),
-                        requested: found.spec.name,
-                    });
-                }
-                Ok(found)
-            }
+            Self::Milvus(_) => resolve_same(requested.unwrap_or(&info.model.name), info),
         }
     }
 
@@ -147,13 +137,7 @@ impl Location {
         let (found, hash) = match existing {
             Some(info) => {
                 if let (Some(r), Self::Folder(_)) = (requested, self) {
-                    let asked = model::resolve(r)?;
-                    if file_hash(&asked.path)? != info.model_hash {
-                        return Err(Error::ModelMismatch {
-                            index: info.model.name.clone(),
-                            requested: asked.spec.name,
-                        });
-                    }
+                    resolve_same(r, info)?;
                 }
                 (self.model(info, requested)?, info.model_hash.clone())
             }
@@ -176,6 +160,19 @@ impl Location {
             Self::Milvus(_) => Ok((found, hash)),
         }
     }
+}
+
+/// The model `name` (built-in or a manifest), refused unless its file is the one the
+/// index's vectors were made with.
+fn resolve_same(name: &str, info: &IndexInfo) -> Result<ResolvedModel> {
+    let found = model::resolve(name)?;
+    if file_hash(&found.path)? != info.model_hash {
+        return Err(Error::ModelMismatch {
+            index: info.model.name.clone(),
+            requested: found.spec.name,
+        });
+    }
+    Ok(found)
 }
 
 /// The store of a Milvus collection (`existing`: one that holds an index, else an error

@@ -5,13 +5,12 @@
 //! PyTorch. It indexes, searches, predicts its own label column from its heads file and
 //! names itself, as a shop's model would.
 
-#![allow(clippy::unwrap_used, clippy::expect_used)]
-
 use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
-use std::process::Command;
 
 use serde_json::Value;
+
+use crate::common::*;
 
 /// The fixture's model name and the column it was trained to tell apart.
 const NAME: &str = "trained-tiny";
@@ -19,50 +18,18 @@ const LABEL: &str = "subCategory";
 /// Photos of each subCategory copied into the test catalogue.
 const PER_CLASS: usize = 4;
 
-/// tract when built in (so that its paths stay tested there), ONNX Runtime otherwise.
-const BACKEND: &str = if cfg!(feature = "tract") { "tract" } else { "ort" };
-
-fn root() -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
-}
-
 fn manifest() -> PathBuf {
-    root().join(format!("tests/fixtures/trained-model/{NAME}.toml"))
-}
-
-fn p(path: &Path) -> &str {
-    path.to_str().expect("utf-8 path")
-}
-
-/// Run `lookalike` and insist on success; returns stdout.
-fn ok(args: &[&str]) -> String {
-    let out = Command::new(env!("CARGO_BIN_EXE_lookalike")).args(args).output().expect("run");
-    assert!(
-        out.status.success(),
-        "lookalike {args:?} failed ({:?}):\n{}",
-        out.status,
-        String::from_utf8_lossy(&out.stderr)
-    );
-    String::from_utf8(out.stdout).expect("utf-8 output")
+    fixture(&format!("trained-model/{NAME}.toml"))
 }
 
 fn json(s: &str) -> Value {
     serde_json::from_str(s.lines().find(|l| !l.trim().is_empty()).unwrap()).unwrap()
 }
 
-fn require_ort() {
-    if !cfg!(feature = "tract") {
-        assert!(
-            lookalike::embed::find_onnxruntime().is_some(),
-            "ONNX Runtime not found: run ./scripts/setup.sh (or set ORT_DYLIB_PATH) first"
-        );
-    }
-}
-
 /// The first [`PER_CLASS`] sample photos of every subCategory, with their styles.csv rows,
 /// copied into `dir`; returns (id, subCategory) pairs.
 fn catalogue(dir: &Path) -> Vec<(String, String)> {
-    let sample = root().join("sample-catalog");
+    let sample = sample();
     let csv = std::fs::read_to_string(sample.join("styles.csv")).unwrap();
     let mut lines = csv.lines();
     let header = lines.next().unwrap();
@@ -87,7 +54,10 @@ fn catalogue(dir: &Path) -> Vec<(String, String)> {
 
 /// Index the test catalogue with the fixture's manifest; returns the catalogue's items.
 fn index(dir: &Path) -> Vec<(String, String)> {
-    require_ort();
+    // The tract build runs the model without ONNX Runtime.
+    if !cfg!(feature = "tract") {
+        require_ort();
+    }
     let items = catalogue(&dir.join("cat"));
     let report = json(&ok(&[
         "index",
@@ -97,7 +67,7 @@ fn index(dir: &Path) -> Vec<(String, String)> {
         "--model",
         p(&manifest()),
         "--backend",
-        BACKEND,
+        TEST_BACKEND,
         "--json",
     ]));
     assert_eq!(report["added"].as_u64(), Some(items.len() as u64), "{report}");
@@ -143,7 +113,7 @@ fn a_trained_model_indexes_searches_and_names_itself_through_its_manifest() {
     // A shopper's snapshot: results come back, and what it looks like is told in the
     // trained label's column, from the model's head and the neighbours together (a model
     // without heads would predict nothing here, or articleType by a vote).
-    let query = root().join("tests/fixtures/queries/shoes.jpg");
+    let query = fixture("queries/shoes.jpg");
     let r = json(&ok(&["search", "--index", p(&idx), "--json", "-k", "5", p(&query)]));
     assert_eq!(r["results"].as_array().unwrap().len(), 5, "{r}");
     let predicted = r["predicted"].as_array().expect("predictions");
@@ -176,7 +146,7 @@ fn the_exported_heads_and_card_match_the_network() {
     };
     let embedder = lookalike::embed::Embedder::new(&model, backend).unwrap();
     for photo in ["queries/dress.jpg", "queries/hat.jpg"] {
-        let bytes = std::fs::read(root().join("tests/fixtures").join(photo)).unwrap();
+        let bytes = std::fs::read(fixture(photo)).unwrap();
         let img = lookalike::preprocess::decode(&bytes).unwrap();
         let tensor = lookalike::preprocess::tensor(&img, &model.spec, None).unwrap();
         let names = ["embedding", "label_probs", "mask"];

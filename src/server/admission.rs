@@ -317,13 +317,11 @@ mod tests {
         assert_eq!(unsafe { libc::getpriority(libc::PRIO_PROCESS, 0) }, here);
     }
 
-    #[tokio::test]
-    async fn the_pool_refuses_past_its_queue_and_skips_stale_jobs() {
-        // The queue wait is long beside what a loaded 2-core CI machine takes to schedule a
-        // thread, so that only the job meant to go stale does.
-        let wait = Duration::from_millis(1_000);
-        let pool = Arc::new(Pool::new(1, 1, wait, 0));
-        assert_eq!(pool.workers(), 1);
+    /// A job that holds the pool's thread until told to end (then `Ok(true)`), once it is
+    /// running.
+    async fn occupy(
+        pool: &Arc<Pool>,
+    ) -> (std::sync::mpsc::Sender<()>, tokio::task::JoinHandle<Result<bool, AppError>>) {
         let (release, held) = std::sync::mpsc::channel::<()>();
         let (started_tx, started) = std::sync::mpsc::channel::<()>();
         let busy = {
@@ -337,6 +335,17 @@ mod tests {
         while started.try_recv().is_err() {
             tokio::time::sleep(Duration::from_millis(10)).await;
         }
+        (release, busy)
+    }
+
+    #[tokio::test]
+    async fn the_pool_refuses_past_its_queue_and_skips_stale_jobs() {
+        // The queue wait is long beside what a loaded 2-core CI machine takes to schedule a
+        // thread, so that only the job meant to go stale does.
+        let wait = Duration::from_millis(1_000);
+        let pool = Arc::new(Pool::new(1, 1, wait, 0));
+        assert_eq!(pool.workers(), 1);
+        let (release, busy) = occupy(&pool).await;
         // The thread is taken: one job waits in the queue, the next is refused at once.
         let queued = {
             let pool = pool.clone();
@@ -353,19 +362,7 @@ mod tests {
         assert!(matches!(queued.await.unwrap(), Err(AppError::Busy)));
         assert_eq!(pool.run(|| 9).await.unwrap(), 9);
         // A job whose caller stopped waiting (its client went away) is not run.
-        let (release, held) = std::sync::mpsc::channel::<()>();
-        let (started_tx, started) = std::sync::mpsc::channel::<()>();
-        let busy = {
-            let pool = pool.clone();
-            let job = move || {
-                let _ = started_tx.send(());
-                held.recv().is_ok()
-            };
-            tokio::spawn(async move { pool.run(job).await })
-        };
-        while started.try_recv().is_err() {
-            tokio::time::sleep(Duration::from_millis(10)).await;
-        }
+        let (release, busy) = occupy(&pool).await;
         let ran = Arc::new(std::sync::atomic::AtomicBool::new(false));
         let abandoned = {
             let (pool, ran) = (pool.clone(), ran.clone());

@@ -5,6 +5,7 @@ use std::sync::RwLock;
 
 use super::{
     Change, IndexInfo, ItemRecord, KeptFile, Store, StoreError, check_dims, check_file_name,
+    directly_in,
 };
 
 #[derive(Default)]
@@ -145,11 +146,10 @@ impl Store for MemoryStore {
 
     fn list_files(&self, dir: &str) -> Result<Vec<KeptFile>, StoreError> {
         check_file_name(dir)?;
-        let prefix = format!("{dir}/");
         let g = self.inner.read().map_err(poisoned)?;
         Ok(g.files
             .iter()
-            .filter(|(name, _)| name.strip_prefix(&prefix).is_some_and(|rest| !rest.contains('/')))
+            .filter(|(name, _)| directly_in(dir, name))
             .map(|(name, (_, at))| KeptFile { name: name.clone(), age: Some(at.elapsed()) })
             .collect())
     }

@@ -226,6 +226,14 @@ pub fn check_file_name(name: &str) -> Result<(), StoreError> {
     Ok(())
 }
 
+/// Whether the kept file `name` lies directly in the folder `dir` (not in a subfolder of
+/// it): what [`Store::list_files`] lists.
+pub(crate) fn directly_in(dir: &str, name: &str) -> bool {
+    name.strip_prefix(dir)
+        .and_then(|rest| rest.strip_prefix('/'))
+        .is_some_and(|file| !file.contains('/'))
+}
+
 /// Check a stored description can be read by this version.
 pub(crate) fn check_version(info: &IndexInfo) -> Result<(), StoreError> {
     if info.format_version > FORMAT_VERSION {

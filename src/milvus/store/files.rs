@@ -7,7 +7,7 @@ use std::collections::HashMap;
 use serde::{Deserialize, Serialize};
 
 use super::{IDS_PER_CALL, MilvusStore, backend, filler, nonce, strings, text};
-use crate::store::{KeptFile, StoreError, check_file_name};
+use crate::store::{KeptFile, StoreError, check_file_name, directly_in};
 
 /// Bytes of a kept file per meta row: their base64 (64,000 characters) fits a text field.
 const FILE_CHUNK: usize = 48_000;
@@ -148,7 +148,6 @@ impl MilvusStore {
         let cols = self
             .run(async move { client.query(&meta, r#"key like "file/%""#, &["value"], None).await })
             .map_err(backend)?;
-        let prefix = format!("{dir}/");
         let now = unix_now();
         let mut files = Vec::new();
         for value in strings(&cols, "value") {
@@ -156,7 +155,7 @@ impl MilvusStore {
                 id: "file description".into(),
                 message: e.to_string(),
             })?;
-            if head.name.strip_prefix(&prefix).is_some_and(|rest| !rest.contains('/')) {
+            if directly_in(dir, &head.name) {
                 let age = std::time::Duration::from_secs(now.saturating_sub(head.written));
                 files.push(KeptFile { name: head.name, age: Some(age) });
             }
