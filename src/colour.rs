@@ -72,7 +72,12 @@ pub fn histogram(pixels: impl Iterator<Item = [f32; 3]> + Clone) -> [f32; BINS] 
             n_garment += 1;
         }
     }
-    let mut h = if (n_garment as f32) < MIN_GARMENT_SHARE * n_all as f32 { all } else { garment };
+    let h = if (n_garment as f32) < MIN_GARMENT_SHARE * n_all as f32 { all } else { garment };
+    unit(h)
+}
+
+/// Counts square-rooted and L2-normalised.
+fn unit(mut h: [f32; BINS]) -> [f32; BINS] {
     for x in &mut h {
         *x = x.sqrt();
     }
@@ -81,6 +86,50 @@ pub fn histogram(pixels: impl Iterator<Item = [f32; 3]> + Clone) -> [f32; BINS] 
         h.iter_mut().for_each(|x| *x /= norm);
     }
     h
+}
+
+/// A mask cell this sure counts as garment for its colour: stricter than the crop's
+/// threshold ([`crate::garment::THRESHOLD`]), since a floor cell taken for garment
+/// colours the histogram, while for the crop it only costs a little background.
+pub const MASK_SURE: f32 = 0.5;
+/// Fewer sure garment pixels than this share of the square: no garment colour.
+const MIN_MASKED_SHARE: f32 = 0.02;
+
+/// The colour histogram of a snapshot's garment: the pixels of a model input tensor
+/// (`size` square) whose cell of the `rows x cols` garment mask is sure, white ones
+/// included (a white shirt on a wooden floor is white; the studio rule of
+/// [`histogram`] would keep only the floor). `None` when too little is sure garment.
+pub fn histogram_of_masked(
+    tensor: &[f32],
+    spec: &ModelSpec,
+    size: u32,
+    mask: &[f32],
+    rows: usize,
+    cols: usize,
+) -> Option<[f32; BINS]> {
+    let side = size as usize;
+    let n = side * side;
+    if tensor.len() != 3 * n || rows == 0 || cols == 0 || mask.len() != rows * cols {
+        return None;
+    }
+    let px = |c: usize, x: f32| ((x * spec.std[c] + spec.mean[c]) * 255.0).clamp(0.0, 255.0);
+    let rgb = |i: usize| match spec.layout {
+        Layout::Nchw => [px(0, tensor[i]), px(1, tensor[n + i]), px(2, tensor[2 * n + i])],
+        Layout::Nhwc => [px(0, tensor[3 * i]), px(1, tensor[3 * i + 1]), px(2, tensor[3 * i + 2])],
+    };
+    let mut h = [0f32; BINS];
+    let mut count = 0usize;
+    for y in 0..side {
+        let row = (y * rows / side) * cols;
+        for x in 0..side {
+            if mask[row + x * cols / side] >= MASK_SURE {
+                let [r, g, b] = rgb(y * side + x);
+                h[bin(r, g, b)] += 1.0;
+                count += 1;
+            }
+        }
+    }
+    ((count as f32) >= MIN_MASKED_SHARE * n as f32).then(|| unit(h))
 }
 
 /// The colour histogram of one model input tensor (the normalisation undone).
@@ -161,9 +210,8 @@ mod tests {
         }
     }
 
-    #[test]
-    fn tensor_histogram_undoes_the_normalisation() {
-        let spec = ModelSpec {
+    fn spec() -> ModelSpec {
+        ModelSpec {
             name: "t".into(),
             file: "t.onnx".into(),
             input: "input".into(),
@@ -178,7 +226,12 @@ mod tests {
             heads: None,
             mask: None,
             close_match: None,
-        };
+        }
+    }
+
+    #[test]
+    fn tensor_histogram_undoes_the_normalisation() {
+        let spec = spec();
         // Two pixels, NCHW: one red, one white.
         let px = [[200.0f32, 20.0, 30.0], [255.0, 255.0, 255.0]];
         let mut t = vec![0f32; 6];
@@ -190,6 +243,30 @@ mod tests {
         let h = histogram_of_tensor(&t, &spec);
         let red = histogram(solid(px[0], 1).into_iter());
         assert!((dot(&h, &red) - 1.0).abs() < 1e-4);
+    }
+
+    #[test]
+    fn a_masked_histogram_is_the_garments_white_included_and_not_the_floors() {
+        let spec = ModelSpec { layout: Layout::Nhwc, mean: [0.0; 3], std: [1.0; 3], ..spec() };
+        // A 4x4 square: a white shirt on the left half, a brown floor on the right; the mask
+        // is 2x2 cells, sure of the left column only.
+        let (white, brown) = ([250.0f32, 250.0, 250.0], [120.0f32, 70.0, 30.0]);
+        let t: Vec<f32> = (0..16)
+            .flat_map(|i| if i % 4 < 2 { white } else { brown })
+            .map(|c| c / 255.0)
+            .collect();
+        let mask = [0.9, 0.1, 0.8, 0.4];
+        let h = histogram_of_masked(&t, &spec, 4, &mask, 2, 2).unwrap();
+        assert!((dot(&h, &histogram(solid(white, 3).into_iter())) - 1.0).abs() < 1e-4);
+        // The studio rule would have kept the floor alone.
+        assert!(
+            dot(&histogram(solid(brown, 1).into_iter()), &histogram_of_tensor(&t, &spec)) > 0.99
+        );
+        // Nothing sure, or a mask that does not fit: no garment colour.
+        assert!(histogram_of_masked(&t, &spec, 4, &[0.2; 4], 2, 2).is_none());
+        assert!(histogram_of_masked(&t, &spec, 4, &[0.9; 3], 1, 3).is_some());
+        assert!(histogram_of_masked(&t, &spec, 4, &[0.9; 3], 2, 2).is_none());
+        assert!(histogram_of_masked(&t[1..], &spec, 4, &mask, 2, 2).is_none());
     }
 
     #[test]

@@ -404,6 +404,27 @@ pub fn tensor_at(
     Ok(out)
 }
 
+/// The left-right mirror of a normalised `size` x `size` tensor (a second view of a
+/// snapshot: a garment photographed the other way round is the same garment).
+pub fn mirror(tensor: &[f32], spec: &ModelSpec, size: u32) -> Vec<f32> {
+    let side = size as usize;
+    let mut out = tensor.to_vec();
+    match spec.layout {
+        Layout::Nchw => out.chunks_exact_mut(side).for_each(<[f32]>::reverse),
+        Layout::Nhwc => {
+            for row in out.chunks_exact_mut(3 * side) {
+                for x in 0..side / 2 {
+                    let (a, b) = (3 * x, 3 * (side - 1 - x));
+                    for c in 0..3 {
+                        row.swap(a + c, b + c);
+                    }
+                }
+            }
+        }
+    }
+    out
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -424,6 +445,22 @@ mod tests {
             heads: None,
             mask: None,
             close_match: None,
+        }
+    }
+
+    #[test]
+    fn a_mirrored_tensor_is_the_mirrored_photos_tensor() {
+        let img = RgbImage::from_fn(4, 4, |x, y| image::Rgb([(x * 60) as u8, (y * 60) as u8, 7]));
+        let flipped = image::imageops::flip_horizontal(&img);
+        for layout in [Layout::Nchw, Layout::Nhwc] {
+            let spec = spec(layout);
+            let mut t = vec![0.0; 48];
+            normalise_into(&img, &spec, &mut t);
+            let mut want = vec![0.0; 48];
+            normalise_into(&flipped, &spec, &mut want);
+            assert_ne!(t, want);
+            assert_eq!(mirror(&t, &spec, 4), want, "{layout:?}");
+            assert_eq!(mirror(&mirror(&t, &spec, 4), &spec, 4), t);
         }
     }
 

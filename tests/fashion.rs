@@ -294,3 +294,142 @@ fn eval_holdout_keeps_the_outside_photos_test_part() {
     assert_eq!((all["split"].as_str(), held["split"].as_str()), (Some("all"), Some("test")));
     assert!(held["precision"].as_f64().unwrap() >= 0.8, "{held}");
 }
+
+/// The sample index opened in this process, once: LMDB opens a folder once per process.
+fn engine() -> &'static lookalike::Engine {
+    static ENGINE: std::sync::OnceLock<lookalike::Engine> = std::sync::OnceLock::new();
+    ENGINE.get_or_init(|| {
+        let at = lookalike::location::Location::Folder(index().into());
+        lookalike::Engine::open(&at, test_backend()).unwrap()
+    })
+}
+
+fn embedded(engine: &lookalike::Engine, img: &image::RgbImage, q: &lookalike::Query) -> Vec<f32> {
+    let mut bytes = std::io::Cursor::new(Vec::new());
+    img.write_to(&mut bytes, image::ImageFormat::Png).unwrap();
+    engine.embed_photo(bytes.get_ref(), q).unwrap().0.vector
+}
+
+#[test]
+fn flip_views_make_a_photo_and_its_mirror_embed_alike() {
+    let engine = engine();
+    let photo = image::open(fixture("queries/tshirt.jpg")).unwrap().to_rgb8();
+    let mirror = image::imageops::flip_horizontal(&photo);
+    let q = |flip| lookalike::Query {
+        flip: Some(flip),
+        locate: Some(false),
+        resize: lookalike::preprocess::QueryResize::Crop,
+        ..lookalike::Query::default()
+    };
+    let plain = cosine(&embedded(engine, &photo, &q(false)), &embedded(engine, &mirror, &q(false)));
+    let flipped = cosine(&embedded(engine, &photo, &q(true)), &embedded(engine, &mirror, &q(true)));
+    // The two views of each are the same two squares (up to a pixel of centring).
+    assert!(flipped > 0.995, "with flip views {flipped}, without {plain}");
+    assert!(flipped > plain, "with flip views {flipped}, without {plain}");
+    // And the views change the vector: the flag is not ignored.
+    let own = cosine(&embedded(engine, &photo, &q(true)), &embedded(engine, &photo, &q(false)));
+    assert!(own < 0.9999, "{own}");
+}
+
+#[test]
+fn a_snapshots_colour_is_its_garments_not_its_floors() {
+    let engine = engine();
+    let dir = tempfile::tempdir().unwrap();
+    let (photo, (gx, gy, gw, gh)) = small_garment_on_a_floor(dir.path());
+    let photo = image::open(photo).unwrap().to_rgb8();
+    let colour = |v: &[f32]| {
+        let mut h = v[v.len() - lookalike::colour::BINS..].to_vec();
+        let n = h.iter().map(|x| x * x).sum::<f32>().sqrt();
+        h.iter_mut().for_each(|x| *x /= n);
+        h
+    };
+    let hist = |img: &image::RgbImage| {
+        lookalike::colour::histogram(img.pixels().map(|p| p.0.map(f32::from)))
+    };
+    let floor = hist(&image::imageops::crop_imm(&photo, 0, 0, 400, 250).to_image());
+    let shoe =
+        hist(&image::imageops::crop_imm(&photo, gx + 20, gy + 20, gw - 40, gh - 40).to_image());
+    let (q, bytes) = (lookalike::Query::default(), {
+        let mut b = std::io::Cursor::new(Vec::new());
+        photo.write_to(&mut b, image::ImageFormat::Png).unwrap();
+        b.into_inner()
+    });
+    let (located, _) = engine.embed_photo(&bytes, &q).unwrap();
+    assert!(located.garment_colour && located.snapshot);
+    let off = embedded(engine, &photo, &lookalike::Query { locate: Some(false), ..q });
+    let dot = |a: &[f32], b: &[f32]| a.iter().zip(b).map(|(x, y)| x * y).sum::<f32>();
+    let (masked, square) = (colour(&located.vector), colour(&off));
+    // The square's colour is mostly floor; the garment's is mostly shoe.
+    assert!(
+        dot(&square, &floor) > dot(&masked, &floor),
+        "{} {}",
+        dot(&square, &floor),
+        dot(&masked, &floor)
+    );
+    assert!(
+        dot(&masked, &shoe) > dot(&square, &shoe),
+        "{} {}",
+        dot(&masked, &shoe),
+        dot(&square, &shoe)
+    );
+}
+
+#[test]
+fn a_query_naming_its_catalogue_item_does_not_find_it() {
+    // Catalogue photos as queries, matched by their own unique display name: each finds
+    // itself in its top 5, unless its row names it as its item.
+    let dir = tempfile::tempdir().unwrap();
+    let styles = std::fs::read_to_string(sample().join("styles.csv")).unwrap();
+    let mut plain = String::from("file,label,match_article_types\n");
+    let mut own = String::from("file,label,match_article_types,item\n");
+    for row in styles.lines().skip(1).take(8) {
+        let f: Vec<&str> = row.split(',').collect();
+        let (id, name) = (f[0], f[5]);
+        plain.push_str(&format!("{id}.jpg,l,{name}\n"));
+        own.push_str(&format!("{id}.jpg,l,{name},{id}\n"));
+    }
+    let images = sample().join("images");
+    let eval = |csv: &str| {
+        let path = dir.path().join("q.csv");
+        std::fs::write(&path, csv).unwrap();
+        let args = [
+            "eval",
+            "--index",
+            index(),
+            "--queries",
+            p(&path),
+            "--images",
+            p(&images),
+            "--match-column",
+            "productDisplayName",
+            // Squared and seen as the index saw them, ranked by similarity alone.
+            "--query-resize",
+            "pad",
+            "--locate",
+            "off",
+            "--category",
+            "0",
+            "--json",
+        ];
+        json_lines(&ok(&args))[0]["none_correct"].as_f64().unwrap()
+    };
+    assert_eq!(eval(&plain), 0.0);
+    assert_eq!(eval(&own), 1.0);
+    // Colours to match need an index that knows them: the sample has no baseColour.
+    std::fs::write(
+        dir.path().join("c.csv"),
+        "file,match_article_types,match_base_colours\n1000.jpg,Tshirts,Red\n",
+    )
+    .unwrap();
+    let out = lookalike(&[
+        "eval",
+        "--index",
+        index(),
+        "--queries",
+        p(&dir.path().join("c.csv")),
+        "--images",
+        p(&images),
+    ]);
+    assert_eq!(out.status.code(), Some(2), "{out:?}");
+    assert!(String::from_utf8_lossy(&out.stderr).contains("baseColour"), "{out:?}");
+}

@@ -95,7 +95,11 @@ pub struct CategoryArg {
     /// Search a snapshot by the garment the model finds in it (auto: snapshots without
     /// --crop, with a model that finds garments; on: every photo without --crop; off).
     #[arg(long, default_value = "auto", value_parser = parse_locate)]
-    pub locate: Locate,
+    pub locate: Switch,
+    /// Embed a photo together with its left-right mirror, averaged (auto: snapshots when
+    /// that is the default, see BENCHMARKS.md; on: every photo; off: none).
+    #[arg(long, default_value = "auto", value_parser = parse_flip)]
+    pub flip: Switch,
     /// With category ranking, a snapshot's last result is the most similar item the
     /// results before it do not show, whatever its kind (on); off: every result by the
     /// blended score.
@@ -113,27 +117,32 @@ pub fn parse_on_off(s: &str) -> Result<bool, String> {
 }
 
 #[derive(Clone, Copy, PartialEq, Eq, Debug)]
-pub enum Locate {
+/// auto, on or off: a choice whose default depends on the photo.
+pub enum Switch {
     Auto,
     On,
     Off,
 }
 
-pub fn parse_locate(s: &str) -> Result<Locate, String> {
+pub fn parse_locate(s: &str) -> Result<Switch, String> {
     match s {
-        "auto" => Ok(Locate::Auto),
-        "on" => Ok(Locate::On),
-        "off" => Ok(Locate::Off),
+        "auto" => Ok(Switch::Auto),
+        "on" => Ok(Switch::On),
+        "off" => Ok(Switch::Off),
         other => Err(format!("unknown locate mode '{other}': use auto, on or off")),
     }
 }
 
-impl Locate {
+pub fn parse_flip(s: &str) -> Result<Switch, String> {
+    parse_locate(s).map_err(|_| format!("unknown flip mode '{s}': use auto, on or off"))
+}
+
+impl Switch {
     pub fn flag(self) -> Option<bool> {
         match self {
-            Locate::Auto => None,
-            Locate::On => Some(true),
-            Locate::Off => Some(false),
+            Switch::Auto => None,
+            Switch::On => Some(true),
+            Switch::Off => Some(false),
         }
     }
 }
@@ -164,6 +173,7 @@ impl RankingArg {
             trained: self.trained.trained(),
             category: self.category.category,
             locate: self.category.locate.flag(),
+            flip: self.category.flip.flag(),
             keep_nearest: self.category.keep_nearest,
             ..lookalike::Query::default()
         }

@@ -49,7 +49,7 @@ pub fn run(a: SearchArgs) -> anyhow::Result<ExitCode> {
                 anyhow::bail!(lookalike::Error::UnknownId(text.to_string()));
             }
             let bytes = photo(Path::new(text))?;
-            let (e, _) = engine.embed_photo(&bytes, query.crop, query.resize, query.locate)?;
+            let (e, _) = engine.embed_photo(&bytes, &query)?;
             Ok(Example::Vector(engine.compared_vector(&e, &query)?))
         };
         // The photos given, and --similar-to's item, are liked too.

@@ -152,6 +152,9 @@ pub fn photo_table(r: &eval::PhotoReport) -> String {
         r.precision,
         100.0 * r.none_correct
     );
+    if let (Some(p), Some(n)) = (r.colour_precision, r.colour_queries) {
+        out.push_str(&format!("  with the base colour too ({n} queries name one): {p:.3}\n"));
+    }
     out.push_str(&class_table("per label", &r.per_class, 1));
     if !r.failed.is_empty() {
         out.push_str(&format!("  {} photos could not be read:\n", r.failed.len()));

@@ -259,11 +259,21 @@ impl Embedder {
     }
 
     /// One vector from several views of the same photo (`n` tensors of side `size`): the
-    /// model's unit embeddings averaged and normalised, then the colour histogram of the
-    /// first view appended (as [`Embedder::embed_tensors_at`] does for one).
-    pub fn embed_views(&self, views: &[f32], n: usize, size: u32) -> Result<Vec<f32>, EmbedError> {
-        if n <= 1 {
+    /// model's unit embeddings averaged and normalised, then `colour` appended, or without
+    /// it the colour histogram of the first view (as [`Embedder::embed_tensors_at`] does
+    /// for one).
+    pub fn embed_views(
+        &self,
+        views: &[f32],
+        n: usize,
+        size: u32,
+        colour: Option<&[f32; colour::BINS]>,
+    ) -> Result<Vec<f32>, EmbedError> {
+        if n <= 1 && colour.is_none() {
             return self.embed_tensors_at(views, n, size);
+        }
+        if n == 0 {
+            return Ok(Vec::new());
         }
         let out = self.run(views, n, size, false)?.embedding;
         if out.len() != n * self.spec.dim {
@@ -282,7 +292,10 @@ impl Embedder {
         if self.colour_weight <= 0.0 {
             return Ok(mean);
         }
-        let h = colour::histogram_of_tensor(&views[..input_len(size)], &self.spec);
+        let h = match colour {
+            Some(h) => *h,
+            None => colour::histogram_of_tensor(&views[..input_len(size)], &self.spec),
+        };
         let mut full = Vec::with_capacity(self.dim());
         colour::compose(&mean, &h, self.colour_weight, &mut full);
         Ok(full)

@@ -44,6 +44,15 @@ pub const MAX_K: usize = 1000;
 /// Most results a query expansion folds into the query.
 pub const MAX_EXPAND: usize = 20;
 
+/// Snapshots are embedded with their left-right mirror too, unless a query says
+/// ([`Query::flip`]; BENCHMARKS.md, "Resolution and views").
+pub const FLIP_SNAPSHOTS: bool = false;
+
+/// How much colour counts for a snapshot whose garment colour the mask gave
+/// ([`Embedded::garment_colour`]) and whose query does not say; a snapshot without it is
+/// searched by shape alone (BENCHMARKS.md, "Colour of snapshots").
+pub const SNAPSHOT_COLOUR: f32 = 0.0;
+
 /// A query's options.
 #[derive(Debug, Clone)]
 pub struct Query {
@@ -80,6 +89,9 @@ pub struct Query {
     /// Search a snapshot by its garment: crop the photo to the garment the model finds
     /// (`None`: for snapshots without a crop, when the model has a garment mask).
     pub locate: Option<bool>,
+    /// Embed the photo with its left-right mirror as a second view, averaged (`None`: for
+    /// snapshots when [`FLIP_SNAPSHOTS`]).
+    pub flip: Option<bool>,
     /// With category ranking, a snapshot's last place goes to the most similar item the
     /// places before do not show ([`category::keep_nearest`]); `false`: every place by
     /// blended score. A catalogue item's search (similar-to, leave-one-out, recommend)
@@ -102,6 +114,7 @@ impl Default for Query {
             trained: None,
             category: None,
             locate: None,
+            flip: None,
             keep_nearest: true,
         }
     }

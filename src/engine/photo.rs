@@ -5,9 +5,10 @@
 use std::time::Instant;
 
 use super::{Answer, Engine, Query, Timing};
+use crate::colour;
 use crate::error::Result;
 use crate::model::ResizeMode;
-use crate::preprocess::{self, Crop, QueryResize};
+use crate::preprocess::{self, Crop};
 
 /// A query photo's vector (in stored form: the index's colour weight).
 #[derive(Debug, Clone)]
@@ -17,35 +18,41 @@ pub struct Embedded {
     pub snapshot: bool,
     /// The garment's square in the photo, when it was found and the photo searched by it.
     pub garment: Option<Crop>,
+    /// The colour part is the garment's own pixels' (the model's mask), not the square's.
+    pub garment_colour: bool,
 }
 
 /// A query photo made ready for the model.
 #[derive(Debug, Clone)]
 pub struct QueryInput {
-    /// `views` tensors end to end: the photo as it is searched, and for a located garment
-    /// the whole photo too (their embeddings are averaged, see [`crate::embed::Embedder::embed_views`]).
+    /// `views` tensors end to end: the photo as it is searched, for a located garment
+    /// the whole photo too, and with flip views each of those mirrored (their embeddings
+    /// are averaged, see [`crate::embed::Embedder::embed_views`]).
     pub tensor: Vec<f32>,
     pub views: usize,
     /// Its side in pixels (snapshots may run larger than catalogue photos).
     pub size: u32,
     pub snapshot: bool,
     pub garment: Option<Crop>,
+    /// The histogram of the garment's pixels, when the mask found enough of them.
+    pub colour: Option<[f32; colour::BINS]>,
+}
+
+/// What the garment mask says about a photo.
+struct Located {
+    crop: Option<Crop>,
+    colour: Option<[f32; colour::BINS]>,
 }
 
 impl Engine {
-    /// Embed a photo given as file bytes (`locate`: see [`Query::locate`]).
-    pub fn embed_photo(
-        &self,
-        bytes: &[u8],
-        crop: Option<Crop>,
-        resize: QueryResize,
-        locate: Option<bool>,
-    ) -> Result<(Embedded, Timing)> {
+    /// Embed a photo given as file bytes, squared, cut to its garment and viewed as `q`
+    /// says (its `crop`, `resize`, `locate` and `flip`).
+    pub fn embed_photo(&self, bytes: &[u8], q: &Query) -> Result<(Embedded, Timing)> {
         let t0 = Instant::now();
         let img = preprocess::decode(bytes)?;
         let t1 = Instant::now();
-        let input = self.query_tensor(&img, crop, resize, locate)?;
-        let vector = self.embedder.embed_views(&input.tensor, input.views, input.size)?;
+        let input = self.query_tensor(&img, q)?;
+        let vector = self.embed_input(&input)?;
         let t2 = Instant::now();
         let timing = Timing {
             decode_ms: (t1 - t0).as_secs_f64() * 1e3,
@@ -53,68 +60,103 @@ impl Engine {
             search_ms: 0.0,
             rerank_ms: 0.0,
         };
-        Ok((Embedded { vector, snapshot: input.snapshot, garment: input.garment }, timing))
+        Ok((input.embedded(vector), timing))
+    }
+
+    fn embed_input(&self, t: &QueryInput) -> Result<Vec<f32>> {
+        Ok(self.embedder.embed_views(&t.tensor, t.views, t.size, t.colour.as_ref())?)
     }
 
     /// The model input for a decoded query photo: squared as a studio shot (padded) or a
-    /// snapshot (cropped; at the model's snapshot size), and a snapshot cut to the
-    /// garment the model finds in it, unless a crop is given or `locate` says no.
-    pub fn query_tensor(
-        &self,
-        img: &image::RgbImage,
-        crop: Option<Crop>,
-        resize: QueryResize,
-        locate: Option<bool>,
-    ) -> Result<QueryInput> {
+    /// snapshot (cropped; at the model's snapshot size), a snapshot cut to the garment
+    /// the model finds in it unless `q` gives a crop or says not to locate, and mirrored
+    /// views added when `q.flip` (or, unset, [`super::FLIP_SNAPSHOTS`]) says.
+    pub fn query_tensor(&self, img: &image::RgbImage, q: &Query) -> Result<QueryInput> {
         let spec = self.embedder.spec();
         let cropped;
-        let src = match crop {
+        let src = match q.crop {
             Some(c) => {
                 cropped = preprocess::apply_crop(img, c)?;
                 &cropped
             }
             None => img,
         };
-        let mode = resize.resolve(src);
+        let mode = q.resize.resolve(src);
         let snapshot = mode == ResizeMode::Crop;
         let size = spec.input_size(snapshot);
-        let wanted = crop.is_none() && spec.mask.is_some() && locate.unwrap_or(snapshot);
+        let wanted = q.crop.is_none() && spec.mask.is_some() && q.locate.unwrap_or(snapshot);
         let whole = preprocess::tensor_at(src, spec, None, mode, size)?;
-        if wanted && let Some(garment) = self.garment_in(src, size)? {
-            let cut = preprocess::apply_crop(src, garment)?;
-            let mut tensor = preprocess::tensor_at(&cut, spec, None, ResizeMode::Crop, size)?;
-            // A small garment is searched by its own view; a large one's view is averaged
-            // with the whole photo's, which keeps what the mask missed (sleeves cut off
-            // make a T-shirt a vest).
-            let (w, h) = src.dimensions();
-            let share = f64::from(garment.w) * f64::from(garment.h) / (f64::from(w) * f64::from(h));
-            let views = if share < crate::garment::ALONE_BELOW {
-                1
-            } else {
-                tensor.extend_from_slice(&whole);
-                2
-            };
-            return Ok(QueryInput { tensor, views, size, snapshot, garment: Some(garment) });
+        let located =
+            if wanted { self.located(src, size)? } else { Located { crop: None, colour: None } };
+        let mut input = match located.crop {
+            Some(garment) => {
+                let cut = preprocess::apply_crop(src, garment)?;
+                let mut tensor = preprocess::tensor_at(&cut, spec, None, ResizeMode::Crop, size)?;
+                // A small garment is searched by its own view; a large one's view is
+                // averaged with the whole photo's, which keeps what the mask missed
+                // (sleeves cut off make a T-shirt a vest).
+                let (w, h) = src.dimensions();
+                let share =
+                    f64::from(garment.w) * f64::from(garment.h) / (f64::from(w) * f64::from(h));
+                let views = if share < crate::garment::ALONE_BELOW {
+                    1
+                } else {
+                    tensor.extend_from_slice(&whole);
+                    2
+                };
+                QueryInput { tensor, views, size, snapshot, garment: Some(garment), colour: None }
+            }
+            None => {
+                QueryInput { tensor: whole, views: 1, size, snapshot, garment: None, colour: None }
+            }
+        };
+        input.colour = located.colour;
+        if q.flip.unwrap_or(snapshot && super::FLIP_SNAPSHOTS) {
+            let len = crate::embed::input_len(size);
+            let mirrored: Vec<f32> = input
+                .tensor
+                .chunks_exact(len)
+                .flat_map(|view| preprocess::mirror(view, spec, size))
+                .collect();
+            input.tensor.extend(mirrored);
+            input.views *= 2;
         }
-        Ok(QueryInput { tensor: whole, views: 1, size, snapshot, garment: None })
+        Ok(input)
     }
 
     /// The garment's square in a photo: the model's mask over the whole photo (padded to
     /// a square, so that nothing is cut off), see [`crate::garment`].
     pub fn garment_in(&self, img: &image::RgbImage, size: u32) -> Result<Option<Crop>> {
-        let spec = self.embedder.spec();
-        let tensor = preprocess::tensor_at(img, spec, None, ResizeMode::Pad, size)?;
-        let Some(mask) = self.embedder.garment_mask(&tensor, size)? else { return Ok(None) };
-        let (w, h) = img.dimensions();
-        Ok(crate::garment::locate(&mask.values, mask.rows, mask.cols, w, h))
+        Ok(self.located(img, size)?.crop)
     }
 
-    /// Embed many photo files in batches; one result per file, failures as messages.
+    /// The garment's square and colour in a photo, from one run of the mask.
+    fn located(&self, img: &image::RgbImage, size: u32) -> Result<Located> {
+        let spec = self.embedder.spec();
+        let tensor = preprocess::tensor_at(img, spec, None, ResizeMode::Pad, size)?;
+        let Some(mask) = self.embedder.garment_mask(&tensor, size)? else {
+            return Ok(Located { crop: None, colour: None });
+        };
+        let (w, h) = img.dimensions();
+        Ok(Located {
+            crop: crate::garment::locate(&mask.values, mask.rows, mask.cols, w, h),
+            colour: colour::histogram_of_masked(
+                &tensor,
+                spec,
+                size,
+                &mask.values,
+                mask.rows,
+                mask.cols,
+            ),
+        })
+    }
+
+    /// Embed many photo files in batches (each as `q` says); one result per file,
+    /// failures as messages.
     pub fn embed_files(
         &self,
         files: &[std::path::PathBuf],
-        resize: QueryResize,
-        locate: Option<bool>,
+        q: &Query,
     ) -> Vec<std::result::Result<Embedded, String>> {
         use rayon::prelude::*;
         let dim = self.info.dim;
@@ -126,21 +168,20 @@ impl Engine {
                     let bytes =
                         crate::catalog::read_photo(f).map_err(|e| format!("cannot read: {e}"))?;
                     let img = preprocess::decode(&bytes).map_err(|e| e.to_string())?;
-                    self.query_tensor(&img, None, resize, locate).map_err(|e| e.to_string())
+                    self.query_tensor(&img, q).map_err(|e| e.to_string())
                 })
                 .collect();
             // One model run per input size in the chunk (studio shots and snapshots).
             let mut vectors: Vec<Option<std::result::Result<Vec<f32>, String>>> =
                 vec![None; inputs.len()];
             for (i, input) in inputs.iter().enumerate() {
-                if let Some(t) = input.as_ref().ok().filter(|t| t.views > 1) {
-                    let v = self.embedder.embed_views(&t.tensor, t.views, t.size);
-                    vectors[i] = Some(v.map_err(|e| e.to_string()));
+                if let Some(t) = input.as_ref().ok().filter(|t| !t.batched()) {
+                    vectors[i] = Some(self.embed_input(t).map_err(|e| e.to_string()));
                 }
             }
             for size in self.embedder.spec().input_sizes() {
                 let rows: Vec<usize> = (0..inputs.len())
-                    .filter(|&i| inputs[i].as_ref().is_ok_and(|t| t.size == size && t.views == 1))
+                    .filter(|&i| inputs[i].as_ref().is_ok_and(|t| t.size == size && t.batched()))
                     .collect();
                 let batch: Vec<f32> = rows
                     .iter()
@@ -157,10 +198,7 @@ impl Engine {
                 }
             }
             for (input, vector) in inputs.into_iter().zip(vectors) {
-                out.push(input.and_then(|t| {
-                    let vector = vector.ok_or("missing vector")??;
-                    Ok(Embedded { vector, snapshot: t.snapshot, garment: t.garment })
-                }));
+                out.push(input.and_then(|t| Ok(t.embedded(vector.ok_or("missing vector")??))));
             }
         }
         out
@@ -175,7 +213,7 @@ impl Engine {
     /// refining the search later without the photo).
     pub fn search_photo_embedded(&self, bytes: &[u8], q: &Query) -> Result<(Answer, Embedded)> {
         Self::check_k(q.k)?;
-        let (e, timing) = self.embed_photo(bytes, q.crop, q.resize, q.locate)?;
+        let (e, timing) = self.embed_photo(bytes, q)?;
         let t = Instant::now();
         let mut answer = self.search_embedded(&e, q)?;
         answer.timing = Timing {
@@ -184,5 +222,22 @@ impl Engine {
             ..timing
         };
         Ok((answer, e))
+    }
+}
+
+impl QueryInput {
+    /// One view whose colour comes from its own square: embedded with others of its size
+    /// in one model run.
+    fn batched(&self) -> bool {
+        self.views == 1 && self.colour.is_none()
+    }
+
+    fn embedded(self, vector: Vec<f32>) -> Embedded {
+        Embedded {
+            vector,
+            snapshot: self.snapshot,
+            garment: self.garment,
+            garment_colour: self.colour.is_some(),
+        }
     }
 }

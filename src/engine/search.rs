@@ -127,8 +127,9 @@ impl Engine {
     }
 
     /// Search with an embedded query photo. A snapshot that does not say how much colour
-    /// counts is searched by shape alone: its colour histogram is mostly its background
-    /// (street photos, precision@5: 0.561 shape only, 0.547 at colour 0.3; BENCHMARKS.md).
+    /// counts is searched by shape alone when its colour is its square's, which is mostly
+    /// background (street photos, precision@5: 0.561 shape only, 0.547 at colour 0.3;
+    /// BENCHMARKS.md), and with [`super::SNAPSHOT_COLOUR`] when it is its garment's.
     pub fn search_embedded(&self, e: &Embedded, q: &Query) -> Result<Answer> {
         let mut answer = self.search_with(&e.vector, &self.photo_query(e, q), e.snapshot)?;
         answer.garment = e.garment;
@@ -137,10 +138,11 @@ impl Engine {
     }
 
     /// The options a photo is searched with: a snapshot that does not say how much colour
-    /// counts gets shape alone.
+    /// counts gets shape alone, or its garment's colour at [`super::SNAPSHOT_COLOUR`].
     fn photo_query(&self, e: &Embedded, q: &Query) -> Query {
         if e.snapshot && q.colour.is_none() && self.info.colour_weight > 0.0 {
-            Query { colour: Some(0.0), ..q.clone() }
+            let colour = if e.garment_colour { super::SNAPSHOT_COLOUR } else { 0.0 };
+            Query { colour: Some(colour), ..q.clone() }
         } else {
             q.clone()
         }

@@ -27,7 +27,8 @@ pub use catalogue::{
 };
 pub use metrics::{ClassScores, Scores, average_precision_at_k, precision_at_k};
 pub use photos::{
-    PhotoQuery, PhotoReport, UNLABELLED, photo_queries, read_queries, score_photo_queries,
+    COLOUR_COLUMN, PhotoQuery, PhotoReport, UNLABELLED, photo_queries, read_queries,
+    score_photo_queries,
 };
 pub use tiles::{loo_rows, photo_rows};
 

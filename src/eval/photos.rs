@@ -7,6 +7,7 @@ use std::path::{Path, PathBuf};
 use serde::Serialize;
 
 use super::metrics::{Acc, ClassAcc, ClassScores, Scores, per_class, precision_at_k};
+use crate::engine::Query;
 use crate::error::{Error, Result};
 use crate::index::Segment;
 use crate::kernel::Scored;
@@ -17,9 +18,17 @@ pub struct PhotoQuery {
     pub file: PathBuf,
     pub label: String,
     pub matches: Vec<String>,
+    /// The base colours that count as the photo's (lower-cased; empty: not known).
+    pub colours: Vec<String>,
+    /// The catalogue item the photo shows, left out of its results (as leave-one-out
+    /// leaves a query item out): a photo made from a catalogue item must not find itself.
+    pub item: Option<String>,
 }
 
-/// Read a queries CSV (`file,label,...,match_article_types`).
+/// The catalogue column a query's `match_base_colours` are compared with.
+pub const COLOUR_COLUMN: &str = "baseColour";
+
+/// Read a queries CSV (`file,label,...,match_article_types[,match_base_colours][,item]`).
 pub fn read_queries(csv_path: &Path, images: &Path) -> Result<Vec<PhotoQuery>> {
     let bad = |message: String| Error::BadParameter { name: "queries", message };
     let mut rdr = csv::ReaderBuilder::new()
@@ -36,6 +45,11 @@ pub fn read_queries(csv_path: &Path, images: &Path) -> Result<Vec<PhotoQuery>> {
         )));
     };
     let lc = col("label");
+    let cc = col("match_base_colours");
+    let ic = col("item");
+    let list = |m: &str| -> Vec<String> {
+        m.split('|').map(|s| s.trim().to_lowercase()).filter(|s| !s.is_empty()).collect()
+    };
     let mut out = Vec::new();
     for rec in rdr.records() {
         let rec = rec.map_err(|e| bad(e.to_string()))?;
@@ -43,11 +57,13 @@ pub fn read_queries(csv_path: &Path, images: &Path) -> Result<Vec<PhotoQuery>> {
         out.push(PhotoQuery {
             file: images.join(f.trim()),
             label: lc.and_then(|i| rec.get(i)).unwrap_or("").trim().to_string(),
-            matches: m
-                .split('|')
-                .map(|s| s.trim().to_lowercase())
+            matches: list(m),
+            colours: cc.and_then(|i| rec.get(i)).map(list).unwrap_or_default(),
+            item: ic
+                .and_then(|i| rec.get(i))
+                .map(str::trim)
                 .filter(|s| !s.is_empty())
-                .collect(),
+                .map(String::from),
         });
     }
     Ok(out)
@@ -64,6 +80,14 @@ pub struct PhotoReport {
     pub precision: f64,
     /// Share of queries with no correct item in their top k.
     pub none_correct: f64,
+    /// Precision@k counting a result right only when its base colour is one of the
+    /// query's too, over the queries whose CSV row names colours (`None`: no row does, or
+    /// the index has no base colours).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub colour_precision: Option<f64>,
+    /// How many queries `colour_precision` is over.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub colour_queries: Option<usize>,
     pub by_label: BTreeMap<String, Scores>,
     /// Every query label's precision and share with nothing right, weakest first.
     pub per_class: Vec<ClassScores>,
@@ -86,6 +110,7 @@ pub fn score_photo_queries(
     let mut classes: BTreeMap<String, ClassAcc> = BTreeMap::new();
     let mut failed = Vec::new();
     let mut sample_out = Vec::new();
+    let mut coloured = Acc::default();
     let step = (results.len() / samples.max(1)).max(1);
     for (i, (q, res)) in results.into_iter().enumerate() {
         let top = match res {
@@ -105,6 +130,19 @@ pub fn score_photo_queries(
             })
             .collect();
         let p = precision_at_k(&rel, k);
+        if !q.colours.is_empty() {
+            let right: Vec<bool> = top
+                .iter()
+                .zip(&rel)
+                .map(|(s, &r)| {
+                    r && index
+                        .metadata(s.row)
+                        .get(COLOUR_COLUMN)
+                        .is_some_and(|v| q.colours.contains(&v.to_lowercase()))
+                })
+                .collect();
+            coloured.add(precision_at_k(&right, k), 0.0);
+        }
         let any = rel.iter().any(|r| *r);
         if !any {
             none += 1;
@@ -118,7 +156,11 @@ pub fn score_photo_queries(
         }
     }
     let s = overall.scores();
+    let c = coloured.scores();
+    let has_colours = c.queries > 0;
     PhotoReport {
+        colour_precision: has_colours.then_some(c.precision),
+        colour_queries: has_colours.then_some(c.queries),
         k,
         queries: s.queries,
         precision: s.precision,
@@ -137,7 +179,7 @@ pub fn photo_queries(
     engine: &crate::engine::Engine,
     queries: Vec<PhotoQuery>,
     column: &str,
-    query: &crate::engine::Query,
+    query: &Query,
     samples: usize,
 ) -> Result<PhotoReport> {
     let k = query.k;
@@ -151,16 +193,27 @@ pub fn photo_queries(
             known: engine.info().columns.join(", "),
         });
     }
+    let known = |c: &str| engine.info().columns.iter().any(|k| k == c);
+    if queries.iter().any(|q| !q.colours.is_empty()) && !known(COLOUR_COLUMN) {
+        return Err(Error::UnknownColumn {
+            column: COLOUR_COLUMN.to_string(),
+            known: engine.info().columns.join(", "),
+        });
+    }
     let files: Vec<PathBuf> = queries.iter().map(|q| q.file.clone()).collect();
-    let vectors = engine.embed_files(&files, query.resize, query.locate);
+    let vectors = engine.embed_files(&files, query);
     let results: Vec<_> = queries
         .into_iter()
         .zip(vectors)
         .map(|(q, v)| {
             let top = v.and_then(|v| {
-                let hits = engine.search_embedded(&v, query).map_err(|e| e.to_string())?.hits;
+                // One more result, for the photo's own item to be left out of.
+                let own = Query { k: k + usize::from(q.item.is_some()), ..query.clone() };
+                let hits = engine.search_embedded(&v, &own).map_err(|e| e.to_string())?.hits;
                 Ok(hits
                     .into_iter()
+                    .filter(|h| q.item.as_ref() != Some(&h.id))
+                    .take(k)
                     .filter_map(|h| index.row_of(&h.id).map(|row| Scored { row, score: h.score }))
                     .collect())
             });

@@ -50,6 +50,7 @@ fn tiny_index() -> Segment {
             let mut record = ItemRecord::default();
             record.metadata.insert("type".into(), t.to_string());
             record.metadata.insert("colour".into(), c.to_string());
+            record.metadata.insert(COLOUR_COLUMN.into(), c.to_string());
             record
                 .metadata
                 .insert("master".into(), if id.starts_with('a') { "X" } else { "Y" }.into());
@@ -117,6 +118,8 @@ fn photo_queries_score_against_match_lists() {
         file: PathBuf::from("q.jpg"),
         label: label.into(),
         matches: m.iter().map(|s| s.to_lowercase()).collect(),
+        colours: Vec::new(),
+        item: None,
     };
     let s =
         |rows: &[usize]| Ok(rows.iter().map(|&row| Scored { row, score: 1.0 }).collect::<Vec<_>>());
@@ -137,4 +140,31 @@ fn photo_queries_score_against_match_lists() {
     let x = &r.per_class[1];
     assert_eq!((x.class.as_str(), x.queries), ("x", 1));
     assert!((x.precision - 1.0).abs() < 1e-12 && x.none_correct == 0.0);
+    assert_eq!((r.colour_precision, r.colour_queries), (None, None));
+}
+
+#[test]
+fn photo_queries_naming_colours_are_scored_on_type_and_colour() {
+    let idx = tiny_index();
+    let q = |m: &str, colours: &[&str]| PhotoQuery {
+        file: PathBuf::from("q.jpg"),
+        label: "l".into(),
+        matches: vec![m.to_lowercase()],
+        colours: colours.iter().map(|s| s.to_lowercase()).collect(),
+        item: None,
+    };
+    let s =
+        |rows: &[usize]| Ok(rows.iter().map(|&row| Scored { row, score: 1.0 }).collect::<Vec<_>>());
+    // a1 is A red, a2 A blue, a3 B red, b1 B red.
+    let results = vec![
+        (q("A", &["Red"]), s(&[0, 1])),
+        (q("B", &["red", "blue"]), s(&[2, 1])),
+        (q("A", &[]), s(&[3, 2])),
+    ];
+    let r = score_photo_queries(&idx, "type", 2, results, 0);
+    assert!((r.precision - (1.0 + 0.5 + 0.0) / 3.0).abs() < 1e-12);
+    // Only the two rows naming colours count: a1 right, a2 wrong colour; a3 right, a2
+    // the wrong type.
+    assert_eq!(r.colour_queries, Some(2));
+    assert!((r.colour_precision.unwrap() - 0.5).abs() < 1e-12);
 }

@@ -37,6 +37,8 @@ pub(super) struct QueryForm {
     trained: Option<f32>,
     category: Option<f32>,
     locate: Option<bool>,
+    /// `flip=true`: the photo's mirror as a second view (see [`Query::flip`]).
+    flip: Option<bool>,
     /// `keep_nearest=false`: every place by blended score (see [`Query::keep_nearest`]).
     keep_nearest: Option<bool>,
     /// `vector=true`: give the query's vector back with its results.
@@ -92,6 +94,7 @@ impl QueryForm {
                     out.category = fraction("category", Some(&text()), 0.0, MAX_CATEGORY)?;
                 }
                 "locate" => out.locate = locate_flag(&text())?,
+                "flip" => out.flip = Some(flag("flip", &text())?),
                 "keep_nearest" => out.keep_nearest = Some(flag("keep_nearest", &text())?),
                 "vector" => out.vector = flag("vector", &text())?,
                 other => {
@@ -115,6 +118,7 @@ impl QueryForm {
             trained: self.trained,
             category: self.category,
             locate: self.locate,
+            flip: self.flip,
             keep_nearest: self.keep_nearest.unwrap_or(true),
             ..Query::default()
         })

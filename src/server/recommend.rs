@@ -143,8 +143,7 @@ impl AppState {
             .pool
             .run(move || {
                 let _held = held;
-                let (embedded, timing) =
-                    engine.embed_photo(&bytes, None, QueryResize::Auto, None)?;
+                let (embedded, timing) = engine.embed_photo(&bytes, &Query::default())?;
                 Ok::<_, crate::Error>((
                     engine.compared_vector(&embedded, &Query::default())?,
                     timing,
