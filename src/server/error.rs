@@ -29,6 +29,8 @@ pub enum AppError {
     TooLarge(String),
     Unsupported(String),
     Busy,
+    /// The index's store (a Milvus server) does not answer: come back later.
+    Unavailable,
     /// The request did not arrive in time.
     Timeout(String),
     /// The URL is longer than the server reads.
@@ -55,6 +57,7 @@ impl AppError {
             | AppError::HeadersTooLarge(m)
             | AppError::Upstream(m) => m,
             AppError::Busy => BUSY.into(),
+            AppError::Unavailable => UNAVAILABLE.into(),
             AppError::Internal(detail) => {
                 tracing::error!(%detail, "internal error");
                 INTERNAL.into()
@@ -64,6 +67,10 @@ impl AppError {
 }
 
 pub(super) const BUSY: &str = "the server is busy; try again in a moment";
+pub(super) const UNAVAILABLE: &str =
+    "the index's store does not answer; try again in a few seconds";
+/// Seconds a client is told to wait when the store does not answer.
+pub(super) const UNAVAILABLE_RETRY: &str = "5";
 const INTERNAL: &str = "internal server error";
 
 impl From<Error> for AppError {
@@ -99,6 +106,11 @@ impl From<Error> for AppError {
                 FetchError::OverBudget { .. } => AppError::Busy,
                 _ => AppError::BadRequest(f.to_string()),
             },
+            // Its message names the store's address, which is the server's business.
+            Error::Store(crate::store::StoreError::Remote(_)) => {
+                tracing::warn!(error = %crate::error::chain(&e), "the index's store failed");
+                AppError::Unavailable
+            }
             _ if e.is_user_error() => AppError::BadRequest(crate::error::chain(&e)),
             _ => AppError::Internal(crate::error::chain(&e)),
         }
@@ -130,11 +142,31 @@ impl IntoResponse for AppError {
                 res.headers_mut().insert(header::RETRY_AFTER, HeaderValue::from_static("1"));
                 return res;
             }
+            AppError::Unavailable => {
+                let body = ErrorBody { error: UNAVAILABLE.into() };
+                let mut res = (StatusCode::SERVICE_UNAVAILABLE, Json(body)).into_response();
+                res.headers_mut()
+                    .insert(header::RETRY_AFTER, HeaderValue::from_static(UNAVAILABLE_RETRY));
+                return res;
+            }
             AppError::Internal(detail) => {
                 tracing::error!(%detail, "internal error");
                 (StatusCode::INTERNAL_SERVER_ERROR, INTERNAL.to_string())
             }
         };
         (status, Json(ErrorBody { error: msg })).into_response()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn an_unanswering_store_is_a_503_that_says_when_to_come_back() {
+        let e = Error::Store(crate::store::StoreError::Remote("connection refused".into()));
+        let res = AppError::from(e).into_response();
+        assert_eq!(res.status(), StatusCode::SERVICE_UNAVAILABLE);
+        assert_eq!(res.headers()[header::RETRY_AFTER], UNAVAILABLE_RETRY);
     }
 }

@@ -66,7 +66,7 @@ pub(super) fn is_probe(head: &[u8]) -> bool {
     let mut words = line.split(|&b| b == b' ');
     let (method, target) = (words.next().unwrap_or_default(), words.next().unwrap_or_default());
     let path = target.split(|&b| b == b'?').next().unwrap_or_default();
-    matches!(method, b"GET" | b"HEAD") && matches!(path, b"/healthz" | b"/metrics")
+    matches!(method, b"GET" | b"HEAD") && matches!(path, b"/healthz" | b"/readyz" | b"/metrics")
 }
 
 /// Answer `status` with the JSON error body every refusal has, then close; a 503 says

@@ -290,6 +290,7 @@ pub fn app(state: Arc<AppState>) -> Router {
         .route("/", get(assets::index))
         .route("/assets/{file}", get(assets::asset))
         .route("/healthz", get(|| async { "ok" }))
+        .route("/readyz", get(readyz))
         .route("/api/search", upload(post(search)))
         .route("/api/items", upload(get(list_items).post(write::add_item)))
         .route("/api/search/batch", upload(post(batch)))
@@ -450,6 +451,36 @@ pub async fn serve(
 
 /// Every `every`, load what other processes wrote to the index, so that several servers
 /// on one index answer alike and a write through one is seen by all.
+/// How long `/readyz` waits for the store before calling it unready.
+const READY_WITHIN: std::time::Duration = std::time::Duration::from_secs(2);
+
+/// Readiness, apart from liveness (`/healthz`): whether the index's store answers (a
+/// folder always does; a Milvus server may not). 503 with the reason and Retry-After
+/// when it does not, so that a balancer sends shoppers to another server meanwhile.
+async fn readyz(State(state): State<Arc<AppState>>) -> Response {
+    let engine = state.engine.clone();
+    let answered =
+        tokio::time::timeout(READY_WITHIN, tokio::task::spawn_blocking(move || engine.ready()))
+            .await;
+    let reason = match answered {
+        Ok(Ok(Ok(()))) => return Json(serde_json::json!({"ready": true})).into_response(),
+        Ok(Ok(Err(e))) => {
+            tracing::warn!(error = %crate::error::chain(&e), "not ready");
+            error::UNAVAILABLE
+        }
+        Ok(Err(_)) => error::UNAVAILABLE,
+        Err(_) => "the index's store did not answer within 2 s",
+    };
+    let mut res = (
+        StatusCode::SERVICE_UNAVAILABLE,
+        Json(serde_json::json!({"ready": false, "reason": reason})),
+    )
+        .into_response();
+    res.headers_mut()
+        .insert(header::RETRY_AFTER, HeaderValue::from_static(error::UNAVAILABLE_RETRY));
+    res
+}
+
 async fn follow(state: Arc<AppState>, every: std::time::Duration) {
     let mut tick = tokio::time::interval(every);
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);

@@ -124,3 +124,12 @@ async fn metrics_count_requests_time_stages_and_refusals() {
     let latency = r#"lookalike_http_request_duration_seconds_count{route="/api/search"}"#;
     assert_eq!(get(&after, latency), 4.0);
 }
+
+#[tokio::test]
+async fn a_folder_index_is_ready_and_liveness_stays_plain() {
+    let (s, v) = get_json("/readyz").await;
+    assert_eq!(s, StatusCode::OK, "{v}");
+    assert_eq!(v, serde_json::json!({"ready": true}));
+    let (s, _, body) = send(router(), Request::get("/healthz").body(Body::empty()).unwrap()).await;
+    assert_eq!((s, &body[..]), (StatusCode::OK, &b"ok"[..]));
+}

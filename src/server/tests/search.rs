@@ -79,6 +79,26 @@ async fn keep_nearest_false_gives_the_blends_own_order() {
     assert!(moved > 0, "the last-place rule moved no result: keep_nearest was not tested");
 }
 
+/// `flip=true` adds the mirrored view: the same photo's results come back, scored by the
+/// averaged vector (the photo itself no longer at exactly 1); a bad value is named.
+#[tokio::test]
+async fn flip_true_searches_with_the_mirrored_view_too() {
+    let img = photo("1003");
+    let fields = |flip: &'static [u8]| -> Vec<(&'static str, &[u8])> {
+        vec![("image", &img), ("k", b"3"), ("resize", b"pad"), ("category", b"0"), ("flip", flip)]
+    };
+    let (s, plain) = search(router(), &fields(b"false")).await;
+    assert_eq!(s, StatusCode::OK, "{plain}");
+    let (s, flipped) = search(router(), &fields(b"true")).await;
+    assert_eq!(s, StatusCode::OK, "{flipped}");
+    assert_eq!(flipped["results"][0]["id"], "1003", "{flipped}");
+    let score = |v: &serde_json::Value| v["results"][0]["score"].as_f64().unwrap();
+    assert!(score(&plain) > 0.999 && score(&flipped) < score(&plain), "{plain} {flipped}");
+    let (s, v) = search(router(), &fields(b"sideways")).await;
+    assert_eq!(s, StatusCode::BAD_REQUEST, "{v}");
+    assert!(v["error"].as_str().unwrap().contains("flip"), "{v}");
+}
+
 #[tokio::test]
 async fn search_with_filter_and_crop() {
     let (s, v) = search(
