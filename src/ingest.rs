@@ -52,6 +52,9 @@ pub struct IndexOptions {
     /// index has one).
     pub shard: Option<Shard>,
     pub progress: bool,
+    /// The vector index a new Milvus collection's items get (`None`: HNSW); refused for
+    /// a folder, and for a collection indexed with another kind.
+    pub milvus_index: Option<crate::milvus::VectorIndexKind>,
     /// Set to stop after the batch in flight (Ctrl-C).
     pub cancel: Option<Arc<AtomicBool>>,
 }
@@ -67,6 +70,7 @@ impl Default for IndexOptions {
             batch_size: 32,
             shard: None,
             progress: false,
+            milvus_index: None,
             cancel: None,
         }
     }
@@ -269,7 +273,7 @@ pub fn index_catalog(
         None => (None, None),
     };
 
-    let store = location.open_or_create()?;
+    let store = location.open_or_create_with(opts.milvus_index)?;
     let existing_info = store.info()?;
     let colour_weight = choose_colour_weight(existing_info.as_ref(), opts.colour_weight)?;
     // A folder keeps its own copy of the model; a collection records its name and hash.

@@ -13,7 +13,7 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use crate::error::{Error, Result};
-use crate::milvus::MilvusAddress;
+use crate::milvus::{MilvusAddress, VectorIndexKind};
 use crate::model::{self, ResolvedModel};
 use crate::store::{IndexInfo, LmdbStore, Store, StoreError};
 
@@ -107,9 +107,24 @@ impl Location {
     /// The index here, created empty when there is none (`lookalike index`); a folder of
     /// an older format is upgraded.
     pub fn open_or_create(&self) -> Result<Arc<dyn Store>> {
-        match self {
-            Self::Folder(dir) => Ok(Arc::new(LmdbStore::open(dir)?)),
-            Self::Milvus(address) => collection(address, false),
+        self.open_or_create_with(None)
+    }
+
+    /// [`Location::open_or_create`], a new collection's items indexed with `milvus_index`
+    /// (`None`: HNSW). Asking for one is refused for a folder, and for a collection
+    /// whose vectors another kind already indexes.
+    pub fn open_or_create_with(
+        &self,
+        milvus_index: Option<VectorIndexKind>,
+    ) -> Result<Arc<dyn Store>> {
+        match (self, milvus_index) {
+            (Self::Folder(dir), None) => Ok(Arc::new(LmdbStore::open(dir)?)),
+            (Self::Folder(_), Some(_)) => Err(Error::BadParameter {
+                name: "milvus-index",
+                message: "it chooses a Milvus collection's vector index; this index is a folder"
+                    .into(),
+            }),
+            (Self::Milvus(address), kind) => new_collection(address, kind),
         }
     }
 
@@ -186,10 +201,41 @@ fn collection(address: &MilvusAddress, existing: bool) -> Result<Arc<dyn Store>>
     Ok(Arc::new(store))
 }
 
+/// The store of a Milvus collection to write, whose items get `kind` of vector index
+/// when it creates them, refused when they exist with another.
+#[cfg(feature = "milvus")]
+fn new_collection(
+    address: &MilvusAddress,
+    kind: Option<VectorIndexKind>,
+) -> Result<Arc<dyn Store>> {
+    let store = crate::milvus::MilvusStore::open(address)?;
+    let Some(kind) = kind else { return Ok(Arc::new(store)) };
+    if let Some(has) = store.vector_index()?
+        && has != kind
+    {
+        return Err(Error::BadParameter {
+            name: "milvus-index",
+            message: format!(
+                "{address} indexes its vectors with {has} already; {kind} applies to a new \
+                 collection only (index into another collection for it)"
+            ),
+        });
+    }
+    Ok(Arc::new(store.with_vector_index(kind)))
+}
+
 /// Without the `milvus` feature an address still parses, and opening it says why not.
 #[cfg(not(feature = "milvus"))]
 fn collection(address: &MilvusAddress, _existing: bool) -> Result<Arc<dyn Store>> {
     Err(crate::milvus::MilvusError::NotBuilt { address: address.to_string() }.into())
+}
+
+#[cfg(not(feature = "milvus"))]
+fn new_collection(
+    address: &MilvusAddress,
+    _kind: Option<VectorIndexKind>,
+) -> Result<Arc<dyn Store>> {
+    collection(address, false)
 }
 
 /// An index opened for reading and searching: its store, description and model.

@@ -144,6 +144,38 @@ fn servers_on_one_collection_see_each_others_writes_and_answer_alike() {
 }
 
 #[test]
+fn a_new_collection_gets_the_vector_index_asked_for_and_keeps_it() {
+    require_ort();
+    let tmp = tempfile::tempdir().unwrap();
+    let cat = tmp.path().join("cat");
+    small_catalog(&cat, 24);
+    for kind in ["ivf_flat", "ivf_sq8"] {
+        let coll = milvus_index(&format!("kind_{kind}"));
+        let made =
+            run_json(&["index", p(&cat), "--index", &coll, "--milvus-index", kind, "--json"]);
+        assert_eq!(made["added"], 24, "{made}");
+        // Searched inside Milvus, it finds what the exact search finds first.
+        let (ann, exact) = (search(&coll, &["--ann"]), search(&coll, &["--exact"]));
+        assert_eq!(ann[0].0, exact[0].0, "{kind}: {ann:?} vs {exact:?}");
+        // Another kind is refused by name; the same one is an ordinary re-run.
+        let out = lookalike(&["index", p(&cat), "--index", &coll, "--milvus-index", "hnsw"]);
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(2), "{err}");
+        assert!(err.contains(kind) && err.contains("hnsw"), "{err}");
+        let again =
+            run_json(&["index", p(&cat), "--index", &coll, "--milvus-index", kind, "--json"]);
+        assert_eq!(again["unchanged"], 24, "{again}");
+    }
+    // A folder has no Milvus index to choose.
+    let folder = tmp.path().join("folder");
+    let out = lookalike(&["index", p(&cat), "--index", p(&folder), "--milvus-index", "hnsw"]);
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "{err}");
+    assert!(err.contains("milvus-index") && err.contains("folder"), "{err}");
+    assert!(!folder.join("data.mdb").exists(), "a refused run left an index behind");
+}
+
+#[test]
 fn bad_addresses_and_a_server_that_is_down_are_named() {
     let photo = fixture("queries/hat.jpg");
     let cases = [

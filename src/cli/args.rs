@@ -289,6 +289,12 @@ pub struct IndexArgs {
     /// `lookalike repartition` once every shard is done.
     #[arg(long, value_name = "I/N")]
     pub shard: Option<lookalike::catalog::Shard>,
+    /// The vector index of a new Milvus collection (--index milvus://...): hnsw (the
+    /// default), ivf_flat, or ivf_sq8 (vectors as bytes: a quarter of Milvus's memory,
+    /// for the largest catalogues). Refused for a folder, and for a collection indexed
+    /// with another kind.
+    #[arg(long, value_name = "hnsw|ivf_flat|ivf_sq8")]
+    pub milvus_index: Option<lookalike::milvus::VectorIndexKind>,
     /// Print the report as JSON.
     #[arg(long)]
     pub json: bool,

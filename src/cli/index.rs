@@ -29,6 +29,7 @@ pub fn index(a: IndexArgs) -> anyhow::Result<ExitCode> {
         batch_size: a.batch_size,
         shard: a.shard,
         progress: !a.json,
+        milvus_index: a.milvus_index,
         cancel: Some(cancel),
     };
     let report = ingest::index_catalog(&a.catalog, &a.index, &opts)?;

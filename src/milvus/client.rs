@@ -84,6 +84,19 @@ pub struct VectorIndexSpec {
 impl VectorIndexSpec {
     /// Exact: every vector compared (what the meta collection needs for its few rows).
     pub const FLAT: Self = Self { index_type: "FLAT", params: "{}" };
+
+    /// The items' index of `kind` with lookalike's build parameters: HNSW M 16,
+    /// efConstruction 200; the IVF kinds 1,024 cells (Milvus's rule of thumb, 4 sqrt(n),
+    /// for n from ~65k to 1M items is 1,000-4,000; fewer cells cost a little speed, not
+    /// recall).
+    pub fn of(kind: super::VectorIndexKind) -> Self {
+        use super::VectorIndexKind::*;
+        let params = match kind {
+            Hnsw => r#"{"M": 16, "efConstruction": 200}"#,
+            IvfFlat | IvfSq8 => r#"{"nlist": 1024}"#,
+        };
+        Self { index_type: kind.milvus_name(), params }
+    }
 }
 
 /// Whether an answer says the collection is not loaded (Milvus 2.3's code 101): what a
@@ -342,6 +355,26 @@ impl Client {
             tracing::debug!(collection = name, error = %e, "not waiting for the vector index");
         }
         Ok(())
+    }
+
+    /// The index type of the collection's vectors (`None`: none built).
+    pub async fn index_type(&self, name: &str) -> Result<Option<String>, MilvusError> {
+        let req = DescribeIndexRequest {
+            collection_name: name.into(),
+            field_name: "vector".into(),
+            ..Default::default()
+        };
+        let res = self.once("DescribeIndex", name, self.inner.clone().describe_index(req)).await?;
+        if res.index_descriptions.is_empty() {
+            return Ok(None);
+        }
+        check("DescribeIndex", name, res.status)?;
+        Ok(res
+            .index_descriptions
+            .iter()
+            .flat_map(|d| d.params.iter())
+            .find(|p| p.key == "index_type")
+            .map(|p| p.value.clone()))
     }
 
     /// Whether the vector index covers every sealed row of the collection.

@@ -103,6 +103,51 @@ impl std::fmt::Display for MilvusAddress {
     }
 }
 
+/// The vector index a new collection's items get (`index --milvus-index`): HNSW by
+/// default (BENCHMARKS.md, "Searching inside Milvus"); IVF_FLAT; IVF_SQ8 (vectors kept
+/// as bytes: a quarter of the memory, for catalogues of 100M items).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum VectorIndexKind {
+    #[default]
+    Hnsw,
+    IvfFlat,
+    IvfSq8,
+}
+
+impl VectorIndexKind {
+    /// Milvus's name for it.
+    pub fn milvus_name(self) -> &'static str {
+        match self {
+            Self::Hnsw => "HNSW",
+            Self::IvfFlat => "IVF_FLAT",
+            Self::IvfSq8 => "IVF_SQ8",
+        }
+    }
+
+    /// The kind of Milvus's name, if lookalike makes it.
+    pub fn of_milvus_name(name: &str) -> Option<Self> {
+        [Self::Hnsw, Self::IvfFlat, Self::IvfSq8].into_iter().find(|k| k.milvus_name() == name)
+    }
+}
+
+impl std::str::FromStr for VectorIndexKind {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        match s.to_ascii_lowercase().as_str() {
+            "hnsw" => Ok(Self::Hnsw),
+            "ivf_flat" => Ok(Self::IvfFlat),
+            "ivf_sq8" => Ok(Self::IvfSq8),
+            other => Err(format!("unknown Milvus index '{other}': use hnsw, ivf_flat or ivf_sq8")),
+        }
+    }
+}
+
+impl std::fmt::Display for VectorIndexKind {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.milvus_name().to_ascii_lowercase())
+    }
+}
+
 /// A string literal of Milvus's expression language holding `s` exactly: user text (ids)
 /// only ever reaches an expression through this.
 pub fn quote(s: &str) -> String {
@@ -126,6 +171,25 @@ pub fn quote(s: &str) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn index_kinds_parse_and_name_themselves() {
+        for (text, kind, name) in [
+            ("hnsw", VectorIndexKind::Hnsw, "HNSW"),
+            ("ivf_flat", VectorIndexKind::IvfFlat, "IVF_FLAT"),
+            ("IVF_SQ8", VectorIndexKind::IvfSq8, "IVF_SQ8"),
+        ] {
+            let k: VectorIndexKind = text.parse().unwrap();
+            assert_eq!((k, k.milvus_name()), (kind, name));
+            assert_eq!(VectorIndexKind::of_milvus_name(name), Some(k));
+            assert_eq!(k.to_string().parse::<VectorIndexKind>(), Ok(k));
+        }
+        assert_eq!(VectorIndexKind::default(), VectorIndexKind::Hnsw);
+        assert!(
+            "annoy".parse::<VectorIndexKind>().unwrap_err().contains("hnsw, ivf_flat or ivf_sq8")
+        );
+        assert_eq!(VectorIndexKind::of_milvus_name("FLAT"), None);
+    }
 
     #[test]
     fn addresses_parse_and_bad_ones_say_why() {

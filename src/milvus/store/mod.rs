@@ -32,7 +32,7 @@ mod search;
 use items::{LocalKeys, row_key};
 
 use super::client::{Client, Column, Field, VectorIndexSpec, hybrid_now, in_list};
-use super::{MilvusAddress, MilvusError};
+use super::{MilvusAddress, MilvusError, VectorIndexKind};
 use crate::store::{Change, IndexInfo, ItemRecord, Store, StoreError, check_dim, check_version};
 
 /// Longest id a collection takes (bytes).
@@ -77,6 +77,8 @@ pub struct MilvusStore {
     /// lock also keeps this store's batches one at a time.
     writer: String,
     writes: std::sync::Mutex<u64>,
+    /// The vector index the items collection gets when this store creates it.
+    vector_index: VectorIndexKind,
 }
 
 impl std::fmt::Debug for MilvusStore {
@@ -119,7 +121,27 @@ impl MilvusStore {
             keys: Default::default(),
             writer: format!("version/{}", nonce("writer")),
             writes: Default::default(),
+            vector_index: VectorIndexKind::default(),
         })
+    }
+
+    /// The same store, creating the items collection with a `kind` vector index.
+    pub fn with_vector_index(mut self, kind: VectorIndexKind) -> Self {
+        self.vector_index = kind;
+        self
+    }
+
+    /// The kind of vector index the items collection has (`None`: no collection yet, or
+    /// an index lookalike does not make, such as an operator's FLAT).
+    pub fn vector_index(&self) -> Result<Option<VectorIndexKind>, MilvusError> {
+        let (client, items) = (self.client.clone(), self.items().to_string());
+        let name = self.run(async move {
+            if !client.has_collection(&items).await? {
+                return Ok(None);
+            }
+            client.index_type(&items).await
+        })?;
+        Ok(name.as_deref().and_then(VectorIndexKind::of_milvus_name))
     }
 
     /// The same store, walking collections `page` rows at a time (tests use small pages to
@@ -275,6 +297,7 @@ impl MilvusStore {
     fn ensure_collections(&self, dim: usize, columns: &[String]) -> Result<(), MilvusError> {
         let (client, items, meta) = (self.client.clone(), self.items().to_string(), self.meta());
         let column_fields = columns::column_fields(columns);
+        let vector_index = self.vector_index;
         self.run(async move {
             let mut item_fields = vec![
                 ("id", Field::Text(MAX_ID)),
@@ -287,7 +310,7 @@ impl MilvusStore {
             );
             let meta_fields = [("key", Field::Text(64)), ("value", Field::Text(MAX_TEXT))];
             for (name, fields, index) in [
-                (&items, &item_fields[..], search::ITEMS_INDEX),
+                (&items, &item_fields[..], VectorIndexSpec::of(vector_index)),
                 (&meta, &meta_fields[..], VectorIndexSpec::FLAT),
             ] {
                 if client.has_collection(name).await? {

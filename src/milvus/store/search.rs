@@ -8,22 +8,16 @@
 use std::collections::BTreeMap;
 
 use super::{MilvusStore, backend};
-use crate::milvus::client::VectorIndexSpec;
 use crate::milvus::quote;
 use crate::store::StoreError;
-
-/// The items' vector index: HNSW, chosen by measurement on the 44k catalogue against
-/// IVF_FLAT and FLAT (BENCHMARKS.md, "Searching inside Milvus").
-pub(super) const ITEMS_INDEX: VectorIndexSpec =
-    VectorIndexSpec { index_type: "HNSW", params: r#"{"M": 16, "efConstruction": 200}"# };
 
 /// HNSW's search breadth (at least k): recall@10 of the street photos against exact
 /// search, BENCHMARKS.md.
 const SEARCH_EF: usize = 128;
 
-/// Cells an IVF index probes, should an operator rebuild the vector index as one (the
-/// search parameters carry both; each index reads its own).
-const SEARCH_NPROBE: usize = 16;
+/// Cells an IVF index (`index --milvus-index ivf_flat|ivf_sq8`, 1,024 cells) probes: the
+/// search parameters carry both this and HNSW's `ef`; each index reads its own.
+const SEARCH_NPROBE: usize = 64;
 
 /// Milvus's largest top-k.
 pub(super) const MAX_TOPK: usize = 16_384;
