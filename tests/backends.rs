@@ -101,6 +101,33 @@ fn batching_does_not_change_embeddings() {
     }
 }
 
+#[test]
+fn runs_side_by_side_on_single_threaded_sessions_embed_as_one_run_on_every_core() {
+    require_ort();
+    let m = model::resolve("fashion").unwrap();
+    let one = Embedder::new(&m, BackendKind::Ort).unwrap();
+    let par = lookalike::embed::Parallelism { sessions: 3, threads: 1 };
+    let side = Embedder::with_parallelism(&m, BackendKind::Ort, par).unwrap();
+    let imgs = photos();
+    let want: Vec<Vec<f32>> =
+        imgs.iter().map(|(_, img)| one.embed_image(img, None).unwrap()).collect();
+    // Four threads at once on three sessions: every run finds one (or waits its turn).
+    std::thread::scope(|s| {
+        let runs: Vec<_> = (0..4)
+            .map(|t| {
+                let (side, imgs, want) = (&side, &imgs, &want);
+                s.spawn(move || {
+                    for (i, (_, img)) in imgs.iter().enumerate().skip(t % 2) {
+                        let got = side.embed_image(img, None).unwrap();
+                        assert!(cosine(&got, &want[i]) > 0.99999, "photo {i}");
+                    }
+                })
+            })
+            .collect();
+        runs.into_iter().for_each(|r| r.join().unwrap());
+    });
+}
+
 fn logits_model(name: &str) -> ResolvedModel {
     let mut m = model::resolve(name).unwrap();
     m.spec.output = "logits".into();

@@ -3,12 +3,14 @@
 use std::process::ExitCode;
 
 use anyhow::Context;
+use lookalike::embed::Parallelism;
 use lookalike::engine::Engine;
 use lookalike::server::{self, ServeOptions};
 
 use super::args::ServeArgs;
 
 pub fn run(a: ServeArgs) -> anyhow::Result<ExitCode> {
+    let par = parallelism(&a);
     let mut opts = ServeOptions::new(a.catalog, a.max_upload_mb, a.admin_token)?;
     let seconds = std::time::Duration::from_secs_f64;
     opts.workers = a.workers;
@@ -33,7 +35,7 @@ pub fn run(a: ServeArgs) -> anyhow::Result<ExitCode> {
     let engine = std::thread::scope(|s| {
         s.spawn(|| {
             server::yield_to_connections(a.search_niceness);
-            Engine::open(&a.index, a.backend.backend)
+            Engine::open_with(&a.index, a.backend.backend, None, par)
         })
         .join()
     })
@@ -49,4 +51,16 @@ pub fn run(a: ServeArgs) -> anyhow::Result<ExitCode> {
     rt.block_on(server::serve(engine, a.addr, opts))
         .with_context(|| format!("serving on {}", a.addr))?;
     Ok(ExitCode::SUCCESS)
+}
+
+/// How many model runs the server's searches may make at once, on how many threads each
+/// (by default one per search worker, the cores shared between them).
+fn parallelism(a: &ServeArgs) -> Parallelism {
+    let workers = if a.workers == 0 { lookalike::embed::cores() } else { a.workers };
+    let sessions = if a.inference_sessions == 0 { workers } else { a.inference_sessions };
+    let mut par = Parallelism::per_worker(sessions);
+    if a.inference_threads > 0 {
+        par.threads = a.inference_threads;
+    }
+    par
 }

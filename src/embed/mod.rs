@@ -87,6 +87,37 @@ fn tract(_: &ResolvedModel) -> Result<Backend, EmbedError> {
     Err(EmbedError::TractNotBuilt)
 }
 
+/// How many runs of the model may go on at once, and on how many threads each: a
+/// command embedding one photo or a batch runs one at a time on every core; a server
+/// runs one per search worker on one thread each (several small runs side by side waste
+/// less than one split across cores; BENCHMARKS.md). ONNX Runtime keeps a session per
+/// concurrent run; tract ignores it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Parallelism {
+    pub sessions: usize,
+    pub threads: usize,
+}
+
+impl Default for Parallelism {
+    /// One run at a time on every core.
+    fn default() -> Self {
+        Self { sessions: 1, threads: cores() }
+    }
+}
+
+impl Parallelism {
+    /// `workers` runs side by side, the cores shared between them.
+    pub fn per_worker(workers: usize) -> Self {
+        let sessions = workers.max(1);
+        Self { sessions, threads: (cores() / sessions).max(1) }
+    }
+}
+
+/// The cores this process may use.
+pub fn cores() -> usize {
+    std::thread::available_parallelism().map_or(1, |n| n.get())
+}
+
 /// What one run of the model gives back.
 pub(crate) struct Outputs {
     /// `n * dim` raw embedding values.
@@ -121,12 +152,21 @@ impl std::fmt::Debug for Embedder {
 }
 
 impl Embedder {
-    /// Load `model` on the chosen backend.
+    /// Load `model` on the chosen backend, one run at a time on every core.
     pub fn new(model: &ResolvedModel, kind: BackendKind) -> Result<Self, EmbedError> {
+        Self::with_parallelism(model, kind, Parallelism::default())
+    }
+
+    /// Load `model` on the chosen backend for `par` runs at once.
+    pub fn with_parallelism(
+        model: &ResolvedModel,
+        kind: BackendKind,
+        par: Parallelism,
+    ) -> Result<Self, EmbedError> {
         let backend = match kind {
             BackendKind::Tract => tract(model)?,
-            BackendKind::Ort => Backend::Ort(ort_backend::OrtBackend::load(model)?),
-            BackendKind::Auto => match ort_backend::OrtBackend::load(model) {
+            BackendKind::Ort => Backend::Ort(ort_backend::OrtBackend::load(model, par)?),
+            BackendKind::Auto => match ort_backend::OrtBackend::load(model, par) {
                 Ok(b) => Backend::Ort(b),
                 Err(EmbedError::RuntimeMissing) if cfg!(feature = "tract") => {
                     tracing::info!(

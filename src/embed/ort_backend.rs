@@ -1,5 +1,6 @@
 //! ONNX Runtime backend: the fast path, loaded from a shared library at run time.
 
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Mutex, OnceLock};
 
 use ort::session::Session;
@@ -26,14 +27,23 @@ fn environment() -> Result<&'static ort::environment::Environment, EmbedError> {
 type Output = (Vec<i64>, Vec<f32>);
 
 pub(super) struct OrtBackend {
-    // `Session::run` takes `&mut self`; batches are large enough that a lock costs nothing.
-    session: Mutex<Session>,
+    /// `Session::run` takes `&mut self`: each session serves one run at a time, so there
+    /// are as many as runs may go on at once ([`super::Parallelism`]).
+    sessions: Vec<Mutex<Session>>,
+    /// Where the next run starts looking for a free session.
+    next: AtomicUsize,
 }
 
 impl OrtBackend {
-    pub(super) fn load(model: &ResolvedModel) -> Result<Self, EmbedError> {
+    pub(super) fn load(model: &ResolvedModel, par: super::Parallelism) -> Result<Self, EmbedError> {
+        let sessions = (0..par.sessions.max(1))
+            .map(|_| Self::session(model, par.threads.max(1)).map(Mutex::new))
+            .collect::<Result<_, _>>()?;
+        Ok(Self { sessions, next: AtomicUsize::new(0) })
+    }
+
+    fn session(model: &ResolvedModel, threads: usize) -> Result<Session, EmbedError> {
         let env = environment()?;
-        let threads = std::thread::available_parallelism().map_or(1, |n| n.get());
         let load_err = |e: &dyn std::fmt::Display| EmbedError::ModelLoad {
             path: model.path.clone(),
             message: e.to_string(),
@@ -64,7 +74,21 @@ impl OrtBackend {
         {
             return Err(load_err(&format!("the model has no mask output named '{mask}'")));
         }
-        Ok(Self { session: Mutex::new(session) })
+        Ok(session)
+    }
+
+    /// A free session, or (all busy) the next one's turn.
+    fn session_for_run(&self) -> Result<std::sync::MutexGuard<'_, Session>, EmbedError> {
+        let n = self.sessions.len();
+        let start = self.next.fetch_add(1, Ordering::Relaxed) % n;
+        for i in 0..n {
+            if let Ok(free) = self.sessions[(start + i) % n].try_lock() {
+                return Ok(free);
+            }
+        }
+        self.sessions[start]
+            .lock()
+            .map_err(|_| EmbedError::Inference("inference session poisoned".into()))
     }
 
     pub(super) fn run(
@@ -111,10 +135,7 @@ impl OrtBackend {
         let shape = super::input_shape(spec, n, size);
         let err = |e: ort::Error| EmbedError::Inference(e.to_string());
         let input = TensorRef::from_array_view((shape, batch)).map_err(err)?;
-        let mut session = self
-            .session
-            .lock()
-            .map_err(|_| EmbedError::Inference("inference session poisoned".into()))?;
+        let mut session = self.session_for_run()?;
         let outputs = session.run(ort::inputs![spec.input.as_str() => input]).map_err(err)?;
         names
             .iter()

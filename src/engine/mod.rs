@@ -26,7 +26,7 @@ use std::sync::{Arc, Mutex};
 use arc_swap::ArcSwap;
 
 use crate::category::{self, Heads, Prediction, Shares};
-use crate::embed::{BackendKind, Embedder};
+use crate::embed::{BackendKind, Embedder, Parallelism};
 use crate::error::{Error, Result};
 use crate::index::{Filter, Hit, SearchMode, VectorIndex};
 use crate::location::{Location, OpenIndex};
@@ -256,8 +256,20 @@ impl Engine {
         backend: BackendKind,
         model: Option<&str>,
     ) -> Result<Self> {
+        Self::open_with(location, backend, model, Parallelism::default())
+    }
+
+    /// [`Engine::open_with_model`], the model run `par` at once (a server: one per
+    /// search worker).
+    pub fn open_with(
+        location: &Location,
+        backend: BackendKind,
+        model: Option<&str>,
+        par: Parallelism,
+    ) -> Result<Self> {
         let OpenIndex { store, info, model } = location.open(model)?;
-        let embedder = Embedder::new(&model, backend)?.with_colour(info.colour_weight);
+        let embedder =
+            Embedder::with_parallelism(&model, backend, par)?.with_colour(info.colour_weight);
         let index = ArcSwap::from_pointee(
             VectorIndex::load(store.as_ref(), info.dim)?.searched_by(store.clone()),
         );
