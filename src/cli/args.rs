@@ -478,11 +478,11 @@ pub struct ServeArgs {
     /// core).
     #[arg(long, value_name = "N", default_value_t = 0)]
     pub workers: usize,
-    /// Model runs that may go on at once (0: one per worker, each on its share of the
-    /// cores; 1 with --inference-threads 2 is the one shared run of earlier versions).
+    /// Model runs that may go on at once (0: one per worker; 1 is the one shared run of
+    /// earlier versions).
     #[arg(long, value_name = "N", default_value_t = 0)]
     pub inference_sessions: usize,
-    /// Threads each model run uses (0: the cores shared between the sessions).
+    /// Threads each model run uses (0: one per core).
     #[arg(long, value_name = "N", default_value_t = 0)]
     pub inference_threads: usize,
     /// Searches waiting for a thread; one more is answered 503 with Retry-After at once.

@@ -54,7 +54,7 @@ pub fn run(a: ServeArgs) -> anyhow::Result<ExitCode> {
 }
 
 /// How many model runs the server's searches may make at once, on how many threads each
-/// (by default one per search worker, the cores shared between them).
+/// (by default one per search worker, each on every core).
 fn parallelism(a: &ServeArgs) -> Parallelism {
     let workers = if a.workers == 0 { lookalike::embed::cores() } else { a.workers };
     let sessions = if a.inference_sessions == 0 { workers } else { a.inference_sessions };

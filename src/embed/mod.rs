@@ -89,9 +89,11 @@ fn tract(_: &ResolvedModel) -> Result<Backend, EmbedError> {
 
 /// How many runs of the model may go on at once, and on how many threads each: a
 /// command embedding one photo or a batch runs one at a time on every core; a server
-/// runs one per search worker on one thread each (several small runs side by side waste
-/// less than one split across cores; BENCHMARKS.md). ONNX Runtime keeps a session per
-/// concurrent run; tract ignores it.
+/// runs one per search worker, each on every core too: a lone shopper's photo is as
+/// quick as a command's, and under load the runs side by side waste less than one run
+/// at a time split across the cores (16 shoppers on 2 cores: 98 searches/s against 78;
+/// BENCHMARKS.md, "Model runs side by side"). ONNX Runtime keeps a session per
+/// concurrent run, its threads idle without spinning; tract ignores it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Parallelism {
     pub sessions: usize,
@@ -106,10 +108,9 @@ impl Default for Parallelism {
 }
 
 impl Parallelism {
-    /// `workers` runs side by side, the cores shared between them.
+    /// `workers` runs side by side, each on every core.
     pub fn per_worker(workers: usize) -> Self {
-        let sessions = workers.max(1);
-        Self { sessions, threads: (cores() / sessions).max(1) }
+        Self { sessions: workers.max(1), threads: cores() }
     }
 }
 
