@@ -100,6 +100,11 @@ pub struct CategoryArg {
     /// that is the default, see BENCHMARKS.md; on: every photo; off: none).
     #[arg(long, default_value = "auto", value_parser = parse_flip)]
     pub flip: Switch,
+    /// A large garment's view averaged with the whole photo's from the garment mask's
+    /// own run (on: one model run fewer), or from a run of its own (off); auto: the
+    /// measured default (BENCHMARKS.md, "One pass").
+    #[arg(long, default_value = "auto", value_parser = parse_one_pass)]
+    pub one_pass: Switch,
     /// With category ranking, a snapshot's last result is the most similar item the
     /// results before it do not show, whatever its kind (on); off: every result by the
     /// blended score.
@@ -135,6 +140,10 @@ pub fn parse_locate(s: &str) -> Result<Switch, String> {
 
 pub fn parse_flip(s: &str) -> Result<Switch, String> {
     parse_locate(s).map_err(|_| format!("unknown flip mode '{s}': use auto, on or off"))
+}
+
+pub fn parse_one_pass(s: &str) -> Result<Switch, String> {
+    parse_locate(s).map_err(|_| format!("unknown one-pass mode '{s}': use auto, on or off"))
 }
 
 impl Switch {
@@ -174,6 +183,7 @@ impl RankingArg {
             category: self.category.category,
             locate: self.category.locate.flag(),
             flip: self.category.flip.flag(),
+            one_pass: self.category.one_pass.flag(),
             keep_nearest: self.category.keep_nearest,
             ..lookalike::Query::default()
         }
@@ -653,6 +663,12 @@ pub enum BenchCommand {
         mode: ModeArg,
         #[command(flatten)]
         trained: TrainedArg,
+        /// Embed with the photo's mirror too (auto: the default for snapshots).
+        #[arg(long, default_value = "auto", value_parser = parse_flip)]
+        flip: Switch,
+        /// The whole photo's view from the garment mask's run (auto: the default).
+        #[arg(long, default_value = "auto", value_parser = parse_one_pass)]
+        one_pass: Switch,
         #[command(flatten)]
         backend: BackendArg,
     },

@@ -74,10 +74,16 @@ pub fn run(what: BenchCommand) -> anyhow::Result<()> {
             let _ = std::fs::remove_dir_all(&copy);
             println!("{}", serde_json::to_string(&r?)?);
         }
-        BenchCommand::Query { index, images, repeat, mode, trained, backend } => {
+        BenchCommand::Query { index, images, repeat, mode, trained, flip, one_pass, backend } => {
             anyhow::ensure!(!images.is_empty(), "give query photos");
             let engine = Engine::open(&index, backend.backend)?;
-            let query = Query { trained: trained.trained(), mode: mode.mode(), ..Query::default() };
+            let query = Query {
+                trained: trained.trained(),
+                mode: mode.mode(),
+                flip: flip.flag(),
+                one_pass: one_pass.flag(),
+                ..Query::default()
+            };
             let mut total = Vec::new();
             let (mut dec, mut emb, mut srch) = (Vec::new(), Vec::new(), Vec::new());
             for path in &images {

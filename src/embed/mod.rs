@@ -268,6 +268,29 @@ impl Embedder {
         Ok(self.run(tensor, 1, size, true)?.mask)
     }
 
+    /// The garment mask of one input tensor of side `size` and the tensor's unit
+    /// embedding, from one run (`None`: the model has no mask, and nothing was run).
+    pub fn garment_mask_and_embedding(
+        &self,
+        tensor: &[f32],
+        size: u32,
+    ) -> Result<Option<(Mask, Vec<f32>)>, EmbedError> {
+        if self.spec.mask.is_none() {
+            return Ok(None);
+        }
+        let out = self.run(tensor, 1, size, true)?;
+        let Some(mask) = out.mask else { return Ok(None) };
+        let mut embedding = out.embedding;
+        if embedding.len() != self.spec.dim {
+            return Err(EmbedError::DimensionMismatch {
+                expected: self.spec.dim,
+                got: embedding.len(),
+            });
+        }
+        normalise(&mut embedding)?;
+        Ok(Some((mask, embedding)))
+    }
+
     /// [`Embedder::embed_tensors`] for inputs of side `size` (one of the model's sizes).
     pub fn embed_tensors_at(
         &self,
@@ -310,20 +333,33 @@ impl Embedder {
         size: u32,
         colour: Option<&[f32; colour::BINS]>,
     ) -> Result<Vec<f32>, EmbedError> {
-        if n <= 1 && colour.is_none() {
+        self.embed_views_with(views, n, size, colour, None)
+    }
+
+    /// [`Embedder::embed_views`] with `extra`, a unit embedding of one more view already
+    /// computed (the whole photo's, from the garment mask's run), averaged in too.
+    pub fn embed_views_with(
+        &self,
+        views: &[f32],
+        n: usize,
+        size: u32,
+        colour: Option<&[f32; colour::BINS]>,
+        extra: Option<&[f32]>,
+    ) -> Result<Vec<f32>, EmbedError> {
+        if n <= 1 && colour.is_none() && extra.is_none() {
             return self.embed_tensors_at(views, n, size);
         }
         if n == 0 {
             return Ok(Vec::new());
         }
         let out = self.run(views, n, size, false)?.embedding;
-        if out.len() != n * self.spec.dim {
+        if out.len() != n * self.spec.dim || extra.is_some_and(|e| e.len() != self.spec.dim) {
             return Err(EmbedError::DimensionMismatch {
                 expected: self.spec.dim,
                 got: out.len() / n,
             });
         }
-        let mut mean = vec![0.0; self.spec.dim];
+        let mut mean = extra.map_or_else(|| vec![0.0; self.spec.dim], <[f32]>::to_vec);
         for v in out.chunks_exact(self.spec.dim) {
             let mut v = v.to_vec();
             normalise(&mut v)?;

@@ -48,6 +48,11 @@ pub const MAX_EXPAND: usize = 20;
 /// ([`Query::flip`]; BENCHMARKS.md, "Resolution and views").
 pub const FLIP_SNAPSHOTS: bool = false;
 
+/// A large garment's view is averaged with the whole photo's embedding from the garment
+/// mask's run (the photo padded to a square), not with a second run on the photo
+/// cropped to one, unless a query says ([`Query::one_pass`]; BENCHMARKS.md, "One pass").
+pub const ONE_PASS: bool = false;
+
 /// How much colour counts for a snapshot whose garment colour the mask gave
 /// ([`Embedded::garment_colour`]) and whose query does not say; a snapshot without it is
 /// searched by shape alone (BENCHMARKS.md, "Colour of snapshots").
@@ -92,6 +97,8 @@ pub struct Query {
     /// Embed the photo with its left-right mirror as a second view, averaged (`None`: for
     /// snapshots when [`FLIP_SNAPSHOTS`]).
     pub flip: Option<bool>,
+    /// The whole photo's view from the garment mask's run (`None`: [`ONE_PASS`]).
+    pub one_pass: Option<bool>,
     /// With category ranking, a snapshot's last place goes to the most similar item the
     /// places before do not show ([`category::keep_nearest`]); `false`: every place by
     /// blended score. A catalogue item's search (similar-to, leave-one-out, recommend)
@@ -115,6 +122,7 @@ impl Default for Query {
             category: None,
             locate: None,
             flip: None,
+            one_pass: None,
             keep_nearest: true,
         }
     }

@@ -36,12 +36,18 @@ pub struct QueryInput {
     pub garment: Option<Crop>,
     /// The histogram of the garment's pixels, when the mask found enough of them.
     pub colour: Option<[f32; colour::BINS]>,
+    /// The whole photo's unit embedding, from the garment mask's run, averaged in as one
+    /// more view (one pass: see [`super::ONE_PASS`]).
+    pub whole: Option<Vec<f32>>,
 }
 
-/// What the garment mask says about a photo.
+/// What the garment mask's run says about a photo.
+#[derive(Default)]
 struct Located {
     crop: Option<Crop>,
     colour: Option<[f32; colour::BINS]>,
+    /// The photo's unit embedding (padded to a square), from the same run.
+    embedding: Option<Vec<f32>>,
 }
 
 impl Engine {
@@ -64,7 +70,13 @@ impl Engine {
     }
 
     fn embed_input(&self, t: &QueryInput) -> Result<Vec<f32>> {
-        Ok(self.embedder.embed_views(&t.tensor, t.views, t.size, t.colour.as_ref())?)
+        Ok(self.embedder.embed_views_with(
+            &t.tensor,
+            t.views,
+            t.size,
+            t.colour.as_ref(),
+            t.whole.as_deref(),
+        )?)
     }
 
     /// The model input for a decoded query photo: squared as a studio shot (padded) or a
@@ -86,31 +98,36 @@ impl Engine {
         let size = spec.input_size(snapshot);
         let wanted = q.crop.is_none() && spec.mask.is_some() && q.locate.unwrap_or(snapshot);
         let whole = preprocess::tensor_at(src, spec, None, mode, size)?;
-        let located =
-            if wanted { self.located(src, size)? } else { Located { crop: None, colour: None } };
-        let mut input = match located.crop {
-            Some(garment) => {
-                let cut = preprocess::apply_crop(src, garment)?;
-                let mut tensor = preprocess::tensor_at(&cut, spec, None, ResizeMode::Crop, size)?;
-                // A small garment is searched by its own view; a large one's view is
-                // averaged with the whole photo's, which keeps what the mask missed
-                // (sleeves cut off make a T-shirt a vest).
-                let (w, h) = src.dimensions();
-                let share =
-                    f64::from(garment.w) * f64::from(garment.h) / (f64::from(w) * f64::from(h));
-                let views = if share < crate::garment::ALONE_BELOW {
-                    1
-                } else {
-                    tensor.extend_from_slice(&whole);
-                    2
-                };
-                QueryInput { tensor, views, size, snapshot, garment: Some(garment), colour: None }
-            }
-            None => {
-                QueryInput { tensor: whole, views: 1, size, snapshot, garment: None, colour: None }
-            }
+        let located = if wanted { self.located(src, size)? } else { Located::default() };
+        let mut input = QueryInput {
+            tensor: whole,
+            views: 1,
+            size,
+            snapshot,
+            garment: None,
+            colour: located.colour,
+            whole: None,
         };
-        input.colour = located.colour;
+        if let Some(garment) = located.crop {
+            let cut = preprocess::apply_crop(src, garment)?;
+            let mut tensor = preprocess::tensor_at(&cut, spec, None, ResizeMode::Crop, size)?;
+            // A small garment is searched by its own view; a large one's view is averaged
+            // with the whole photo's, which keeps what the mask missed (sleeves cut off
+            // make a T-shirt a vest): in one pass, the mask's run's own embedding of it.
+            let (w, h) = src.dimensions();
+            let share = f64::from(garment.w) * f64::from(garment.h) / (f64::from(w) * f64::from(h));
+            if share >= crate::garment::ALONE_BELOW {
+                match located.embedding.filter(|_| q.one_pass.unwrap_or(super::ONE_PASS)) {
+                    Some(e) => input.whole = Some(e),
+                    None => {
+                        tensor.extend_from_slice(&input.tensor);
+                        input.views = 2;
+                    }
+                }
+            }
+            input.tensor = tensor;
+            input.garment = Some(garment);
+        }
         if q.flip.unwrap_or(snapshot && super::FLIP_SNAPSHOTS) {
             let len = crate::embed::input_len(size);
             let mirrored: Vec<f32> = input
@@ -130,15 +147,18 @@ impl Engine {
         Ok(self.located(img, size)?.crop)
     }
 
-    /// The garment's square and colour in a photo, from one run of the mask.
+    /// The garment's square and colour in a photo, and the photo's embedding, from one
+    /// run of the model.
     fn located(&self, img: &image::RgbImage, size: u32) -> Result<Located> {
         let spec = self.embedder.spec();
         let tensor = preprocess::tensor_at(img, spec, None, ResizeMode::Pad, size)?;
-        let Some(mask) = self.embedder.garment_mask(&tensor, size)? else {
-            return Ok(Located { crop: None, colour: None });
+        let Some((mask, embedding)) = self.embedder.garment_mask_and_embedding(&tensor, size)?
+        else {
+            return Ok(Located::default());
         };
         let (w, h) = img.dimensions();
         Ok(Located {
+            embedding: Some(embedding),
             crop: crate::garment::locate(&mask.values, mask.rows, mask.cols, w, h),
             colour: colour::histogram_of_masked(
                 &tensor,
@@ -229,7 +249,7 @@ impl QueryInput {
     /// One view whose colour comes from its own square: embedded with others of its size
     /// in one model run.
     fn batched(&self) -> bool {
-        self.views == 1 && self.colour.is_none()
+        self.views == 1 && self.colour.is_none() && self.whole.is_none()
     }
 
     fn embedded(self, vector: Vec<f32>) -> Embedded {
