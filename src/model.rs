@@ -3,8 +3,8 @@
 //! A model is an ONNX file plus a [`ModelSpec`]: input size and layout, normalisation,
 //! the output to read and its dimension, and what else it can tell (class heads, a
 //! garment mask). The built-in models have their spec here: `fashion` (the default,
-//! EfficientNet-Lite0 fine-tuned on fashion by `training/`; `fashion-1` its first
-//! version, kept for the indexes made with it), and the ImageNet
+//! EfficientNet-Lite0 fine-tuned on fashion by `training/`, run r3; `fashion-2` and
+//! `fashion-1` its earlier versions, kept for the indexes made with them), and the ImageNet
 //! EfficientNet-Lite0 and Lite2 converted by `tools/convert_efficientnet_lite.py`. Any
 //! other ONNX image model is described by a small TOML manifest beside it.
 
@@ -16,7 +16,7 @@ use serde::{Deserialize, Serialize};
 #[derive(Debug, thiserror::Error)]
 pub enum ModelError {
     #[error(
-        "unknown model '{name}': use fashion, fashion-1, lite0, lite2, lite0-int8 or the path of a manifest (.toml)"
+        "unknown model '{name}': use fashion, fashion-2, fashion-1, lite0, lite2, lite0-int8 or the path of a manifest (.toml)"
     )]
     Unknown { name: String },
     #[error(
@@ -95,9 +95,10 @@ fn builtin(name: &str) -> Option<ModelSpec> {
     let mean = [127.0 / 255.0; 3];
     let std = [128.0 / 255.0; 3];
     let fashion = match name {
-        "fashion" | "fashion-2" | FASHION => Some((FASHION, FASHION_2_CLOSE_MATCH)),
-        // r1, the first default: kept so the collections and manifests naming it still
-        // find the file whose hash they recorded.
+        "fashion" | "fashion-3" | FASHION => Some((FASHION, FASHION_3_CLOSE_MATCH)),
+        // r2 and r1, the earlier defaults: kept so the collections and manifests naming
+        // them still find the file whose hash they recorded.
+        "fashion-2" | FASHION_2 => Some((FASHION_2, FASHION_2_CLOSE_MATCH)),
         "fashion-1" | FASHION_1 => Some((FASHION_1, FASHION_1_CLOSE_MATCH.1)),
         _ => None,
     };
@@ -163,10 +164,16 @@ const FASHION_1_CLOSE_MATCH: (&str, f32) =
     ("3aeab0fb2a60f50b6db4602e36c99b01dfdd13d629af2fded4d3690fad2fa904", 0.665);
 
 /// The default fashion model's floor (its indexes all record it).
+const FASHION_3_CLOSE_MATCH: f32 = 0.71;
+
+/// The second fashion model's floor (its indexes all record it).
 const FASHION_2_CLOSE_MATCH: f32 = 0.695;
 
-/// Full name of the default fashion model (training run r2).
-pub const FASHION: &str = "lookalike-fashion-2";
+/// Full name of the default fashion model (training run r3).
+pub const FASHION: &str = "lookalike-fashion-3";
+
+/// Full name of the second fashion model (training run r2), the default before r3.
+pub const FASHION_2: &str = "lookalike-fashion-2";
 
 /// Full name of the first fashion model (training run r1), the default before r2.
 pub const FASHION_1: &str = "lookalike-fashion";
@@ -314,6 +321,11 @@ mod tests {
             ("lookalike-fashion.onnx", Some("lookalike-fashion.heads.json"))
         );
         assert_ne!(first.file, f.file);
+        let second = builtin("fashion-2").unwrap();
+        assert_eq!(builtin(FASHION_2).unwrap(), second);
+        assert_eq!(second.file, "lookalike-fashion-2.onnx");
+        assert_ne!(second.file, f.file);
+        assert_eq!(builtin("fashion-3").unwrap(), f);
         assert!(builtin("resnet").is_none());
     }
 

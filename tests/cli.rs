@@ -37,7 +37,7 @@ fn sample_catalogue_indexes_completely_with_metadata() {
     // The model's 256 values, then the colour histogram.
     assert_eq!(info["dimension"], 256 + lookalike::colour::BINS);
     assert_eq!(info["colour_weight"], lookalike::ingest::DEFAULT_COLOUR_WEIGHT);
-    assert_eq!(info["model"], "lookalike-fashion-2");
+    assert_eq!(info["model"], lookalike::model::FASHION);
     let cols: Vec<&str> =
         info["columns"].as_array().unwrap().iter().map(|c| c.as_str().unwrap()).collect();
     assert_eq!(
@@ -347,7 +347,8 @@ fn another_model_on_an_existing_index_is_refused() {
     ok(&["index", p(&cat), "--index", p(&idx)]);
     let out = lookalike(&["index", p(&cat), "--index", p(&idx), "--model", "lite2"]);
     assert_eq!(out.status.code(), Some(2));
-    assert!(String::from_utf8_lossy(&out.stderr).contains("built with model lookalike-fashion-2"));
+    let built = format!("built with model {}", lookalike::model::FASHION);
+    assert!(String::from_utf8_lossy(&out.stderr).contains(&built));
     // Asking for the model it has is fine.
     ok(&["index", p(&cat), "--index", p(&idx), "--model", "fashion"]);
     // An index of the first fashion model keeps it: re-indexed with no --model, and
@@ -361,6 +362,16 @@ fn another_model_on_an_existing_index_is_refused() {
     let out = lookalike(&["index", p(&cat), "--index", p(&old), "--model", "fashion"]);
     assert_eq!(out.status.code(), Some(2));
     assert!(String::from_utf8_lossy(&out.stderr).contains("built with model lookalike-fashion "));
+    // So does an index of the second (r2), the default before r3.
+    let second = dir.path().join("second");
+    ok(&["index", p(&cat), "--index", p(&second), "--model", "fashion-2"]);
+    ok(&["index", p(&cat), "--index", p(&second)]);
+    let info: serde_json::Value =
+        serde_json::from_str(&ok(&["info", "--index", p(&second), "--json"])).unwrap();
+    assert_eq!(info["model"], "lookalike-fashion-2");
+    let out = lookalike(&["index", p(&cat), "--index", p(&second), "--model", "fashion"]);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("built with model lookalike-fashion-2"));
 }
 
 #[test]

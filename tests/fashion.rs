@@ -33,7 +33,7 @@ const KINDS: [(&str, &str); 4] = [
 #[test]
 fn the_fashion_model_is_the_default_and_names_what_a_photo_shows() {
     let info: Value = serde_json::from_str(&ok(&["info", "--index", index(), "--json"])).unwrap();
-    assert_eq!(info["model"], "lookalike-fashion-2");
+    assert_eq!(info["model"], lookalike::model::FASHION);
     assert_eq!(info["dimension"], 256 + lookalike::colour::BINS);
     assert_eq!(info["input_size"], 128);
     for (file, kind) in KINDS {

@@ -277,9 +277,9 @@ pub struct IndexArgs {
     pub metadata: Option<PathBuf>,
     /// Model for a new index: fashion (default: EfficientNet-Lite0 fine-tuned on
     /// fashion, 256-d, predicts article type and colour, finds garments in snapshots),
-    /// fashion-1 (its first version), lite0 (ImageNet), lite2, lite0-int8 (faster,
-    /// slightly less precise), or the path of a model manifest (.toml). An existing
-    /// index keeps its model.
+    /// fashion-2 and fashion-1 (its earlier versions), lite0 (ImageNet), lite2,
+    /// lite0-int8 (faster, slightly less precise), or the path of a model manifest
+    /// (.toml). An existing index keeps its model.
     #[arg(long)]
     pub model: Option<String>,
     /// Weight of the colour descriptor appended to each embedding, for a new index

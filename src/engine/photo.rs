@@ -141,14 +141,9 @@ impl Engine {
         Ok(input)
     }
 
-    /// The garment's square in a photo: the model's mask over the whole photo (padded to
-    /// a square, so that nothing is cut off), see [`crate::garment`].
-    pub fn garment_in(&self, img: &image::RgbImage, size: u32) -> Result<Option<Crop>> {
-        Ok(self.located(img, size)?.crop)
-    }
-
     /// The garment's square and colour in a photo, and the photo's embedding, from one
-    /// run of the model.
+    /// run of the model over the whole photo (padded to a square, so that nothing is cut
+    /// off; see [`crate::garment`]).
     fn located(&self, img: &image::RgbImage, size: u32) -> Result<Located> {
         let spec = self.embedder.spec();
         let tensor = preprocess::tensor_at(img, spec, None, ResizeMode::Pad, size)?;
