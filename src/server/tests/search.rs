@@ -66,7 +66,7 @@ async fn keep_nearest_false_gives_the_blends_own_order() {
         v["results"].as_array().unwrap().iter().map(|h| h["id"].as_str().unwrap().into()).collect()
     };
     let mut moved = 0;
-    for id in ["1003", "1012", "1150"] {
+    for id in ["1003", "1027", "1061"] {
         let img = photo(id);
         let (s, off) =
             search(router(), &[("image", &img), ("k", b"5"), ("keep_nearest", b"false")]).await;
