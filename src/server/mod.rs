@@ -455,8 +455,8 @@ pub async fn serve(
 const READY_WITHIN: std::time::Duration = std::time::Duration::from_secs(2);
 
 /// Readiness, apart from liveness (`/healthz`): whether the index's store answers (a
-/// folder always does; a Milvus server may not). 503 with the reason and Retry-After
-/// when it does not, so that a balancer sends shoppers to another server meanwhile.
+/// folder always does; a Milvus server may not). 503 with the reason (`{"error": ...}`)
+/// and Retry-After when it does not, so that a balancer sends shoppers to another server meanwhile.
 async fn readyz(State(state): State<Arc<AppState>>) -> Response {
     let engine = state.engine.clone();
     let answered =
@@ -473,7 +473,8 @@ async fn readyz(State(state): State<Arc<AppState>>) -> Response {
     };
     let mut res = (
         StatusCode::SERVICE_UNAVAILABLE,
-        Json(serde_json::json!({"ready": false, "reason": reason})),
+        // The error shape every failed request has (the error middleware keeps it).
+        Json(ErrorBody { error: reason.to_string() }),
     )
         .into_response();
     res.headers_mut()
