@@ -81,8 +81,8 @@ pub struct PhotoReport {
     /// Share of queries with no correct item in their top k.
     pub none_correct: f64,
     /// Precision@k counting a result right only when its base colour is one of the
-    /// query's too, over the queries whose CSV row names colours (`None`: no row does, or
-    /// the index has no base colours).
+    /// query's too, over the queries whose CSV row names colours (`None`: no row does; an
+    /// index without base colours refuses such rows).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub colour_precision: Option<f64>,
     /// How many queries `colour_precision` is over.
