@@ -322,23 +322,12 @@ impl Embedder {
         Ok(full)
     }
 
-    /// One vector from several views of the same photo (`n` tensors of side `size`): the
-    /// model's unit embeddings averaged and normalised, then `colour` appended, or without
-    /// it the colour histogram of the first view (as [`Embedder::embed_tensors_at`] does
-    /// for one).
+    /// One vector from several views of the same photo (`n` tensors of side `size`, and
+    /// `extra`, a unit embedding of one more view already computed: the whole photo's,
+    /// from the garment mask's run): the unit embeddings averaged and normalised, then
+    /// `colour` appended, or without it the colour histogram of the first view (as
+    /// [`Embedder::embed_tensors_at`] does for one).
     pub fn embed_views(
-        &self,
-        views: &[f32],
-        n: usize,
-        size: u32,
-        colour: Option<&[f32; colour::BINS]>,
-    ) -> Result<Vec<f32>, EmbedError> {
-        self.embed_views_with(views, n, size, colour, None)
-    }
-
-    /// [`Embedder::embed_views`] with `extra`, a unit embedding of one more view already
-    /// computed (the whole photo's, from the garment mask's run), averaged in too.
-    pub fn embed_views_with(
         &self,
         views: &[f32],
         n: usize,

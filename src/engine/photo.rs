@@ -70,7 +70,7 @@ impl Engine {
     }
 
     fn embed_input(&self, t: &QueryInput) -> Result<Vec<f32>> {
-        Ok(self.embedder.embed_views_with(
+        Ok(self.embedder.embed_views(
             &t.tensor,
             t.views,
             t.size,
