@@ -133,13 +133,27 @@ fn a_server_killed_mid_index_then_restarted_leaves_a_complete_collection_after_a
         .stderr(std::fs::File::create(&log).unwrap())
         .spawn()
         .unwrap();
+    // The run goes on in short slices and is stopped (SIGSTOP) while the collection is
+    // counted, so that it cannot finish between two looks however fast this machine is;
+    // it is still stopped when its server is killed.
+    let signal = |sig: &str| {
+        let pid = run.id().to_string();
+        assert!(std::process::Command::new("kill").args([sig, &pid]).status().unwrap().success());
+    };
+    signal("-STOP");
     let started = Instant::now();
-    while count(&coll).is_none_or(|n| n < 3) && started.elapsed() < Duration::from_secs(120) {
-        std::thread::sleep(Duration::from_millis(20));
-    }
-    let before = count(&coll).unwrap();
+    let before = loop {
+        signal("-CONT");
+        std::thread::sleep(Duration::from_millis(50));
+        signal("-STOP");
+        match count(&coll) {
+            Some(n) if n >= 3 => break n,
+            _ => assert!(started.elapsed() < Duration::from_secs(300), "the run wrote nothing"),
+        }
+    };
     assert!((3..N).contains(&before), "the run was not caught in the middle: {before} items");
     server.kill9();
+    signal("-CONT");
 
     // The run stops within its calls' deadlines, naming the server it lost.
     let waited = Instant::now();
