@@ -55,6 +55,9 @@ pub enum Error {
     BadItem { id: String, message: String },
     #[error("invalid parameter {name}: {message}")]
     BadParameter { name: &'static str, message: String },
+    /// The garment finder (for every garment of a photo) could not be loaded.
+    #[error("the garment finder is not available: {0}")]
+    FinderUnavailable(String),
 }
 
 impl Error {

@@ -250,22 +250,54 @@ impl ModelSpec {
 /// Resolve `fashion`, `lite0`, `lite2` or a manifest path to a spec and an ONNX file.
 pub fn resolve(name: &str) -> Result<ResolvedModel, ModelError> {
     if let Some(spec) = builtin(name) {
-        let dirs = builtin_dirs();
-        for d in &dirs {
-            let p = d.join(&spec.file);
-            let heads_there = spec.heads.as_ref().is_none_or(|h| d.join(h).is_file());
-            if p.is_file() && heads_there {
-                return Ok(ResolvedModel { spec, path: p });
-            }
-        }
-        let searched = dirs.iter().map(|d| d.display().to_string()).collect::<Vec<_>>().join(", ");
-        return Err(ModelError::BuiltinMissing { file: spec.file, searched });
+        return in_builtin_dirs(spec);
     }
     let path = Path::new(name);
     if path.extension().is_some_and(|e| e == "toml") || path.is_file() {
         return read_manifest(path);
     }
     Err(ModelError::Unknown { name: name.to_string() })
+}
+
+/// A built-in spec with the first of [`builtin_dirs`] holding its files.
+fn in_builtin_dirs(spec: ModelSpec) -> Result<ResolvedModel, ModelError> {
+    let dirs = builtin_dirs();
+    for d in &dirs {
+        let p = d.join(&spec.file);
+        let heads_there = spec.heads.as_ref().is_none_or(|h| d.join(h).is_file());
+        if p.is_file() && heads_there {
+            return Ok(ResolvedModel { spec, path: p });
+        }
+    }
+    let searched = dirs.iter().map(|d| d.display().to_string()).collect::<Vec<_>>().join(", ");
+    Err(ModelError::BuiltinMissing { file: spec.file, searched })
+}
+
+/// Full name of the garment finder (`training/garments.py`): which kind of garment covers
+/// each 16-pixel cell of a photo ([`crate::garment::find`]).
+pub const GARMENT_FINDER: &str = "lookalike-garments-1";
+
+/// The garment finder's spec: not an embedding model (an index cannot be made with it),
+/// whatever model the index has. Its output `kinds` is `[batch, 8, H/16, W/16]`; `size`
+/// is the side it runs at, `dim` its channels.
+pub fn garment_finder() -> Result<ResolvedModel, ModelError> {
+    in_builtin_dirs(ModelSpec {
+        name: GARMENT_FINDER.into(),
+        file: format!("{GARMENT_FINDER}.onnx"),
+        input: "input".into(),
+        output: "kinds".into(),
+        layout: Layout::Nchw,
+        // An outfit seen whole: 16 cells a side, a shoe still a cell or two.
+        size: 256,
+        resize: ResizeMode::Pad,
+        mean: [127.0 / 255.0; 3],
+        std: [128.0 / 255.0; 3],
+        dim: 8,
+        query_size: None,
+        heads: None,
+        mask: None,
+        close_match: None,
+    })
 }
 
 /// Read a TOML manifest; its `file` is relative to the manifest's folder.

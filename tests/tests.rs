@@ -27,6 +27,7 @@ mod fashion;
 mod golden_index;
 mod hostile;
 mod live;
+mod looks;
 // Built without the `milvus` feature, lookalike has no Milvus to test.
 #[cfg(feature = "milvus")]
 mod milvus;

@@ -52,11 +52,14 @@ export function query(params, filters) {
   return s ? `?${s}` : '';
 }
 
-function searchForm(fd, { k, crop, filters, colour, trained }) {
+function searchForm(fd, { k, crop, filters, colour, trained, allGarments }) {
   fd.append('k', String(k));
   if (colour !== undefined && colour !== '') fd.append('colour', String(colour));
   if (trained !== undefined && trained !== '') fd.append('trained', String(trained));
   if (crop) fd.append('crop', `${crop.x},${crop.y},${crop.w},${crop.h}`);
+  // Every garment of the photo, each with its own results ("shop the look"); the server
+  // refuses it together with a crop, which names the one garment to search.
+  else if (allGarments) fd.append('all_garments', 'true');
   for (const [col, val] of Object.entries(filters || {})) if (val !== '') fd.append('filter', `${col}=${val}`);
   // The query's vector comes back, so thumbs up/down can refine without re-uploading.
   fd.append('vector', 'true');

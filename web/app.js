@@ -15,6 +15,9 @@ const state = {
   queryVector: null,   // the last photo query's vector (refining needs no re-upload)
   located: false,      // the crop box shows the garment the server found, unmoved: searching
                        // again sends no crop, so the server locates it as the first time
+  look: null,          // { res, garments, vectors } when the photo has 2 or more garments
+  lookPick: 0,         // the garment shown; kept while the same photo is searched again
+  inflight: null,      // 'look' | 'crop' while such a photo search is on its way
   liked: new Set(),    // ids given a thumbs up
   unliked: new Set(),  // ids given a thumbs down
   similarTo: null,     // item the similar search is based on
@@ -116,6 +119,7 @@ function loadFile(file) {
     $('#dropzone').classList.add('has-image');
     crop.reset(false);
     state.located = false;
+    forgetLook();
     state.mode = 'photo';
     state.similarTo = null;
     clearVotes();
@@ -166,25 +170,35 @@ async function runSearch() {
   busy(true);
   const refining = state.liked.size + state.unliked.size > 0;
   setStatus(refining ? 'Refining…' : state.mode === 'similar' ? 'Finding similar products…' : 'Searching for lookalikes…');
+  let asked = 'similar'; // 'look': every garment of the photo; 'refine' keeps the look it refines
+  state.inflight = null;
   try {
     let res;
     const opts = { k: state.k, filters: state.filters, colour: state.colour, trained: state.trained };
     if (refining && (state.mode === 'similar' || state.queryVector)) {
+      asked = 'refine';
       const like = [...state.liked];
       if (state.mode === 'similar') like.push(state.similarTo.id);
-      res = await api.recommend({
-        like, unlike: [...state.unliked], likeVectors: state.mode === 'similar' ? [] : [state.queryVector], ...opts,
-      }, signal);
+      let likeVectors = state.mode === 'similar' ? [] : [state.queryVector];
+      if (state.look && state.mode !== 'similar') likeVectors = [await garmentVector(opts, signal)];
+      res = await api.recommend({ like, unlike: [...state.unliked], likeVectors, ...opts }, signal);
     } else if (state.mode === 'photo') {
       const c = state.located ? null : crop.toPixels(state.natural.w, state.natural.h);
-      res = await api.searchImage(state.file, { ...opts, crop: c }, signal);
+      asked = c ? 'crop' : 'look';
+      state.inflight = asked;
+      res = await api.searchImage(state.file, { ...opts, crop: c, allGarments: !c }, signal);
       $('#results').dataset.crop = c ? `${c.x},${c.y},${c.w},${c.h}` : '';
     } else if (state.mode === 'url') {
-      res = await api.searchUrl(state.queryUrl, opts, signal);
+      asked = 'look';
+      state.inflight = asked;
+      res = await api.searchUrl(state.queryUrl, { ...opts, allGarments: true }, signal);
     } else {
       res = await api.similar(state.similarTo.id, state.k, state.filters, signal, state.colour, state.trained);
     }
+    if (asked === 'look') setLook(res);
+    else if (asked !== 'refine') state.look = null;
     if (res.vector) state.queryVector = res.vector;
+    $('#results').dataset.allGarments = String(asked === 'look');
     $('#results').dataset.filters = new URLSearchParams(state.filters).toString();
     $('#results').dataset.colour = state.colour;
     $('#results').dataset.trained = state.trained;
@@ -195,8 +209,102 @@ async function runSearch() {
     if (e.name === 'AbortError') return;
     setStatus(e.message, 'error');
   } finally {
-    if (!signal.aborted) busy(false);
+    if (!signal.aborted) { busy(false); state.inflight = null; }
   }
+}
+
+/* ---------- shop the look: every garment of the photo ---------- */
+
+/** Keep the answer's garments when there are 2 or more; with fewer the page is the single-garment one. */
+function setLook(res) {
+  const garments = Array.isArray(res.garments) ? res.garments : [];
+  state.look = garments.length >= 2 ? { res, garments, vectors: [] } : null;
+  if (!state.look || state.lookPick >= garments.length) state.lookPick = 0;
+}
+
+/** A new photo: its garments are not known yet, and the largest is shown first. */
+function forgetLook() {
+  state.look = null;
+  state.lookPick = 0;
+  renderLook();
+}
+
+/** "top", or "top 2" for the second top of the photo. */
+function lookLabel(i) {
+  const { garments } = state.look;
+  const kind = garments[i].kind;
+  const same = garments.filter((g) => g.kind === kind).length;
+  const nth = garments.slice(0, i + 1).filter((g) => g.kind === kind).length;
+  return same > 1 ? `${kind} ${nth}` : String(kind);
+}
+
+/**
+ * The answer carries only the whole photo's vector; refining one garment's results needs
+ * that garment's own, so it is asked for once, by a search of the square it was searched by.
+ */
+async function garmentVector(opts, signal) {
+  const look = state.look;
+  const i = state.lookPick;
+  if (!look.vectors[i]) {
+    const g = look.garments[i];
+    const o = { ...opts, crop: g.searched_box || g.box };
+    const r = state.mode === 'url' ? await api.searchUrl(state.queryUrl, o, signal) : await api.searchImage(state.file, o, signal);
+    look.vectors[i] = r.vector || state.queryVector;
+  }
+  return look.vectors[i];
+}
+
+let lookShown = null; // the look the chips were drawn for: choosing one must not redraw them (focus stays)
+function renderLook() {
+  const look = state.mode === 'photo' || state.mode === 'url' ? state.look : null;
+  const row = $('#look-chips'), boxes = $('#look-boxes');
+  if (look !== lookShown) {
+    lookShown = look;
+    $('#crop-frame').classList.remove('cropping');
+    const chip = (i, cls, extra = '') => {
+      const g = look.garments[i];
+      return `<button type="button" class="garment-chip ${cls}" data-index="${i}" data-kind="${esc(g.kind)}" aria-pressed="false"${extra}
+        title="${esc(`Found with ${Math.round(100 * (Number(g.confidence) || 0))}% confidence`)}">`;
+    };
+    row.innerHTML = look ? look.garments.map((g, i) => `${chip(i, 'btn small')}${esc(lookLabel(i))}</button>`).join('') : '';
+    // Outlines on the photo (mouse and touch; the row above the results is the keyboard's way).
+    // A web address's photo is not the one shown there.
+    const onPhoto = look && state.mode === 'photo' && state.natural.w && state.natural.h;
+    boxes.innerHTML = onPhoto ? look.garments.map((g, i) => {
+      const b = g.box, W = state.natural.w, H = state.natural.h;
+      const style = `left:${(100 * b.x) / W}%;top:${(100 * b.y) / H}%;width:${(100 * b.w) / W}%;height:${(100 * b.h) / H}%`;
+      return `${chip(i, 'garment-box', ` tabindex="-1" style="${style}"`)}<span class="garment-tag">${esc(lookLabel(i))}</span></button>`;
+    }).join('') : '';
+    $('#look').hidden = !look;
+    boxes.hidden = !onPhoto;
+  }
+  for (const b of $$('.garment-chip')) b.setAttribute('aria-pressed', String(Number(b.dataset.index) === state.lookPick));
+  const r = $('#results');
+  if (look) {
+    r.dataset.lookKind = look.garments[state.lookPick].kind;
+    r.dataset.lookIndex = String(state.lookPick);
+  } else {
+    delete r.dataset.lookKind;
+    delete r.dataset.lookIndex;
+  }
+}
+
+/** Show another garment of the photo: its results came with the answer, so no new request. */
+function pickGarment(i) {
+  if (!state.look || !state.look.garments[i]) return;
+  state.lookPick = i;
+  $('#crop-frame').classList.remove('cropping');
+  // A search for the whole look (new filters, say) is under way: it will show this garment.
+  if (state.inflight === 'look') { renderLook(); return; }
+  // Thumbs up/down refined the garment shown before, not this one.
+  fresh('search');
+  busy(false);
+  state.inflight = null;
+  state.liked.clear();
+  state.unliked.clear();
+  $('#results').dataset.liked = '';
+  $('#results').dataset.unliked = '';
+  showResults(state.look.res);
 }
 
 function searchByUrl(url) {
@@ -209,6 +317,7 @@ function searchByUrl(url) {
   state.mode = 'url';
   state.queryUrl = u;
   state.similarTo = null;
+  forgetLook();
   clearVotes();
   runSearch();
 }
@@ -237,19 +346,24 @@ function renderLooksLike(predicted) {
 }
 
 function showResults(res) {
-  const list = res.results || [];
-  renderLooksLike(res.predicted);
+  renderLook();
+  // With several garments the answer's own results are the whole photo's: the chosen
+  // garment's are shown instead (a refined answer is already that garment's).
+  const pick = state.look && res.garments ? state.look.garments[state.lookPick] : null;
+  const shown = pick || res;
+  const list = shown.results || [];
+  renderLooksLike(shown.predicted);
   // The garment the server found in a snapshot becomes the crop box, so the shopper
   // sees what was searched and can move it.
-  const g = res.garment_box;
-  if (state.mode === 'photo' && g && crop.isFull()) {
+  const g = pick ? pick.searched_box || pick.box : res.garment_box;
+  if (state.mode === 'photo' && g && (pick || crop.isFull())) {
     crop.showPixels(g, state.natural.w, state.natural.h);
     state.located = true;
     $('#results').dataset.garment = `${g.x},${g.y},${g.w},${g.h}`;
   } else {
     delete $('#results').dataset.garment;
   }
-  $('#no-match').hidden = !res.no_close_match;
+  $('#no-match').hidden = !shown.no_close_match;
   renderRefine();
   renderGrid($('#results'), list, { score: true, vote: true });
   $('#results-empty').hidden = list.length > 0;
@@ -259,8 +373,9 @@ function showResults(res) {
     $('#results-empty').innerHTML = '<p>No matching products found. Try removing a filter or making the crop box bigger.</p>';
     setStatus('Nothing found. Try removing a filter or widening the crop.', 'warn');
   } else {
-    const what = state.mode === 'similar' ? `similar to ${nameOf(state.similarTo)}` : 'that look like your photo';
-    if (res.no_close_match) setStatus(`No close match; showing the ${list.length} nearest product${list.length === 1 ? '' : 's'}.`, 'warn');
+    const what = state.mode === 'similar' ? `similar to ${nameOf(state.similarTo)}`
+      : state.look ? `that look like the ${lookLabel(state.lookPick)} in your photo` : 'that look like your photo';
+    if (shown.no_close_match) setStatus(`No close match; showing the ${list.length} nearest product${list.length === 1 ? '' : 's'}.`, 'warn');
     else setStatus(`Found ${list.length} product${list.length === 1 ? '' : 's'} ${what}.`, 'ok');
   }
 }
@@ -289,6 +404,7 @@ async function moreLike(id) {
   }
   state.mode = 'similar';
   state.similarTo = item;
+  state.look = null; // "Back to my photo" asks again, for the garment chosen (lookPick)
   clearVotes();
   if (state.view !== 'search') location.hash = '#/search';
   runSearch();
@@ -460,6 +576,14 @@ function route() {
 function init() {
   crop = new CropBox($('#crop-frame'), $('#crop'), $('#crop-shade'), () => { state.located = false; if (state.mode === 'photo') { clearVotes(); runSearch(); } });
   $('#crop-reset').addEventListener('click', () => crop.reset(true));
+  // Once the shopper moves the crop box, the garment outlines stand aside (dimmed, not
+  // clickable): the crop names the garment to search, so they must not catch the drag.
+  let cropAt = '';
+  $('#crop').addEventListener('pointerdown', () => { cropAt = JSON.stringify(crop.r); $('#crop-frame').classList.add('cropping'); });
+  $('#crop').addEventListener('pointerup', () => {
+    if (JSON.stringify(crop.r) === cropAt) $('#crop-frame').classList.remove('cropping');
+  });
+  $('#crop').addEventListener('keydown', (e) => { if (e.key.startsWith('Arrow')) $('#crop-frame').classList.add('cropping'); });
 
   for (const input of [$('#file'), $('#camera')]) {
     input.addEventListener('change', () => { loadFile(input.files[0]); input.value = ''; });
@@ -497,6 +621,8 @@ function init() {
     if (more) { moreLike(more.dataset.id); return; }
     const thumb = e.target.closest('button[data-vote][data-id]');
     if (thumb) { vote(thumb.dataset.id, thumb.dataset.vote === 'up'); return; }
+    const chip = e.target.closest('.garment-chip[data-index]');
+    if (chip) { pickGarment(Number(chip.dataset.index)); return; }
     if (e.target.closest('#refine-reset')) { state.liked.clear(); state.unliked.clear(); runSearch(); return; }
     if (e.target.closest('#back-to-photo')) { state.mode = 'photo'; state.similarTo = null; clearVotes(); runSearch(); return; }
     if (e.target.closest('#item-back') && navCount > 0) { e.preventDefault(); history.back(); }

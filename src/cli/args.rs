@@ -105,6 +105,11 @@ pub struct CategoryArg {
     /// measured default (BENCHMARKS.md, "One pass").
     #[arg(long, default_value = "auto", value_parser = parse_one_pass)]
     pub one_pass: Switch,
+    /// With --all-garments (and eval --looks), each garment's results only among items
+    /// of its kind (by the catalogue's subCategory, when the index has that column);
+    /// auto: the measured default (BENCHMARKS.md, "Every garment in a photo").
+    #[arg(long, default_value = "auto", value_parser = parse_kind_filter)]
+    pub kind_filter: Switch,
     /// With category ranking, a snapshot's last result is the most similar item the
     /// results before it do not show, whatever its kind (on); off: every result by the
     /// blended score.
@@ -140,6 +145,10 @@ pub fn parse_locate(s: &str) -> Result<Switch, String> {
 
 pub fn parse_flip(s: &str) -> Result<Switch, String> {
     parse_locate(s).map_err(|_| format!("unknown flip mode '{s}': use auto, on or off"))
+}
+
+pub fn parse_kind_filter(s: &str) -> Result<Switch, String> {
+    parse_locate(s).map_err(|_| format!("unknown kind filter '{s}': use auto, on or off"))
 }
 
 pub fn parse_one_pass(s: &str) -> Result<Switch, String> {
@@ -184,6 +193,7 @@ impl RankingArg {
             locate: self.category.locate.flag(),
             flip: self.category.flip.flag(),
             one_pass: self.category.one_pass.flag(),
+            kind_filter: self.category.kind_filter.flag(),
             keep_nearest: self.category.keep_nearest,
             ..lookalike::Query::default()
         }
@@ -356,6 +366,11 @@ pub struct SearchArgs {
     /// e.g. 0.95).
     #[arg(long)]
     pub collapse: Option<f32>,
+    /// Shop the look: find every garment in each photo (top, outerwear, bottom, dress,
+    /// shoes, bag, hat) and search each one; a block per garment (with --json, one line
+    /// per photo holding "garments").
+    #[arg(long)]
+    pub all_garments: bool,
     #[command(flatten)]
     pub ranking: RankingArg,
     #[command(flatten)]
@@ -422,6 +437,11 @@ pub struct EvalArgs {
     /// Folder of the photos named in --queries (default: the CSV's folder/images).
     #[arg(long)]
     pub images: Option<PathBuf>,
+    /// Shop the look: a CSV of photos and their garments (file,kind,x,y,w,h,item,
+    /// article_type; bench/looks.py writes one): garment recall, per-garment
+    /// precision@k, time per photo.
+    #[arg(long)]
+    pub looks: Option<PathBuf>,
     /// Column that --queries' match lists name.
     #[arg(long, default_value = "articleType")]
     pub match_column: String,

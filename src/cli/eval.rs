@@ -22,6 +22,7 @@ pub fn run(a: EvalArgs) -> anyhow::Result<ExitCode> {
         query_resize: a.query_resize,
         holdout: a.holdout,
         samples: if a.report.is_some() { a.report_samples } else { 0 },
+        looks: a.looks,
     };
     let result = eval::run(&engine, &spec)?;
     let mut summary = String::new();
@@ -62,6 +63,17 @@ pub fn run(a: EvalArgs) -> anyhow::Result<ExitCode> {
             println!("{v}");
         } else {
             let text = photo_table(&p.report);
+            print!("{text}");
+            summary.push_str(&text);
+        }
+    }
+    if let Some(l) = &result.looks {
+        if a.json {
+            let mut v = serde_json::to_value(l)?;
+            v["mode"] = "looks".into();
+            println!("{v}");
+        } else {
+            let text = super::tables::looks_table(l);
             print!("{text}");
             summary.push_str(&text);
         }

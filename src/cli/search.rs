@@ -8,7 +8,7 @@ use lookalike::engine::{Engine, Example, Query};
 use lookalike::fetch::{FetchOptions, Fetcher, is_url};
 
 use super::args::SearchArgs;
-use super::tables::print_answer;
+use super::tables::{print_answer, print_look};
 
 pub fn run(a: SearchArgs) -> anyhow::Result<ExitCode> {
     let engine = Engine::open(&a.index, a.backend.backend)?;
@@ -73,9 +73,15 @@ pub fn run(a: SearchArgs) -> anyhow::Result<ExitCode> {
     }
     let mut failed = false;
     for path in &a.images {
-        let result = photo(path).and_then(|b| Ok(engine.search_photo(&b, &query)?));
+        let shown = path.display().to_string();
+        let result = photo(path).and_then(|b| {
+            if a.all_garments {
+                return print_look(&shown, &engine.search_look(&b, &query)?, a.json);
+            }
+            print_answer(&shown, &engine.search_photo(&b, &query)?, true, a.json)
+        });
         match result {
-            Ok(answer) => print_answer(&path.display().to_string(), &answer, true, a.json)?,
+            Ok(()) => {}
             Err(e) if a.images.len() > 1 => {
                 // One bad photo among many must not hide the others' results.
                 failed = true;

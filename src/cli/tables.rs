@@ -59,6 +59,123 @@ pub fn print_answer(
     Ok(())
 }
 
+/// Every garment of a photo: with `json` one line, `{"query", "garments": [{"kind",
+/// "confidence", "box", "predicted", "results", ...}], "results", ...}` (the top level is
+/// the photo's own search, as without `--all-garments`); else a block per garment.
+pub fn print_look(query: &str, look: &lookalike::engine::Look, json: bool) -> anyhow::Result<()> {
+    if json {
+        let garments = look
+            .garments
+            .iter()
+            .map(|g| {
+                let mut obj = serde_json::json!({
+                    "kind": g.kind,
+                    "confidence": g.confidence,
+                    "box": g.region,
+                    "results": g.answer.hits,
+                    "no_close_match": g.answer.no_close_match,
+                });
+                if !g.answer.predicted.is_empty() {
+                    obj["predicted"] = serde_json::to_value(&g.answer.predicted)?;
+                }
+                if let Some(sq) = g.answer.garment {
+                    obj["searched_box"] = serde_json::to_value(sq)?;
+                }
+                Ok(obj)
+            })
+            .collect::<anyhow::Result<Vec<_>>>()?;
+        let a = &look.answer;
+        let mut obj = serde_json::json!({
+            "query": query,
+            "garments": garments,
+            "results": a.hits,
+            "no_close_match": a.no_close_match,
+            "timing_ms": a.timing,
+            "find_ms": look.find_ms,
+        });
+        if !a.predicted.is_empty() {
+            obj["predicted"] = serde_json::to_value(&a.predicted)?;
+        }
+        if let Some(g) = a.garment {
+            obj["garment_box"] = serde_json::to_value(g)?;
+        }
+        println!("{obj}");
+        return Ok(());
+    }
+    let n = look.garments.len();
+    println!("{query}: {n} garment{} found", if n == 1 { "" } else { "s" });
+    if n == 0 {
+        print_answer("  the photo as a whole", &look.answer, false, false)?;
+    }
+    for (i, g) in look.garments.iter().enumerate() {
+        let r = g.region;
+        let label = format!(
+            "[{}] {} ({:.0}%) at x {} y {}, {}x{} px",
+            i + 1,
+            g.kind,
+            100.0 * g.confidence,
+            r.x,
+            r.y,
+            r.w,
+            r.h
+        );
+        print_answer(&label, &g.answer, false, false)?;
+    }
+    Ok(())
+}
+
+/// `eval --looks`' figures.
+pub fn looks_table(r: &eval::LooksReport) -> String {
+    let mut out = format!("shop the look, {} photos, k = {}\n", r.photos, r.k);
+    if r.boxed_garments > 0 {
+        out += &format!(
+            "  garments {}: recall {:.3} (IoU >= {}; kind right too {:.3}), precision@{} {:.3}\n",
+            r.boxed_garments,
+            r.garment_recall,
+            eval::MATCH_IOU,
+            r.garment_recall_with_kind,
+            r.k,
+            r.garment_precision
+        );
+        for (kind, s) in &r.per_kind {
+            out += &format!(
+                "    {kind:<10} {:>5}  recall {:.3}  precision@{} {:.3}\n",
+                s.garments, s.recall, r.k, s.precision
+            );
+        }
+    }
+    if r.unboxed_photos > 0 {
+        out += &format!(
+            "  photos without boxes {}: a garment's top {} has a match {:.3}; a garment found {:.3}; \
+             the photo's own precision@{} {:.3}\n",
+            r.unboxed_photos,
+            r.k,
+            r.found_by_a_garment,
+            r.at_least_one_garment,
+            r.k,
+            r.photo_precision
+        );
+    }
+    out += &format!(
+        "  garments found per photo {:.2} ({:.2} matching none); {:.1} ms per photo (p50; mean {:.1}), plain search {:.1} ms\n",
+        r.garments_found_per_photo,
+        r.extra_per_photo,
+        r.look_ms_p50,
+        r.look_ms_mean,
+        r.plain_ms_p50
+    );
+    let by: Vec<String> = r
+        .look_ms_p50_by_garments
+        .iter()
+        .map(|(n, (photos, ms))| format!("{n}: {ms:.1} ms ({photos} photos)"))
+        .collect();
+    out += &format!("  ms per photo by garments found: {}\n", by.join(", "));
+    if r.unreadable > 0 {
+        out += &format!("  {} photos unreadable\n", r.unreadable);
+    }
+    out
+}
+
 /// Leave-one-out classes shown on the CLI: at least this many queries.
 const LOO_CLASS_MIN: usize = 10;
 

@@ -135,6 +135,15 @@ pub struct Mask {
     pub cols: usize,
 }
 
+/// A model's output per cell of its input square: `channels x rows x cols` values.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Cells {
+    pub values: Vec<f32>,
+    pub channels: usize,
+    pub rows: usize,
+    pub cols: usize,
+}
+
 /// A loaded model ready to embed photos.
 pub struct Embedder {
     spec: ModelSpec,
@@ -257,6 +266,38 @@ impl Embedder {
             Backend::Tract(_) => {
                 Err(EmbedError::Inference("named outputs need ONNX Runtime (--backend ort)".into()))
             }
+        }
+    }
+
+    /// The model's output per cell for one input tensor of side `size` (a model whose
+    /// output is a map, `[1, channels, rows, cols]`: the garment finder's kinds).
+    /// ONNX Runtime only.
+    pub fn cells(&self, tensor: &[f32], size: u32) -> Result<Cells, EmbedError> {
+        if tensor.len() != input_len(size) {
+            return Err(EmbedError::Inference(format!(
+                "the tensor holds {} values, expected {} for a {size} px image",
+                tensor.len(),
+                input_len(size)
+            )));
+        }
+        let (shape, values) = match &self.backend {
+            Backend::Ort(b) => b.shaped_output(&self.spec, tensor, size, &self.spec.output)?,
+            #[cfg(feature = "tract")]
+            Backend::Tract(_) => {
+                return Err(EmbedError::Inference(
+                    "the garment finder needs ONNX Runtime (--backend ort)".into(),
+                ));
+            }
+        };
+        let dims: Vec<usize> = shape.iter().map(|&d| usize::try_from(d).unwrap_or(0)).collect();
+        match dims.as_slice() {
+            [1, channels, rows, cols] if values.len() == channels * rows * cols => {
+                Ok(Cells { values, channels: *channels, rows: *rows, cols: *cols })
+            }
+            _ => Err(EmbedError::Inference(format!(
+                "output '{}' has shape {shape:?}, expected [1, channels, rows, cols]",
+                self.spec.output
+            ))),
         }
     }
 

@@ -122,6 +122,18 @@ impl OrtBackend {
         Ok(outputs.into_iter().map(|(_, data)| data).collect())
     }
 
+    /// One output of one input tensor, with its shape.
+    pub(super) fn shaped_output(
+        &self,
+        spec: &ModelSpec,
+        tensor: &[f32],
+        size: u32,
+        name: &str,
+    ) -> Result<(Vec<i64>, Vec<f32>), EmbedError> {
+        let mut outputs = self.outputs(spec, tensor, 1, size, &[name])?;
+        outputs.pop().ok_or_else(|| EmbedError::Inference(format!("no output '{name}'")))
+    }
+
     /// Runs the model once on `n` tensors and copies out the outputs named `names`, in
     /// that order, each with its shape: the one place the session is locked and run.
     fn outputs(

@@ -11,12 +11,14 @@
 //! predictions, collapsing); `ranking.rs` the re-ranking pipeline that searches and
 //! evaluation share; `write.rs` the write path.
 
+mod looks;
 mod photo;
 pub mod ranking;
 mod recommend;
 mod search;
 mod write;
 
+pub use looks::{FINDER_SIZE, GarmentAnswer, Look};
 pub use photo::{Embedded, QueryInput};
 pub use recommend::{Example, MAX_EXAMPLES};
 pub use write::{ADDED_PHOTOS_DIR, MAX_ID_LEN, NewItem, WriteReport, canonical_id};
@@ -52,6 +54,11 @@ pub const FLIP_SNAPSHOTS: bool = false;
 /// mask's run (the photo padded to a square), not with a second run on the photo
 /// cropped to one, unless a query says ([`Query::one_pass`]; BENCHMARKS.md, "One pass").
 pub const ONE_PASS: bool = false;
+
+/// Searching every garment of a photo, each garment's results are kept among items of its
+/// kind, unless a query says ([`Query::kind_filter`]; BENCHMARKS.md, "Every garment in a
+/// photo").
+pub const KIND_FILTER: bool = true;
 
 /// How much colour counts for a snapshot whose garment colour the mask gave
 /// ([`Embedded::garment_colour`]) and whose query does not say; a snapshot without it is
@@ -99,6 +106,9 @@ pub struct Query {
     pub flip: Option<bool>,
     /// The whole photo's view from the garment mask's run (`None`: [`ONE_PASS`]).
     pub one_pass: Option<bool>,
+    /// Searching every garment of a photo: each garment's results among items of its
+    /// kind only (`None`: [`KIND_FILTER`]; see [`crate::garment::Kind::sub_categories`]).
+    pub kind_filter: Option<bool>,
     /// With category ranking, a snapshot's last place goes to the most similar item the
     /// places before do not show ([`category::keep_nearest`]); `false`: every place by
     /// blended score. A catalogue item's search (similar-to, leave-one-out, recommend)
@@ -123,6 +133,7 @@ impl Default for Query {
             locate: None,
             flip: None,
             one_pass: None,
+            kind_filter: None,
             keep_nearest: true,
         }
     }
@@ -173,6 +184,12 @@ pub struct Engine {
     writer: Mutex<()>,
     /// Whether the first write has swept `photos/` of orphaned files.
     swept: std::sync::atomic::AtomicBool,
+    /// How the model runs (the garment finder runs alike).
+    backend: BackendKind,
+    parallelism: Parallelism,
+    /// The garment finder, loaded by the first search for every garment of a photo (a
+    /// load that failed as its message, given to every such search).
+    finder: std::sync::OnceLock<std::result::Result<Embedder, String>>,
 }
 
 impl std::fmt::Debug for Engine {
@@ -327,6 +344,9 @@ impl Engine {
             heads,
             writer: Mutex::new(()),
             swept: std::sync::atomic::AtomicBool::new(false),
+            backend,
+            parallelism: par,
+            finder: std::sync::OnceLock::new(),
         })
     }
 

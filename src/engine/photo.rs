@@ -69,7 +69,7 @@ impl Engine {
         Ok((input.embedded(vector), timing))
     }
 
-    fn embed_input(&self, t: &QueryInput) -> Result<Vec<f32>> {
+    pub(super) fn embed_input(&self, t: &QueryInput) -> Result<Vec<f32>> {
         Ok(self.embedder.embed_views(
             &t.tensor,
             t.views,
@@ -247,7 +247,7 @@ impl QueryInput {
         self.views == 1 && self.colour.is_none() && self.whole.is_none()
     }
 
-    fn embedded(self, vector: Vec<f32>) -> Embedded {
+    pub(super) fn embedded(self, vector: Vec<f32>) -> Embedded {
         Embedded {
             vector,
             snapshot: self.snapshot,

@@ -11,6 +11,7 @@
 //! [`run`] is what `lookalike eval` does: a [`Spec`] in, an [`Evaluation`] out.
 
 mod catalogue;
+mod looks;
 mod metrics;
 mod photos;
 #[cfg(test)]
@@ -24,6 +25,9 @@ use std::time::Instant;
 pub use catalogue::{
     CategoryRows, LabelReport, LeaveOneOut, LooReport, ProjectedRows, QueryOf, Ranker, Reorder,
     holdout, leave_one_out,
+};
+pub use looks::{
+    KindScores, LookPhoto, LooksReport, MATCH_IOU, TrueGarment, read_looks, score_looks,
 };
 pub use metrics::{ClassScores, Scores, average_precision_at_k, precision_at_k};
 pub use photos::{
@@ -64,6 +68,8 @@ pub struct Spec {
     pub holdout: bool,
     /// Sample queries kept for the HTML report.
     pub samples: usize,
+    /// A looks CSV ([`read_looks`]): every garment of each photo found and searched.
+    pub looks: Option<PathBuf>,
 }
 
 /// A leave-one-out run and the settings it ranked with.
@@ -90,6 +96,7 @@ pub struct PhotoRun {
 pub struct Evaluation {
     pub catalogue: Option<CatalogueRun>,
     pub photos: Option<PhotoRun>,
+    pub looks: Option<LooksReport>,
     /// Rows of the HTML report (samples beside their top k).
     pub rows: Vec<crate::report::Row>,
 }
@@ -112,8 +119,13 @@ pub fn run(engine: &Engine, spec: &Spec) -> Result<Evaluation> {
     let segment = if spec.holdout { Arc::new(holdout(&full)) } else { full.clone() };
     let columns = &engine.info().columns;
     let root = engine.info().catalog.clone();
-    let mut out = Evaluation { catalogue: None, photos: None, rows: Vec::new() };
-    if spec.leave_one_out || spec.queries.is_none() {
+    let mut out = Evaluation { catalogue: None, photos: None, looks: None, rows: Vec::new() };
+    if let Some(csv) = &spec.looks {
+        let photos = read_looks(csv)?;
+        let query = Query { resize: spec.query_resize, ..query.clone() };
+        out.looks = Some(score_looks(engine, &photos, &query, &spec.match_column)?);
+    }
+    if spec.leave_one_out || (spec.queries.is_none() && spec.looks.is_none()) {
         let specs = if spec.labels.is_empty() {
             crate::label::default_specs(columns)
         } else {

@@ -43,6 +43,8 @@ pub(super) struct QueryForm {
     keep_nearest: Option<bool>,
     /// `vector=true`: give the query's vector back with its results.
     pub(super) vector: bool,
+    /// `all_garments=true`: find every garment of each photo and search each one.
+    pub(super) all_garments: bool,
 }
 
 impl QueryForm {
@@ -97,6 +99,7 @@ impl QueryForm {
                 "flip" => out.flip = Some(flag("flip", &text())?),
                 "keep_nearest" => out.keep_nearest = Some(flag("keep_nearest", &text())?),
                 "vector" => out.vector = flag("vector", &text())?,
+                "all_garments" => out.all_garments = flag("all_garments", &text())?,
                 other => {
                     return Err(AppError::BadRequest(format!("unknown form field '{other}'")));
                 }
@@ -223,6 +226,38 @@ impl AppState {
             .await??;
         self.metrics.stages(&answer.timing);
         Ok((answer, vector))
+    }
+
+    /// Every garment of a photo, each searched, on the pool (one slot for all: the
+    /// garments of one photo are searched one after the other), its decode held against
+    /// the byte budget as a photo search's is.
+    pub(super) async fn search_look(
+        &self,
+        photo: Photo,
+        query: Query,
+        keep_vector: bool,
+    ) -> Result<(crate::engine::Look, Option<Vec<f32>>), AppError> {
+        let Photo { bytes, mut held } = photo;
+        if !held.grow(crate::preprocess::decode_cost(&bytes)) {
+            self.refused.note();
+            return Err(AppError::Busy);
+        }
+        let engine = self.engine.clone();
+        let (look, vector) = self
+            .pool
+            .run(move || {
+                let _held = held;
+                let look = engine.search_look(&bytes, &query)?;
+                let vector = if keep_vector {
+                    Some(engine.compared_vector(&look.embedded, &query)?)
+                } else {
+                    None
+                };
+                Ok::<_, crate::Error>((look, vector))
+            })
+            .await??;
+        self.metrics.stages(&look.answer.timing);
+        Ok((look, vector))
     }
 
     /// A catalogue item's similar items, on the pool.

@@ -53,7 +53,7 @@ pub use error::{AppError, ErrorBody};
 pub use items::{ItemOut, ItemsPage};
 pub use listen::serve_on;
 pub use recommend::{EmbedOut, FilterValue, RecommendIn};
-pub use search::{BatchItem, BatchOut, HitOut, MAX_BATCH, SearchOut};
+pub use search::{BatchItem, BatchOut, GarmentOut, HitOut, MAX_BATCH, SearchOut};
 pub use write::WriteOut;
 
 // The handlers and their helpers, for the router and for one another.

@@ -19,8 +19,8 @@ use super::*;
         thumbnail
     ),
     components(schemas(
-        SearchOut, BatchOut, BatchItem, EmbedOut, RecommendIn, FilterValue, HitOut, ItemOut, ItemsPage, FacetsOut, StatsOut, TrainedOut, Column, ValueCount, WriteOut,
-        ErrorBody, crate::category::Prediction, crate::category::Source, crate::preprocess::Crop
+        SearchOut, GarmentOut, BatchOut, BatchItem, EmbedOut, RecommendIn, FilterValue, HitOut, ItemOut, ItemsPage, FacetsOut, StatsOut, TrainedOut, Column, ValueCount, WriteOut,
+        ErrorBody, crate::category::Prediction, crate::category::Source, crate::preprocess::Crop, crate::garment::Kind
     )),
     modifiers(&AdminToken)
 )]

@@ -37,6 +37,10 @@ pub struct SearchOut {
     /// has no close match, and the results are only the nearest ("no close match; here
     /// are the nearest"). Always false for item queries and models without a floor.
     pub no_close_match: bool,
+    /// With `all_garments=true`: every garment found in the photo, largest first, each
+    /// with its own results (the top-level `results` stay the photo's own search).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub garments: Option<Vec<GarmentOut>>,
     /// The query photo's vector (as `/api/embed` gives it), when the form asked with
     /// `vector=true`: `/api/recommend` takes it back as `like_vectors`.
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -52,8 +56,47 @@ impl SearchOut {
             predicted: answer.predicted,
             garment_box: answer.garment,
             no_close_match: answer.no_close_match,
+            garments: None,
             vector: None,
             took_ms: t0.elapsed().as_secs_f64() * 1e3,
+        }
+    }
+
+    pub(super) fn of_look(look: crate::engine::Look, t0: Instant) -> Self {
+        let garments = look.garments.into_iter().map(GarmentOut::from).collect();
+        Self { garments: Some(garments), ..Self::of(look.answer, t0) }
+    }
+}
+
+/// One garment of a photo searched with `all_garments=true`.
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+pub struct GarmentOut {
+    /// top, outerwear, bottom, dress, shoes, bag or hat.
+    pub kind: crate::garment::Kind,
+    /// The garment finder's mean probability of that kind over the garment's cells.
+    pub confidence: f32,
+    /// Where the garment is, in pixels of the photo (EXIF orientation applied).
+    #[serde(rename = "box")]
+    pub region: Crop,
+    /// The square around it that was searched (null: the whole photo, when it is the
+    /// garment the photo's own search was about and that search used the whole photo).
+    pub searched_box: Option<Crop>,
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub predicted: Vec<crate::category::Prediction>,
+    pub results: Vec<HitOut>,
+    pub no_close_match: bool,
+}
+
+impl From<crate::engine::GarmentAnswer> for GarmentOut {
+    fn from(g: crate::engine::GarmentAnswer) -> Self {
+        Self {
+            kind: g.kind,
+            confidence: g.confidence,
+            region: g.region,
+            searched_box: g.answer.garment,
+            predicted: g.answer.predicted,
+            results: g.answer.hits.into_iter().map(HitOut::from).collect(),
+            no_close_match: g.answer.no_close_match,
         }
     }
 }
@@ -61,7 +104,7 @@ impl SearchOut {
 #[utoipa::path(
     post,
     path = "/api/search",
-    request_body(content_type = "multipart/form-data", description = "Fields: `image` (the photo) or `url` (a photo on the web: http(s), an image content type, at most the upload limit, 10 s, 5 redirects; loopback, private, link-local and metadata addresses are refused unless the server allows them with `--fetch-allow`), `k` (1..50, default 5), `crop` (`x,y,w,h` in pixels of the photo), `filter` (repeatable `column=value`), `resize` (`auto`: pad studio shots, crop snapshots; `pad`; `crop`), `colour` (0..4: how much colour counts against shape; default: the index's weight), `min_score` (-1..1: leave out weaker results), `collapse` (0..1: leave out results with at least this cosine to a better one), `trained` (0..1: the trained projection's share of the score; 0: not used; default: 0.4 when the index has one, except for snapshots; a trained search weighs colour 1.0 unless `colour` says), `category` (0..0.9: the predicted article type's share of the score, colour's scaled alike; 0: by similarity alone; default 0.3 with a model that predicts categories), `locate` (`auto`: search a snapshot by the garment the model finds; `on`: any photo; `off`), `flip` (`true`: embed the photo with its left-right mirror too, averaged; `false`: not; default: per the measured default for snapshots), `keep_nearest` (default `true`: with category ranking, a snapshot's last result is the most similar item the results before it do not show; `false`: every result by blended score), `vector` (`true`: give the query's vector back, for `/api/recommend`'s `like_vectors`)."),
+    request_body(content_type = "multipart/form-data", description = "Fields: `image` (the photo) or `url` (a photo on the web: http(s), an image content type, at most the upload limit, 10 s, 5 redirects; loopback, private, link-local and metadata addresses are refused unless the server allows them with `--fetch-allow`), `k` (1..50, default 5), `crop` (`x,y,w,h` in pixels of the photo), `filter` (repeatable `column=value`), `resize` (`auto`: pad studio shots, crop snapshots; `pad`; `crop`), `colour` (0..4: how much colour counts against shape; default: the index's weight), `min_score` (-1..1: leave out weaker results), `collapse` (0..1: leave out results with at least this cosine to a better one), `trained` (0..1: the trained projection's share of the score; 0: not used; default: 0.4 when the index has one, except for snapshots; a trained search weighs colour 1.0 unless `colour` says), `category` (0..0.9: the predicted article type's share of the score, colour's scaled alike; 0: by similarity alone; default 0.3 with a model that predicts categories), `locate` (`auto`: search a snapshot by the garment the model finds; `on`: any photo; `off`), `flip` (`true`: embed the photo with its left-right mirror too, averaged; `false`: not; default: per the measured default for snapshots), `keep_nearest` (default `true`: with category ranking, a snapshot's last result is the most similar item the results before it do not show; `false`: every result by blended score), `vector` (`true`: give the query's vector back, for `/api/recommend`'s `like_vectors`), `all_garments` (`true`: find every garment of the photo (top, outerwear, bottom, dress, shoes, bag, hat) and search each: `garments`, largest first, each with its `kind`, `confidence`, `box` (pixels of the photo), `predicted` and `results`; the top-level `results` stay the photo's own search; not with `crop`)."),
     responses(
         (status = 200, body = SearchOut),
         (status = 400, body = ErrorBody, description = "bad parameter, unusable photo, or a URL that is refused (its address), answered with an error, or redirected too often"),
@@ -99,6 +142,10 @@ pub(super) async fn search(
     };
     let query = form.query(&state)?;
     let photo = state.photo(source).await?;
+    if form.all_garments {
+        let (look, vector) = state.search_look(photo, query, form.vector).await?;
+        return Ok(Json(SearchOut { vector, ..SearchOut::of_look(look, t0) }));
+    }
     let (answer, vector) = state.search_photo(photo, query, form.vector).await?;
     Ok(Json(SearchOut { vector, ..SearchOut::of(answer, t0) }))
 }
@@ -125,7 +172,7 @@ pub struct BatchOut {
 #[utoipa::path(
     post,
     path = "/api/search/batch",
-    request_body(content_type = "multipart/form-data", description = "Several queries in one request, each an `image` part, a `url` field or an `id` field (an indexed item: its similar items), at most 32 in all, answered in the order given; the options of `/api/search` (`k`, `filter`, `colour`, ...) apply to every query."),
+    request_body(content_type = "multipart/form-data", description = "Several queries in one request, each an `image` part, a `url` field or an `id` field (an indexed item: its similar items), at most 32 in all, answered in the order given; the options of `/api/search` (`k`, `filter`, `colour`, `all_garments`, ...) apply to every query (`all_garments` to the photos, not the ids)."),
     responses(
         (status = 200, body = BatchOut, description = "one entry per query: `{\"results\": [...]}` or `{\"error\": \"...\"}`; one query failing does not fail the others"),
         (status = 400, body = ErrorBody, description = "no query, more than 32, or a bad option"),
@@ -167,21 +214,33 @@ pub(super) async fn batch(
     }))
     .await;
     let mut batches = Vec::with_capacity(form.sources.len());
+    // A photo's answer: with `all_garments`, every garment's.
+    let photo_out = |photo, t| {
+        let (state, query) = (&state, query.clone());
+        async move {
+            if form.all_garments {
+                let (look, vector) = state.search_look(photo, query, form.vector).await?;
+                return Ok(SearchOut { vector, ..SearchOut::of_look(look, t) });
+            }
+            let (a, vector) = state.search_photo(photo, query, form.vector).await?;
+            Ok::<_, AppError>(SearchOut { vector, ..SearchOut::of(a, t) })
+        }
+    };
     for ((_, _, source), fetched) in form.sources.iter().zip(fetches) {
         let t = Instant::now();
         let answer = match (source, fetched) {
             (Source::Id(id), _) => {
-                state.search_similar(id.clone(), query.clone()).await.map(|a| (a, None))
+                state.search_similar(id.clone(), query.clone()).await.map(|a| SearchOut::of(a, t))
             }
-            (_, Some(Ok(photo))) => state.search_photo(photo, query.clone(), form.vector).await,
+            (_, Some(Ok(photo))) => photo_out(photo, t).await,
             (_, Some(Err(e))) => Err(e),
             (upload, None) => match state.photo(upload).await {
-                Ok(photo) => state.search_photo(photo, query.clone(), form.vector).await,
+                Ok(photo) => photo_out(photo, t).await,
                 Err(e) => Err(e),
             },
         };
         batches.push(match answer {
-            Ok((a, vector)) => BatchItem::Results(SearchOut { vector, ..SearchOut::of(a, t) }),
+            Ok(out) => BatchItem::Results(out),
             // A busy server fails the whole batch: the rest would be refused alike.
             Err(AppError::Busy) => return Err(AppError::Busy),
             Err(e) => BatchItem::Error(ErrorBody { error: e.message() }),

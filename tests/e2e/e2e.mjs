@@ -1,14 +1,18 @@
 // Browser end-to-end test of the lookalike web page.
-//   BASE_URL=http://127.0.0.1:18080 QUERY_IMAGE=photo.jpg SHOTS_DIR=shots node e2e.mjs
+//   BASE_URL=http://127.0.0.1:18080 QUERY_IMAGE=photo.jpg [OUTFIT_IMAGE=outfit.jpg] SHOTS_DIR=shots node e2e.mjs
+// OUTFIT_IMAGE (default tests/fixtures/queries/outfit.jpg): a photo of several garments ("shop the look").
 // Exits 0 when every step passes, 1 (with a FAIL line) otherwise. Total timeout 120 s.
 import { chromium } from 'playwright-core';
 import fs from 'node:fs';
 import http from 'node:http';
 import os from 'node:os';
 import path from 'node:path';
+import { fileURLToPath } from 'node:url';
 
+const here = path.dirname(fileURLToPath(import.meta.url));
 const BASE_URL = (process.env.BASE_URL || 'http://127.0.0.1:18080').replace(/\/$/, '');
 const QUERY_IMAGE = process.env.QUERY_IMAGE;
+const OUTFIT_IMAGE = process.env.OUTFIT_IMAGE || path.resolve(here, '../fixtures/queries/outfit.jpg');
 const SHOTS_DIR = process.env.SHOTS_DIR || 'shots';
 const CHROMIUM = process.env.CHROMIUM || '/usr/bin/chromium';
 const STEP_TIMEOUT = 20_000;
@@ -27,6 +31,7 @@ const check = (cond, msg) => { if (!cond) throw new Error(msg); };
 const total = setTimeout(() => fail('total timeout of 120 s exceeded'), 120_000);
 
 if (!QUERY_IMAGE || !fs.existsSync(QUERY_IMAGE)) await fail(`QUERY_IMAGE not set or missing: ${QUERY_IMAGE}`);
+if (!fs.existsSync(OUTFIT_IMAGE)) await fail(`OUTFIT_IMAGE missing: ${OUTFIT_IMAGE}`);
 
 // A real web server for the URL search: it serves the query photo, and the lookalike
 // server fetches it from there (run.sh starts it with --fetch-allow 127.0.0.1).
@@ -67,6 +72,15 @@ const shot = async (page, name, fullPage = false) => {
 };
 const searchRequest = (page) => page.waitForRequest(
   (r) => r.url().endsWith('/api/search') && r.method() === 'POST', { timeout: STEP_TIMEOUT });
+// The JSON the page got: the garments it must show as chips.
+const searchAnswer = (page) => page.waitForResponse(
+  (r) => r.url().endsWith('/api/search') && r.request().method() === 'POST', { timeout: STEP_TIMEOUT }).then((r) => r.json());
+/** Each chip of `where` (#look-boxes: on the photo, #look-chips: the row above the results). */
+const chips = (page, where) => page.$$eval(`${where} .garment-chip`, (els) => els.map((e) => {
+  const r = e.getBoundingClientRect();
+  return { index: Number(e.dataset.index), kind: e.dataset.kind, pressed: e.getAttribute('aria-pressed'),
+    text: e.textContent.trim(), rect: { x: r.x, y: r.y, w: r.width, h: r.height } };
+}));
 const noHScroll = async (page, where) => {
   const w = await page.evaluate(() => document.scrollingElement.scrollWidth);
   check(w <= 360, `${where}: horizontal scroll at 360 px (scrollWidth ${w})`);
@@ -85,6 +99,112 @@ try {
   page.on('pageerror', (e) => { pageErrors.push(e.message); console.error(`[page error] ${e.message}`); });
   page.on('console', (m) => { if (m.type() === 'error') console.error(`[console] ${m.text()}`); });
 
+  // 0. shop the look: a photo of several garments gets a chip per garment
+  log(`0. shop the look: upload ${OUTFIT_IMAGE}`);
+  {
+    let searches = 0;
+    page.on('request', (r) => { if (r.url().endsWith('/api/search') && r.method() === 'POST') searches++; });
+    await page.goto(`${BASE_URL}/#/search`, { waitUntil: 'domcontentloaded' });
+    await page.waitForSelector('#file', { state: 'attached' });
+    const answer = searchAnswer(page);
+    await page.setInputFiles('#file', OUTFIT_IMAGE);
+    const json = await answer;
+    const garments = json.garments || [];
+    check(garments.length >= 2, `the server found ${garments.length} garment(s) in ${OUTFIT_IMAGE}; the step needs 2 or more`);
+    await waitGrid(page, '#results', 0);
+    await page.waitForSelector('#preview-img', { state: 'visible' });
+    check(await page.$eval('#results', (el) => el.dataset.allGarments) === 'true', 'the photo search was not sent with all_garments=true');
+    const resultIds = (g) => (g.results || []).map((r) => String(r.id));
+    const kinds = garments.map((g) => g.kind);
+    let onPhoto = await chips(page, '#look-boxes');
+    let inRow = await chips(page, '#look-chips');
+    check(await page.locator('#look').isVisible() && await page.locator('#look-boxes').isVisible(), 'the garment chips are not shown');
+    check(JSON.stringify(onPhoto.map((c) => c.kind)) === JSON.stringify(kinds), `chips on the photo ${JSON.stringify(onPhoto.map((c) => c.kind))}, garments ${JSON.stringify(kinds)}`);
+    check(JSON.stringify(inRow.map((c) => c.kind)) === JSON.stringify(kinds), `chips in the row ${JSON.stringify(inRow.map((c) => c.kind))}, garments ${JSON.stringify(kinds)}`);
+    check(inRow.every((c, i) => c.text.startsWith(kinds[i])), `chip buttons do not name their kind: ${inRow.map((c) => c.text).join(', ')}`);
+    const pressed = (list) => list.filter((c) => c.pressed === 'true').map((c) => c.index);
+    check(JSON.stringify(pressed(onPhoto)) === '[0]' && JSON.stringify(pressed(inRow)) === '[0]',
+      `the first (largest) garment is not the one chosen: photo ${pressed(onPhoto)}, row ${pressed(inRow)}`);
+    // The outlines are the garments' boxes, scaled to the preview as shown.
+    const img = await page.$eval('#preview-img', (i) => { const r = i.getBoundingClientRect(); return { x: r.x, y: r.y, w: r.width, h: r.height, nw: i.naturalWidth, nh: i.naturalHeight }; });
+    for (const c of onPhoto) {
+      const b = garments[c.index].box;
+      const want = { x: img.x + (b.x * img.w) / img.nw, y: img.y + (b.y * img.h) / img.nh, w: (b.w * img.w) / img.nw, h: (b.h * img.h) / img.nh };
+      check(['x', 'y', 'w', 'h'].every((k) => Math.abs(want[k] - c.rect[k]) <= 2),
+        `the ${c.kind} outline is at ${JSON.stringify(c.rect)}, its box ${JSON.stringify(b)} is at ${JSON.stringify(want)} on the preview`);
+    }
+    const look = () => page.$eval('#results', (el) => ({ kind: el.dataset.lookKind, index: el.dataset.lookIndex }));
+    check((await look()).kind === kinds[0], `#results data-look-kind is "${(await look()).kind}", not "${kinds[0]}"`);
+    check(JSON.stringify(await ids(page, '#results')) === JSON.stringify(resultIds(garments[0])), 'the results are not the first garment\'s');
+    log(`  ${garments.length} garments: ${kinds.join(', ')}; showing the ${kinds[0]}: ${resultIds(garments[0]).join(', ')}`);
+    await shot(page, '00-look.png');
+
+    // Choosing another garment shows its results, from the same answer.
+    const asked = searches;
+    let s = await seq(page, '#results');
+    await page.locator('#look-chips .garment-chip[data-index="1"]').click();
+    await waitGrid(page, '#results', s);
+    check(JSON.stringify(await ids(page, '#results')) === JSON.stringify(resultIds(garments[1])),
+      `after choosing the ${kinds[1]} the results are not its own`);
+    check((await look()).kind === kinds[1] && (await look()).index === '1', `data-look-kind/index not updated: ${JSON.stringify(await look())}`);
+    onPhoto = await chips(page, '#look-boxes');
+    inRow = await chips(page, '#look-chips');
+    check(JSON.stringify(pressed(onPhoto)) === '[1]' && JSON.stringify(pressed(inRow)) === '[1]',
+      `the ${kinds[1]} is not marked chosen: photo ${pressed(onPhoto)}, row ${pressed(inRow)}`);
+    check(await page.evaluate(() => document.activeElement?.matches('#look-chips .garment-chip[data-index="1"]')), 'the chosen chip lost the focus');
+    const garmentBox = (g) => { const b = g.searched_box || g.box; return `${b.x},${b.y},${b.w},${b.h}`; };
+    check(await page.$eval('#results', (el) => el.dataset.garment) === garmentBox(garments[1]), 'the crop box does not show the chosen garment');
+    log(`  chose the ${kinds[1]}: ${resultIds(garments[1]).join(', ')}`);
+    await shot(page, '00b-look-chip.png');
+
+    // ...and so does its outline on the photo (a spot of it no other outline or crop handle covers).
+    const j = garments.length > 2 ? 2 : 0;
+    const spot = await page.evaluate((j) => {
+      const el = document.querySelector(`#look-boxes .garment-chip[data-index="${j}"]`);
+      const r = el.getBoundingClientRect();
+      for (let fy = 0.5; fy < 1; fy += 0.1) {
+        for (let fx = 0.5; fx < 1; fx += 0.1) {
+          for (const [x, y] of [[r.x + r.width * fx, r.y + r.height * fy], [r.x + r.width * (1 - fx), r.y + r.height * (1 - fy)]]) {
+            if (document.elementFromPoint(x, y)?.closest('.garment-chip') === el) return { x, y };
+          }
+        }
+      }
+      return null;
+    }, j);
+    check(spot, `no spot of the ${kinds[j]} outline can be clicked`);
+    s = await seq(page, '#results');
+    await page.mouse.click(spot.x, spot.y);
+    await waitGrid(page, '#results', s);
+    check(JSON.stringify(await ids(page, '#results')) === JSON.stringify(resultIds(garments[j])),
+      `after clicking the ${kinds[j]} outline the results are not its own`);
+    check((await look()).kind === kinds[j], `data-look-kind is "${(await look()).kind}" after clicking the ${kinds[j]} outline`);
+    check(JSON.stringify(pressed(await chips(page, '#look-chips'))) === `[${j}]`, `the ${kinds[j]} chip is not marked chosen`);
+    check(searches === asked, `choosing a garment sent ${searches - asked} new search(es)`);
+    log(`  clicked the ${kinds[j]} outline: ${resultIds(garments[j]).join(', ')}`);
+
+    // Moving the crop box searches that crop alone (the server refuses a crop with all_garments).
+    s = await seq(page, '#results');
+    const frame = await page.locator('#crop-frame').boundingBox();
+    const h = await page.locator('.handle[data-h="se"]').boundingBox();
+    await page.mouse.move(h.x + h.width / 2, h.y + h.height / 2);
+    await page.mouse.down();
+    await page.mouse.move(h.x + h.width / 2 - frame.width * 0.1, h.y + h.height / 2 - frame.height * 0.1, { steps: 4 });
+    await page.mouse.up();
+    await waitGrid(page, '#results', s);
+    const sent = await page.$eval('#results', (el) => ({ crop: el.dataset.crop, all: el.dataset.allGarments }));
+    check(/^\d+,\d+,\d+,\d+$/.test(sent.crop || '') && sent.all === 'false', `the crop search sent crop="${sent.crop}", all_garments=${sent.all}`);
+    check(!(await page.locator('#look').isVisible()) && (await page.locator('.garment-chip').count()) === 0, 'garment chips stayed after searching a crop');
+    check(!(await page.locator('#status.error').count()), `the crop search failed: ${await page.textContent('#status')}`);
+    log(`  moved the crop box: searched crop=${sent.crop} alone, chips gone`);
+    // "Reset crop" asks for every garment again.
+    s = await seq(page, '#results');
+    await page.locator('#crop-reset').click();
+    await waitGrid(page, '#results', s);
+    inRow = await chips(page, '#look-chips');
+    check(inRow.length === garments.length && pressed(inRow).length === 1, `after "Reset crop" the chips are ${JSON.stringify(inRow.map((c) => c.kind))}`);
+    log(`  reset the crop: ${inRow.length} chips again`);
+  }
+
   // 1. upload
   log(`1. open ${BASE_URL}/ and upload ${QUERY_IMAGE}`);
   await page.goto(`${BASE_URL}/#/search`, { waitUntil: 'domcontentloaded' });
@@ -93,12 +213,18 @@ try {
     throw new Error('no filter selects appeared (GET /api/facets failed or returned no columns)');
   });
   const req1 = searchRequest(page);
+  const ans1 = searchAnswer(page);
   await page.setInputFiles('#file', QUERY_IMAGE);
   await req1;
   await waitGrid(page, '#results', 0);
   await page.waitForSelector('#preview-img', { state: 'visible' });
   const first = await ids(page, '#results');
   log(`  ${first.length} results: ${first.join(', ')}`);
+  // Chips only when the server found 2 or more garments: with one, the page is the single-garment one.
+  const found = ((await ans1).garments || []).length;
+  const shownChips = await page.locator('#look-chips .garment-chip').count();
+  check(shownChips === (found >= 2 ? found : 0), `${shownChips} garment chips for ${found} garment(s) found`);
+  if (found >= 2) log(`  the server found ${found} garments in it: chips shown`);
   // What the model says the photo shows, and where it found the garment (if it did).
   const looks = (await page.textContent('#looks-like')) || '';
   check(/^Looks like: .+, \d+%/.test(looks.trim()), `no "Looks like" line (got "${looks}")`);
@@ -163,6 +289,7 @@ try {
   // the page records the crop/filter fields of the search it rendered (multipart bodies are not visible to CDP)
   const crop = await page.$eval('#results', (el) => el.dataset.crop);
   check(crop && /^\d+,\d+,\d+,\d+$/.test(crop), `search after crop had no valid crop field (got "${crop}")`);
+  check(await page.$eval('#results', (el) => el.dataset.allGarments) === 'false', 'the crop search was sent with all_garments=true');
   log(`  searched again with crop=${crop}`);
   await shot(page, '02-crop.png');
 

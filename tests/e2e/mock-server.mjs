@@ -94,6 +94,45 @@ const mime = { '.html': 'text/html; charset=utf-8', '.js': 'text/javascript; cha
 const isJpeg = (b) => b.length > 3 && b[0] === 0xff && b[1] === 0xd8;
 const isPng = (b) => b.length > 8 && b.subarray(1, 4).toString() === 'PNG';
 
+/** Width and height of a JPEG (its SOF marker) or PNG (IHDR), for garment boxes in pixels of the photo. */
+function imageSize(b) {
+  if (isPng(b)) return { w: b.readUInt32BE(16), h: b.readUInt32BE(20) };
+  for (let i = 2; isJpeg(b) && i + 9 < b.length;) {
+    if (b[i] !== 0xff) { i++; continue; }
+    const m = b[i + 1];
+    if (m >= 0xc0 && m <= 0xcf && m !== 0xc4 && m !== 0xc8 && m !== 0xcc) return { w: b.readUInt16BE(i + 7), h: b.readUInt16BE(i + 5) };
+    i += 2 + b.readUInt16BE(i + 2);
+  }
+  return { w: 600, h: 600 };
+}
+
+// `all_garments=true`: an "outfit" upload has three garments (largest first; the shoes, like
+// the real server's sometimes, without a searched square), any other photo one, a blank one none.
+const OUTFIT = [
+  { kind: 'bottom', confidence: 0.91, at: [0.55, 0.02, 0.4, 0.46], square: true, article: 'Trousers' },
+  { kind: 'top', confidence: 0.88, at: [0.04, 0.05, 0.42, 0.4], square: true, article: 'Tshirts' },
+  { kind: 'shoes', confidence: 0.74, at: [0.06, 0.62, 0.38, 0.22], square: false, article: 'Casual Shoes' },
+];
+function garmentsOf(img, seed, f, k) {
+  const { w: W, h: H } = imageSize(img.data);
+  const px = ([x, y, w, h]) => ({ x: Math.round(x * W), y: Math.round(y * H), w: Math.round(w * W), h: Math.round(h * H) });
+  const list = /outfit/i.test(img.filename || '') ? OUTFIT
+    : img.data.length < 2000 ? [] : [{ kind: 'top', confidence: 0.8, at: [0.1, 0.1, 0.8, 0.8], square: false, article: 'Tshirts' }];
+  return list.map((g) => {
+    const box = px(g.at);
+    const side = Math.min(Math.max(box.w, box.h), W, H);
+    const square = {
+      x: Math.max(0, Math.min(W - side, Math.round(box.x + box.w / 2 - side / 2))),
+      y: Math.max(0, Math.min(H - side, Math.round(box.y + box.h / 2 - side / 2))), w: side, h: side,
+    };
+    return {
+      kind: g.kind, confidence: g.confidence, box, searched_box: g.square ? square : null,
+      predicted: [{ column: 'articleType', value: g.article, probability: 0.8, source: 'model' }],
+      results: rank(`${seed}|${g.kind}`, f, k), no_close_match: false,
+    };
+  });
+}
+
 const server = http.createServer((req, res) => {
   const url = new URL(req.url, 'http://x');
   const p = url.pathname;
@@ -133,11 +172,15 @@ const server = http.createServer((req, res) => {
         if (crop && !/^\d+,\d+,\d+,\d+$/.test(crop)) return err(res, 400, `bad crop "${crop}"`);
         const { f, error } = parseFilters(field('filter'));
         if (error) return err(res, 400, error);
-        console.log(`search k=${k} crop=${crop || '-'} filters=${JSON.stringify(f)} bytes=${img.data.length}`);
+        const all = field('all_garments')[0] === 'true';
+        if (all && crop) return err(res, 400, 'invalid parameter crop: every garment of a photo is searched by its own crop; leave crop out');
+        console.log(`search k=${k} crop=${crop || '-'} all_garments=${all} filters=${JSON.stringify(f)} bytes=${img.data.length} file=${img.filename || '-'}`);
+        const seed = `${img.data.length}|${crop}`;
         return send(res, 200, {
-          results: rank(`${img.data.length}|${crop}`, f, k),
+          results: rank(seed, f, k),
           predicted: [{ column: 'articleType', value: 'Tshirts', probability: 0.87, source: 'model' }],
           no_close_match: img.data.length < 2000,
+          garments: all ? garmentsOf(img, seed, f, k) : undefined,
           vector: field('vector')[0] === 'true' ? [img.data.length % 7, 1, 0] : undefined,
           took_ms: 3.2 + Math.random() * 10,
         });

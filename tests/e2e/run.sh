@@ -5,6 +5,7 @@
 #   tests/e2e/run.sh --mock                           # against tests/e2e/mock-server.mjs
 #
 # Env: QUERY_IMAGE (default: 3rd arg, else the sample catalogue's first image),
+#      OUTFIT_IMAGE (a photo of several garments; default tests/fixtures/queries/outfit.jpg),
 #      SHOTS_DIR (default tests/e2e/shots), PORT (default 18080), CHROMIUM (default /usr/bin/chromium).
 # Needs node >= 18, npm and Debian's chromium (installed by CI, not here).
 # Exit status: that of `node e2e.mjs` (non-zero also when the server does not come up).
@@ -31,6 +32,9 @@ fi
 query="${QUERY_IMAGE:-${3:-/work/shared/data/sample-catalog/images/1000.jpg}}"
 [[ -f "$query" ]] || { echo "run.sh: query image not found: $query (set QUERY_IMAGE)" >&2; exit 2; }
 query="$(cd "$(dirname "$query")" && pwd)/$(basename "$query")"
+outfit="${OUTFIT_IMAGE:-$here/../fixtures/queries/outfit.jpg}"
+[[ -f "$outfit" ]] || { echo "run.sh: outfit image not found: $outfit (set OUTFIT_IMAGE)" >&2; exit 2; }
+outfit="$(cd "$(dirname "$outfit")" && pwd)/$(basename "$outfit")"
 shots="${SHOTS_DIR:-$here/shots}"
 mkdir -p "$shots"
 shots="$(cd "$shots" && pwd)"
@@ -80,7 +84,7 @@ if [[ ! -d node_modules/playwright-core ]]; then
 fi
 
 set +e
-BASE_URL="http://$addr" QUERY_IMAGE="$query" SHOTS_DIR="$shots" node "$here/e2e.mjs"
+BASE_URL="http://$addr" QUERY_IMAGE="$query" OUTFIT_IMAGE="$outfit" SHOTS_DIR="$shots" node "$here/e2e.mjs"
 rc=$?
 set -e
 echo "run.sh: e2e exit code $rc (screenshots in $shots)"

@@ -18,6 +18,7 @@ use crate::store::{Change, ItemRecord, LmdbStore, Store};
 mod browse;
 mod connections;
 mod fetch;
+mod looks;
 mod metrics;
 mod recommend;
 mod search;

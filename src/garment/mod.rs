@@ -1,11 +1,21 @@
-//! Where the garment is in a shopper's snapshot: the model's garment mask (a probability
-//! per cell of the padded input square) turned into a square crop of the photo around the
-//! garment, so that a snapshot is searched by its garment and not by its floor.
+//! Where the garments are in a photo.
+//!
+//! `locate` (this file): the fashion model's garment mask (a probability per cell of the
+//! padded input square) turned into a square crop of the photo around the garment, so
+//! that a snapshot is searched by its garment and not by its floor. `find`: every garment
+//! of an outfit, each with its [`Kind`], from the garment finder's cells. `kind`: the
+//! kinds, one table.
 //!
 //! The mask head was trained on catalogue garments pasted onto home-like backgrounds
 //! (their masks known from the white studio background), so it tells a garment from a
 //! bed, a rug or a floor. The crop is square and keeps a margin of context, as the
 //! composites the model learnt from had; a garment filling most of the photo gets no crop.
+
+mod find;
+mod kind;
+
+pub use find::{Found, find};
+pub use kind::Kind;
 
 use crate::preprocess::Crop;
 
@@ -29,25 +39,42 @@ pub fn locate(mask: &[f32], rows: usize, cols: usize, width: u32, height: u32) -
         return None;
     }
     let (c0, r0, c1, r1) = largest_region(mask, rows, cols)?;
-    // Cell edges as fractions of the square, then photo pixels (undoing the padding).
+    let (x0, y0, x1, y1) = cells_in_photo((c0, r0, c1, r1), rows, cols, width, height)?;
+    let sq = square_around((x0, y0, x1, y1), width, height);
+    if f64::from(sq.w) * f64::from(sq.h) >= MAX_AREA * f64::from(width) * f64::from(height) {
+        return None;
+    }
+    Some(sq)
+}
+
+/// Cells `(col0, row0, col1, row1)` (inclusive) of a `rows x cols` grid over the photo
+/// padded (centred, long side fitted) into a square, as photo pixels `(x0, y0, x1, y1)`:
+/// the padding undone, clamped to the photo; `None` when nothing of it is in the photo.
+fn cells_in_photo(
+    (c0, r0, c1, r1): (usize, usize, usize, usize),
+    rows: usize,
+    cols: usize,
+    width: u32,
+    height: u32,
+) -> Option<(f64, f64, f64, f64)> {
     let long = f64::from(width.max(height));
     let to_x = |f: f64| (f * long - (long - f64::from(width)) / 2.0).clamp(0.0, f64::from(width));
     let to_y = |f: f64| (f * long - (long - f64::from(height)) / 2.0).clamp(0.0, f64::from(height));
     let (x0, x1) = (to_x(c0 as f64 / cols as f64), to_x((c1 + 1) as f64 / cols as f64));
     let (y0, y1) = (to_y(r0 as f64 / rows as f64), to_y((r1 + 1) as f64 / rows as f64));
-    if x1 <= x0 || y1 <= y0 {
-        return None;
-    }
+    (x1 > x0 && y1 > y0).then_some((x0, y0, x1, y1))
+}
+
+/// The square crop searched for a garment spanning `(x0, y0, x1, y1)`: its larger side
+/// plus [`MARGIN`] on each side (at most the photo's short side), centred on it and moved
+/// inside the photo where it would stick out.
+pub fn square_around((x0, y0, x1, y1): (f64, f64, f64, f64), width: u32, height: u32) -> Crop {
     let short = f64::from(width.min(height));
     let side = ((x1 - x0).max(y1 - y0) * (1.0 + 2.0 * f64::from(MARGIN))).min(short).max(1.0);
-    if side * side >= MAX_AREA * f64::from(width) * f64::from(height) {
-        return None;
-    }
-    // Centred on the garment, moved inside the photo where it would stick out.
-    let x = ((x0 + x1 - side) / 2.0).clamp(0.0, f64::from(width) - side);
-    let y = ((y0 + y1 - side) / 2.0).clamp(0.0, f64::from(height) - side);
+    let x = ((x0 + x1 - side) / 2.0).clamp(0.0, (f64::from(width) - side).max(0.0));
+    let y = ((y0 + y1 - side) / 2.0).clamp(0.0, (f64::from(height) - side).max(0.0));
     let s = side.round().max(1.0) as u32;
-    Some(Crop { x: x.round() as u32, y: y.round() as u32, w: s, h: s })
+    Crop { x: x.round() as u32, y: y.round() as u32, w: s, h: s }
 }
 
 /// Bounding cells `(col0, row0, col1, row1)` of the 4-connected region of sure cells
@@ -91,6 +118,15 @@ fn largest_region(mask: &[f32], rows: usize, cols: usize) -> Option<(usize, usiz
         }
     }
     best.map(|(_, b)| b)
+}
+
+/// Intersection over union of two boxes.
+pub fn iou(a: Crop, b: Crop) -> f64 {
+    let ix = (a.x + a.w).min(b.x + b.w).saturating_sub(a.x.max(b.x));
+    let iy = (a.y + a.h).min(b.y + b.h).saturating_sub(a.y.max(b.y));
+    let inter = f64::from(ix) * f64::from(iy);
+    let union = f64::from(a.w) * f64::from(a.h) + f64::from(b.w) * f64::from(b.h) - inter;
+    if union > 0.0 { inter / union } else { 0.0 }
 }
 
 #[cfg(test)]
@@ -137,6 +173,15 @@ mod tests {
         let m = grid(10, 10, &on);
         let c = locate(&m, 10, 10, 100, 100).unwrap();
         assert!(c.x >= 20 && c.x + c.w <= 80, "the lone cell in the corner is left out: {c:?}");
+    }
+
+    #[test]
+    fn iou_of_boxes() {
+        let a = Crop { x: 0, y: 0, w: 10, h: 10 };
+        assert_eq!(iou(a, a), 1.0);
+        assert_eq!(iou(a, Crop { x: 10, y: 0, w: 10, h: 10 }), 0.0);
+        let half = iou(a, Crop { x: 5, y: 0, w: 10, h: 10 });
+        assert!((half - 50.0 / 150.0).abs() < 1e-12);
     }
 
     #[test]

@@ -1,0 +1,181 @@
+//! Shop the look: every garment of a photo, each searched on its own. The garment finder
+//! (a model of its own, loaded on first use) names the kind of garment in each cell of
+//! the photo, [`crate::garment::find`] turns that into boxes, and each box's square is
+//! searched as a crop of the photo, among the catalogue's items of its kind. The photo is also searched as
+//! every photo is (its largest garment): that answer is the look's own, and the garment
+//! it searched, when the finder found it too, reuses its vector rather than embedding it
+//! again.
+
+use std::time::Instant;
+
+use super::{Answer, Embedded, Engine, Query, Timing};
+use crate::embed::Embedder;
+use crate::error::{Error, Result};
+use crate::garment::{self, Found, Kind};
+use crate::model::ResizeMode;
+use crate::preprocess::{self, Crop};
+
+/// The side the garment finder runs at (the photo padded to a square).
+pub const FINDER_SIZE: u32 = 256;
+
+/// A found garment's square overlapping the square a photo's own search used this much
+/// (intersection over union) is the same garment.
+const SAME_GARMENT: f64 = 0.6;
+
+/// One garment of a photo and its results.
+#[derive(Debug, Clone)]
+pub struct GarmentAnswer {
+    pub kind: Kind,
+    /// The finder's mean probability of that kind over the garment's cells.
+    pub confidence: f32,
+    /// Where it is, in pixels of the (upright) photo.
+    pub region: Crop,
+    /// Its search: the square around it, searched as a crop of the photo.
+    pub answer: Answer,
+}
+
+/// Every garment of a photo, largest first, and the photo's own answer.
+#[derive(Debug, Clone)]
+pub struct Look {
+    pub garments: Vec<GarmentAnswer>,
+    pub answer: Answer,
+    /// The photo's own query vector (for `/api/embed`-style reuse).
+    pub embedded: Embedded,
+    /// Time the finder took, in milliseconds.
+    pub find_ms: f64,
+}
+
+impl Engine {
+    fn finder(&self) -> Result<&Embedder> {
+        let loaded = self.finder.get_or_init(|| {
+            let model = crate::model::garment_finder().map_err(|e| crate::error::chain(&e))?;
+            Embedder::with_parallelism(&model, self.backend, self.parallelism)
+                .map_err(|e| crate::error::chain(&e))
+        });
+        loaded.as_ref().map_err(|e| Error::FinderUnavailable(e.clone()))
+    }
+
+    /// The garments in a decoded photo, largest first.
+    pub fn find_garments(&self, img: &image::RgbImage) -> Result<Vec<Found>> {
+        let finder = self.finder()?;
+        let tensor = preprocess::tensor_at(img, finder.spec(), None, ResizeMode::Pad, FINDER_SIZE)?;
+        let cells = finder.cells(&tensor, FINDER_SIZE)?;
+        let (w, h) = img.dimensions();
+        Ok(garment::find(&cells.values, cells.channels, cells.rows, cells.cols, w, h))
+    }
+
+    /// Search every garment of a photo given as file bytes (`q`'s options for each; a
+    /// crop cannot be asked for: the garments are the crops).
+    pub fn search_look(&self, bytes: &[u8], q: &Query) -> Result<Look> {
+        Self::check_k(q.k)?;
+        if q.crop.is_some() {
+            return Err(Error::BadParameter {
+                name: "crop",
+                message: "every garment of a photo is searched by its own crop; leave crop out"
+                    .into(),
+            });
+        }
+        let t0 = Instant::now();
+        let img = preprocess::decode(bytes)?;
+        let t1 = Instant::now();
+        let input = self.query_tensor(&img, q)?;
+        let vector = self.embed_input(&input)?;
+        let embedded = input.embedded(vector);
+        let t2 = Instant::now();
+        let mut answer = self.search_embedded(&embedded, q)?;
+        let t3 = Instant::now();
+        answer.timing = Timing {
+            decode_ms: (t1 - t0).as_secs_f64() * 1e3,
+            embed_ms: (t2 - t1).as_secs_f64() * 1e3,
+            search_ms: (t3 - t2).as_secs_f64() * 1e3,
+            rerank_ms: answer.timing.rerank_ms,
+        };
+        let found = self.find_garments(&img)?;
+        let find_ms = t3.elapsed().as_secs_f64() * 1e3;
+        let (w, h) = img.dimensions();
+        let searched = embedded.garment.unwrap_or(Crop { x: 0, y: 0, w, h });
+        // The garment the photo's own search was about keeps that answer.
+        let own = found
+            .iter()
+            .map(|f| garment::iou(square_of(f, w, h), searched))
+            .enumerate()
+            .filter(|&(_, o)| o >= SAME_GARMENT)
+            .max_by(|a, b| a.1.total_cmp(&b.1))
+            .map(|(i, _)| i);
+        let mut garments = Vec::with_capacity(found.len());
+        for (i, f) in found.into_iter().enumerate() {
+            let answer = if Some(i) == own {
+                // Its vector is the photo's own: searched again only for its kind.
+                let qg = Query { filter: self.kind_filter(&f, q), ..q.clone() };
+                if qg.filter == q.filter {
+                    answer.clone()
+                } else {
+                    self.search_embedded(&embedded, &qg)?
+                }
+            } else {
+                let t = Instant::now();
+                let crop = square_of(&f, w, h);
+                let qg = Query {
+                    crop: Some(crop),
+                    locate: Some(false),
+                    filter: self.kind_filter(&f, q),
+                    ..q.clone()
+                };
+                let input = self.query_tensor(&img, &qg)?;
+                let vector = self.embed_input(&input)?;
+                let e = input.embedded(vector);
+                let t_embed = t.elapsed();
+                let mut a = self.search_embedded(&e, &qg)?;
+                // The square searched, as a located garment's is reported.
+                a.garment = Some(crop);
+                a.timing = Timing {
+                    decode_ms: 0.0,
+                    embed_ms: t_embed.as_secs_f64() * 1e3,
+                    search_ms: (t.elapsed() - t_embed).as_secs_f64() * 1e3,
+                    rerank_ms: a.timing.rerank_ms,
+                };
+                a
+            };
+            garments.push(GarmentAnswer {
+                kind: f.kind,
+                confidence: f.confidence,
+                region: f.region,
+                answer,
+            });
+        }
+        Ok(Look { garments, answer, embedded, find_ms })
+    }
+}
+
+impl Engine {
+    /// `q`'s filter, and for a garment the finder is sure of (unless `q` says not to, or
+    /// already filters the column) its kind's subCategory values, when the index has that
+    /// column.
+    fn kind_filter(&self, f: &Found, q: &Query) -> crate::index::Filter {
+        let mut filter = q.filter.clone();
+        let column = self.info.columns.iter().find(|c| c.as_str() == SUB_CATEGORY);
+        let wanted = q.kind_filter.unwrap_or(super::KIND_FILTER) && f.confidence >= SURE_OF_KIND;
+        if let Some(column) = column.filter(|_| wanted)
+            && !filter.has_column(column)
+        {
+            for value in f.kind.sub_categories() {
+                filter.add(column, value);
+            }
+        }
+        filter
+    }
+}
+
+/// A garment's results are kept to its kind only when the finder is this sure of it
+/// (mean over its cells): a kind named wrongly would keep every result wrong.
+const SURE_OF_KIND: f32 = 0.85;
+
+/// The catalogue column a garment's kind is kept by.
+const SUB_CATEGORY: &str = "subCategory";
+
+/// The square a found garment is searched by.
+fn square_of(f: &Found, width: u32, height: u32) -> Crop {
+    let r = f.region;
+    let (x0, y0) = (f64::from(r.x), f64::from(r.y));
+    garment::square_around((x0, y0, x0 + f64::from(r.w), y0 + f64::from(r.h)), width, height)
+}
