@@ -1,10 +1,10 @@
 //! Shop the look: every garment of a photo, each searched on its own. The garment finder
 //! (a model of its own, loaded on first use) names the kind of garment in each cell of
 //! the photo, [`crate::garment::find`] turns that into boxes, and each box's square is
-//! searched as a crop of the photo, among the catalogue's items of its kind. The photo is also searched as
-//! every photo is (its largest garment): that answer is the look's own, and the garment
-//! it searched, when the finder found it too, reuses its vector rather than embedding it
-//! again.
+//! searched as a crop of the photo (among the catalogue's items of its kind when the
+//! finder is sure of it). The photo is also searched as every photo is (its largest
+//! garment): that answer is the look's own, and the garment it was about, when the
+//! finder found it too, reuses its vector rather than embedding it again.
 
 use std::time::Instant;
 
@@ -39,7 +39,7 @@ pub struct GarmentAnswer {
 pub struct Look {
     pub garments: Vec<GarmentAnswer>,
     pub answer: Answer,
-    /// The photo's own query vector (for `/api/embed`-style reuse).
+    /// The photo's own query vector (given back with `vector=true`).
     pub embedded: Embedded,
     /// Time the finder took, in milliseconds.
     pub find_ms: f64,
@@ -94,7 +94,7 @@ impl Engine {
         let find_ms = t3.elapsed().as_secs_f64() * 1e3;
         let (w, h) = img.dimensions();
         let searched = embedded.garment.unwrap_or(Crop { x: 0, y: 0, w, h });
-        // The garment the photo's own search was about keeps that answer.
+        // The garment the photo's own search was about: its vector is that search's.
         let own = found
             .iter()
             .map(|f| garment::iou(square_of(f, w, h), searched))
@@ -145,9 +145,7 @@ impl Engine {
         }
         Ok(Look { garments, answer, embedded, find_ms })
     }
-}
 
-impl Engine {
     /// `q`'s filter, and for a garment the finder is sure of (unless `q` says not to, or
     /// already filters the column) its kind's subCategory values, when the index has that
     /// column.
