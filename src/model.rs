@@ -16,7 +16,7 @@ use serde::{Deserialize, Serialize};
 #[derive(Debug, thiserror::Error)]
 pub enum ModelError {
     #[error(
-        "unknown model '{name}': use fashion, fashion-2, fashion-1, lite0, lite2, lite0-int8 or the path of a manifest (.toml)"
+        "unknown model '{name}': use fashion, fashion-int8, fashion-2, fashion-1, lite0, lite2, lite0-int8 or the path of a manifest (.toml)"
     )]
     Unknown { name: String },
     #[error(
@@ -100,9 +100,17 @@ fn builtin(name: &str) -> Option<ModelSpec> {
         // them still find the file whose hash they recorded.
         "fashion-2" | FASHION_2 => Some((FASHION_2, FASHION_2_CLOSE_MATCH)),
         "fashion-1" | FASHION_1 => Some((FASHION_1, FASHION_1_CLOSE_MATCH.1)),
+        // r3 quantised to int8 (tools/quantize_fashion.py): 0.7x the time per photo,
+        // 0.0067 less precision@5 on the street photos (BENCHMARKS.md); an option.
+        "fashion-int8" | "fashion-3-int8" | FASHION_INT8 => {
+            Some((FASHION_INT8, FASHION_INT8_CLOSE_MATCH))
+        }
         _ => None,
     };
     if let Some((full, floor)) = fashion {
+        // The int8 variant shares r3's class heads (the same proxies: its embeddings
+        // are r3's, within quantisation's error).
+        let heads = if full == FASHION_INT8 { FASHION } else { full };
         // Catalogue photos are 60x80 to a few hundred pixels: 128 px holds what they have,
         // and costs a third of 224. Snapshots keep more detail at 160 (trained at both).
         return Some(ModelSpec {
@@ -117,7 +125,7 @@ fn builtin(name: &str) -> Option<ModelSpec> {
             std,
             dim: 256,
             query_size: Some(160),
-            heads: Some(format!("{full}.heads.json")),
+            heads: Some(format!("{heads}.heads.json")),
             mask: Some("mask".into()),
             // Calibrated on half of the 300 test street photos (bench/close_match.py);
             // a retrained model must be calibrated anew (the floor follows its scores).
@@ -168,6 +176,12 @@ const FASHION_3_CLOSE_MATCH: f32 = 0.71;
 
 /// The second fashion model's floor (its indexes all record it).
 const FASHION_2_CLOSE_MATCH: f32 = 0.695;
+
+/// The int8 variant's floor (calibrated as r3's: bench/close_match.py on its own index).
+const FASHION_INT8_CLOSE_MATCH: f32 = 0.705;
+
+/// Full name of the default fashion model quantised to int8.
+pub const FASHION_INT8: &str = "lookalike-fashion-3-int8";
 
 /// Full name of the default fashion model (training run r3).
 pub const FASHION: &str = "lookalike-fashion-3";
@@ -358,6 +372,10 @@ mod tests {
         assert_eq!(second.file, "lookalike-fashion-2.onnx");
         assert_ne!(second.file, f.file);
         assert_eq!(builtin("fashion-3").unwrap(), f);
+        let int8 = builtin("fashion-int8").unwrap();
+        assert_eq!(int8.file, "lookalike-fashion-3-int8.onnx");
+        assert_eq!(int8.heads, f.heads, "the int8 variant reads r3's heads");
+        assert_eq!((int8.size, int8.dim, int8.input_size(true)), (128, 256, 160));
         assert!(builtin("resnet").is_none());
     }
 

@@ -448,3 +448,30 @@ fn a_query_naming_its_catalogue_item_does_not_find_it() {
     assert_eq!(out.status.code(), Some(2), "{out:?}");
     assert!(String::from_utf8_lossy(&out.stderr).contains("baseColour"), "{out:?}");
 }
+
+/// The int8 variant's vectors are r3's within quantisation's error: a catalogue photo
+/// embedded by the int8 model finds itself first among the photos embedded by r3, and
+/// the other way round (issue 31: vectors of the variants stay comparable).
+#[test]
+fn the_int8_variant_and_r3_embed_a_photo_alike() {
+    let embed = |name: &str| {
+        let model = lookalike::model::resolve(name).unwrap();
+        let embedder =
+            lookalike::embed::Embedder::new(&model, lookalike::embed::BackendKind::Ort).unwrap();
+        (1000..1040)
+            .map(|id| {
+                let bytes = std::fs::read(sample().join(format!("images/{id}.jpg"))).unwrap();
+                let img = lookalike::preprocess::decode(&bytes).unwrap();
+                embedder.embed_image(&img, None).unwrap()
+            })
+            .collect::<Vec<_>>()
+    };
+    let (fp32, int8) = (embed("fashion"), embed("fashion-int8"));
+    for (a, b) in [(&fp32, &int8), (&int8, &fp32)] {
+        for (i, v) in a.iter().enumerate() {
+            let best = (0..b.len()).max_by(|&x, &y| cosine(v, &b[x]).total_cmp(&cosine(v, &b[y])));
+            assert_eq!(best, Some(i), "photo {} finds another first", 1000 + i);
+            assert!(cosine(v, &b[i]) > 0.95, "photo {}: {}", 1000 + i, cosine(v, &b[i]));
+        }
+    }
+}
