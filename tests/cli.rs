@@ -356,27 +356,22 @@ fn another_model_on_an_existing_index_is_refused() {
     assert!(String::from_utf8_lossy(&out.stderr).contains(&built));
     // Asking for the model it has is fine.
     ok(&["index", p(&cat), "--index", p(&idx), "--model", "fashion"]);
-    // An index of the first fashion model keeps it: re-indexed with no --model, and
-    // refused the new one.
-    let old = dir.path().join("old");
-    ok(&["index", p(&cat), "--index", p(&old), "--model", "fashion-1"]);
-    ok(&["index", p(&cat), "--index", p(&old)]);
-    let info: serde_json::Value =
-        serde_json::from_str(&ok(&["info", "--index", p(&old), "--json"])).unwrap();
-    assert_eq!(info["model"], "lookalike-fashion");
-    let out = lookalike(&["index", p(&cat), "--index", p(&old), "--model", "fashion"]);
-    assert_eq!(out.status.code(), Some(2));
-    assert!(String::from_utf8_lossy(&out.stderr).contains("built with model lookalike-fashion "));
-    // So does an index of the second (r2), the default before r3.
-    let second = dir.path().join("second");
-    ok(&["index", p(&cat), "--index", p(&second), "--model", "fashion-2"]);
-    ok(&["index", p(&cat), "--index", p(&second)]);
-    let info: serde_json::Value =
-        serde_json::from_str(&ok(&["info", "--index", p(&second), "--json"])).unwrap();
-    assert_eq!(info["model"], "lookalike-fashion-2");
-    let out = lookalike(&["index", p(&cat), "--index", p(&second), "--model", "fashion"]);
-    assert_eq!(out.status.code(), Some(2));
-    assert!(String::from_utf8_lossy(&out.stderr).contains("built with model lookalike-fashion-2"));
+    // An index of an earlier fashion model (r1, r2) keeps it: re-indexed with no --model,
+    // and refused the new one (r1's name is a prefix of the others': the space ends it).
+    for (model, name, said) in [
+        ("fashion-1", "lookalike-fashion", "built with model lookalike-fashion "),
+        ("fashion-2", "lookalike-fashion-2", "built with model lookalike-fashion-2"),
+    ] {
+        let old = dir.path().join(model);
+        ok(&["index", p(&cat), "--index", p(&old), "--model", model]);
+        ok(&["index", p(&cat), "--index", p(&old)]);
+        let info: serde_json::Value =
+            serde_json::from_str(&ok(&["info", "--index", p(&old), "--json"])).unwrap();
+        assert_eq!(info["model"], name);
+        let out = lookalike(&["index", p(&cat), "--index", p(&old), "--model", "fashion"]);
+        assert_eq!(out.status.code(), Some(2));
+        assert!(String::from_utf8_lossy(&out.stderr).contains(said));
+    }
 }
 
 #[test]

@@ -419,6 +419,16 @@ def manifest(cfg, name):
     return "\n".join(lines) + "\n"
 
 
+def write_files(files):
+    """Write each (path, bytes) whole or not at all (a temporary file renamed), and say
+    what was written with its hash."""
+    for path, payload in files:
+        with open(path + ".tmp", "wb") as f:
+            f.write(payload)
+        os.replace(path + ".tmp", path)
+        print(f"wrote {path} ({len(payload)} bytes) sha256 {hashlib.sha256(payload).hexdigest()}")
+
+
 def load(run):
     ckpt = torch.load(os.path.join(run, "checkpoint.pt"), weights_only=False)
     cfg, vocab = ckpt["cfg"], ckpt["vocab"]
@@ -458,11 +468,7 @@ def main(argv=None):
                   (os.path.join(args.out, args.name + ".toml"), manifest(cfg, args.name).encode())]
     else:
         files.append((card_path, card(ckpt, args.name, args.close_match).encode()))
-    for path, payload in files:
-        with open(path + ".tmp", "wb") as f:
-            f.write(payload)
-        os.replace(path + ".tmp", path)
-        print(f"wrote {path} ({len(payload)} bytes) sha256 {hashlib.sha256(payload).hexdigest()}")
+    write_files(files)
 
     # The exported graph must compute what the trained network computes.
     import onnxruntime as ort

@@ -31,7 +31,6 @@ Graph:
 """
 
 import argparse
-import hashlib
 import math
 import os
 import sys
@@ -91,15 +90,9 @@ class Head(nn.Module):
 
 @torch.no_grad()
 def backbone_features(model, x):
-    """(block-10 features, head-conv features) of the frozen fashion network."""
-    x = F.pad(x, lite0.same_pads(3, 2) * 2)
-    x = F.relu6(model._bn0(model._conv_stem(x)))
-    mid = None
-    for i, blk in enumerate(model._blocks):
-        x = blk(x)
-        if i == model.mask_block:
-            mid = x
-    top = F.relu6(model._bn1(model._conv_head(x)))
+    """(block-10 features, head-conv features, garment-mask logits) of the frozen fashion
+    network."""
+    top, mid = model.feature_maps(x)
     return mid, top, model.mask_head(mid)
 
 
@@ -476,11 +469,7 @@ def write(args, fashion, fckpt, head, history, elapsed):
     os.makedirs(args.out, exist_ok=True)
     path = os.path.join(args.out, args.name + ".onnx")
     files = [(path, payload), (os.path.join(args.out, args.name + ".card.md"), card(args, history, elapsed, fckpt).encode())]
-    for p, b in files:
-        with open(p + ".tmp", "wb") as f:
-            f.write(b)
-        os.replace(p + ".tmp", p)
-        print(f"wrote {p} ({len(b)} bytes) sha256 {hashlib.sha256(b).hexdigest()}")
+    export.write_files(files)
     import onnxruntime as ort
     sess = ort.InferenceSession(path, providers=["CPUExecutionProvider"])
     rng = np.random.default_rng(0)

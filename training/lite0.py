@@ -103,7 +103,8 @@ class FashionNet(nn.Module):
         self.scale = scale
         self.dropout = nn.Dropout(0.2)
 
-    def features(self, x):
+    def feature_maps(self, x):
+        """(head-conv features at stride 32, the mask block's features at stride 16)."""
         x = F.pad(x, same_pads(3, 2) * 2)
         x = F.relu6(self._bn0(self._conv_stem(x)))
         mid = None
@@ -111,8 +112,11 @@ class FashionNet(nn.Module):
             x = blk(x)
             if i == self.mask_block:
                 mid = x
-        x = F.relu6(self._bn1(self._conv_head(x)))
-        return x.mean(dim=(2, 3)), mid
+        return F.relu6(self._bn1(self._conv_head(x))), mid
+
+    def features(self, x):
+        top, mid = self.feature_maps(x)
+        return top.mean(dim=(2, 3)), mid
 
     def forward(self, x):
         pooled, mid = self.features(x)

@@ -18,6 +18,7 @@ use std::time::Instant;
 
 use serde::Serialize;
 
+use super::table;
 use crate::engine::{Engine, Look, Query};
 use crate::error::{Error, Result};
 use crate::garment::Kind;
@@ -50,20 +51,10 @@ pub struct LookPhoto {
 /// is a photo known only by what it shows.
 pub fn read_looks(csv_path: &Path) -> Result<Vec<LookPhoto>> {
     let bad = |message: String| Error::BadParameter { name: "looks", message };
-    let mut rdr = csv::ReaderBuilder::new()
-        .flexible(true)
-        .from_path(csv_path)
-        .map_err(|e| bad(format!("{}: {e}", csv_path.display())))?;
-    let headers = rdr.headers().map_err(|e| bad(e.to_string()))?.clone();
-    let col = |name: &str| headers.iter().position(|h| h.trim() == name);
-    let (Some(fc), Some(tc)) = (col("file"), col("article_type")) else {
-        return Err(bad(format!(
-            "{} needs 'file' and 'article_type' columns, and for boxes kind,x,y,w,h (found: {})",
-            csv_path.display(),
-            headers.iter().collect::<Vec<_>>().join(", ")
-        )));
-    };
-    let cols = ["kind", "x", "y", "w", "h", "item"].map(col);
+    let (mut rdr, headers) = table::open(csv_path, "looks")?;
+    let more = ", and for boxes kind,x,y,w,h";
+    let [fc, tc] = table::required(&headers, ["file", "article_type"], csv_path, "looks", more)?;
+    let cols = ["kind", "x", "y", "w", "h", "item"].map(|c| table::column(&headers, c));
     let dir = csv_path.parent().unwrap_or(Path::new("."));
     let mut order: Vec<PathBuf> = Vec::new();
     let mut by_file: BTreeMap<PathBuf, Vec<TrueGarment>> = BTreeMap::new();
@@ -91,11 +82,7 @@ pub fn read_looks(csv_path: &Path) -> Result<Vec<LookPhoto>> {
             Some(Crop { x: n[0], y: n[1], w: n[2], h: n[3] })
         };
         let item = Some(get(cols[5]).to_string()).filter(|s| !s.is_empty());
-        let matches = get(Some(tc))
-            .split('|')
-            .map(|s| s.trim().to_lowercase())
-            .filter(|s| !s.is_empty())
-            .collect();
+        let matches = table::match_list(get(Some(tc)));
         let path = dir.join(file);
         if !by_file.contains_key(&path) {
             order.push(path.clone());

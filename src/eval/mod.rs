@@ -14,6 +14,7 @@ mod catalogue;
 mod looks;
 mod metrics;
 mod photos;
+mod table;
 #[cfg(test)]
 mod tests;
 mod tiles;

@@ -7,6 +7,7 @@ use std::path::{Path, PathBuf};
 use serde::Serialize;
 
 use super::metrics::{Acc, ClassAcc, ClassScores, Scores, per_class, precision_at_k};
+use super::table;
 use crate::engine::Query;
 use crate::error::{Error, Result};
 use crate::index::Segment;
@@ -31,25 +32,14 @@ pub const COLOUR_COLUMN: &str = "baseColour";
 /// Read a queries CSV (`file,label,...,match_article_types[,match_base_colours][,item]`).
 pub fn read_queries(csv_path: &Path, images: &Path) -> Result<Vec<PhotoQuery>> {
     let bad = |message: String| Error::BadParameter { name: "queries", message };
-    let mut rdr = csv::ReaderBuilder::new()
-        .flexible(true)
-        .from_path(csv_path)
-        .map_err(|e| bad(format!("{}: {e}", csv_path.display())))?;
-    let headers = rdr.headers().map_err(|e| bad(e.to_string()))?.clone();
-    let col = |name: &str| headers.iter().position(|h| h.trim() == name);
-    let (Some(fc), Some(mc)) = (col("file"), col("match_article_types")) else {
-        return Err(bad(format!(
-            "{} needs 'file' and 'match_article_types' columns (found: {})",
-            csv_path.display(),
-            headers.iter().collect::<Vec<_>>().join(", ")
-        )));
-    };
+    let (mut rdr, headers) = table::open(csv_path, "queries")?;
+    let [fc, mc] =
+        table::required(&headers, ["file", "match_article_types"], csv_path, "queries", "")?;
+    let col = |name: &str| table::column(&headers, name);
     let lc = col("label");
     let cc = col("match_base_colours");
     let ic = col("item");
-    let list = |m: &str| -> Vec<String> {
-        m.split('|').map(|s| s.trim().to_lowercase()).filter(|s| !s.is_empty()).collect()
-    };
+    let list = table::match_list;
     let mut out = Vec::new();
     for rec in rdr.records() {
         let rec = rec.map_err(|e| bad(e.to_string()))?;

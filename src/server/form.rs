@@ -196,66 +196,63 @@ impl AppState {
         }
     }
 
-    /// Search with a photo on the pool, its decode held against the byte budget; its
-    /// stages are timed into the metrics. With `keep_vector`, the query's vector comes
-    /// back too.
+    /// `f` run on the pool with a photo's bytes, their decode held against the byte
+    /// budget until it returns (what every photo search and embedding shares).
+    pub(super) async fn with_photo<T: Send + 'static>(
+        &self,
+        photo: Photo,
+        f: impl FnOnce(&Engine, &[u8]) -> crate::Result<T> + Send + 'static,
+    ) -> Result<T, AppError> {
+        let Photo { bytes, mut held } = photo;
+        if !held.grow(crate::preprocess::decode_cost(&bytes)) {
+            self.refused.note();
+            return Err(AppError::Busy);
+        }
+        let engine = self.engine.clone();
+        Ok(self
+            .pool
+            .run(move || {
+                let _held = held;
+                f(&engine, &bytes)
+            })
+            .await??)
+    }
+
+    /// Search with a photo on the pool ([`AppState::with_photo`]); its stages are timed
+    /// into the metrics. With `keep_vector`, the query's vector comes back too.
     pub(super) async fn search_photo(
         &self,
         photo: Photo,
         query: Query,
         keep_vector: bool,
     ) -> Result<(crate::engine::Answer, Option<Vec<f32>>), AppError> {
-        let Photo { bytes, mut held } = photo;
-        if !held.grow(crate::preprocess::decode_cost(&bytes)) {
-            self.refused.note();
-            return Err(AppError::Busy);
-        }
-        let engine = self.engine.clone();
         let (answer, vector) = self
-            .pool
-            .run(move || {
-                let _held = held;
-                let (answer, embedded) = engine.search_photo_embedded(&bytes, &query)?;
-                let vector = if keep_vector {
-                    Some(engine.compared_vector(&embedded, &query)?)
-                } else {
-                    None
-                };
-                Ok::<_, crate::Error>((answer, vector))
+            .with_photo(photo, move |engine, bytes| {
+                let (answer, embedded) = engine.search_photo_embedded(bytes, &query)?;
+                let vector = keep_vector.then(|| engine.compared_vector(&embedded, &query));
+                Ok((answer, vector.transpose()?))
             })
-            .await??;
+            .await?;
         self.metrics.stages(&answer.timing);
         Ok((answer, vector))
     }
 
     /// Every garment of a photo, each searched, on the pool (one slot for all: the
-    /// garments of one photo are searched one after the other), its decode held against
-    /// the byte budget as a photo search's is.
+    /// garments of one photo are searched one after the other), as
+    /// [`AppState::search_photo`] searches one.
     pub(super) async fn search_look(
         &self,
         photo: Photo,
         query: Query,
         keep_vector: bool,
     ) -> Result<(crate::engine::Look, Option<Vec<f32>>), AppError> {
-        let Photo { bytes, mut held } = photo;
-        if !held.grow(crate::preprocess::decode_cost(&bytes)) {
-            self.refused.note();
-            return Err(AppError::Busy);
-        }
-        let engine = self.engine.clone();
         let (look, vector) = self
-            .pool
-            .run(move || {
-                let _held = held;
-                let look = engine.search_look(&bytes, &query)?;
-                let vector = if keep_vector {
-                    Some(engine.compared_vector(&look.embedded, &query)?)
-                } else {
-                    None
-                };
-                Ok::<_, crate::Error>((look, vector))
+            .with_photo(photo, move |engine, bytes| {
+                let look = engine.search_look(bytes, &query)?;
+                let vector = keep_vector.then(|| engine.compared_vector(&look.embedded, &query));
+                Ok((look, vector.transpose()?))
             })
-            .await??;
+            .await?;
         self.metrics.stages(&look.answer.timing);
         Ok((look, vector))
     }

@@ -131,25 +131,14 @@ fn checked(name: &str, v: Option<f32>, lo: f32, hi: f32) -> Result<Option<f32>, 
 
 impl AppState {
     /// The vector a photo is searched by ([`crate::engine::Engine::compared_vector`]),
-    /// embedded on the pool, its decode held against the byte budget.
+    /// embedded on the pool ([`AppState::with_photo`]).
     async fn embed(&self, photo: Photo) -> Result<Vec<f32>, AppError> {
-        let Photo { bytes, mut held } = photo;
-        if !held.grow(crate::preprocess::decode_cost(&bytes)) {
-            self.refused.note();
-            return Err(AppError::Busy);
-        }
-        let engine = self.engine.clone();
         let (vector, timing) = self
-            .pool
-            .run(move || {
-                let _held = held;
-                let (embedded, timing) = engine.embed_photo(&bytes, &Query::default())?;
-                Ok::<_, crate::Error>((
-                    engine.compared_vector(&embedded, &Query::default())?,
-                    timing,
-                ))
+            .with_photo(photo, |engine, bytes| {
+                let (embedded, timing) = engine.embed_photo(bytes, &Query::default())?;
+                Ok((engine.compared_vector(&embedded, &Query::default())?, timing))
             })
-            .await??;
+            .await?;
         self.metrics.stages(&timing);
         Ok(vector)
     }

@@ -52,6 +52,16 @@ if (!fs.existsSync(CHROMIUM)) await fail(`no browser at ${CHROMIUM} (apt-get ins
 fs.mkdirSync(SHOTS_DIR, { recursive: true });
 
 /** Wait until the grid has re-rendered after `prevSeq`, is not busy, and all its card images loaded. */
+/** Drag the crop box's bottom-right handle up and left by `share` of the photo's frame. */
+async function dragCorner(page, share, steps) {
+  const frame = await page.locator('#crop-frame').boundingBox();
+  const h = await page.locator('.handle[data-h="se"]').boundingBox();
+  await page.mouse.move(h.x + h.width / 2, h.y + h.height / 2);
+  await page.mouse.down();
+  await page.mouse.move(h.x + h.width / 2 - frame.width * share, h.y + h.height / 2 - frame.height * share, { steps });
+  await page.mouse.up();
+}
+
 async function waitGrid(page, sel, prevSeq, { images = true, min = 1 } = {}) {
   await page.waitForFunction(({ sel, prevSeq, images, min }) => {
     const ul = document.querySelector(sel);
@@ -184,12 +194,7 @@ try {
 
     // Moving the crop box searches that crop alone (the server refuses a crop with all_garments).
     s = await seq(page, '#results');
-    const frame = await page.locator('#crop-frame').boundingBox();
-    const h = await page.locator('.handle[data-h="se"]').boundingBox();
-    await page.mouse.move(h.x + h.width / 2, h.y + h.height / 2);
-    await page.mouse.down();
-    await page.mouse.move(h.x + h.width / 2 - frame.width * 0.1, h.y + h.height / 2 - frame.height * 0.1, { steps: 4 });
-    await page.mouse.up();
+    await dragCorner(page, 0.1, 4);
     await waitGrid(page, '#results', s);
     const sent = await page.$eval('#results', (el) => ({ crop: el.dataset.crop, all: el.dataset.allGarments }));
     check(/^\d+,\d+,\d+,\d+$/.test(sent.crop || '') && sent.all === 'false', `the crop search sent crop="${sent.crop}", all_garments=${sent.all}`);
@@ -274,12 +279,8 @@ try {
   // 2. crop: drag the bottom-right handle up/left, then move the box
   log('2. drag the crop box');
   let s = await seq(page, '#results');
+  await dragCorner(page, 0.35, 6);
   const frame = await page.locator('#crop-frame').boundingBox();
-  const h = await page.locator('.handle[data-h="se"]').boundingBox();
-  await page.mouse.move(h.x + h.width / 2, h.y + h.height / 2);
-  await page.mouse.down();
-  await page.mouse.move(h.x + h.width / 2 - frame.width * 0.35, h.y + h.height / 2 - frame.height * 0.35, { steps: 6 });
-  await page.mouse.up();
   const box = await page.locator('#crop').boundingBox();
   await page.mouse.move(box.x + box.width / 2, box.y + box.height / 2);
   await page.mouse.down();
