@@ -37,6 +37,21 @@ fn an_outfit_photo_gives_every_garment_with_its_results() {
     for g in garments {
         assert_eq!(g["results"].as_array().unwrap().len(), 5, "{g}");
         assert!(g["box"]["w"].as_u64().unwrap() > 0, "{g}");
+        // Each garment's results are of its kind: the whole photo's search (tops and
+        // trousers) is no garment's, not even the shoes' it overlaps most.
+        let subs = match g["kind"].as_str().unwrap() {
+            "top" => "Topwear",
+            "bottom" => "Bottomwear",
+            "shoes" => "Shoes",
+            _ => "Headwear",
+        };
+        let of_kind = g["results"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter(|r| r["metadata"]["subCategory"] == subs)
+            .count();
+        assert!(of_kind >= 4, "{}: {of_kind} of 5 are {subs}: {g}", g["kind"]);
     }
     // The top level is the photo's own search, as without the flag.
     let plain = ok(&["search", "--index", index(), "--json", &query("outfit.jpg")]);

@@ -19,8 +19,11 @@ use crate::preprocess::{self, Crop};
 pub const FINDER_SIZE: u32 = 256;
 
 /// A found garment's square overlapping the square a photo's own search used this much
-/// (intersection over union) is the same garment.
-const SAME_GARMENT: f64 = 0.6;
+/// (intersection over union), when most of that search's results are of its kind, is
+/// the garment the search was about. A studio shot of a model is searched whole, and
+/// its square then covers far more than the garment (BENCHMARKS.md, "Every garment in
+/// a photo": worn apparel 0.888 at 0.6, 0.913 at 0.3).
+const SAME_GARMENT: f64 = 0.3;
 
 /// One garment of a photo and its results.
 #[derive(Debug, Clone)]
@@ -94,18 +97,21 @@ impl Engine {
         let find_ms = t3.elapsed().as_secs_f64() * 1e3;
         let (w, h) = img.dimensions();
         let searched = embedded.garment.unwrap_or(Crop { x: 0, y: 0, w, h });
-        // The garment the photo's own search was about: its vector is that search's.
+        // The garment the photo's own search was about: of the kind its results are, and
+        // overlapping what it searched; its vector is that search's. (Without the kind,
+        // a whole outfit's search, tops and trousers, was given to its shoes.)
         let own = found
             .iter()
             .map(|f| garment::iou(square_of(f, w, h), searched))
             .enumerate()
-            .filter(|&(_, o)| o >= SAME_GARMENT)
+            .filter(|&(i, o)| o >= SAME_GARMENT && answer_is_of_kind(&answer, found[i].kind))
             .max_by(|a, b| a.1.total_cmp(&b.1))
             .map(|(i, _)| i);
         let mut garments = Vec::with_capacity(found.len());
         for (i, f) in found.into_iter().enumerate() {
             let answer = if Some(i) == own {
-                // Its vector is the photo's own: searched again only for its kind.
+                // The photo's own search was about it: its vector is that search's,
+                // searched again only for its kind.
                 let qg = Query { filter: self.kind_filter(&f, q), ..q.clone() };
                 if qg.filter == q.filter {
                     answer.clone()
@@ -115,10 +121,14 @@ impl Engine {
             } else {
                 let t = Instant::now();
                 let crop = square_of(&f, w, h);
+                // The last-place rule hedges a whole snapshot's category against being
+                // wrong; a garment cut out by its kind is better served by the blend
+                // alone (measured: BENCHMARKS.md, "Every garment in a photo").
                 let qg = Query {
                     crop: Some(crop),
                     locate: Some(false),
                     filter: self.kind_filter(&f, q),
+                    keep_nearest: false,
                     ..q.clone()
                 };
                 let input = self.query_tensor(&img, &qg)?;
@@ -171,9 +181,79 @@ const SURE_OF_KIND: f32 = 0.85;
 /// The catalogue column a garment's kind is kept by.
 const SUB_CATEGORY: &str = "subCategory";
 
+/// A photo's own search was about a garment of a kind when at least this share of its
+/// results are of it: a whole outfit's search, a mix of tops and trousers, is about none
+/// (BENCHMARKS.md, "Every garment in a photo").
+const MOSTLY_OF_KIND: f64 = 0.8;
+
+/// Whether [`MOSTLY_OF_KIND`] of an answer's results (of those with a subCategory) are
+/// of `kind`; true when none has the column (nothing says otherwise).
+fn answer_is_of_kind(answer: &Answer, kind: Kind) -> bool {
+    let subs: Vec<&str> =
+        answer.hits.iter().filter_map(|h| h.metadata.get(SUB_CATEGORY)).map(|s| s.trim()).collect();
+    let of_kind = subs.iter().filter(|s| kind.sub_categories().contains(s)).count();
+    of_kind as f64 >= MOSTLY_OF_KIND * subs.len() as f64
+}
+
 /// The square a found garment is searched by.
 fn square_of(f: &Found, width: u32, height: u32) -> Crop {
     let r = f.region;
     let (x0, y0) = (f64::from(r.x), f64::from(r.y));
     garment::square_around((x0, y0, x0 + f64::from(r.w), y0 + f64::from(r.h)), width, height)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::index::Hit;
+
+    fn answer(subs: &[Option<&str>]) -> Answer {
+        let hits = subs
+            .iter()
+            .enumerate()
+            .map(|(i, s)| Hit {
+                id: i.to_string(),
+                score: 0.5,
+                metadata: s
+                    .map(|s| (SUB_CATEGORY.to_string(), s.to_string()))
+                    .into_iter()
+                    .collect(),
+            })
+            .collect();
+        Answer {
+            hits,
+            predicted: Vec::new(),
+            garment: None,
+            no_close_match: false,
+            timing: Timing::default(),
+        }
+    }
+
+    #[test]
+    fn an_answer_is_of_a_kind_when_four_results_in_five_are() {
+        let tops = answer(&[Some("Topwear"); 5]);
+        assert!(answer_is_of_kind(&tops, Kind::Top));
+        assert!(answer_is_of_kind(&tops, Kind::Outerwear), "outerwear is Topwear too");
+        assert!(!answer_is_of_kind(&tops, Kind::Shoes));
+        let four = answer(&[
+            Some("Topwear"),
+            Some("Topwear"),
+            Some("Topwear"),
+            Some("Topwear"),
+            Some("Bottomwear"),
+        ]);
+        assert!(answer_is_of_kind(&four, Kind::Top));
+        let mixed = answer(&[
+            Some("Topwear"),
+            Some("Topwear"),
+            Some("Bottomwear"),
+            Some("Topwear"),
+            Some("Bottomwear"),
+        ]);
+        assert!(!answer_is_of_kind(&mixed, Kind::Top) && !answer_is_of_kind(&mixed, Kind::Bottom));
+        // Sandals are shoes; results without the column do not count either way.
+        let shoes = answer(&[Some("Shoes"), Some("Sandal"), None, None, Some("Flip Flops")]);
+        assert!(answer_is_of_kind(&shoes, Kind::Shoes));
+        assert!(answer_is_of_kind(&answer(&[None, None]), Kind::Hat), "no column: nothing says no");
+    }
 }

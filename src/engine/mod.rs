@@ -112,7 +112,7 @@ pub struct Query {
     /// With category ranking, a snapshot's last place goes to the most similar item the
     /// places before do not show ([`category::keep_nearest`]); `false`: every place by
     /// blended score. A catalogue item's search (similar-to, leave-one-out, recommend)
-    /// never gets it.
+    /// and a garment cut from a look ([`Engine::search_look`]) never get it.
     pub keep_nearest: bool,
 }
 
