@@ -449,8 +449,6 @@ pub async fn serve(
     .await
 }
 
-/// Every `every`, load what other processes wrote to the index, so that several servers
-/// on one index answer alike and a write through one is seen by all.
 /// How long `/readyz` waits for the store before calling it unready.
 const READY_WITHIN: std::time::Duration = std::time::Duration::from_secs(2);
 
@@ -482,6 +480,8 @@ async fn readyz(State(state): State<Arc<AppState>>) -> Response {
     res
 }
 
+/// Every `every`, load what other processes wrote to the index, so that several servers
+/// on one index answer alike and a write through one is seen by all.
 async fn follow(state: Arc<AppState>, every: std::time::Duration) {
     let mut tick = tokio::time::interval(every);
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
