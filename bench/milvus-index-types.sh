@@ -22,6 +22,7 @@ bin=${BIN:-target/release/lookalike}
 out=target/bench/milvus-index-types
 mkdir -p "$out"
 . bench/milvus-server.sh
+. bench/ann-measure.sh
 all=("$photos"/*.jpg)
 some=("$photos"/0*.jpg)
 types=(${TYPES:-hnsw ivf_flat ivf_sq8})
@@ -30,28 +31,6 @@ for t in "${types[@]}"; do
   start=$SECONDS
   "$bin" index "$cat" --index "milvus://$addr/$coll" --milvus-index "$t" --json > "$out/index-$t.json"
   echo $((SECONDS - start)) > "$out/index-$t.seconds"
-  idx="milvus://$addr/$coll"
-  "$bin" search --index "$idx" --json -k 10 --ann "${all[@]}" > "$out/ann-$t.jsonl"
-  "$bin" search --index "$idx" --json -k 10 --exact "${all[@]}" > "$out/exact-$t.jsonl"
-  "$bin" bench query --repeat 5 --ann --index "$idx" "${some[@]}" > "$out/query-$t.json"
-  "$bin" bench query --repeat 5 --exact --index "$idx" "${some[@]}" > "$out/query-exact-$t.json"
+  measure "$t" "milvus://$addr/$coll"
 done
-python3 - "$out" "${types[@]}" <<'PY'
-import json, sys
-out = sys.argv[1]
-def lines(path):
-    return [json.loads(l) for l in open(path) if l.strip()]
-for name in sys.argv[2:]:
-    ann, exact = lines(f"{out}/ann-{name}.jsonl"), lines(f"{out}/exact-{name}.jsonl")
-    found = total = missed = 0
-    for a, e in zip(ann, exact):
-        want = {r["id"] for r in e["results"]}
-        got = {r["id"] for r in a["results"]} & want
-        found += len(got); total += len(want); missed += len(got) < len(want)
-    q = json.load(open(f"{out}/query-{name}.json"))
-    x = json.load(open(f"{out}/query-exact-{name}.json"))
-    secs = open(f"{out}/index-{name}.seconds").read().strip()
-    print(f"{name:9} index {secs} s  queries {len(ann)}  recall@10 {found / total:.4f} ({missed} with a miss)  "
-          f"ann search p50/p99 {q['search']['p50_ms']:.2f} / {q['search']['p99_ms']:.2f} ms  "
-          f"exact (in memory) p50/p99 {x['search']['p50_ms']:.2f} / {x['search']['p99_ms']:.2f} ms")
-PY
+summarise "${types[@]}"

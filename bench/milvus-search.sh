@@ -34,12 +34,7 @@ folder="$tmp/folder"
 "$bin" index "$cat" --index "milvus://$addr/$coll" --json > "$out/index-collection.json"
 all=("$photos"/*.jpg)
 some=("$photos"/0*.jpg)
-measure() { # NAME INDEX
-  "$bin" search --index "$2" --json -k 10 --ann "${all[@]}" > "$out/ann-$1.jsonl"
-  "$bin" search --index "$2" --json -k 10 --exact "${all[@]}" > "$out/exact-$1.jsonl"
-  "$bin" bench query --repeat 5 --ann --index "$2" "${some[@]}" > "$out/query-$1.json"
-  "$bin" bench query --repeat 5 --exact --index "$2" "${some[@]}" > "$out/query-exact-$1.json"
-}
+. bench/ann-measure.sh
 reindex() { # TYPE PARAMS
   env -u MILVUS_URI "$py" - "$addr" "$coll" "$1" "$2" <<'PY'
 import json, sys, time
@@ -65,22 +60,4 @@ if [ -z "${AS_INDEXED:-}" ]; then
   reindex FLAT '{}'; measure flat "milvus://$addr/$coll"
   names+=(hnsw ivf-flat flat)
 fi
-python3 - "$out" "${names[@]}" <<'PY'
-import json, sys
-out = sys.argv[1]
-def lines(path):
-    return [json.loads(l) for l in open(path) if l.strip()]
-for name in sys.argv[2:]:
-    ann, exact = lines(f"{out}/ann-{name}.jsonl"), lines(f"{out}/exact-{name}.jsonl")
-    found = total = missed = 0
-    for a, e in zip(ann, exact):
-        want = {r["id"] for r in e["results"]}
-        got = {r["id"] for r in a["results"]} & want
-        found += len(got); total += len(want); missed += len(got) < len(want)
-    q = json.load(open(f"{out}/query-{name}.json"))
-    x = json.load(open(f"{out}/query-exact-{name}.json"))
-    print(f"{name:16} queries {len(ann)}  recall@10 {found / total:.4f} ({missed} with a miss)  "
-          f"search p50/p99 {q['search']['p50_ms']:.2f} / {q['search']['p99_ms']:.2f} ms  "
-          f"query p50/p99 {q['total']['p50_ms']:.1f} / {q['total']['p99_ms']:.1f} ms  "
-          f"exact search p50/p99 {x['search']['p50_ms']:.2f} / {x['search']['p99_ms']:.2f} ms")
-PY
+summarise "${names[@]}"
