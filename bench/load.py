@@ -10,10 +10,17 @@ Starts the server itself (127.0.0.1, a free port) and an image server for the UR
 (127.0.0.1, another port, allowed to the server by --fetch-allow), runs for a bounded
 time, stops both, and prints one JSON object: status counts per kind of client, 5xx other
 than 503-with-Retry-After, p50/p99 of accepted searches, /healthz latency, the server's
-peak memory (VmHWM), how long idle bodies and slow clients were held. Shoppers and the
-/healthz probe connect from 127.0.0.1; each kind of attacker binds its own other loopback
-source addresses (127.0.0.2, 127.0.0.3, ...), so per-address limits are met as in the
-field. Every connection goes to loopback only. Standard library only.
+peak memory (VmHWM), how long idle bodies and slow clients were held. The /healthz probe
+connects from 127.0.0.1; shoppers from addresses of their own (four a household, from
+127.0.1.1 on); each kind of attacker binds its own other loopback source addresses
+(127.0.0.2, 127.0.0.3, ...), so per-address limits are met as in the field. Every
+connection goes to loopback only. Standard library only.
+
+The probe and the shoppers run in processes of their own (`--role`), so that what they
+time is the server's answer, not the wait of their thread for the interpreter lock among
+the attackers' ~1,300 threads. `--server-cpus` and `--client-cpus` pin the server and the
+load (every process of it) to CPUs of their own, as a load generator on another machine
+would be: on a 2-core machine, `--server-cpus 0 --client-cpus 1`.
 """
 import argparse
 import http.client
@@ -193,11 +200,69 @@ def addresses(first, n):
     return [f"127.0.{(first + i) // 256}.{(first + i) % 256}" for i in range(n)]
 
 
+def cpus(spec):
+    """A CPU list such as `0` or `0,2-3`, as a set."""
+    out = set()
+    for part in spec.split(","):
+        lo, _, hi = part.partition("-")
+        out.update(range(int(lo), int(hi or lo) + 1))
+    return out
+
+
+def probe_role(a):
+    """Time /healthz every 0.5 s for `--seconds`; print [[ok, ms], ...]."""
+    health = []
+    t_end = time.time() + a.seconds
+    while time.time() < t_end:
+        time.sleep(0.5)
+        health.append(healthz(a.port))
+    print(json.dumps(health))
+
+
+def shoppers_role(a):
+    """`--clients` shoppers uploading `--photos` for `--seconds`, four a household
+    address; print their [[tag, status, retry-after, ms], ...]."""
+    files = sorted(os.listdir(a.photos))[:200]
+    photos = [(f, open(os.path.join(a.photos, f), "rb").read()) for f in files]
+
+    def shopper(rng):
+        name, data = rng.choice(photos)
+        return ("/api/search", *multipart([("image", name, data)]))
+
+    homes = addresses(256 + 1, max(1, (a.clients + 3) // 4))
+    stop, lock, out = threading.Event(), threading.Lock(), []
+    threads = [threading.Thread(target=client, args=(a.port, shopper, stop, out, lock,
+                                                     f"shopper{i}", homes[i // 4]))
+               for i in range(a.clients)]
+    for t in threads:
+        t.start()
+    time.sleep(a.seconds)
+    stop.set()
+    for t in threads:
+        t.join(timeout=130)
+    with lock:
+        print(json.dumps(out))
+
+
+def role(name, a, port):
+    """This script again as a process of its own in role `name`."""
+    return subprocess.Popen(
+        [sys.executable, __file__, "--role", name, "--port", str(port), "--bin", a.bin,
+         "--index", a.index, "--photos", a.photos, "--seconds", str(a.seconds),
+         "--clients", str(a.clients)], stdout=subprocess.PIPE, text=True)
+
+
 def main():
     ap = argparse.ArgumentParser()
+    ap.add_argument("--role", choices=("probe", "shoppers"), help=argparse.SUPPRESS)
+    ap.add_argument("--port", type=int, help=argparse.SUPPRESS)
+    ap.add_argument("--server-cpus", help="pin the server to these CPUs (e.g. 0)")
+    ap.add_argument("--client-cpus", help="pin the load (shoppers, attackers, probe) to these CPUs")
     ap.add_argument("--bin", required=True)
     ap.add_argument("--index", required=True)
     ap.add_argument("--photos", required=True, help="folder of real photos to upload")
+    ap.add_argument("--ids", help="folder whose file names are the index's ids, for the id "
+                    "flood (default: --photos)")
     ap.add_argument("--bomb", default="tests/fixtures/hostile/bomb.png")
     ap.add_argument("--seconds", type=float, default=60)
     ap.add_argument("--clients", type=int, default=64, help="honest shoppers")
@@ -213,6 +278,13 @@ def main():
     ap.add_argument("--serve-arg", action="append", default=[],
                     help="another argument for `serve` (repeatable)")
     a = ap.parse_args()
+    if a.role == "probe":
+        return probe_role(a)
+    if a.role == "shoppers":
+        return shoppers_role(a)
+    if a.client_cpus:
+        os.sched_setaffinity(0, cpus(a.client_cpus))
+    server_cpus = cpus(a.server_cpus) if a.server_cpus else None
 
     big = b"\xff\xd8\xff" + bytes(20 * 1024 * 1024 - 3 - 64 * 1024)
     images = image_server(big)
@@ -220,7 +292,8 @@ def main():
     server = subprocess.Popen(
         [a.bin, "serve", "--index", a.index, "--addr", f"127.0.0.1:{port}",
          "--fetch-allow", "127.0.0.1/32", "--follow-interval", "0"] + a.serve_arg,
-        stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+        stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True,
+        preexec_fn=(lambda: os.sched_setaffinity(0, server_cpus)) if server_cpus else None)
     deadline = time.time() + 120
     while not healthz(port)[0]:
         if time.time() > deadline or server.poll() is not None:
@@ -230,15 +303,10 @@ def main():
     log = []
     threading.Thread(target=lambda: log.extend(server.stderr), daemon=True).start()
 
-    files = sorted(os.listdir(a.photos))[:200]
-    photos = [(f, open(os.path.join(a.photos, f), "rb").read()) for f in files]
     bomb = open(a.bomb, "rb").read()
-    ids = [os.path.splitext(f)[0] for f in files]
+    # The id flood asks for items the index holds, so that each entry is a real search.
+    ids = [os.path.splitext(f)[0] for f in sorted(os.listdir(a.ids or a.photos))[:1000]]
     image_url = f"http://127.0.0.1:{images.server_address[1]}/big.jpg".encode()
-
-    def shopper(rng):
-        name, data = rng.choice(photos)
-        return ("/api/search", *multipart([("image", name, data)]))
 
     def bomber(_rng):
         return ("/api/search", *multipart([("image", "bomb.png", bomb)]))
@@ -254,9 +322,7 @@ def main():
         return ("/api/search", *multipart([("image", "big.jpg", big)]))
 
     stop, lock, out, slow_done, idle_held = (threading.Event(), threading.Lock(), [], [], [])
-    threads = [threading.Thread(target=client, args=(port, shopper, stop, out, lock,
-                                                     f"shopper{i}", "127.0.0.1"))
-               for i in range(a.clients)]
+    threads = []
     # Attackers: each kind from addresses of its own, none from 127.0.0.1.
     kinds = [("bomb", bomber, a.bombers), ("batch_urls", batch_of_urls, a.batch_flooders),
              ("batch_ids", batch_of_ids, a.id_flooders), ("upload", upload_20mb, a.upload_flooders)]
@@ -274,14 +340,13 @@ def main():
     idle_sources = addresses(first, max(1, (a.idle + 31) // 32))
     threads.append(threading.Thread(target=idle_bodies,
                                     args=(port, a.idle, idle_sources, stop, idle_held)))
+    probe, shoppers = role("probe", a, port), role("shoppers", a, port)
     for t in threads:
         t.start()
-    health = []
-    t_end = time.time() + a.seconds
-    while time.time() < t_end:
-        time.sleep(0.5)
-        health.append(healthz(port))
+    time.sleep(a.seconds)
     stop.set()
+    health = json.loads(probe.communicate()[0])
+    out.extend(tuple(r) for r in json.loads(shoppers.communicate()[0]))
     for t in threads:
         t.join(timeout=130)
     peak = vm_hwm_mb(server.pid)
@@ -307,6 +372,7 @@ def main():
         "seconds": a.seconds, "clients": a.clients, "bombers": a.bombers, "slow_clients": a.slow,
         "idle_bodies": a.idle, "batch_flooders": a.batch_flooders, "id_flooders": a.id_flooders,
         "upload_flooders": a.upload_flooders, "serve_args": a.serve_arg,
+        "server_cpus": a.server_cpus, "client_cpus": a.client_cpus,
         "requests": len(out), "statuses": statuses,
         "bad_5xx_or_errors": len(bad), "bad_by_kind": bad_kinds,
         "searches_ok": len(accepted),

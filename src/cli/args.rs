@@ -518,8 +518,10 @@ pub struct ServeArgs {
     /// Searches waiting for a thread; one more is answered 503 with Retry-After at once.
     #[arg(long, value_name = "N", default_value_t = 64, alias = "max-inflight")]
     pub queue: usize,
-    /// Seconds a search may wait in the queue; one that waited longer gets 503.
-    #[arg(long, value_name = "SECONDS", default_value_t = 1.0, value_parser = parse_limit)]
+    /// Seconds a search may wait in the queue: one that the searches already waiting
+    /// would keep longer gets 503 at once, and one that waited longer all the same gets
+    /// 503 when its turn comes.
+    #[arg(long, value_name = "SECONDS", default_value_t = 0.5, value_parser = parse_limit)]
     pub queue_wait: f64,
     /// Seconds a connection has to send a request's headers, and may sit idle between
     /// requests, before it is closed.
@@ -545,6 +547,10 @@ pub struct ServeArgs {
     /// Connections one client address may hold open; more are closed as they arrive.
     #[arg(long, value_name = "N", default_value_t = 64)]
     pub max_connections_per_address: usize,
+    /// Connections the system may hold made but not yet taken in (the listen backlog,
+    /// at most the kernel's somaxconn).
+    #[arg(long, value_name = "N", default_value_t = 4096)]
+    pub listen_backlog: u32,
     /// MB that upload bodies (counted three times: the body, the form parser's buffer, a
     /// field's copy), photos fetched by URL (twice) and decodes may hold together; a
     /// request past it gets 503.

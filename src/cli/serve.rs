@@ -23,6 +23,7 @@ pub fn run(a: ServeArgs) -> anyhow::Result<ExitCode> {
     opts.max_connections = a.max_connections;
     opts.reserved_connections = a.reserved_connections;
     opts.max_connections_per_address = a.max_connections_per_address;
+    opts.listen_backlog = a.listen_backlog;
     opts.memory_budget = a.memory_budget_mb.saturating_mul(1024 * 1024);
     opts.max_fetches = a.max_fetches;
     opts.search_niceness = a.search_niceness;

@@ -36,8 +36,14 @@ pub(super) enum Allowance {
 struct Open {
     general: usize,
     reserve: usize,
-    by_address: HashMap<IpAddr, usize>,
+    /// Per client address: its connections of both allowances, and of the reserve.
+    by_address: HashMap<IpAddr, (usize, usize)>,
 }
+
+/// Reserve connections one client address may hold at once. A probe needs one at a time;
+/// without a cap, a crowd past the general allowance would take every reserve place,
+/// each for as long as reading its head takes, and the probe would find none.
+pub const RESERVE_PER_ADDRESS: usize = 2;
 
 /// The server's open connections, counted by allowance and by client address.
 pub(super) struct Connections {
@@ -72,19 +78,24 @@ impl Connections {
         // An IPv4 client seen through an IPv6 socket is the same client.
         let address = address.to_canonical();
         let mut open = self.open.lock().unwrap_or_else(PoisonError::into_inner);
-        if open.by_address.get(&address).copied().unwrap_or(0) >= self.per_address {
+        let (all, reserve) = open.by_address.get(&address).copied().unwrap_or((0, 0));
+        if all >= self.per_address {
             return None;
         }
         let allowance = if open.general < self.general {
             open.general += 1;
             Allowance::General
-        } else if open.reserve < self.reserve {
+        } else if open.reserve < self.reserve && reserve < RESERVE_PER_ADDRESS {
             open.reserve += 1;
             Allowance::Reserve
         } else {
             return None;
         };
-        *open.by_address.entry(address).or_insert(0) += 1;
+        let held = open.by_address.entry(address).or_insert((0, 0));
+        held.0 += 1;
+        if allowance == Allowance::Reserve {
+            held.1 += 1;
+        }
         Some(Ticket { gate: self.clone(), address, allowance })
     }
 
@@ -98,13 +109,17 @@ impl Connections {
 impl Drop for Ticket {
     fn drop(&mut self) {
         let mut open = self.gate.open.lock().unwrap_or_else(PoisonError::into_inner);
+        let reserve = self.allowance == Allowance::Reserve;
         match self.allowance {
             Allowance::General => open.general -= 1,
             Allowance::Reserve => open.reserve -= 1,
         }
-        if let Some(n) = open.by_address.get_mut(&self.address) {
-            *n -= 1;
-            if *n == 0 {
+        if let Some(held) = open.by_address.get_mut(&self.address) {
+            held.0 -= 1;
+            if reserve {
+                held.1 -= 1;
+            }
+            if held.0 == 0 {
                 // Addresses come and go: the map holds only those with connections open.
                 open.by_address.remove(&self.address);
             }
@@ -167,6 +182,24 @@ pub(super) struct Pool {
     queue: Option<crossbeam_channel::Sender<Job>>,
     wait: Duration,
     workers: usize,
+    /// How long a job holds a thread, in microseconds (a moving average of the jobs
+    /// run): what the jobs already waiting will cost a new one.
+    service_us: Arc<AtomicU64>,
+}
+
+/// The weight of the newest job's time in [`Pool`]'s moving average.
+const SERVICE_WEIGHT: f64 = 0.2;
+
+/// Fold one job's time into the moving average of `service_us` (the first sets it).
+fn record_service(service_us: &AtomicU64, took: Duration) {
+    let took = took.as_micros().min(u128::from(u64::MAX)) as u64;
+    let _ = service_us.fetch_update(Ordering::AcqRel, Ordering::Acquire, |mean| {
+        Some(if mean == 0 {
+            took.max(1)
+        } else {
+            ((1.0 - SERVICE_WEIGHT) * mean as f64 + SERVICE_WEIGHT * took as f64) as u64
+        })
+    });
 }
 
 /// How much lower than the connection threads' the search threads' scheduling priority
@@ -219,16 +252,33 @@ impl Pool {
             }
         }
         // Without a thread nothing queued would ever run: every search is then refused.
-        Self { queue: (started > 0).then_some(tx), wait, workers: started }
+        Self {
+            queue: (started > 0).then_some(tx),
+            wait,
+            workers: started,
+            service_us: Arc::new(AtomicU64::new(0)),
+        }
+    }
+
+    /// How long a job queued now would wait for a thread: the jobs already waiting,
+    /// shared over the threads, at the mean time a job takes. Zero with none waiting, so
+    /// that a job as long as the queue wait itself is still taken when the queue is empty.
+    fn expected_wait(&self, waiting: usize) -> Duration {
+        let mean = self.service_us.load(Ordering::Acquire);
+        let us = mean.saturating_mul(waiting as u64) / self.workers.max(1) as u64;
+        Duration::from_micros(us)
     }
 
     pub(super) fn workers(&self) -> usize {
         self.workers
     }
 
-    /// Run `f` on a pool thread. Refused at once (`Busy`) when the queue is full, and
-    /// when it has waited past the queue wait by the time a thread takes it; not run at
-    /// all when the caller stopped waiting (the request's client went away).
+    /// Run `f` on a pool thread. Refused at once (`Busy`) when the queue is full or the
+    /// jobs already waiting would keep it past the queue wait (by the mean time a job
+    /// takes), and when it has waited past the queue wait by the time a thread takes it
+    /// all the same; not run at all when the caller stopped waiting (the request's client
+    /// went away). So an accepted search waits at most about the queue wait, and the
+    /// rest are told at once rather than after waiting for it.
     pub(super) async fn run<T: Send + 'static>(
         &self,
         f: impl FnOnce() -> T + Send + 'static,
@@ -240,6 +290,10 @@ impl Pool {
         let (tx, rx) = tokio::sync::oneshot::channel::<Result<T, AppError>>();
         let queued = Instant::now();
         let wait = self.wait;
+        if self.expected_wait(queue.len()) > wait {
+            return Err(AppError::Busy);
+        }
+        let service_us = self.service_us.clone();
         let job: Job = Box::new(move || {
             if tx.is_closed() {
                 return;
@@ -248,8 +302,10 @@ impl Pool {
                 let _ = tx.send(Err(AppError::Busy));
                 return;
             }
+            let started = Instant::now();
             let out = std::panic::catch_unwind(std::panic::AssertUnwindSafe(f))
                 .map_err(|_| AppError::Internal("a search panicked".into()));
+            record_service(&service_us, started.elapsed());
             let _ = tx.send(out);
         });
         queue.try_send(job).map_err(|_| AppError::Busy)?;
@@ -285,6 +341,24 @@ mod tests {
         drop((second, reserve));
         assert_eq!(gate.open(), 0);
         assert!(gate.open.lock().unwrap().by_address.is_empty());
+    }
+
+    #[test]
+    fn an_address_holds_at_most_two_reserve_places_so_a_probe_from_another_finds_one() {
+        let gate = Connections::new(1, 8, 64);
+        let (crowd, probe): (IpAddr, IpAddr) =
+            ("127.0.0.2".parse().unwrap(), "127.0.0.3".parse().unwrap());
+        let general = gate.admit(crowd).unwrap();
+        let first = gate.admit(crowd).unwrap();
+        let second = gate.admit(crowd).unwrap();
+        assert_eq!((first.allowance, second.allowance), (Allowance::Reserve, Allowance::Reserve));
+        assert!(gate.admit(crowd).is_none(), "a third reserve place for one address");
+        let probed = gate.admit(probe).unwrap();
+        assert_eq!(probed.allowance, Allowance::Reserve);
+        // A place given back is the address's again.
+        drop(first);
+        assert_eq!(gate.admit(crowd).unwrap().allowance, Allowance::Reserve);
+        drop((general, second, probed));
     }
 
     #[test]
@@ -336,6 +410,43 @@ mod tests {
             tokio::time::sleep(Duration::from_millis(10)).await;
         }
         (release, busy)
+    }
+
+    #[tokio::test]
+    async fn the_pool_refuses_at_once_what_the_waiting_jobs_would_keep_past_the_queue_wait() {
+        let wait = Duration::from_millis(100);
+        let pool = Arc::new(Pool::new(1, 8, wait, 0));
+        // One job of 300 ms teaches the pool what a job takes.
+        pool.run(|| std::thread::sleep(Duration::from_millis(300))).await.unwrap();
+        assert!(pool.expected_wait(1) >= Duration::from_millis(300));
+        assert_eq!(pool.expected_wait(0), Duration::ZERO);
+        let (release, busy) = occupy(&pool).await;
+        // Nothing waits yet: the first job is queued, whatever a job takes.
+        let first = {
+            let pool = pool.clone();
+            tokio::spawn(async move { pool.run(|| 1).await })
+        };
+        while pool.queue.as_ref().unwrap().is_empty() {
+            tokio::time::sleep(Duration::from_millis(5)).await;
+        }
+        // One job waits, worth 300 ms against a wait of 100: refused without queueing,
+        // though the queue has room for 7 more.
+        assert!(matches!(pool.run(|| 2).await, Err(AppError::Busy)));
+        assert_eq!(pool.queue.as_ref().unwrap().len(), 1, "the refused job was not queued");
+        release.send(()).unwrap();
+        assert!(busy.await.unwrap().unwrap());
+        let _ = first.await.unwrap();
+        // With the queue empty again, a job is taken.
+        assert_eq!(pool.run(|| 3).await.unwrap(), 3);
+    }
+
+    #[test]
+    fn a_jobs_time_is_a_moving_average() {
+        let mean = AtomicU64::new(0);
+        record_service(&mean, Duration::from_millis(100));
+        assert_eq!(mean.load(Ordering::Acquire), 100_000, "the first job sets it");
+        record_service(&mean, Duration::from_millis(200));
+        assert_eq!(mean.load(Ordering::Acquire), 120_000);
     }
 
     #[tokio::test]

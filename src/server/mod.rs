@@ -87,8 +87,9 @@ pub struct ServeOptions {
     /// Bearer token the write endpoints (`POST /api/items`, `DELETE /api/items/{id}`)
     /// require; `None` (or empty) disables them.
     pub admin_token: Option<String>,
-    /// How long a search may wait in the queue; one that waited longer is answered 503
-    /// when its turn comes, not run.
+    /// How long a search may wait in the queue: one that the searches already waiting
+    /// would keep longer is answered 503 at once, one that waited longer all the same is
+    /// answered 503 when its turn comes, not run.
     pub queue_wait: std::time::Duration,
     /// A connection must send a request's headers within this, or it is closed; also how
     /// long a connection may sit idle between requests.
@@ -107,6 +108,8 @@ pub struct ServeOptions {
     pub reserved_connections: usize,
     /// Connections one client address may hold open; more are closed as they arrive.
     pub max_connections_per_address: usize,
+    /// Connections the system may hold made but not yet taken in ([`listen`]).
+    pub listen_backlog: u32,
     /// Bytes that upload bodies, photos fetched by URL and decodes may hold together;
     /// a request that would go past it gets 503.
     pub memory_budget: u64,
@@ -130,7 +133,7 @@ impl Default for ServeOptions {
             workers: 0,
             queue: 64,
             admin_token: None,
-            queue_wait: std::time::Duration::from_secs(1),
+            queue_wait: std::time::Duration::from_millis(500),
             header_timeout: std::time::Duration::from_secs(10),
             body_idle_timeout: std::time::Duration::from_secs(10),
             body_grace: std::time::Duration::from_secs(10),
@@ -138,6 +141,7 @@ impl Default for ServeOptions {
             max_connections: 1024,
             reserved_connections: 128,
             max_connections_per_address: 64,
+            listen_backlog: 4096,
             memory_budget: 512 * 1024 * 1024,
             max_fetches: 16,
             search_niceness: SEARCH_NICENESS,
@@ -442,11 +446,40 @@ pub async fn serve(
         budget_mb = opts.memory_budget >> 20,
         "searches run on the pool"
     );
-    let listener = tokio::net::TcpListener::bind(addr).await?;
-    serve_on(listener, state, &opts, async {
-        let _ = tokio::signal::ctrl_c().await;
-    })
-    .await
+    let listener = listen(addr, opts.listen_backlog)?;
+    // The loop runs on a worker thread rather than on the thread that waits for it, so
+    // that the task it starts for a connection goes first in that worker's queue
+    // (tokio's LIFO slot) instead of to the shared queue behind every task a crowd keeps
+    // busy: a probe's head is read as soon as it arrives.
+    let running = tokio::spawn(async move {
+        serve_on(listener, state, &opts, async {
+            let _ = tokio::signal::ctrl_c().await;
+        })
+        .await
+    });
+    running.await.map_err(std::io::Error::other)?
+}
+
+/// A listening socket on `addr` whose queue of connections made but not yet taken in
+/// holds `backlog`. Connections past the allowances are closed as they come, and their
+/// clients may come straight back: with the usual 1,024, such a crowd fills the queue,
+/// and the kernel then drops every new connection's first packet, the health probe's
+/// too, which is sent again only after a second (measured: `/healthz` p99 of 1.05 s,
+/// BENCHMARKS "Admission under attack"). The kernel caps it at its somaxconn.
+pub fn listen(
+    addr: std::net::SocketAddr,
+    backlog: u32,
+) -> std::io::Result<tokio::net::TcpListener> {
+    let socket = if addr.is_ipv4() {
+        tokio::net::TcpSocket::new_v4()?
+    } else {
+        tokio::net::TcpSocket::new_v6()?
+    };
+    // As `TcpListener::bind` does: a restarted server can take its port back at once.
+    #[cfg(unix)]
+    socket.set_reuseaddr(true)?;
+    socket.bind(addr)?;
+    socket.listen(backlog.max(1))
 }
 
 /// How long `/readyz` waits for the store before calling it unready.
