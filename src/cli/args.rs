@@ -554,7 +554,7 @@ pub struct ServeArgs {
     /// MB that upload bodies (counted three times: the body, the form parser's buffer, a
     /// field's copy), photos fetched by URL (twice) and decodes may hold together; a
     /// request past it gets 503.
-    #[arg(long, value_name = "MB", default_value_t = 512)]
+    #[arg(long, value_name = "MB", default_value_t = 384)]
     pub memory_budget_mb: u64,
     /// Photos fetched by URL at once, over all requests (one more waits up to
     /// --queue-wait, then gets 503).

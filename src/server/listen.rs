@@ -3,7 +3,8 @@
 //! `/healthz` and `/metrics`, capped per client address), must send its first request's
 //! head within the header timeout (read here, `head.rs`, so that a head too long for
 //! hyper gets a JSON answer), and is then served by hyper, whose header timeout also
-//! closes a connection left idle between requests.
+//! closes a connection left idle between requests. Reserve connections are served on a
+//! thread of their own ([`ProbeLane`]).
 
 use super::admission::{Allowance, Connections, Ticket};
 use super::*;
@@ -11,6 +12,72 @@ use super::*;
 /// A reserve connection must say what it wants within this (or the header timeout, if
 /// shorter): the reserve is small, and a probe sends its few bytes at once.
 const RESERVE_HEAD_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(2);
+
+/// A thread of its own, with its own runtime, for the connections let in on the reserve
+/// (only probes are answered there). The reserve is used when a crowd holds the general
+/// allowance, and then the general runtime's threads are busy with that crowd's bytes: on
+/// them a probe waited its turn behind the crowd's tasks (and for their I/O to be polled).
+/// On this lane it waits only for the processor, as a thread that mostly sleeps and so is
+/// scheduled at once when it wakes.
+struct ProbeLane {
+    handle: tokio::runtime::Handle,
+    stop: Option<tokio::sync::oneshot::Sender<()>>,
+}
+
+/// A connection's service, started on whichever runtime takes it.
+type Serving = std::pin::Pin<Box<dyn std::future::Future<Output = ()> + Send>>;
+
+impl ProbeLane {
+    /// The lane, or `None` when its thread or runtime cannot start (reserve connections
+    /// are then served with the others).
+    fn start() -> Option<Self> {
+        let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build();
+        let runtime = match runtime {
+            Ok(r) => r,
+            Err(e) => {
+                tracing::warn!(%e, "the probes' runtime did not start");
+                return None;
+            }
+        };
+        let handle = runtime.handle().clone();
+        let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+        let spawned =
+            std::thread::Builder::new().name("lookalike-probes".into()).spawn(move || {
+                runtime.block_on(async {
+                    let _ = stopped.await;
+                });
+            });
+        if let Err(e) = spawned {
+            tracing::warn!(%e, "the probes' thread did not start");
+            return None;
+        }
+        Some(Self { handle, stop: Some(stop) })
+    }
+
+    /// Serve `stream` on the lane: moved off the general runtime's reactor onto the
+    /// lane's, so that its reads are woken there too.
+    fn serve(
+        &self,
+        stream: tokio::net::TcpStream,
+        serve: impl FnOnce(tokio::net::TcpStream) -> Serving + Send + 'static,
+    ) {
+        let Ok(stream) = stream.into_std() else { return };
+        self.handle.spawn(async move {
+            if let Ok(stream) = tokio::net::TcpStream::from_std(stream) {
+                serve(stream).await;
+            }
+        });
+    }
+}
+
+impl Drop for ProbeLane {
+    fn drop(&mut self) {
+        // Its runtime ends with its thread; connections still on it are dropped.
+        if let Some(stop) = self.stop.take() {
+            let _ = stop.send(());
+        }
+    }
+}
 
 /// Serve on `listener` until `shutdown` completes; then requests in flight get a few
 /// seconds to finish.
@@ -28,6 +95,7 @@ pub async fn serve_on(
         opts.max_connections_per_address,
     );
     let header_timeout = opts.header_timeout;
+    let lane = ProbeLane::start();
     tokio::pin!(shutdown);
     loop {
         let (stream, peer) = tokio::select! {
@@ -52,6 +120,12 @@ pub async fn serve_on(
         };
         let service = hyper_util::service::TowerToHyperService::new(router.clone());
         let state = state.clone();
+        if let Some(lane) = lane.as_ref().filter(|_| ticket.allowance == Allowance::Reserve) {
+            lane.serve(stream, move |stream| {
+                Box::pin(connection(stream, peer, ticket, service, header_timeout, state))
+            });
+            continue;
+        }
         tokio::spawn(connection(stream, peer, ticket, service, header_timeout, state));
     }
     if let Some(f) = follower {

@@ -142,7 +142,7 @@ impl Default for ServeOptions {
             reserved_connections: 128,
             max_connections_per_address: 64,
             listen_backlog: 4096,
-            memory_budget: 512 * 1024 * 1024,
+            memory_budget: 384 * 1024 * 1024,
             max_fetches: 16,
             search_niceness: SEARCH_NICENESS,
             fetch: crate::fetch::FetchOptions::default(),
