@@ -192,6 +192,59 @@ pub const FASHION_2: &str = "lookalike-fashion-2";
 /// Full name of the first fashion model (training run r1), the default before r2.
 pub const FASHION_1: &str = "lookalike-fashion";
 
+/// Which model embeds query photos, for an index whose model has an int8 twin.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum QueryPrecision {
+    /// The twin where the processor runs int8 fast (x86-64 with AVX-512 VNNI or AVX-VNNI)
+    /// and ONNX Runtime runs the model; the index's own model elsewhere.
+    #[default]
+    Auto,
+    /// The index's own model, as it embedded the catalogue.
+    Fp32,
+    /// The twin, wherever it can run.
+    Int8,
+}
+
+impl std::str::FromStr for QueryPrecision {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        match s.to_ascii_lowercase().as_str() {
+            "auto" => Ok(Self::Auto),
+            "fp32" => Ok(Self::Fp32),
+            "int8" => Ok(Self::Int8),
+            other => Err(format!("unknown query precision '{other}' (auto, fp32, int8)")),
+        }
+    }
+}
+
+/// The floor of queries embedded by [`FASHION`]'s int8 twin against its fp32 catalogue
+/// vectors (bench/close_match.py with `--query-precision int8`: 0.70, where fp32 queries
+/// give 0.71).
+pub const TWIN_QUERIES_CLOSE_MATCH: f32 = 0.70;
+
+/// The built-in int8 twin of the built-in model `name` (by its full name), whose
+/// embeddings stand for the model's own: queries it embeds are searched among the
+/// catalogue's fp32 vectors (street photos: precision@5 0.0040 below fp32 queries, at
+/// 0.7x the model's time; BENCHMARKS.md "Queries in int8").
+pub fn query_twin(name: &str) -> Option<&'static str> {
+    (name == FASHION).then_some(FASHION_INT8)
+}
+
+/// Whether this processor runs int8 models fast: x86-64 with AVX-512 VNNI or AVX-VNNI
+/// (int8 dot products in one instruction). Without them ONNX Runtime's int8 kernels
+/// gain little over fp32, and the twin would cost precision for nothing.
+pub fn int8_is_fast() -> bool {
+    #[cfg(target_arch = "x86_64")]
+    {
+        std::arch::is_x86_feature_detected!("avx512vnni")
+            || std::arch::is_x86_feature_detected!("avxvnni")
+    }
+    #[cfg(not(target_arch = "x86_64"))]
+    {
+        false
+    }
+}
+
 /// Folders searched for the built-in ONNX files, in order.
 pub fn builtin_dirs() -> Vec<PathBuf> {
     let mut dirs = Vec::new();
@@ -348,6 +401,17 @@ impl ResolvedModel {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn only_r3_has_an_int8_twin_and_query_precisions_parse() {
+        assert_eq!(query_twin(FASHION), Some(FASHION_INT8));
+        assert_eq!(query_twin(FASHION_2), None);
+        assert_eq!(query_twin(FASHION_INT8), None);
+        assert_eq!("INT8".parse::<QueryPrecision>(), Ok(QueryPrecision::Int8));
+        assert_eq!("fp32".parse::<QueryPrecision>(), Ok(QueryPrecision::Fp32));
+        assert_eq!("auto".parse::<QueryPrecision>(), Ok(QueryPrecision::Auto));
+        assert!("int4".parse::<QueryPrecision>().unwrap_err().contains("auto, fp32, int8"));
+    }
 
     #[test]
     fn builtin_names_resolve_to_specs() {

@@ -57,19 +57,35 @@ const GOLDEN: &[(&str, [&str; 5])] = &[
     ("hat.jpg", ["1018", "1193", "1275", "1095", "1089"]),
 ];
 
+/// The same photos embedded by r3's int8 twin (`--query-precision int8`, what `auto`
+/// picks on a CPU with VNNI) against the same fp32 catalogue vectors: the T-shirt's two
+/// best trade places, the shoes' and the hat's last places differ.
+const GOLDEN_INT8: &[(&str, [&str; 5])] = &[
+    ("tshirt.jpg", ["1172", "1295", "1309", "1345", "1027"]),
+    ("shoes.jpg", ["1087", "1006", "1200", "1136", "1129"]),
+    ("dress.jpg", ["1047", "1266", "1059", "1262", "1180"]),
+    ("hat.jpg", ["1018", "1193", "1095", "1275", "1089"]),
+];
+
 #[test]
 fn golden_queries_return_the_expected_top_5() {
-    let queries: Vec<String> =
-        GOLDEN.iter().map(|(f, _)| p(&fixture(&format!("queries/{f}"))).to_string()).collect();
-    let mut args: Vec<&str> = vec!["-k", "5"];
-    args.extend(queries.iter().map(String::as_str));
-    let results = search_json(&args);
-    assert_eq!(results.len(), GOLDEN.len(), "one JSON line per query");
-    let mut report = String::new();
-    for ((file, want), got) in GOLDEN.iter().zip(&results) {
-        let got = ids(got);
-        report.push_str(&format!("    (\"{file}\", {got:?}),\n"));
-        assert_eq!(got, want.to_vec(), "golden top-5 of {file}; all results:\n{report}");
+    for (precision, golden) in [("fp32", GOLDEN), ("int8", GOLDEN_INT8)] {
+        let queries: Vec<String> =
+            golden.iter().map(|(f, _)| p(&fixture(&format!("queries/{f}"))).to_string()).collect();
+        let mut args: Vec<&str> = vec!["-k", "5", "--query-precision", precision];
+        args.extend(queries.iter().map(String::as_str));
+        let results = search_json(&args);
+        assert_eq!(results.len(), golden.len(), "one JSON line per query");
+        let mut report = String::new();
+        for ((file, want), got) in golden.iter().zip(&results) {
+            let got = ids(got);
+            report.push_str(&format!("    (\"{file}\", {got:?}),\n"));
+            assert_eq!(
+                got,
+                want.to_vec(),
+                "golden top-5 of {file} ({precision}); all results:\n{report}"
+            );
+        }
     }
 }
 

@@ -475,3 +475,40 @@ fn the_int8_variant_and_r3_embed_a_photo_alike() {
         }
     }
 }
+
+/// Query photos are embedded by r3's int8 twin or by r3 itself (`--query-precision`),
+/// against the same fp32 catalogue vectors: each garment is named alike and finds mostly
+/// the same items either way (issue 31); an index of a model without a twin refuses
+/// `int8`, and `fp32` is always there.
+#[test]
+fn query_photos_are_embedded_by_the_int8_twin_or_by_the_model_alike() {
+    require_ort();
+    let ids = |r: &Value| -> Vec<String> {
+        r["results"].as_array().unwrap().iter().map(|h| h["id"].to_string()).collect()
+    };
+    for (file, kind) in KINDS {
+        let q = query(file);
+        let at = |precision: &str| {
+            let mut args = vec![q.as_str(), "--query-precision", precision];
+            args.extend_from_slice(as_searched(file));
+            search(&args).remove(0)
+        };
+        let (fp32, int8) = (at("fp32"), at("int8"));
+        assert_eq!(fp32["predicted"][0]["value"], kind, "{file}: {fp32}");
+        assert_eq!(int8["predicted"][0]["value"], kind, "{file}: {int8}");
+        let (a, b) = (ids(&fp32), ids(&int8));
+        let shared = a.iter().filter(|id| b.contains(id)).count();
+        assert!(shared >= 3, "{file}: {a:?} against {b:?}");
+        // Each one's best is among the other's five.
+        assert!(b.contains(&a[0]) && a.contains(&b[0]), "{file}: {a:?} against {b:?}");
+    }
+    let lite0 = crate::common::fixtures::sample_lite0_index().path();
+    let q = query("shoes.jpg");
+    let out = lookalike(&["search", "--index", lite0, &q, "--query-precision", "int8"]);
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "{err}");
+    assert!(err.contains("no int8 twin") && err.contains("efficientnet-lite0"), "{err}");
+    ok(&["search", "--index", lite0, &q, "--query-precision", "fp32"]);
+    let out = lookalike(&["search", "--index", index(), &q, "--query-precision", "int4"]);
+    assert!(String::from_utf8_lossy(&out.stderr).contains("auto, fp32, int8"), "{out:?}");
+}

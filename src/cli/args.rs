@@ -6,6 +6,7 @@ use clap::{Args, Parser, Subcommand};
 use lookalike::embed::BackendKind;
 use lookalike::index::SearchMode;
 use lookalike::location::Location;
+use lookalike::model::QueryPrecision;
 use lookalike::preprocess::{Crop, QueryResize};
 
 #[derive(Parser)]
@@ -20,6 +21,28 @@ pub struct BackendArg {
     /// Inference backend: auto (ONNX Runtime if found, else tract), ort, tract.
     #[arg(long, default_value = "auto", value_parser = parse_backend)]
     pub backend: BackendKind,
+    /// What embeds query photos for an index of lookalike-fashion-3: its int8 twin (0.7x
+    /// the model's time, precision@5 within 0.005) or the fp32 model the catalogue was
+    /// embedded with; auto: int8 where the CPU has AVX-512 VNNI or AVX-VNNI.
+    #[arg(long, value_name = "auto|fp32|int8", default_value = "auto", env = "LOOKALIKE_QUERY_PRECISION", value_parser = parse_query_precision)]
+    pub query_precision: QueryPrecision,
+}
+
+impl BackendArg {
+    /// `engine` (opened with queries at `auto`) with the query precision asked for.
+    pub fn queries(
+        &self,
+        engine: lookalike::engine::Engine,
+    ) -> lookalike::error::Result<lookalike::engine::Engine> {
+        match self.query_precision {
+            QueryPrecision::Auto => Ok(engine),
+            p => engine.with_query_precision(p),
+        }
+    }
+}
+
+pub fn parse_query_precision(s: &str) -> Result<QueryPrecision, String> {
+    s.parse()
 }
 
 pub fn parse_backend(s: &str) -> Result<BackendKind, String> {

@@ -10,7 +10,7 @@ use super::args::EvalArgs;
 use super::tables::{class_section, loo_table, photo_table};
 
 pub fn run(a: EvalArgs) -> anyhow::Result<ExitCode> {
-    let engine = Engine::open(&a.index, a.backend.backend)?;
+    let engine = a.backend.queries(Engine::open(&a.index, a.backend.backend)?)?;
     let spec = Spec {
         leave_one_out: a.leave_one_out,
         labels: a.labels,

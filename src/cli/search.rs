@@ -11,7 +11,7 @@ use super::args::SearchArgs;
 use super::tables::{print_answer, print_look};
 
 pub fn run(a: SearchArgs) -> anyhow::Result<ExitCode> {
-    let engine = Engine::open(&a.index, a.backend.backend)?;
+    let engine = a.backend.queries(Engine::open(&a.index, a.backend.backend)?)?;
     let query = Query {
         crop: a.crop,
         resize: a.query_resize,

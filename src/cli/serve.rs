@@ -37,6 +37,7 @@ pub fn run(a: ServeArgs) -> anyhow::Result<ExitCode> {
         s.spawn(|| {
             server::yield_to_connections(a.search_niceness);
             Engine::open_with(&a.index, a.backend.backend, None, par)
+                .and_then(|e| a.backend.queries(e))
         })
         .join()
     })

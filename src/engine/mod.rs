@@ -170,7 +170,10 @@ pub struct Engine {
     location: Location,
     info: IndexInfo,
     store: Arc<dyn Store>,
+    /// The index's model: what embeds the catalogue (indexing, live adds).
     embedder: Embedder,
+    /// Its int8 twin, when query photos are embedded by it ([`Engine::with_query_precision`]).
+    query_embedder: Option<Embedder>,
     index: ArcSwap<VectorIndex>,
     /// The trained projection, if the index has one; a damaged or mismatched one is kept
     /// as its error, raised only by queries that ask for it.
@@ -333,11 +336,12 @@ impl Engine {
                     e
                 }),
         };
-        Ok(Self {
+        let engine = Self {
             location: location.clone(),
             info,
             store,
             embedder,
+            query_embedder: None,
             index,
             projection,
             projected: ProjectedCache::default(),
@@ -347,7 +351,15 @@ impl Engine {
             backend,
             parallelism: par,
             finder: std::sync::OnceLock::new(),
-        })
+        };
+        // Where the twin cannot load (its file missing), queries keep the index's model.
+        match engine.query_twin(crate::model::QueryPrecision::Auto) {
+            Ok(twin) => Ok(Self { query_embedder: twin, ..engine }),
+            Err(e) => {
+                tracing::warn!("query photos embedded in fp32: {}", crate::error::chain(&e));
+                Ok(engine)
+            }
+        }
     }
 
     /// The index's trained projection (`None`: not trained; an error: unreadable).
@@ -435,6 +447,59 @@ impl Engine {
 
     pub fn embedder(&self) -> &Embedder {
         &self.embedder
+    }
+
+    /// What embeds query photos: the int8 twin when chosen, else the index's model.
+    pub fn query_embedder(&self) -> &Embedder {
+        self.query_embedder.as_ref().unwrap_or(&self.embedder)
+    }
+
+    /// Embed query photos as `p` says (opening chose [`QueryPrecision::Auto`]). The
+    /// catalogue stays embedded by the index's own model; only an index of a built-in
+    /// model with an int8 twin ([`crate::model::query_twin`], the same file the index
+    /// recorded) has a choice. `int8` where there is no twin, or on tract, is refused.
+    ///
+    /// [`QueryPrecision::Auto`]: crate::model::QueryPrecision::Auto
+    pub fn with_query_precision(mut self, p: crate::model::QueryPrecision) -> Result<Self> {
+        let twin = self.query_twin(p)?;
+        if p == crate::model::QueryPrecision::Int8 && twin.is_none() {
+            return Err(Error::BadParameter {
+                name: "query-precision",
+                message: format!(
+                    "the index's model ({}) has no int8 twin that this backend runs; only {} has",
+                    self.info.model.name,
+                    crate::model::FASHION
+                ),
+            });
+        }
+        self.query_embedder = twin;
+        Ok(self)
+    }
+
+    /// The twin `p` asks for, loaded; `None` when queries keep the index's model.
+    fn query_twin(&self, p: crate::model::QueryPrecision) -> Result<Option<Embedder>> {
+        use crate::model::{self, QueryPrecision};
+        let wanted = match p {
+            QueryPrecision::Fp32 => false,
+            QueryPrecision::Int8 => true,
+            QueryPrecision::Auto => model::int8_is_fast(),
+        };
+        let Some(twin) = model::query_twin(&self.info.model.name).filter(|_| wanted) else {
+            return Ok(None);
+        };
+        if self.embedder.backend_name() != "onnxruntime" {
+            return Ok(None);
+        }
+        // The twin stands for the built-in file only: an index whose model merely has
+        // its name (another file) keeps its own.
+        let own = model::resolve(&self.info.model.name)?;
+        if crate::location::file_hash(&own.path)? != self.info.model_hash {
+            return Ok(None);
+        }
+        let twin = model::resolve(twin)?;
+        let e = Embedder::with_parallelism(&twin, self.backend, self.parallelism)?
+            .with_colour(self.info.colour_weight);
+        Ok(Some(e))
     }
 
     /// Parse `column=value` filters against this index's columns.

@@ -70,7 +70,7 @@ impl Engine {
     }
 
     pub(super) fn embed_input(&self, t: &QueryInput) -> Result<Vec<f32>> {
-        Ok(self.embedder.embed_views(
+        Ok(self.query_embedder().embed_views(
             &t.tensor,
             t.views,
             t.size,
@@ -84,7 +84,7 @@ impl Engine {
     /// the model finds in it unless `q` gives a crop or says not to locate, and mirrored
     /// views added when `q.flip` (or, unset, [`super::FLIP_SNAPSHOTS`]) says.
     pub fn query_tensor(&self, img: &image::RgbImage, q: &Query) -> Result<QueryInput> {
-        let spec = self.embedder.spec();
+        let spec = self.query_embedder().spec();
         let cropped;
         let src = match q.crop {
             Some(c) => {
@@ -145,9 +145,10 @@ impl Engine {
     /// run of the model over the whole photo (padded to a square, so that nothing is cut
     /// off; see [`crate::garment`]).
     fn located(&self, img: &image::RgbImage, size: u32) -> Result<Located> {
-        let spec = self.embedder.spec();
+        let spec = self.query_embedder().spec();
         let tensor = preprocess::tensor_at(img, spec, None, ResizeMode::Pad, size)?;
-        let Some((mask, embedding)) = self.embedder.garment_mask_and_embedding(&tensor, size)?
+        let Some((mask, embedding)) =
+            self.query_embedder().garment_mask_and_embedding(&tensor, size)?
         else {
             return Ok(Located::default());
         };
@@ -194,7 +195,7 @@ impl Engine {
                     vectors[i] = Some(self.embed_input(t).map_err(|e| e.to_string()));
                 }
             }
-            for size in self.embedder.spec().input_sizes() {
+            for size in self.query_embedder().spec().input_sizes() {
                 let rows: Vec<usize> = (0..inputs.len())
                     .filter(|&i| inputs[i].as_ref().is_ok_and(|t| t.size == size && t.batched()))
                     .collect();
@@ -203,7 +204,7 @@ impl Engine {
                     .filter_map(|&i| inputs[i].as_ref().ok())
                     .flat_map(|t| t.tensor.iter().copied())
                     .collect();
-                match self.embedder.embed_tensors_at(&batch, rows.len(), size) {
+                match self.query_embedder().embed_tensors_at(&batch, rows.len(), size) {
                     Ok(v) => {
                         for (&i, v) in rows.iter().zip(v.chunks_exact(dim)) {
                             vectors[i] = Some(Ok(v.to_vec()));

@@ -134,7 +134,12 @@ impl Engine {
 
     /// True when a photo query's best result scores below the model's calibrated floor.
     pub(super) fn weak(&self, answer: &Answer) -> bool {
-        match crate::model::close_match_floor(&self.info.model, &self.info.model_hash) {
+        let floor = match &self.query_embedder {
+            // Its scores against the fp32 catalogue, calibrated as the model's own.
+            Some(_) => Some(crate::model::TWIN_QUERIES_CLOSE_MATCH),
+            None => crate::model::close_match_floor(&self.info.model, &self.info.model_hash),
+        };
+        match floor {
             Some(floor) => answer.hits.first().is_none_or(|h| h.score < floor),
             None => false,
         }

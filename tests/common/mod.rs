@@ -37,8 +37,18 @@ pub fn fixture(rel: &str) -> PathBuf {
     root().join("tests/fixtures").join(rel)
 }
 
+/// Query photos are embedded by the index's own model in tests unless a test says
+/// otherwise (`--query-precision`, which overrides this): `auto` picks the int8 twin by
+/// the CPU, and exact answers (golden ids, a photo finding its own vector at 1) must not
+/// depend on the machine. The twin has tests of its own, with the flag.
+pub const QUERY_PRECISION: (&str, &str) = ("LOOKALIKE_QUERY_PRECISION", "fp32");
+
 pub fn lookalike(args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_lookalike")).args(args).output().expect("run lookalike")
+    Command::new(env!("CARGO_BIN_EXE_lookalike"))
+        .args(args)
+        .env(QUERY_PRECISION.0, QUERY_PRECISION.1)
+        .output()
+        .expect("run lookalike")
 }
 
 /// Run and insist on success; returns stdout.
@@ -120,7 +130,7 @@ pub fn free_port() -> u16 {
 /// Run the binary with extra environment variables.
 pub fn lookalike_env(args: &[&str], env: &[(&str, String)]) -> Output {
     let mut cmd = Command::new(env!("CARGO_BIN_EXE_lookalike"));
-    cmd.args(args);
+    cmd.args(args).env(QUERY_PRECISION.0, QUERY_PRECISION.1);
     for (k, v) in env {
         cmd.env(k, v);
     }
@@ -141,6 +151,7 @@ impl Server {
             .args(["serve", "--index", idx, "--backend", TEST_BACKEND])
             .args(["--addr", &format!("127.0.0.1:{port}"), "--admin-token", "follow-secret"])
             .args(["--follow-interval", "0.2"])
+            .env(QUERY_PRECISION.0, QUERY_PRECISION.1)
             .stdout(std::process::Stdio::null())
             .stderr(std::process::Stdio::null())
             .spawn()

@@ -73,11 +73,15 @@ fn engine() -> Arc<Engine> {
                 std::fs::read(sample().join("images/1000.jpg")).unwrap(),
             )
             .unwrap();
+            // Queries by the index's own model, so that a catalogue photo uploaded finds
+            // its stored vector exactly (score 1); the int8 twin that `auto` may choose is
+            // tested apart (tests/fashion.rs).
             let engine = Arc::new(
                 Engine::open(
                     &crate::location::Location::Folder(idx.to_path_buf()),
                     BackendKind::Auto,
                 )
+                .and_then(|e| e.with_query_precision(crate::model::QueryPrecision::Fp32))
                 .unwrap(),
             );
             (dir, engine)
