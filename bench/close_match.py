@@ -9,7 +9,9 @@ blake3 bucket is below 30, as `split::query_in_test`) with default settings, and
 them again by the same bucket: below 15 calibrates the floor (the best result's score
 below which a query is flagged), 15..29 reports it. The floor is the one that flags the
 most calibration queries with no correct item in their top 5 while flagging at most 15 %
-of the others. Needs Python 3 and the `blake3` package (as training/ does).
+of the others. The floor belongs to what embeds the queries (`--query-precision`, as
+`search`'s: the fp32 model or its int8 twin). Needs Python 3 and the `blake3` package (as
+training/ does).
 """
 import argparse
 import csv
@@ -49,11 +51,15 @@ def main():
     ap.add_argument("--queries", required=True)
     ap.add_argument("--max-flag-right", type=float, default=0.15)
     ap.add_argument("--out")
+    ap.add_argument("--query-precision", default="auto", choices=("auto", "fp32", "int8"),
+                    help="what embeds the query photos (`search --query-precision`): a floor "
+                         "belongs to one; auto picks by the CPU, so name it to calibrate either")
     a = ap.parse_args()
     images = os.path.join(os.path.dirname(a.queries), "images")
     rows = [r for r in csv.DictReader(open(a.queries)) if bucket(r["file"]) < 30]
     paths = [os.path.join(images, r["file"]) for r in rows]
-    out = subprocess.run([a.bin, "search", "--index", a.index, "--json", *paths],
+    out = subprocess.run([a.bin, "search", "--index", a.index, "--json",
+                          "--query-precision", a.query_precision, *paths],
                          check=True, capture_output=True, text=True).stdout
     answers = {os.path.basename(json.loads(l)["query"]): json.loads(l) for l in out.splitlines() if l.strip()}
     data = []
@@ -81,6 +87,7 @@ def main():
     floor = best[1]
     shipped = [d for d in rep]
     result = {
+        "query_precision": a.query_precision,
         "floor": floor,
         "calibrate": rates(cal, floor),
         "report": rates(rep, floor),
