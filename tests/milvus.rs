@@ -91,6 +91,13 @@ fn a_collection_answers_every_command_as_the_folder_does() {
         run_json(&[&eval[..], &[coll.as_str()]].concat()),
     );
     assert_eq!(timeless(ea), timeless(eb));
+    // On the collection it says that it holds it all (paged leave-one-out is not built).
+    let said = |index: &str| {
+        let out = lookalike(&[&eval[..], &[index]].concat());
+        String::from_utf8_lossy(&out.stderr).into_owned()
+    };
+    assert!(said(&coll).contains("holds the whole collection in memory"), "{}", said(&coll));
+    assert!(!said(folder).contains("holds the whole collection"), "{}", said(folder));
 
     // A re-run embeds nothing; an added photo is found, its photo kept by the collection,
     // and removed again.
