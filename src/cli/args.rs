@@ -29,15 +29,15 @@ pub struct BackendArg {
 }
 
 impl BackendArg {
-    /// `engine` (opened with queries at `auto`) with the query precision asked for.
-    pub fn queries(
+    /// The index at `index` opened on this backend, the model run `par` at once, query
+    /// photos embedded as asked.
+    pub fn open(
         &self,
-        engine: lookalike::engine::Engine,
+        index: &Location,
+        par: lookalike::embed::Parallelism,
     ) -> lookalike::error::Result<lookalike::engine::Engine> {
-        match self.query_precision {
-            QueryPrecision::Auto => Ok(engine),
-            p => engine.with_query_precision(p),
-        }
+        let p = self.query_precision;
+        lookalike::engine::Engine::open_queried(index, self.backend, None, par, p)
     }
 }
 

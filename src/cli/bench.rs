@@ -76,7 +76,7 @@ pub fn run(what: BenchCommand) -> anyhow::Result<()> {
         }
         BenchCommand::Query { index, images, repeat, mode, trained, flip, one_pass, backend } => {
             anyhow::ensure!(!images.is_empty(), "give query photos");
-            let engine = backend.queries(Engine::open(&index, backend.backend)?)?;
+            let engine = backend.open(&index, Default::default())?;
             let query = Query {
                 trained: trained.trained(),
                 mode: mode.mode(),

@@ -3,14 +3,13 @@
 
 use std::process::ExitCode;
 
-use lookalike::engine::Engine;
 use lookalike::eval::{self, Spec};
 
 use super::args::EvalArgs;
 use super::tables::{class_section, loo_table, photo_table};
 
 pub fn run(a: EvalArgs) -> anyhow::Result<ExitCode> {
-    let engine = a.backend.queries(Engine::open(&a.index, a.backend.backend)?)?;
+    let engine = a.backend.open(&a.index, Default::default())?;
     if a.leave_one_out && matches!(a.index, lookalike::location::Location::Milvus(_)) {
         // Paged leave-one-out is not built: say what it holds (README, "eval").
         eprintln!(

@@ -4,14 +4,14 @@
 use std::path::Path;
 use std::process::ExitCode;
 
-use lookalike::engine::{Engine, Example, Query};
+use lookalike::engine::{Example, Query};
 use lookalike::fetch::{FetchOptions, Fetcher, is_url};
 
 use super::args::SearchArgs;
 use super::tables::{print_answer, print_look};
 
 pub fn run(a: SearchArgs) -> anyhow::Result<ExitCode> {
-    let engine = a.backend.queries(Engine::open(&a.index, a.backend.backend)?)?;
+    let engine = a.backend.open(&a.index, Default::default())?;
     let query = Query {
         crop: a.crop,
         resize: a.query_resize,

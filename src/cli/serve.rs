@@ -4,7 +4,6 @@ use std::process::ExitCode;
 
 use anyhow::Context;
 use lookalike::embed::Parallelism;
-use lookalike::engine::Engine;
 use lookalike::server::{self, ServeOptions};
 
 use super::args::ServeArgs;
@@ -36,8 +35,7 @@ pub fn run(a: ServeArgs) -> anyhow::Result<ExitCode> {
     let engine = std::thread::scope(|s| {
         s.spawn(|| {
             server::yield_to_connections(a.search_niceness);
-            Engine::open_with(&a.index, a.backend.backend, None, par)
-                .and_then(|e| a.backend.queries(e))
+            a.backend.open(&a.index, par)
         })
         .join()
     })

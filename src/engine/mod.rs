@@ -172,7 +172,7 @@ pub struct Engine {
     store: Arc<dyn Store>,
     /// The index's model: what embeds the catalogue (indexing, live adds).
     embedder: Embedder,
-    /// Its int8 twin, when query photos are embedded by it ([`Engine::with_query_precision`]).
+    /// Its int8 twin, when query photos are embedded by it ([`Engine::open_queried`]).
     query_embedder: Option<Embedder>,
     index: ArcSwap<VectorIndex>,
     /// The trained projection, if the index has one; a damaged or mismatched one is kept
@@ -295,6 +295,21 @@ impl Engine {
         model: Option<&str>,
         par: Parallelism,
     ) -> Result<Self> {
+        Self::open_queried(location, backend, model, par, crate::model::QueryPrecision::Auto)
+    }
+
+    /// [`Engine::open_with`], query photos embedded as `queries` says: the catalogue
+    /// stays embedded by the index's own model; only an index of a built-in model with an
+    /// int8 twin ([`crate::model::query_twin`], the same file the index recorded) has a
+    /// choice. `int8` where there is no twin, or on tract, is refused; at `auto`, a twin
+    /// that cannot load (its file missing) leaves queries to the index's model.
+    pub fn open_queried(
+        location: &Location,
+        backend: BackendKind,
+        model: Option<&str>,
+        par: Parallelism,
+        queries: crate::model::QueryPrecision,
+    ) -> Result<Self> {
         let OpenIndex { store, info, model } = location.open(model)?;
         let embedder =
             Embedder::with_parallelism(&model, backend, par)?.with_colour(info.colour_weight);
@@ -352,14 +367,24 @@ impl Engine {
             parallelism: par,
             finder: std::sync::OnceLock::new(),
         };
-        // Where the twin cannot load (its file missing), queries keep the index's model.
-        match engine.query_twin(crate::model::QueryPrecision::Auto) {
-            Ok(twin) => Ok(Self { query_embedder: twin, ..engine }),
-            Err(e) => {
+        let twin = match engine.query_twin(queries) {
+            Err(e) if queries == crate::model::QueryPrecision::Auto => {
                 tracing::warn!("query photos embedded in fp32: {}", crate::error::chain(&e));
-                Ok(engine)
+                None
             }
+            twin => twin?,
+        };
+        if queries == crate::model::QueryPrecision::Int8 && twin.is_none() {
+            return Err(Error::BadParameter {
+                name: "query-precision",
+                message: format!(
+                    "the index's model ({}) has no int8 twin that this backend runs; only {} has",
+                    engine.info.model.name,
+                    crate::model::FASHION
+                ),
+            });
         }
+        Ok(Self { query_embedder: twin, ..engine })
     }
 
     /// The index's trained projection (`None`: not trained; an error: unreadable).
@@ -452,28 +477,6 @@ impl Engine {
     /// What embeds query photos: the int8 twin when chosen, else the index's model.
     pub fn query_embedder(&self) -> &Embedder {
         self.query_embedder.as_ref().unwrap_or(&self.embedder)
-    }
-
-    /// Embed query photos as `p` says (opening chose [`QueryPrecision::Auto`]). The
-    /// catalogue stays embedded by the index's own model; only an index of a built-in
-    /// model with an int8 twin ([`crate::model::query_twin`], the same file the index
-    /// recorded) has a choice. `int8` where there is no twin, or on tract, is refused.
-    ///
-    /// [`QueryPrecision::Auto`]: crate::model::QueryPrecision::Auto
-    pub fn with_query_precision(mut self, p: crate::model::QueryPrecision) -> Result<Self> {
-        let twin = self.query_twin(p)?;
-        if p == crate::model::QueryPrecision::Int8 && twin.is_none() {
-            return Err(Error::BadParameter {
-                name: "query-precision",
-                message: format!(
-                    "the index's model ({}) has no int8 twin that this backend runs; only {} has",
-                    self.info.model.name,
-                    crate::model::FASHION
-                ),
-            });
-        }
-        self.query_embedder = twin;
-        Ok(self)
     }
 
     /// The twin `p` asks for, loaded; `None` when queries keep the index's model.

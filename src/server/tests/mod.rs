@@ -77,11 +77,13 @@ fn engine() -> Arc<Engine> {
             // its stored vector exactly (score 1); the int8 twin that `auto` may choose is
             // tested apart (tests/fashion.rs).
             let engine = Arc::new(
-                Engine::open(
+                Engine::open_queried(
                     &crate::location::Location::Folder(idx.to_path_buf()),
                     BackendKind::Auto,
+                    None,
+                    crate::embed::Parallelism::default(),
+                    crate::model::QueryPrecision::Fp32,
                 )
-                .and_then(|e| e.with_query_precision(crate::model::QueryPrecision::Fp32))
                 .unwrap(),
             );
             (dir, engine)
