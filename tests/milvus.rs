@@ -139,6 +139,126 @@ fn a_collection_answers_every_command_as_the_folder_does() {
     assert_same_results(&search(folder, &["--trained"]), &search(&coll, &["--trained"]));
 }
 
+/// A POST of `json` or of a photo (multipart, field `image`) to a server; the JSON answer.
+fn post(port: u16, path: &str, json: Option<Value>, photo: Option<&std::path::Path>) -> Value {
+    let url = format!("http://127.0.0.1:{port}{path}");
+    let boundary = "lookalike-test-boundary";
+    let (kind, body) = match (json, photo) {
+        (Some(j), _) => ("application/json".to_string(), serde_json::to_vec(&j).unwrap()),
+        (None, Some(photo)) => {
+            let mut body = format!(
+                "--{boundary}\r\nContent-Disposition: form-data; name=\"image\"; \
+                 filename=\"q.jpg\"\r\nContent-Type: image/jpeg\r\n\r\n"
+            )
+            .into_bytes();
+            body.extend(std::fs::read(photo).unwrap());
+            body.extend(format!("\r\n--{boundary}--\r\n").into_bytes());
+            (format!("multipart/form-data; boundary={boundary}"), body)
+        }
+        (None, None) => ("application/json".to_string(), b"{}".to_vec()),
+    };
+    let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+    rt.block_on(async {
+        let res = reqwest::Client::new()
+            .post(&url)
+            .header("content-type", kind)
+            .body(body)
+            .send()
+            .await
+            .unwrap();
+        let status = res.status().as_u16();
+        let bytes = res.bytes().await.unwrap();
+        assert_eq!(status, 200, "{path}: {}", String::from_utf8_lossy(&bytes));
+        serde_json::from_slice(&bytes).unwrap()
+    })
+}
+
+#[test]
+fn a_server_on_a_collection_holds_no_item_and_answers_as_the_folder_does() {
+    require_ort();
+    let tmp = tempfile::tempdir().unwrap();
+    let cat = tmp.path().join("cat");
+    let ids = small_catalog(&cat, 30);
+    let folder = tmp.path().join("idx");
+    let folder = p(&folder);
+    let coll = milvus_index("stateless");
+    ok(&["index", p(&cat), "--index", folder, "--json"]);
+    ok(&["index", p(&cat), "--index", &coll, "--json"]);
+    let held =
+        |index: &str| run_json(&["info", "--index", index, "--json"])["items_in_memory"].clone();
+    assert_eq!((held(folder), held(&coll)), (Value::from(30), Value::from(0)));
+
+    let (a, b) = (Server::start(folder), Server::start(&coll));
+    let (sa, sb) = (a.until("/api/stats", 200), b.until("/api/stats", 200));
+    assert_eq!(
+        (sa["items_in_memory"].as_u64(), sb["items_in_memory"].as_u64()),
+        (Some(30), Some(0))
+    );
+    for field in ["count", "columns", "predicts", "model"] {
+        assert_eq!(sa[field], sb[field], "{field}");
+    }
+    let kind = sa["columns"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|c| c["name"] == "articleType")
+        .map(|c| c["values"][0]["value"].as_str().unwrap().to_string())
+        .unwrap();
+    let filtered = format!("/api/items?per_page=3&page=2&filter=articleType={kind}");
+    for path in [
+        "/api/facets".to_string(),
+        "/api/items?per_page=7&page=2".to_string(),
+        filtered,
+        format!("/api/items/{}", ids[4]),
+        "/api/items/no-such-item".to_string(),
+    ] {
+        assert_eq!(a.call("GET", &path), b.call("GET", &path), "{path}");
+    }
+    for path in [
+        format!("/api/items/{}/similar?k=5", ids[2]),
+        format!("/api/items/{}/similar?k=4&collapse=0.95&filter=articleType={kind}", ids[7]),
+    ] {
+        assert_eq!(a.results(&path), b.results(&path), "{path}");
+    }
+    let like = serde_json::json!({"like": [ids[1], ids[5]], "unlike": [ids[9]], "k": 5});
+    let (ra, rb) = (
+        post(a.port, "/api/recommend", Some(like.clone()), None),
+        post(b.port, "/api/recommend", Some(like), None),
+    );
+    assert_eq!(ra["results"], rb["results"]);
+    assert!(ra["results"].as_array().unwrap().iter().all(|r| r["id"] != ids[1].as_str()));
+    let hat = fixture("queries/hat.jpg");
+    let (pa, pb) = (
+        post(a.port, "/api/search?k=5", None, Some(&hat)),
+        post(b.port, "/api/search?k=5", None, Some(&hat)),
+    );
+    assert_eq!(pa["results"], pb["results"]);
+    assert_eq!(pa["predicted"], pb["predicted"]);
+
+    // Its own writes are in its next answers, counts included.
+    let (s, v) = b.call("DELETE", &format!("/api/items/{}", ids[2]));
+    assert_eq!(s, 200, "{v}");
+    assert_eq!(v["total_items"], 29, "{v}");
+    assert_eq!(b.call("GET", &format!("/api/items/{}", ids[2])).0, 404);
+    let stats = b.until("/api/stats", 200);
+    assert_eq!(stats["count"], 29, "{stats}");
+    let counted: u64 = stats["columns"][0]["values"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|v| v["count"].as_u64().unwrap())
+        .sum::<u64>()
+        + stats["columns"][0]["missing"].as_u64().unwrap();
+    assert_eq!(counted, 29, "the census counts the removal: {stats}");
+    assert!(
+        b.results(&format!("/api/items/{}/similar?k=29", ids[3]))
+            .as_array()
+            .unwrap()
+            .iter()
+            .all(|r| r["id"] != ids[2].as_str())
+    );
+}
+
 #[test]
 fn servers_on_one_collection_see_each_others_writes_and_answer_alike() {
     require_ort();

@@ -36,8 +36,19 @@ impl BackendArg {
         index: &Location,
         par: lookalike::embed::Parallelism,
     ) -> lookalike::error::Result<lookalike::engine::Engine> {
+        self.open_held(index, par, lookalike::engine::Residency::Snapshot)
+    }
+
+    /// [`BackendArg::open`], the items held as `residency` says (`serve` and `search`
+    /// hold none of a Milvus collection's).
+    pub fn open_held(
+        &self,
+        index: &Location,
+        par: lookalike::embed::Parallelism,
+        residency: lookalike::engine::Residency,
+    ) -> lookalike::error::Result<lookalike::engine::Engine> {
         let p = self.query_precision;
-        lookalike::engine::Engine::open_queried(index, self.backend, None, par, p)
+        lookalike::engine::Engine::open_held(index, self.backend, None, par, p, residency)
     }
 }
 

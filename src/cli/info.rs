@@ -20,7 +20,8 @@ pub fn run(a: InfoArgs) -> anyhow::Result<ExitCode> {
     if a.json {
         println!(
             "{}",
-            serde_json::json!({"model": info.model.name, "count": d.count, "dimension": info.dim,
+            serde_json::json!({"model": info.model.name, "count": d.count,
+                "items_in_memory": d.items_in_memory, "dimension": info.dim,
                 "columns": info.columns, "catalog": info.catalog,
                 "format_version": info.format_version,
                 "input_size": info.model.size, "resize": info.model.resize,
@@ -47,7 +48,7 @@ pub fn run(a: InfoArgs) -> anyhow::Result<ExitCode> {
         Ok(_) => {}
         Err(e) => println!("predicts:   unusable: {e}"),
     }
-    println!("items:      {}", d.count);
+    println!("items:      {} ({} held in memory by `serve`)", d.count, d.items_in_memory);
     println!("dimension:  {}", info.dim);
     if info.colour_weight > 0.0 {
         println!("colour:     weight {} ({} bins)", info.colour_weight, lookalike::colour::BINS);

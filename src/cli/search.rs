@@ -11,7 +11,12 @@ use super::args::SearchArgs;
 use super::tables::{print_answer, print_look};
 
 pub fn run(a: SearchArgs) -> anyhow::Result<ExitCode> {
-    let engine = a.backend.open(&a.index, Default::default())?;
+    use lookalike::engine::Residency;
+    // `--exact` compares with every item: a collection's are then loaded, as its own
+    // search may be approximate.
+    let residency =
+        if a.ranking.mode.exact { Residency::Snapshot } else { Residency::InStoreWherePossible };
+    let engine = a.backend.open_held(&a.index, Default::default(), residency)?;
     let query = Query {
         crop: a.crop,
         resize: a.query_resize,
@@ -42,7 +47,7 @@ pub fn run(a: SearchArgs) -> anyhow::Result<ExitCode> {
     if recommending {
         // An item's id first (ids may look like file names), else a URL or a photo file.
         let example = |text: &str| -> anyhow::Result<Example> {
-            if engine.index().key_of(text).is_some() {
+            if engine.contains(text)? {
                 return Ok(Example::Item(text.to_string()));
             }
             if !is_url(text) && !Path::new(text).is_file() {

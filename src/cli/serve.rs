@@ -35,14 +35,15 @@ pub fn run(a: ServeArgs) -> anyhow::Result<ExitCode> {
     let engine = std::thread::scope(|s| {
         s.spawn(|| {
             server::yield_to_connections(a.search_niceness);
-            a.backend.open(&a.index, par)
+            a.backend.open_held(&a.index, par, lookalike::engine::Residency::InStoreWherePossible)
         })
         .join()
     })
     .map_err(|_| anyhow::anyhow!("opening the index panicked"))??;
     eprintln!(
-        "serving {} items ({}, {}) on http://{}",
-        engine.index().len(),
+        "serving {} items, {} in memory ({}, {}) on http://{}",
+        engine.len()?,
+        engine.items_in_memory(),
         engine.info().model.name,
         engine.embedder().backend_name(),
         a.addr

@@ -11,6 +11,7 @@
 //! predictions, collapsing); `ranking.rs` the re-ranking pipeline that searches and
 //! evaluation share; `write.rs` the write path.
 
+mod items;
 mod looks;
 mod photo;
 pub mod ranking;
@@ -18,6 +19,7 @@ mod recommend;
 mod search;
 mod write;
 
+pub use items::{CENSUS_MAX_VALUES, CENSUS_TTL, Census, Residency};
 pub use looks::{FINDER_SIZE, GarmentAnswer, Look};
 pub use photo::{Embedded, QueryInput};
 pub use recommend::{Example, MAX_EXAMPLES};
@@ -174,7 +176,12 @@ pub struct Engine {
     embedder: Embedder,
     /// Its int8 twin, when query photos are embedded by it ([`Engine::open_queried`]).
     query_embedder: Option<Embedder>,
+    /// Every item, unless the store answers reads itself and the index was opened for
+    /// queries ([`Residency`]): then empty, and `in_store` is set.
     index: ArcSwap<VectorIndex>,
+    in_store: bool,
+    /// The store's census of metadata values, when there is no snapshot to count.
+    census: items::CensusCache,
     /// The trained projection, if the index has one; a damaged or mismatched one is kept
     /// as its error, raised only by queries that ask for it.
     projection: std::result::Result<Option<Arc<Projection>>, String>,
@@ -199,7 +206,8 @@ impl std::fmt::Debug for Engine {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Engine")
             .field("location", &self.location)
-            .field("items", &self.index.load().len())
+            .field("items_in_memory", &self.index.load().len())
+            .field("in_store", &self.in_store)
             .finish()
     }
 }
@@ -216,6 +224,9 @@ pub struct Description {
     pub info: IndexInfo,
     /// Items stored.
     pub count: usize,
+    /// Items a server holds in memory: all, or none where the store answers reads
+    /// itself ([`Residency::InStoreWherePossible`]).
+    pub items_in_memory: usize,
     /// Partition cells (0: none) and items no cell holds yet.
     pub cells: usize,
     pub unplaced: usize,
@@ -235,7 +246,16 @@ pub fn describe(location: &Location) -> Result<Description> {
         .map_err(|e| crate::error::chain(&e))
         .and_then(|m| read_predicts(&m, &info));
     let projection = Projection::read(store.as_ref());
-    Ok(Description { info, count: records.len(), cells, unplaced, predicts, projection })
+    let items_in_memory = if store.reads().is_some() { 0 } else { records.len() };
+    Ok(Description {
+        info,
+        count: records.len(),
+        items_in_memory,
+        cells,
+        unplaced,
+        predicts,
+        projection,
+    })
 }
 
 /// The columns a model predicts (its class heads that name one of the index's columns);
@@ -310,12 +330,28 @@ impl Engine {
         par: Parallelism,
         queries: crate::model::QueryPrecision,
     ) -> Result<Self> {
+        Self::open_held(location, backend, model, par, queries, Residency::Snapshot)
+    }
+
+    /// [`Engine::open_queried`], its items held as `residency` says: a query server on a
+    /// Milvus collection holds none ([`Residency::InStoreWherePossible`]).
+    pub fn open_held(
+        location: &Location,
+        backend: BackendKind,
+        model: Option<&str>,
+        par: Parallelism,
+        queries: crate::model::QueryPrecision,
+        residency: Residency,
+    ) -> Result<Self> {
         let OpenIndex { store, info, model } = location.open(model)?;
         let embedder =
             Embedder::with_parallelism(&model, backend, par)?.with_colour(info.colour_weight);
-        let index = ArcSwap::from_pointee(
-            VectorIndex::load(store.as_ref(), info.dim)?.searched_by(store.clone()),
-        );
+        let in_store = residency == Residency::InStoreWherePossible && store.reads().is_some();
+        let index = ArcSwap::from_pointee(if in_store {
+            VectorIndex::default()
+        } else {
+            VectorIndex::load(store.as_ref(), info.dim)?.searched_by(store.clone())
+        });
         let projection = Projection::read(store.as_ref())
             .and_then(|p| match p {
                 Some(p) => {
@@ -358,6 +394,8 @@ impl Engine {
             embedder,
             query_embedder: None,
             index,
+            in_store,
+            census: items::CensusCache::default(),
             projection,
             projected: ProjectedCache::default(),
             heads,
@@ -384,7 +422,12 @@ impl Engine {
                 ),
             });
         }
-        Ok(Self { query_embedder: twin, ..engine })
+        let engine = Self { query_embedder: twin, ..engine };
+        if engine.in_store {
+            // Counted once before the first search, whose predictions weigh by it.
+            engine.census()?;
+        }
+        Ok(engine)
     }
 
     /// The index's trained projection (`None`: not trained; an error: unreadable).

@@ -49,19 +49,20 @@ impl Engine {
                 ),
             });
         }
-        let index = self.index();
         let mut excluded = std::collections::HashSet::new();
         let mut mean = |examples: &[Example]| -> Result<Option<(Vec<f32>, f32)>> {
             let dim = self.info.dim;
             let mut sum = vec![0.0f32; dim];
             let mut length = 0.0f32;
             for e in examples {
+                let item;
                 let v: &[f32] = match e {
                     Example::Item(id) => {
-                        let key =
-                            index.key_of(id).ok_or_else(|| Error::UnknownId(id.to_string()))?;
-                        excluded.insert(key);
-                        index.vector(key).ok_or_else(|| Error::UnknownId(id.to_string()))?
+                        let (stored, _, v) =
+                            self.item(id)?.ok_or_else(|| Error::UnknownId(id.to_string()))?;
+                        excluded.insert(stored);
+                        item = v;
+                        &item
                     }
                     Example::Vector(v) => {
                         if v.len() != dim || v.iter().any(|x| !x.is_finite()) {
@@ -120,14 +121,14 @@ impl Engine {
         // One liked item is left out by the search itself, so that liking an item finds
         // what "similar to it" finds; with more, the search looks deeper by those that
         // could come back, then leaves them out.
-        let single = if excluded.len() == 1 { excluded.iter().next().copied() } else { None };
+        let single = if excluded.len() == 1 { excluded.iter().next().cloned() } else { None };
         let extra = if single.is_some() { 0 } else { excluded.len() };
         let (colour, trained) = self.settings(q, false)?;
         let deeper =
             Query { k: (q.k + extra).min(MAX_K), colour, keep_nearest: false, ..q.clone() };
         let v = self.query_vector(&v, deeper.colour)?;
-        let mut answer = self.search_in(&index, &v, &deeper, single, trained)?;
-        answer.hits.retain(|h| index.key_of(&h.id).is_none_or(|key| !excluded.contains(&key)));
+        let mut answer = self.search_in(&self.view(), &v, &deeper, single.as_deref(), trained)?;
+        answer.hits.retain(|h| !excluded.contains(&h.id));
         answer.hits.truncate(q.k);
         Ok(answer)
     }

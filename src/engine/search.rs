@@ -2,6 +2,7 @@
 //! predicted category), re-ordered by the trained projection and by the category, then
 //! the score floor and near-duplicate collapsing; what the query looks like.
 
+use std::cell::RefCell;
 use std::collections::{BTreeMap, HashMap};
 use std::sync::Arc;
 
@@ -9,17 +10,76 @@ use super::ranking::{self, Candidates, Ranked, Steps};
 use super::{Answer, Embedded, Engine, MAX_EXPAND, Query};
 use crate::category::{self, Prediction};
 use crate::error::{Error, Result};
-use crate::index::{Hit, VectorIndex};
-use crate::projection::Trained;
+use crate::index::{Filter, Hit, SearchMode, VectorIndex};
+use crate::projection::{ProjectedCache, Trained};
+use crate::store::ItemReads;
 
-/// A search's candidates: the in-memory index's (through the planner, the query's filter
-/// and mode), predicted by the engine, re-scored by the projection's cache.
+/// Where a search finds its candidates and their vectors: the engine's snapshot, or its
+/// store (an engine without a snapshot), whose found vectors are kept for the query's
+/// re-ranking, collapsing and expansion.
+pub(super) enum View<'a> {
+    Snapshot(Arc<VectorIndex>),
+    Store { reads: &'a dyn ItemReads, vectors: RefCell<HashMap<String, Vec<f32>>> },
+}
+
+impl View<'_> {
+    /// The `k` nearest items passing `filter` (`exclude`, an id as stored, left out),
+    /// best first; from the store, re-scored by the exact kernel so that a score is the
+    /// same number as a snapshot's.
+    pub(super) fn search(
+        &self,
+        v: &[f32],
+        k: usize,
+        filter: &Filter,
+        exclude: Option<&str>,
+        mode: SearchMode,
+    ) -> Result<Vec<Hit>> {
+        match self {
+            View::Snapshot(index) => {
+                let key = exclude.and_then(|id| index.key_of(id));
+                index.search(v, k, filter, key, mode)
+            }
+            View::Store { reads, vectors } => {
+                let found = reads.nearest_items(v, k, filter.clauses(), exclude)?;
+                let mut vectors = vectors.borrow_mut();
+                let mut hits: Vec<Hit> = found
+                    .into_iter()
+                    .filter(|f| f.vector.len() == v.len())
+                    .map(|f| {
+                        let score = crate::kernel::dot(v, &f.vector);
+                        vectors.insert(f.id.clone(), f.vector);
+                        Hit { id: f.id, score, metadata: f.record.metadata }
+                    })
+                    .collect();
+                hits.sort_by(|a, b| b.score.total_cmp(&a.score).then_with(|| a.id.cmp(&b.id)));
+                Ok(hits)
+            }
+        }
+    }
+
+    /// A found item's vector (a snapshot's: any item's).
+    pub(super) fn vector(&self, id: &str) -> Option<Vec<f32>> {
+        match self {
+            View::Snapshot(index) => {
+                index.key_of(id).and_then(|k| index.vector(k)).map(<[f32]>::to_vec)
+            }
+            View::Store { vectors, .. } => vectors.borrow().get(id).cloned(),
+        }
+    }
+}
+
+/// A candidate the projection re-scores: a key its cache knows it by, its vector, its
+/// score.
+type Projectable = (u32, Vec<f32>, f32);
+
+/// A search's candidates: the view's (the query's filter and mode), predicted by the
+/// engine, re-scored by the projection.
 struct IndexQuery<'a> {
     engine: &'a Engine,
-    index: &'a VectorIndex,
+    view: &'a View<'a>,
     v: &'a [f32],
     q: &'a Query,
-    exclude: Option<u32>,
+    exclude: Option<&'a str>,
     trained: Option<Trained<'a>>,
     /// When the first candidates came back: re-ranking is timed from there.
     started: std::cell::Cell<Option<std::time::Instant>>,
@@ -30,11 +90,11 @@ impl Candidates for IndexQuery<'_> {
 
     fn nearest(&self, depth: usize, within: Option<(&str, &str)>) -> Result<Vec<Hit>> {
         let hits = match within {
-            None => self.index.search(self.v, depth, &self.q.filter, self.exclude, self.q.mode)?,
+            None => self.view.search(self.v, depth, &self.q.filter, self.exclude, self.q.mode)?,
             Some((column, value)) => {
                 let mut filter = self.q.filter.clone();
                 filter.add(column, value);
-                self.index.search(self.v, depth, &filter, self.exclude, self.q.mode)?
+                self.view.search(self.v, depth, &filter, self.exclude, self.q.mode)?
             }
         };
         if self.started.get().is_none() {
@@ -45,24 +105,45 @@ impl Candidates for IndexQuery<'_> {
 
     fn predict(&self, candidates: &[Hit], asked: bool) -> Vec<Prediction> {
         let neighbours = candidates.iter().map(|h| (h.score, &h.metadata));
-        self.engine.predict(&|c| self.index.value_counts(c), self.v, neighbours, asked)
+        self.engine.predict(&|c| self.engine.value_counts(c), self.v, neighbours, asked)
     }
 
     fn rescore(&self, hits: &mut [Hit]) -> bool {
         let Some((projection, mix)) = self.trained else { return false };
-        let candidates: Vec<(u32, &[f32], f32)> = hits
-            .iter()
-            .filter_map(|h| {
-                let key = self.index.key_of(&h.id)?;
-                Some((key, self.index.vector(key)?, h.score))
-            })
-            .collect();
-        // Every hit comes from this snapshot, so each has its vector; were one missing,
-        // the stored order stands rather than a re-order of a part.
+        let (index, fresh);
+        let (cache, candidates): (&ProjectedCache, Vec<Projectable>) = match self.view {
+            View::Snapshot(i) => {
+                index = i;
+                let c = hits
+                    .iter()
+                    .filter_map(|h| {
+                        let key = index.key_of(&h.id)?;
+                        Some((key, index.vector(key)?.to_vec(), h.score))
+                    })
+                    .collect();
+                (&self.engine.projected, c)
+            }
+            // Without a snapshot there are no keys to cache projections by: each query
+            // projects its own candidates.
+            View::Store { vectors, .. } => {
+                fresh = ProjectedCache::default();
+                let vectors = vectors.borrow();
+                let c = hits
+                    .iter()
+                    .enumerate()
+                    .filter_map(|(i, h)| Some((i as u32, vectors.get(&h.id)?.clone(), h.score)))
+                    .collect();
+                (&fresh, c)
+            }
+        };
+        // Every hit came from this view, so each has its vector; were one missing, the
+        // stored order stands rather than a re-order of a part.
         if candidates.len() != hits.len() {
             return false;
         }
-        let scores = projection.rescore_items(&self.engine.projected, self.v, &candidates, mix);
+        let borrowed: Vec<(u32, &[f32], f32)> =
+            candidates.iter().map(|(k, v, s)| (*k, v.as_slice(), *s)).collect();
+        let scores = projection.rescore_items(cache, self.v, &borrowed, mix);
         for (h, s) in hits.iter_mut().zip(scores) {
             h.score = s;
         }
@@ -115,15 +196,14 @@ impl Engine {
     /// [`Engine::similar_to`] with what the item looks like.
     pub fn similar_answer(&self, id: &str, q: &Query) -> Result<Answer> {
         Self::check_k(q.k)?;
-        let index = self.index();
-        let key = index.key_of(id).ok_or_else(|| Error::UnknownId(id.to_string()))?;
-        let v = index.vector(key).ok_or_else(|| Error::UnknownId(id.to_string()))?;
+        let (id, _, v) = self.item(id)?.ok_or_else(|| Error::UnknownId(id.to_string()))?;
         let (colour, trained) = self.settings(q, false)?;
         // A catalogue item's predictions are surer: its places stay the blend's.
         let q = &Query { colour, keep_nearest: false, ..q.clone() };
-        let v = self.query_vector(v, q.colour)?;
-        let v = self.expanded(&index, v, q, Some(key))?;
-        self.search_in(&index, &v, q, Some(key), trained)
+        let v = self.query_vector(&v, q.colour)?;
+        let view = self.view();
+        let v = self.expanded(&view, v, q, Some(&id))?;
+        self.search_in(&view, &v, q, Some(&id), trained)
     }
 
     /// Search with an embedded query photo. A snapshot that does not say how much colour
@@ -166,13 +246,22 @@ impl Engine {
 
     fn search_with(&self, v: &[f32], q: &Query, snapshot: bool) -> Result<Answer> {
         Self::check_k(q.k)?;
-        let index = self.index();
         let (colour, trained) = self.settings(q, snapshot)?;
         // The last-place rule is for snapshots, whose predictions are the least sure.
         let q = &Query { colour, keep_nearest: q.keep_nearest && snapshot, ..q.clone() };
         let v = self.query_vector(v, q.colour)?;
-        let v = self.expanded(&index, v, q, None)?;
-        self.search_in(&index, &v, q, None, trained)
+        let view = self.view();
+        let v = self.expanded(&view, v, q, None)?;
+        self.search_in(&view, &v, q, None, trained)
+    }
+
+    /// Where this engine's searches find candidates: its store, when it holds no
+    /// snapshot, else the current snapshot.
+    pub(super) fn view(&self) -> View<'_> {
+        match self.in_store() {
+            Some(reads) => View::Store { reads, vectors: RefCell::default() },
+            None => View::Snapshot(self.index()),
+        }
     }
 
     /// Query expansion (`q.expand`): the query plus the vectors (in the query's colour
@@ -180,10 +269,10 @@ impl Engine {
     /// keep their meaning.
     fn expanded(
         &self,
-        index: &VectorIndex,
+        view: &View<'_>,
         v: Vec<f32>,
         q: &Query,
-        exclude: Option<u32>,
+        exclude: Option<&str>,
     ) -> Result<Vec<f32>> {
         let Some(n) = q.expand.filter(|&n| n > 0) else { return Ok(v) };
         if n > MAX_EXPAND {
@@ -192,11 +281,11 @@ impl Engine {
                 message: format!("{n} is not in 0..={MAX_EXPAND}"),
             });
         }
-        let first = index.search(&v, n, &q.filter, exclude, q.mode)?;
+        let first = view.search(&v, n, &q.filter, exclude, q.mode)?;
         let mut e = v.clone();
         for h in &first {
-            if let Some(hv) = index.key_of(&h.id).and_then(|key| index.vector(key)) {
-                for (a, b) in e.iter_mut().zip(self.query_vector(hv, q.colour)?) {
+            if let Some(hv) = view.vector(&h.id) {
+                for (a, b) in e.iter_mut().zip(self.query_vector(&hv, q.colour)?) {
                     *a += b;
                 }
             }
@@ -214,10 +303,10 @@ impl Engine {
     /// collapsing.
     pub(super) fn search_in(
         &self,
-        index: &VectorIndex,
+        view: &View<'_>,
         v: &[f32],
         q: &Query,
-        exclude: Option<u32>,
+        exclude: Option<&str>,
         trained: Option<Trained<'_>>,
     ) -> Result<Answer> {
         for (name, value, range) in
@@ -239,21 +328,21 @@ impl Engine {
             min_score: q.min_score,
         };
         let source =
-            IndexQuery { engine: self, index, v, q, exclude, trained, started: None.into() };
+            IndexQuery { engine: self, view, v, q, exclude, trained, started: None.into() };
         let Ranked { mut hits, predicted } =
             ranking::rank(&source, &steps, &|c| q.filter.has_column(c))?;
         let rerank_start = source.started.get().unwrap_or_else(std::time::Instant::now);
         if let Some(limit) = q.collapse {
-            let mut kept: Vec<&[f32]> = Vec::with_capacity(q.k);
+            let mut kept: Vec<Vec<f32>> = Vec::with_capacity(q.k);
             let mut out = Vec::with_capacity(q.k);
             for h in hits {
                 if out.len() == q.k {
                     break;
                 }
-                let Some(hv) = index.key_of(&h.id).and_then(|key| index.vector(key)) else {
+                let Some(hv) = view.vector(&h.id) else {
                     continue;
                 };
-                if kept.iter().any(|kv| crate::kernel::dot(kv, hv) >= limit) {
+                if kept.iter().any(|kv| crate::kernel::dot(kv, &hv) >= limit) {
                     continue;
                 }
                 kept.push(hv);

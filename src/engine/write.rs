@@ -128,12 +128,15 @@ impl Engine {
         self.sweep_orphans_once();
         let mut changes = Vec::with_capacity(items.len());
         let mut written = Vec::with_capacity(items.len());
-        let before = self.current_for_write()?;
-        let existing: std::collections::HashSet<&str> = items
-            .iter()
-            .filter_map(|i| before.key_of(&i.id).and_then(|k| before.record(k)))
-            .map(|r| r.path.as_str())
-            .collect();
+        // Without a snapshot (the store answers reads) there is none to build on.
+        let before = match self.in_store() {
+            Some(_) => None,
+            None => Some(self.current_for_write()?),
+        };
+        let ids: Vec<String> = items.iter().map(|i| i.id.clone()).collect();
+        let known = self.known(before.as_deref(), &ids)?;
+        let existing: std::collections::HashSet<&str> =
+            known.values().map(|(_, r)| r.path.as_str()).collect();
         for (item, vector) in items.iter().zip(vectors.chunks_exact(self.info.dim)) {
             let hash = blake3::hash(&item.photo).to_hex().to_string();
             let ext = image::guess_format(&item.photo)
@@ -160,7 +163,7 @@ impl Engine {
             changes.push(Change::Put { id: item.id.clone(), record, vector: vector.to_vec() });
         }
         // Place each item in its partition cell: one comparison with the centroids each.
-        if let Some(p) = before.partition() {
+        if let Some(p) = before.as_ref().and_then(|b| b.partition()) {
             for (change, cell) in changes.iter_mut().zip(p.assign(&vectors)) {
                 if let Change::Put { record, .. } = change {
                     record.cell = Some(cell);
@@ -171,10 +174,10 @@ impl Engine {
         let mut old_keys = Vec::new();
         let mut old_files = Vec::new();
         for item in &items {
-            match before.key_of(&item.id) {
-                Some(k) => {
-                    old_keys.push(k);
-                    if let Some(r) = before.record(k).filter(|r| r.added) {
+            match known.get(&item.id) {
+                Some((key, r)) => {
+                    old_keys.extend(*key);
+                    if r.added {
                         old_files.push(r.path.clone());
                     }
                     report.replaced.push(item.id.clone());
@@ -182,7 +185,7 @@ impl Engine {
                 None => report.added.push(item.id.clone()),
             }
         }
-        let version = before.version();
+        let version = before.as_ref().map(|b| b.version());
         let keys = match self.store.apply(None, &changes) {
             Ok(keys) => keys,
             Err(e) => {
@@ -205,9 +208,18 @@ impl Engine {
             new_items.iter().map(|i| i.record.path.as_str()).collect();
         let old_files: Vec<String> =
             old_files.into_iter().filter(|p| !kept.contains(p.as_str())).collect();
-        let next = before.with_changes(new_items, &old_keys).at_version(self.after(version)?);
-        report.total_items = next.len();
-        self.index.store(Arc::new(next));
+        match (before, version) {
+            (Some(before), Some(version)) => {
+                let next =
+                    before.with_changes(new_items, &old_keys).at_version(self.after(version)?);
+                report.total_items = next.len();
+                self.index.store(Arc::new(next));
+            }
+            _ => {
+                self.census.invalidate();
+                report.total_items = self.len()?;
+            }
+        }
         self.remove_files(&old_files);
         report.seconds = started.elapsed().as_secs_f64();
         Ok(report)
@@ -219,33 +231,80 @@ impl Engine {
         let started = Instant::now();
         self.check_writable()?;
         let _writer = self.writer.lock().map_err(|_| poisoned())?;
-        let before = self.current_for_write()?;
+        let before = match self.in_store() {
+            Some(_) => None,
+            None => Some(self.current_for_write()?),
+        };
         let mut keys = Vec::with_capacity(ids.len());
         let mut files = Vec::new();
         // The ids as stored: one given decomposed names the item stored in NFC.
         let mut stored = Vec::with_capacity(ids.len());
         for id in ids {
-            let key = before.key_of(id).ok_or_else(|| Error::UnknownId(id.clone()))?;
-            if let Some(r) = before.record(key).filter(|r| r.added) {
-                files.push(r.path.clone());
+            let (stored_id, key, record) = match &before {
+                Some(b) => {
+                    let key = b.key_of(id).ok_or_else(|| Error::UnknownId(id.clone()))?;
+                    let record = b.record(key).cloned().unwrap_or_default();
+                    (b.id(key).unwrap_or(id).to_string(), Some(key), record)
+                }
+                None => {
+                    let (stored_id, record, _) =
+                        self.item(id)?.ok_or_else(|| Error::UnknownId(id.clone()))?;
+                    (stored_id, None, record)
+                }
+            };
+            if record.added {
+                files.push(record.path.clone());
             }
-            keys.push(key);
-            stored.push(before.id(key).unwrap_or(id).to_string());
+            keys.extend(key);
+            stored.push(stored_id);
         }
         let ids = stored;
         let changes: Vec<Change> = ids.iter().map(|id| Change::Delete { id: id.clone() }).collect();
-        let version = before.version();
         self.store.apply(None, &changes)?;
-        let next = before.with_changes(Vec::new(), &keys).at_version(self.after(version)?);
+        let total_items = match before {
+            Some(before) => {
+                let next = before
+                    .with_changes(Vec::new(), &keys)
+                    .at_version(self.after(before.version())?);
+                let total = next.len();
+                self.index.store(Arc::new(next));
+                total
+            }
+            None => {
+                self.census.invalidate();
+                self.len()?
+            }
+        };
         let report = WriteReport {
             removed: ids.to_vec(),
-            total_items: next.len(),
+            total_items,
             seconds: started.elapsed().as_secs_f64(),
             ..Default::default()
         };
-        self.index.store(Arc::new(next));
         self.remove_files(&files);
         Ok(report)
+    }
+
+    /// The records (with snapshot keys, when there is a snapshot) of those of `ids` the
+    /// index holds: from `before`, or from the store when there is no snapshot.
+    fn known(
+        &self,
+        before: Option<&VectorIndex>,
+        ids: &[String],
+    ) -> Result<std::collections::HashMap<String, (Option<u32>, ItemRecord)>> {
+        Ok(match (before, self.in_store()) {
+            (Some(b), _) => ids
+                .iter()
+                .filter_map(|id| {
+                    let key = b.key_of(id)?;
+                    Some((id.clone(), (Some(key), b.record(key)?.clone())))
+                })
+                .collect(),
+            (None, Some(reads)) => {
+                reads.items(ids)?.into_iter().map(|(id, (r, _))| (id, (None, r))).collect()
+            }
+            (None, None) => Default::default(),
+        })
     }
 
     /// Catch up with writes made through other processes on the same index (another
@@ -254,6 +313,10 @@ impl Engine {
     /// it did. Cheap when nothing changed (one read of the store's version), so a server
     /// calls it every second; searches go on with the old snapshot while it loads.
     pub fn follow(&self) -> Result<bool> {
+        if self.in_store {
+            // Nothing held to catch up: every read asks the store.
+            return Ok(false);
+        }
         let _writer = self.writer.lock().map_err(|_| poisoned())?;
         let before = self.index();
         Ok(!Arc::ptr_eq(&before, &self.current_for_write()?))
@@ -309,7 +372,7 @@ impl Engine {
     }
 }
 
-fn poisoned() -> Error {
+pub(super) fn poisoned() -> Error {
     Error::Store(StoreError::Backend("a writer panicked; reopen the index".into()))
 }
 

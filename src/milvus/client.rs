@@ -453,7 +453,8 @@ impl Client {
         check("Delete", name, res.status)
     }
 
-    /// The rows matching `expr` (at most `limit`, in primary-key order), as columns.
+    /// The rows matching `expr` (at most `limit`, in primary-key order), as columns, read
+    /// with Strong consistency (every write before the call).
     pub async fn query(
         &self,
         name: &str,
@@ -461,16 +462,38 @@ impl Client {
         fields: &[&str],
         limit: Option<usize>,
     ) -> Result<Vec<(String, Column)>, MilvusError> {
+        self.query_window(name, expr, fields, Window { limit, offset: 0 }, None).await
+    }
+
+    /// [`Client::query`], `window.offset` rows skipped, seeing every write the server had
+    /// when its clock read `seen` (a hybrid timestamp, as [`Client::search`] takes), or
+    /// every write before the call when `None`.
+    pub async fn query_window(
+        &self,
+        name: &str,
+        expr: &str,
+        fields: &[&str],
+        window: Window,
+        seen: Option<u64>,
+    ) -> Result<Vec<(String, Column)>, MilvusError> {
         let mut params = Vec::new();
-        if let Some(l) = limit {
+        if let Some(l) = window.limit {
             params.push(kv("limit", l));
         }
+        if window.offset > 0 {
+            params.push(kv("offset", window.offset));
+        }
+        let (consistency_level, guarantee_timestamp) = match seen {
+            None => (ConsistencyLevel::Strong as i32, 0),
+            Some(ts) => (ConsistencyLevel::Session as i32, ts.max(2)),
+        };
         let req = QueryRequest {
             collection_name: name.into(),
             expr: expr.into(),
             output_fields: fields.iter().map(|f| (*f).to_string()).collect(),
             query_params: params,
-            consistency_level: ConsistencyLevel::Strong as i32,
+            consistency_level,
+            guarantee_timestamp,
             ..Default::default()
         };
         let res = self
@@ -513,6 +536,23 @@ impl Client {
         params: &str,
         seen: u64,
     ) -> Result<Vec<(String, f32)>, MilvusError> {
+        let found = self.search_fields(name, vector, k, expr, params, seen, &[]).await?;
+        Ok(found.0)
+    }
+
+    /// [`Client::search`], with the `fields` of the rows found (as columns, in the order
+    /// of the hits).
+    #[allow(clippy::too_many_arguments)]
+    pub async fn search_fields(
+        &self,
+        name: &str,
+        vector: &[f32],
+        k: usize,
+        expr: &str,
+        params: &str,
+        seen: u64,
+        fields: &[&str],
+    ) -> Result<(Vec<(String, f32)>, Vec<(String, Column)>), MilvusError> {
         let bytes: Vec<u8> = vector.iter().flat_map(|x| x.to_le_bytes()).collect();
         let group = PlaceholderGroup {
             placeholders: vec![PlaceholderValue {
@@ -537,6 +577,7 @@ impl Client {
                 kv("round_decimal", -1),
             ],
             nq: 1,
+            output_fields: fields.iter().map(|f| (*f).to_string()).collect(),
             consistency_level: ConsistencyLevel::Session as i32,
             guarantee_timestamp: seen.max(2),
             ..Default::default()
@@ -558,7 +599,7 @@ impl Client {
             collection: name.into(),
             message: message.into(),
         };
-        let Some(data) = res.results else { return Ok(Vec::new()) };
+        let Some(data) = res.results else { return Ok((Vec::new(), Vec::new())) };
         let ids = match data.ids.and_then(|i| i.id_field) {
             Some(i_ds::IdField::StrId(s)) => s.data,
             None => Vec::new(),
@@ -567,7 +608,17 @@ impl Client {
         if ids.len() != data.scores.len() {
             return Err(bad("as many ids as scores were not given"));
         }
-        Ok(ids.into_iter().zip(data.scores).collect())
+        let columns = data
+            .fields_data
+            .iter()
+            .map(|f| {
+                let column = from_field(f).ok_or_else(|| {
+                    bad(&format!("field {} has a type lookalike does not store", f.field_name))
+                })?;
+                Ok((f.field_name.clone(), column))
+            })
+            .collect::<Result<Vec<_>, MilvusError>>()?;
+        Ok((ids.into_iter().zip(data.scores).collect(), columns))
     }
 
     /// A call made once (a write, whose answer may be lost after it landed), its transport
@@ -636,6 +687,14 @@ impl Client {
             }
         }
     }
+}
+
+/// Which rows of a query's matches come back: `offset` skipped, then at most `limit`
+/// (Milvus answers at most 16,384 past the offset's start).
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Window {
+    pub limit: Option<usize>,
+    pub offset: usize,
 }
 
 /// Milvus's hybrid timestamp of this machine's clock now: milliseconds since the epoch,

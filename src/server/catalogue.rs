@@ -3,26 +3,34 @@
 
 use super::*;
 
-/// Value counts of the metadata columns, as of one snapshot of the index.
-#[derive(Debug, Default)]
+/// Value counts of the metadata columns, as of the engine's census (one snapshot, or the
+/// store's last count).
+#[derive(Debug)]
 pub(super) struct Summary {
     facets: Vec<Column>,
     stats: Vec<Column>,
+    taken: std::time::Instant,
+}
+
+impl Default for Summary {
+    fn default() -> Self {
+        Self { facets: Vec::new(), stats: Vec::new(), taken: std::time::Instant::now() }
+    }
 }
 
 impl Summary {
-    pub(super) fn of(engine: &Engine) -> Self {
-        let idx = engine.index();
-        let stats = column_counts(&engine.info().columns, &idx);
+    pub(super) fn of(engine: &Engine) -> crate::error::Result<Self> {
+        let census = engine.census()?;
+        let stats = column_counts(&census);
         let facets = stats
             .iter()
             // A column with a value per item (names, ids) is no filter.
             .filter(|c| {
-                c.distinct <= FACET_MAX_VALUES && c.distinct > 1 && c.distinct * 2 <= idx.len()
+                c.distinct <= FACET_MAX_VALUES && c.distinct > 1 && c.distinct * 2 <= census.items
             })
             .cloned()
             .collect();
-        Self { facets, stats }
+        Ok(Self { facets, stats, taken: std::time::Instant::now() })
     }
 }
 
@@ -35,7 +43,8 @@ pub(super) const STATS_MAX_VALUES: usize = 100;
 #[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
 pub struct Column {
     pub name: String,
-    /// Number of distinct values.
+    /// Number of distinct values (at most [`crate::engine::CENSUS_MAX_VALUES`] are
+    /// counted on an index served without a snapshot).
     pub distinct: usize,
     /// Items with no value in this column.
     pub missing: usize,
@@ -49,26 +58,23 @@ pub struct ValueCount {
 }
 
 /// Every column's value counts, the most frequent `FACET_MAX_VALUES` kept.
-pub(super) fn column_counts(columns: &[String], idx: &VectorIndex) -> Vec<Column> {
-    columns
+pub(super) fn column_counts(census: &Census) -> Vec<Column> {
+    census
+        .columns
         .iter()
-        .map(|col| {
-            let mut counts: BTreeMap<&str, usize> = BTreeMap::new();
-            let mut missing = 0;
-            for key in idx.keys() {
-                match idx.metadata(key).and_then(|m| m.get(col)) {
-                    Some(v) => *counts.entry(v.as_str()).or_insert(0) += 1,
-                    None => missing += 1,
-                }
-            }
-            let distinct = counts.len();
+        .map(|(name, counts, missing)| {
             let mut values: Vec<ValueCount> = counts
-                .into_iter()
-                .map(|(v, c)| ValueCount { value: v.to_string(), count: c })
+                .iter()
+                .map(|(v, &c)| ValueCount { value: v.clone(), count: c as usize })
                 .collect();
             values.sort_by(|a, b| b.count.cmp(&a.count).then_with(|| a.value.cmp(&b.value)));
             values.truncate(FACET_MAX_VALUES);
-            Column { name: col.clone(), distinct, missing, values }
+            Column {
+                name: name.clone(),
+                distinct: counts.len(),
+                missing: *missing as usize,
+                values,
+            }
         })
         .collect()
 }
@@ -81,6 +87,9 @@ pub struct FacetsOut {
 #[derive(Debug, Serialize, utoipa::ToSchema)]
 pub struct StatsOut {
     pub count: usize,
+    /// Items this server holds in memory: all of them, or none when it reads them from a
+    /// Milvus collection.
+    pub items_in_memory: usize,
     pub dimension: usize,
     pub model: String,
     /// Weight of the colour descriptor in the stored vectors (0: none; queries may then
@@ -112,15 +121,23 @@ pub struct TrainedOut {
 /// The facets and statistics of the current index, recomputed (off the async threads)
 /// if a write made them stale.
 pub(super) async fn summary(state: &Arc<AppState>) -> Result<Arc<Summary>, AppError> {
-    if state.summary_stale.swap(false, Ordering::AcqRel) {
+    // Without a snapshot, other processes' writes are counted after the census's TTL.
+    let expired = state.engine.items_in_memory() == 0
+        && state.summary.load().taken.elapsed() >= crate::engine::CENSUS_TTL;
+    if state.summary_stale.swap(false, Ordering::AcqRel) || expired {
         let s = state.clone();
-        tokio::task::spawn_blocking(move || {
+        let fresh = tokio::task::spawn_blocking(move || {
             // The lock guards no data: a panic elsewhere while holding it breaks nothing.
             let _one = s.summary_writer.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
-            s.summary.store(Arc::new(Summary::of(&s.engine)));
+            Summary::of(&s.engine).map(|fresh| s.summary.store(Arc::new(fresh)))
         })
         .await
         .map_err(|e| AppError::Internal(format!("statistics task failed: {e}")))?;
+        if let Err(e) = fresh {
+            // Counted again by the next request.
+            state.summary_stale.store(true, Ordering::Release);
+            return Err(e.into());
+        }
     }
     Ok(state.summary.load_full())
 }
@@ -145,8 +162,10 @@ pub(super) async fn stats(State(state): State<Arc<AppState>>) -> Result<Json<Sta
         })
         .collect();
     let index = state.engine.index();
+    let count = super::items::on_engine(&state, |e| e.len()).await?;
     Ok(Json(StatsOut {
-        count: index.len(),
+        count,
+        items_in_memory: index.len(),
         dimension: info.dim,
         model: info.model.name.clone(),
         colour_weight: info.colour_weight,

@@ -134,7 +134,7 @@ pub(super) async fn image(
     Id(id): Id,
     headers: HeaderMap,
 ) -> Result<Response, AppError> {
-    let record = record_of(&state, &id)?;
+    let (_, record) = record_of(&state, &id).await?;
     let etag = format!("\"{}\"", record.hash);
     if not_modified(&headers, &etag) {
         return Ok(cached(&headers, etag, "image/jpeg", Bytes::new()));
@@ -150,7 +150,7 @@ pub(super) async fn thumbnail(
     Id(id): Id,
     headers: HeaderMap,
 ) -> Result<Response, AppError> {
-    let record = record_of(&state, &id)?;
+    let (_, record) = record_of(&state, &id).await?;
     let hash = record.hash.clone();
     let etag = format!("\"{hash}-t\"");
     if not_modified(&headers, &etag) {

@@ -31,20 +31,36 @@ pub struct ItemsPage {
     pub per_page: usize,
 }
 
-pub(super) fn item_out(idx: &VectorIndex, key: u32) -> Option<ItemOut> {
-    let id = idx.id(key)?.to_string();
+pub(super) fn item_out(id: String, record: ItemRecord) -> ItemOut {
     let (image, thumbnail) = urls(&id);
-    Some(ItemOut { id, metadata: idx.metadata(key)?.clone(), image, thumbnail })
+    ItemOut { id, metadata: record.metadata, image, thumbnail }
 }
 
 pub(super) fn unknown(id: &str) -> AppError {
     AppError::NotFound(format!("unknown id '{id}'"))
 }
 
-/// The item's record, from one snapshot of the index.
-pub(super) fn record_of(state: &AppState, id: &str) -> Result<ItemRecord, AppError> {
-    let idx = state.engine.index();
-    idx.key_of(id).and_then(|k| idx.record(k)).cloned().ok_or_else(|| unknown(id))
+/// `f` on the engine off the async threads: an engine without a snapshot asks its store.
+pub(super) async fn on_engine<T: Send + 'static>(
+    state: &Arc<AppState>,
+    f: impl FnOnce(&Engine) -> crate::error::Result<T> + Send + 'static,
+) -> Result<T, AppError> {
+    let engine = state.engine.clone();
+    Ok(tokio::task::spawn_blocking(move || f(&engine))
+        .await
+        .map_err(|e| AppError::Internal(format!("item read failed: {e}")))??)
+}
+
+/// The item's id as stored and its record.
+pub(super) async fn record_of(
+    state: &Arc<AppState>,
+    id: &str,
+) -> Result<(String, ItemRecord), AppError> {
+    let wanted = id.to_string();
+    on_engine(state, move |e| e.item(&wanted))
+        .await?
+        .map(|(id, record, _)| (id, record))
+        .ok_or_else(|| unknown(id))
 }
 
 #[utoipa::path(get, path = "/api/items/{id}",
@@ -54,9 +70,8 @@ pub(super) async fn get_item(
     State(state): State<Arc<AppState>>,
     Id(id): Id,
 ) -> Result<Json<ItemOut>, AppError> {
-    let idx = state.engine.index();
-    let item = idx.key_of(&id).and_then(|k| item_out(&idx, k)).ok_or_else(|| unknown(&id))?;
-    Ok(Json(item))
+    let (id, record) = record_of(&state, &id).await?;
+    Ok(Json(item_out(id, record)))
 }
 
 #[utoipa::path(get, path = "/api/items",
@@ -72,16 +87,9 @@ pub(super) async fn list_items(
     let page = number("page", p.page.as_deref(), 1, usize::MAX / 1024)?;
     let per_page = number("per_page", p.per_page.as_deref(), 24, 100)?;
     let f = filter(&state, &p.filters)?;
-    let idx = state.engine.index();
-    let keys: Vec<u32> = match idx.filter_keys(&f) {
-        Some(keys) => keys.iter().collect(),
-        None => idx.keys().collect(),
-    };
-    let items = keys
-        .iter()
-        .skip((page - 1) * per_page)
-        .take(per_page)
-        .filter_map(|&k| item_out(&idx, k))
-        .collect();
-    Ok(Json(ItemsPage { items, total: keys.len(), page, per_page }))
+    let (found, total) =
+        on_engine(&state, move |e| e.page(&f, (page - 1).saturating_mul(per_page), per_page))
+            .await?;
+    let items = found.into_iter().map(|(id, record)| item_out(id, record)).collect();
+    Ok(Json(ItemsPage { items, total, page, per_page }))
 }

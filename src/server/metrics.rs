@@ -216,9 +216,10 @@ pub(super) async fn track(
 }
 
 pub(super) async fn metrics(State(state): State<Arc<AppState>>) -> Result<Response, AppError> {
+    let items = super::items::on_engine(&state, |e| e.len()).await?;
     let text = state
         .metrics
-        .encode(state.engine.index().len(), state.budget.used())
+        .encode(items, state.budget.used())
         .map_err(|e| AppError::Internal(format!("metrics could not be written: {e}")))?;
     Ok((
         [(header::CONTENT_TYPE, "application/openmetrics-text; version=1.0.0; charset=utf-8")],

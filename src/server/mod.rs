@@ -64,8 +64,8 @@ use items::*;
 use params::*;
 use search::*;
 
-use crate::engine::{Engine, MAX_K, NewItem, Query, WriteReport};
-use crate::index::{Filter, Hit, VectorIndex};
+use crate::engine::{Census, Engine, MAX_K, NewItem, Query, WriteReport};
+use crate::index::{Filter, Hit};
 use crate::preprocess::{Crop, QueryResize};
 use crate::store::ItemRecord;
 
@@ -244,7 +244,15 @@ impl AppState {
             .map(|p| p.display().to_string())
             .or_else(|| engine.info().catalog.clone())
             .and_then(|location| images::PhotoRoot::open(&location));
-        let summary = ArcSwap::from_pointee(Summary::of(&engine));
+        let (summary, uncounted) = match Summary::of(&engine) {
+            Ok(s) => (s, false),
+            Err(e) => {
+                let e = crate::error::chain(&e);
+                tracing::warn!("cannot count the catalogue's values yet: {e}");
+                (Summary::default(), true)
+            }
+        };
+        let summary = ArcSwap::from_pointee(summary);
         let admin_token = opts
             .admin_token
             .as_deref()
@@ -272,7 +280,7 @@ impl AppState {
             refused: Refusals::default(),
             admin_token,
             summary,
-            summary_stale: AtomicBool::new(false),
+            summary_stale: AtomicBool::new(uncounted),
             summary_writer: Mutex::new(()),
             thumbs: thumbs::Cache::new(4096),
             metrics: metrics::Metrics::new(),
@@ -525,7 +533,7 @@ async fn follow(state: Arc<AppState>, every: std::time::Duration) {
             Ok(Ok(true)) => {
                 state.summary_stale.store(true, Ordering::Release);
                 tracing::info!(
-                    items = state.engine.index().len(),
+                    items = state.engine.items_in_memory(),
                     "loaded the index's outside writes"
                 );
             }

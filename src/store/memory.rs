@@ -3,6 +3,7 @@
 use std::collections::BTreeMap;
 use std::sync::RwLock;
 
+use super::reads::{Found, ItemReads, passes};
 use super::{
     Change, IndexInfo, ItemRecord, KeptFile, Store, StoreError, check_dims, check_file_name,
     directly_in,
@@ -123,6 +124,10 @@ impl Store for MemoryStore {
         Ok(())
     }
 
+    fn reads(&self) -> Option<&dyn ItemReads> {
+        Some(self)
+    }
+
     fn read_file(&self, name: &str) -> Result<Option<Vec<u8>>, StoreError> {
         check_file_name(name)?;
         Ok(self.inner.read().map_err(poisoned)?.files.get(name).map(|(b, _)| b.clone()))
@@ -152,5 +157,75 @@ impl Store for MemoryStore {
             .filter(|(name, _)| directly_in(dir, name))
             .map(|(name, (_, at))| KeptFile { name: name.clone(), age: Some(at.elapsed()) })
             .collect())
+    }
+}
+
+/// The reference of the reads a query server without a snapshot makes: exact search.
+impl ItemReads for MemoryStore {
+    fn nearest_items(
+        &self,
+        query: &[f32],
+        k: usize,
+        conditions: &[(String, Vec<String>)],
+        exclude: Option<&str>,
+    ) -> Result<Vec<Found>, StoreError> {
+        let g = self.inner.read().map_err(poisoned)?;
+        let mut found: Vec<Found> = g
+            .items
+            .iter()
+            .filter(|(id, (r, _))| Some(id.as_str()) != exclude && passes(&r.metadata, conditions))
+            .map(|(id, (r, v))| Found {
+                id: id.clone(),
+                score: crate::kernel::dot(query, v),
+                record: ItemRecord { key: None, ..r.clone() },
+                vector: v.clone(),
+            })
+            .collect();
+        found.sort_by(|a, b| b.score.total_cmp(&a.score).then_with(|| a.id.cmp(&b.id)));
+        found.truncate(k);
+        Ok(found)
+    }
+
+    fn items(
+        &self,
+        ids: &[String],
+    ) -> Result<BTreeMap<String, (ItemRecord, Vec<f32>)>, StoreError> {
+        let g = self.inner.read().map_err(poisoned)?;
+        Ok(ids
+            .iter()
+            .filter_map(|id| {
+                let (r, v) = g.items.get(id)?;
+                Some((id.clone(), (ItemRecord { key: None, ..r.clone() }, v.clone())))
+            })
+            .collect())
+    }
+
+    fn count(&self, conditions: &[(String, Vec<String>)]) -> Result<usize, StoreError> {
+        let g = self.inner.read().map_err(poisoned)?;
+        Ok(g.items.values().filter(|(r, _)| passes(&r.metadata, conditions)).count())
+    }
+
+    fn page(
+        &self,
+        conditions: &[(String, Vec<String>)],
+        offset: usize,
+        limit: usize,
+    ) -> Result<Vec<(String, ItemRecord)>, StoreError> {
+        let g = self.inner.read().map_err(poisoned)?;
+        Ok(g.items
+            .iter()
+            .filter(|(_, (r, _))| passes(&r.metadata, conditions))
+            .skip(offset)
+            .take(limit)
+            .map(|(id, (r, _))| (id.clone(), ItemRecord { key: None, ..r.clone() }))
+            .collect())
+    }
+
+    fn scan_records(&self, f: &mut dyn FnMut(&str, &ItemRecord)) -> Result<(), StoreError> {
+        let g = self.inner.read().map_err(poisoned)?;
+        for (id, (r, _)) in &g.items {
+            f(id, r);
+        }
+        Ok(())
     }
 }

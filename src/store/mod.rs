@@ -14,6 +14,7 @@
 
 mod lmdb;
 mod memory;
+mod reads;
 
 use std::collections::BTreeMap;
 
@@ -21,6 +22,7 @@ use serde::{Deserialize, Serialize};
 
 pub use lmdb::LmdbStore;
 pub use memory::MemoryStore;
+pub use reads::{Found, ItemReads, passes};
 
 use crate::model::ModelSpec;
 
@@ -177,6 +179,12 @@ pub trait Store: Send + Sync {
     /// one of a store that never searches need not keep it open).
     fn searches(&self) -> bool {
         false
+    }
+    /// The reads this store answers where it keeps the items (a Milvus collection), so
+    /// that a query server needs no snapshot of them; `None` when it only keeps them (a
+    /// folder: its readers load a snapshot).
+    fn reads(&self) -> Option<&dyn ItemReads> {
+        None
     }
     /// Settle what was written, at the end of a bulk write (an `index` or `repartition`
     /// run): a Milvus collection seals its segments so that its vector index covers them

@@ -173,15 +173,81 @@ pub(crate) fn run_all(store: &dyn Store) {
     }
 }
 
+/// The reads of a store that answers them itself ([`Store::reads`]), on a fresh store:
+/// what a query server without a snapshot asks.
+pub(crate) fn run_reads(store: &dyn Store) {
+    let typed = |id: &str, kind: &str, v: Vec<f32>| {
+        let mut record =
+            ItemRecord { path: format!("{id}.jpg"), hash: format!("h{id}"), ..Default::default() };
+        record.metadata.insert("articleType".into(), kind.into());
+        Change::Put { id: id.into(), record, vector: v }
+    };
+    let items = [
+        typed("a", "Shirts", vec![1.0, 0.0]),
+        typed("b", "Tshirts", vec![0.8, 0.6]),
+        typed("c", "Shirts", vec![0.6, 0.8]),
+        typed("d", "Watches", vec![0.0, 1.0]),
+        typed("e", "Shirts", vec![-1.0, 0.0]),
+    ];
+    store.apply(Some(&info(2)), &items).unwrap();
+    let reads = store.reads().expect("this store answers reads");
+
+    // The nearest, best first, with records (no keys) and vectors; filtered on lower-cased
+    // values; one left out.
+    let found = reads.nearest_items(&[1.0, 0.0], 3, &[], None).unwrap();
+    let ids: Vec<&str> = found.iter().map(|f| f.id.as_str()).collect();
+    assert_eq!(ids, ["a", "b", "c"]);
+    assert!((found[1].score - 0.8).abs() < 1e-5, "{found:?}");
+    assert_eq!(found[1].vector, vec![0.8, 0.6]);
+    assert_eq!(found[1].record.metadata["articleType"], "Tshirts");
+    assert_eq!(found[1].record.key, None);
+    let shirts = [("articleType".to_string(), vec!["shirts".to_string()])];
+    let found = reads.nearest_items(&[1.0, 0.0], 5, &shirts, Some("a")).unwrap();
+    let ids: Vec<&str> = found.iter().map(|f| f.id.as_str()).collect();
+    assert_eq!(ids, ["c", "e"]);
+
+    // By id (unknown ones left out), counted, paged in id order, scanned once each.
+    let got = reads.items(&["d".to_string(), "zzz".to_string()]).unwrap();
+    assert_eq!(got.keys().collect::<Vec<_>>(), ["d"]);
+    assert_eq!((got["d"].0.key, got["d"].1.clone()), (None, vec![0.0, 1.0]));
+    assert_eq!(reads.count(&[]).unwrap(), 5);
+    assert_eq!(reads.count(&shirts).unwrap(), 3);
+    let page = |conditions: &[(String, Vec<String>)], offset, limit| -> Vec<String> {
+        reads.page(conditions, offset, limit).unwrap().into_iter().map(|(id, _)| id).collect()
+    };
+    assert_eq!(page(&[], 1, 2), ["b", "c"]);
+    assert_eq!(page(&shirts, 0, 10), ["a", "c", "e"]);
+    assert_eq!(page(&shirts, 2, 10), ["e"]);
+    assert!(page(&shirts, 3, 10).is_empty());
+    let mut scanned = Vec::new();
+    reads.scan_records(&mut |id, r| scanned.push((id.to_string(), r.path.clone()))).unwrap();
+    scanned.sort();
+    assert_eq!(scanned.len(), 5);
+    assert_eq!(scanned[4], ("e".to_string(), "e.jpg".to_string()));
+
+    // The store's own writes are read at once.
+    store
+        .apply(None, &[Change::Delete { id: "a".into() }, typed("f", "Shirts", vec![1.0, 0.0])])
+        .unwrap();
+    let found = reads.nearest_items(&[1.0, 0.0], 1, &shirts, None).unwrap();
+    assert_eq!(found[0].id, "f");
+    assert_eq!(reads.count(&shirts).unwrap(), 3);
+    assert!(reads.items(&["a".to_string()]).unwrap().is_empty());
+    assert_eq!(page(&[], 0, 2), ["b", "c"]);
+}
+
 #[test]
 fn memory_store_passes_the_suite() {
     run_all(&MemoryStore::new());
+    run_reads(&MemoryStore::new());
 }
 
 #[test]
 fn lmdb_store_passes_the_suite() {
     let dir = tempfile::tempdir().unwrap();
     run_all(&LmdbStore::open(dir.path()).unwrap());
+    // A folder's readers load a snapshot: it answers no reads itself.
+    assert!(LmdbStore::open(dir.path()).unwrap().reads().is_none());
 }
 
 #[test]

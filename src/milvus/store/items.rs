@@ -8,6 +8,9 @@ use super::{IDS_PER_CALL, MilvusStore, backend, poisoned, strings};
 use crate::milvus::client::{Column, in_list};
 use crate::store::{ItemRecord, StoreError};
 
+/// Items read, by id: their records and vectors (empty when not asked for).
+pub(super) type Rows = BTreeMap<String, (ItemRecord, Vec<f32>)>;
+
 /// Upper end (exclusive) of the items' row keys: 62 bits, so that window arithmetic
 /// stays far from an i64's end.
 pub(super) const KEY_SPACE: u64 = 1 << 62;
@@ -84,14 +87,33 @@ impl MilvusStore {
         Ok(())
     }
 
-    /// Visit every item, in id order. Items are read by windows of their row keys, sized
-    /// from the collection's count to hold half a page each; a window that holds more than
-    /// a page is halved and read again. (Windows, not a cursor on ids: milvus-lite answers
-    /// in insertion order, so a cursor would skip rows.)
+    /// Visit every item, in id order (see [`MilvusStore::walk_windows`]).
     pub(super) fn walk(
         &self,
         with_vectors: bool,
         f: &mut dyn FnMut(String, ItemRecord, Vec<f32>),
+    ) -> Result<(), StoreError> {
+        let mut all = BTreeMap::new();
+        self.walk_windows(with_vectors, &mut |found| {
+            all.extend(found);
+            Ok(())
+        })?;
+        self.with_local_keys(&mut all)?;
+        for (id, (record, vector)) in all {
+            f(id, record, vector);
+        }
+        Ok(())
+    }
+
+    /// Visit every item by windows of their row keys, one window's items at a time (in id
+    /// order within it; records without keys), sized from the collection's count to hold
+    /// half a page each; a window that holds more than a page is halved and read again.
+    /// (Windows, not a cursor on ids: milvus-lite answers in insertion order, so a cursor
+    /// would skip rows.)
+    pub(super) fn walk_windows(
+        &self,
+        with_vectors: bool,
+        f: &mut dyn FnMut(Rows) -> Result<(), StoreError>,
     ) -> Result<(), StoreError> {
         if !self.exists().map_err(backend)? {
             return Ok(());
@@ -104,7 +126,6 @@ impl MilvusStore {
             (0..windows).rev().map(|i| (i * width, ((i + 1) * width).min(KEY_SPACE))).collect();
         let fields: &'static [&'static str] =
             if with_vectors { &["id", "record", "vector"] } else { &["id", "record"] };
-        let mut all = BTreeMap::new();
         while let Some((lo, hi)) = todo.pop() {
             if lo >= hi {
                 continue;
@@ -128,18 +149,16 @@ impl MilvusStore {
                 todo.push((lo, mid));
                 continue;
             }
-            all.extend(found);
-        }
-        self.with_local_keys(&mut all)?;
-        for (id, (record, vector)) in all {
-            f(id, record, vector);
+            f(found)?;
         }
         Ok(())
     }
 }
 
 /// Rows of an items query, sorted by id (vectors empty when not asked for).
-fn rows(cols: &[(String, Column)]) -> Result<BTreeMap<String, (ItemRecord, Vec<f32>)>, StoreError> {
+pub(super) fn rows(
+    cols: &[(String, Column)],
+) -> Result<BTreeMap<String, (ItemRecord, Vec<f32>)>, StoreError> {
     let ids = strings(cols, "id");
     let records = strings(cols, "record");
     let vectors = cols.iter().find_map(|(n, c)| match c {

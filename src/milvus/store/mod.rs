@@ -27,6 +27,7 @@ use serde::{Deserialize, Serialize};
 mod columns;
 mod files;
 mod items;
+mod reads;
 mod search;
 
 use items::{LocalKeys, row_key};
@@ -677,6 +678,11 @@ impl Store for MilvusStore {
 
     fn searches(&self) -> bool {
         true
+    }
+
+    fn reads(&self) -> Option<&dyn crate::store::ItemReads> {
+        // A collection written before facets existed cannot be filtered in Milvus.
+        self.schema().ok().filter(|s| s.facets).map(|_| self as &dyn crate::store::ItemReads)
     }
 
     fn flush(&self) -> Result<(), StoreError> {

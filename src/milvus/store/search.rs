@@ -55,6 +55,11 @@ pub(super) fn expression(conditions: &[(String, Vec<String>)], exclude: Option<&
     parts.join(" && ")
 }
 
+/// The search parameters of a top-`k` search (each kind of vector index reads its own).
+pub(super) fn params(k: usize) -> String {
+    format!(r#"{{"ef": {}, "nprobe": {SEARCH_NPROBE}}}"#, k.max(SEARCH_EF))
+}
+
 impl MilvusStore {
     /// [`crate::store::Store::nearest`] in Milvus.
     pub(super) fn search_items(
@@ -72,10 +77,10 @@ impl MilvusStore {
             return Ok(Some(Vec::new()));
         }
         let expr = expression(conditions, exclude);
-        let params = format!(r#"{{"ef": {}, "nprobe": {SEARCH_NPROBE}}}"#, k.max(SEARCH_EF));
+        let params = params(k);
         let (client, items, query) =
             (self.client.clone(), self.items().to_string(), query.to_vec());
-        let seen = self.seen.load(std::sync::atomic::Ordering::Acquire);
+        let seen = self.read_guarantee();
         let hits = self
             .run(async move { client.search(&items, &query, k, &expr, &params, seen).await })
             .map_err(backend)?;

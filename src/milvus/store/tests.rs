@@ -20,6 +20,10 @@ fn milvus_store_passes_the_suite() {
     let store = store("suite").with_page(1);
     crate::store::suite::run_all(&store);
     store.drop_all().unwrap();
+    // Windows of 2 rows: scanning takes several.
+    let reading = self::store("reads").with_page(2);
+    crate::store::suite::run_reads(&reading);
+    reading.drop_all().unwrap();
 }
 
 #[test]
