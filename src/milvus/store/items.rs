@@ -5,7 +5,7 @@
 use std::collections::{BTreeMap, HashMap};
 
 use super::{IDS_PER_CALL, MilvusStore, backend, poisoned, strings};
-use crate::milvus::client::{Column, in_list};
+use crate::milvus::client::{Column, Window, in_list};
 use crate::store::{ItemRecord, StoreError};
 
 /// Items read, by id: their records and vectors (empty when not asked for).
@@ -52,11 +52,16 @@ impl LocalKeys {
 }
 
 impl MilvusStore {
-    /// Items `ids` with their records and vectors.
-    pub(super) fn get_many(
-        &self,
-        ids: &[String],
-    ) -> Result<BTreeMap<String, (ItemRecord, Vec<f32>)>, StoreError> {
+    /// Items `ids` with their records and vectors, given this process's keys.
+    pub(super) fn get_many(&self, ids: &[String]) -> Result<Rows, StoreError> {
+        let mut out = self.read_many(ids, None)?;
+        self.with_local_keys(&mut out)?;
+        Ok(out)
+    }
+
+    /// Items `ids` with their records (keyless) and vectors, read as of `seen` (a hybrid
+    /// timestamp; `None`: every write before the call).
+    pub(super) fn read_many(&self, ids: &[String], seen: Option<u64>) -> Result<Rows, StoreError> {
         let mut out = BTreeMap::new();
         if ids.is_empty() || !self.exists().map_err(backend)? {
             return Ok(out);
@@ -64,14 +69,14 @@ impl MilvusStore {
         for chunk in ids.chunks(IDS_PER_CALL) {
             let (client, items) = (self.client.clone(), self.items().to_string());
             let expr = in_list("id", chunk);
-            let cols =
-                self.run(async move {
-                    client.query(&items, &expr, &["id", "record", "vector"], None).await
+            let fields = ["id", "record", "vector"];
+            let cols = self
+                .run(async move {
+                    client.query_window(&items, &expr, &fields, Window::default(), seen).await
                 })
                 .map_err(backend)?;
             out.extend(rows(&cols)?);
         }
-        self.with_local_keys(&mut out)?;
         Ok(out)
     }
 

@@ -10,7 +10,7 @@ use std::collections::BTreeMap;
 use super::items::rows;
 use super::search::{MAX_TOPK, expression};
 use super::{MilvusStore, backend};
-use crate::milvus::client::{Window, hybrid_now, in_list};
+use crate::milvus::client::{Window, hybrid_now};
 use crate::store::{Found, ItemReads, ItemRecord, StoreError};
 
 /// How old a write of another process may be and still be missed by a read (ms).
@@ -26,6 +26,17 @@ impl MilvusStore {
     pub(super) fn read_guarantee(&self) -> u64 {
         let seen = self.seen.load(std::sync::atomic::Ordering::Acquire);
         seen.max(hybrid_now().saturating_sub(STALENESS_MS << 18))
+    }
+
+    /// The expression of the items passing `conditions` (every item when none).
+    fn matching(&self, conditions: &[(String, Vec<String>)]) -> Result<String, StoreError> {
+        if !conditions.is_empty() && !self.schema()?.facets {
+            return Err(self.no_facets());
+        }
+        Ok(match expression(conditions, None) {
+            e if e.is_empty() => "key >= 0".to_string(),
+            e => e,
+        })
     }
 
     fn no_facets(&self) -> StoreError {
@@ -88,29 +99,7 @@ impl ItemReads for MilvusStore {
         &self,
         ids: &[String],
     ) -> Result<BTreeMap<String, (ItemRecord, Vec<f32>)>, StoreError> {
-        let mut out = BTreeMap::new();
-        if ids.is_empty() || !self.exists().map_err(backend)? {
-            return Ok(out);
-        }
-        for chunk in ids.chunks(super::IDS_PER_CALL) {
-            let (client, items) = (self.client.clone(), self.items().to_string());
-            let expr = in_list("id", chunk);
-            let seen = Some(self.read_guarantee());
-            let cols = self
-                .run(async move {
-                    client
-                        .query_window(
-                            &items,
-                            &expr,
-                            &["id", "record", "vector"],
-                            Window::default(),
-                            seen,
-                        )
-                        .await
-                })
-                .map_err(backend)?;
-            out.extend(rows(&cols)?);
-        }
+        let mut out = self.read_many(ids, Some(self.read_guarantee()))?;
         for (record, _) in out.values_mut() {
             record.key = None;
         }
@@ -121,13 +110,7 @@ impl ItemReads for MilvusStore {
         if !self.exists().map_err(backend)? {
             return Ok(0);
         }
-        if !conditions.is_empty() && !self.schema()?.facets {
-            return Err(self.no_facets());
-        }
-        let expr = match expression(conditions, None) {
-            e if e.is_empty() => "key >= 0".to_string(),
-            e => e,
-        };
+        let expr = self.matching(conditions)?;
         let (client, items) = (self.client.clone(), self.items().to_string());
         let seen = Some(self.read_guarantee());
         let cols = self
@@ -160,13 +143,7 @@ impl ItemReads for MilvusStore {
                  with a filter"
             )));
         }
-        if !conditions.is_empty() && !self.schema()?.facets {
-            return Err(self.no_facets());
-        }
-        let expr = match expression(conditions, None) {
-            e if e.is_empty() => "key >= 0".to_string(),
-            e => e,
-        };
+        let expr = self.matching(conditions)?;
         let (client, items) = (self.client.clone(), self.items().to_string());
         let seen = Some(self.read_guarantee());
         // Milvus gives a window of the matches in primary-key (id) order.
