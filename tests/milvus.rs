@@ -432,3 +432,77 @@ fn shards_indexed_at_once_give_the_collection_one_run_gives_and_resume_when_kill
     assert_eq!(out.status.code(), Some(2), "{err}");
     assert!(err.contains("never trains the partition"), "{err}");
 }
+
+/// `bench fill` (the scale run's catalogue): the same grown catalogue in a folder and in
+/// a collection, with the source's items as they are and copies drawn near them with
+/// their metadata; it writes only a new index, and says why not otherwise.
+#[test]
+fn bench_fill_grows_a_folder_and_a_collection_alike_and_overwrites_nothing() {
+    require_ort();
+    let src = crate::common::fixtures::sample_index().path();
+    let tmp = tempfile::tempdir().unwrap();
+    let folder = tmp.path().join("grown");
+    let coll = milvus_index("grown");
+    let n = run_json(&["info", "--index", src, "--json"])["count"].as_u64().unwrap();
+    // 5,000 items: enough for Milvus to build its HNSW index over the sealed segment
+    // (and an interim index over growing ones), so the collection's answers come from
+    // an approximate index, searched as soon as `fill` returns.
+    let count = 5_000;
+    let mut answers = Vec::new();
+    for (into, mode) in [(p(&folder), "--exact"), (coll.as_str(), "--ann")] {
+        let r = run_json(&[
+            "bench",
+            "fill",
+            "--index",
+            src,
+            "--into",
+            into,
+            "--count",
+            &count.to_string(),
+        ]);
+        assert_eq!((r["items"].as_u64(), r["real"].as_u64()), (Some(count), Some(n)), "{r}");
+        assert_eq!(r["synthetic"].as_u64(), Some(count - n), "{r}");
+        assert_eq!(r["writes"].as_u64(), Some(count.div_ceil(2000)), "{r}");
+        // At once: the collection is searched inside Milvus, by its vector index.
+        answers.push(search(into, &[mode]));
+        let info = run_json(&["info", "--index", into, "--json"]);
+        assert_eq!(info["count"].as_u64(), Some(count), "{info}");
+        assert_eq!(info["model"], "lookalike-fashion-3", "{info}");
+    }
+    // The same rows: a photo's answers from the collection (searched inside Milvus right
+    // after the fill, no item held) are the folder's exact ones, copies among them.
+    assert_same_results(&answers[1], &answers[0]);
+    assert_same_results(&search(&coll, &[]), &answers[0]);
+    // A copy lies near its source (its nearest item, not a duplicate of it) and
+    // carries the source's metadata.
+    let photo = fixture("queries/tshirt.jpg");
+    let v = run_json(&["search", "--index", p(&folder), "--json", "-k", "8", "--exact", p(&photo)]);
+    let copy =
+        v["results"].as_array().unwrap().iter().find(|r| r["id"].as_str().unwrap().contains('~'));
+    let copy = copy.expect("copies are found as products are");
+    let id = copy["id"].as_str().unwrap();
+    let source = id.split('~').next().unwrap();
+    for index in [p(&folder), coll.as_str()] {
+        let v = run_json(&["search", "--index", index, "--similar-to", id, "-k", "1", "--json"]);
+        let near = &v["results"][0];
+        assert_eq!(near["id"], source, "{near}");
+        assert!(near["score"].as_f64().unwrap() < 0.999, "{near}");
+        assert_eq!(near["metadata"], copy["metadata"], "{near} {copy}");
+    }
+
+    // Nothing that exists is overwritten, and bad numbers are named.
+    for into in [p(&folder), coll.as_str(), src] {
+        let out = lookalike(&["bench", "fill", "--index", src, "--into", into, "--count", "5"]);
+        assert!(!out.status.success());
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert!(err.contains("holds an index already"), "{err}");
+    }
+    assert_eq!(run_json(&["info", "--index", p(&folder), "--json"])["count"].as_u64(), Some(count));
+    let fresh = tmp.path().join("fresh");
+    for (arg, name) in [("--sigma=-1", "sigma"), ("--count=0", "count")] {
+        let out = lookalike(&["bench", "fill", "--index", src, "--into", p(&fresh), arg]);
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert!(!out.status.success() && err.contains(name), "{err}");
+    }
+    assert!(!fresh.exists() || std::fs::read_dir(&fresh).unwrap().next().is_none());
+}

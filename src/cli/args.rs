@@ -711,6 +711,29 @@ pub enum BenchCommand {
         #[arg(long)]
         scratch: Option<PathBuf>,
     },
+    /// A new index (a folder or a Milvus collection) of --count items grown from a real
+    /// one: its items, then copies drawn near their vectors with their metadata. No photo
+    /// is embedded; for measuring a catalogue larger than the one at hand.
+    Fill {
+        /// The index the items are drawn from.
+        #[arg(long, value_parser = Location::parse)]
+        index: Location,
+        /// The new index (must not hold one).
+        #[arg(long, value_parser = Location::parse)]
+        into: Location,
+        /// Items in the new index, the real ones included.
+        #[arg(long, default_value_t = 1_000_000)]
+        count: usize,
+        /// Relative distance of a copy from the item it is drawn from.
+        #[arg(long, default_value_t = 0.3)]
+        sigma: f32,
+        /// Items per write.
+        #[arg(long, default_value_t = 2_000)]
+        batch: usize,
+        /// The vector index of a new collection (as `index --milvus-index`).
+        #[arg(long, value_name = "hnsw|ivf_flat|ivf_sq8")]
+        milvus_index: Option<lookalike::milvus::VectorIndexKind>,
+    },
     /// Photo in, results out, in process: decode + embed + search latency.
     Query {
         #[arg(long, value_parser = Location::parse)]

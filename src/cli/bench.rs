@@ -74,6 +74,12 @@ pub fn run(what: BenchCommand) -> anyhow::Result<()> {
             let _ = std::fs::remove_dir_all(&copy);
             println!("{}", serde_json::to_string(&r?)?);
         }
+        BenchCommand::Fill { index, into, count, sigma, batch, milvus_index } => {
+            let opts =
+                bench::fill::FillOptions { count, sigma, batch, milvus_index, progress: true };
+            let r = bench::fill::fill(&index, &into, &opts)?;
+            println!("{}", serde_json::to_string(&r)?);
+        }
         BenchCommand::Query { index, images, repeat, mode, trained, flip, one_pass, backend } => {
             anyhow::ensure!(!images.is_empty(), "give query photos");
             let engine = backend.open(&index, Default::default())?;

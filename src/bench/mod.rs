@@ -2,6 +2,8 @@
 //! stage, exact search latency at the index's size and at synthetic scale, and memory per
 //! item. Figures are printed as JSON so scripts can put them beside a reference.
 
+pub mod fill;
+
 use std::path::{Path, PathBuf};
 use std::time::Instant;
 
