@@ -188,7 +188,10 @@ fn a_server_on_a_collection_holds_no_item_and_answers_as_the_folder_does() {
         |index: &str| run_json(&["info", "--index", index, "--json"])["items_in_memory"].clone();
     assert_eq!((held(folder), held(&coll)), (Value::from(30), Value::from(0)));
 
+    // A server without a snapshot counts the catalogue after it starts listening, and is
+    // ready once it has (its engine's side is tested below).
     let (a, b) = (Server::start(folder), Server::start(&coll));
+    assert_eq!(b.until("/readyz", 200)["ready"], true);
     let (sa, sb) = (a.until("/api/stats", 200), b.until("/api/stats", 200));
     assert_eq!(
         (sa["items_in_memory"].as_u64(), sb["items_in_memory"].as_u64()),
@@ -505,4 +508,46 @@ fn bench_fill_grows_a_folder_and_a_collection_alike_and_overwrites_nothing() {
         assert!(!out.status.success() && err.contains(name), "{err}");
     }
     assert!(!fresh.exists() || std::fs::read_dir(&fresh).unwrap().next().is_none());
+}
+
+/// Opening an engine that holds no item of a collection counts nothing: the census (a
+/// walk over every record) is `warm`'s, or the first search's, so that a server listens
+/// meanwhile. An engine with a snapshot has nothing to count.
+#[test]
+fn an_engine_on_a_collection_counts_the_catalogue_when_warmed_not_when_opened() {
+    use lookalike::engine::{Engine, Residency};
+    use lookalike::location::Location;
+    require_ort();
+    let tmp = tempfile::tempdir().unwrap();
+    let cat = tmp.path().join("cat");
+    small_catalog(&cat, 12);
+    let coll = milvus_index("warm");
+    ok(&["index", p(&cat), "--index", &coll, "--json"]);
+    let open = |residency| {
+        let at = Location::parse(&coll).unwrap();
+        Engine::open_held(
+            &at,
+            test_backend(),
+            None,
+            Default::default(),
+            Default::default(),
+            residency,
+        )
+        .unwrap()
+    };
+    let engine = open(Residency::InStoreWherePossible);
+    assert_eq!(engine.items_in_memory(), 0);
+    assert!(!engine.warmed());
+    engine.warm().unwrap();
+    assert!(engine.warmed());
+    assert_eq!(engine.census().unwrap().items, 12);
+    // A search takes the count itself when nothing warmed the engine.
+    let cold = open(Residency::InStoreWherePossible);
+    let photo = std::fs::read(fixture("queries/tshirt.jpg")).unwrap();
+    let answer = cold.search_photo(&photo, &Default::default()).unwrap();
+    assert!(!answer.hits.is_empty() && !answer.predicted.is_empty());
+    assert!(cold.warmed());
+    let held = open(Residency::Snapshot);
+    assert_eq!(held.items_in_memory(), 12);
+    assert!(held.warmed());
 }

@@ -17,6 +17,8 @@ pub fn run(a: SearchArgs) -> anyhow::Result<ExitCode> {
     let residency =
         if a.ranking.mode.exact { Residency::Snapshot } else { Residency::InStoreWherePossible };
     let engine = a.backend.open_held(&a.index, Default::default(), residency)?;
+    // Before the first photo, so that a store that cannot be counted is an error here.
+    engine.warm()?;
     let query = Query {
         crop: a.crop,
         resize: a.query_resize,

@@ -422,12 +422,8 @@ impl Engine {
                 ),
             });
         }
-        let engine = Self { query_embedder: twin, ..engine };
-        if engine.in_store {
-            // Counted once before the first search, whose predictions weigh by it.
-            engine.census()?;
-        }
-        Ok(engine)
+        // Without a snapshot the census is taken by `warm`, or by the first search.
+        Ok(Self { query_embedder: twin, ..engine })
     }
 
     /// The index's trained projection (`None`: not trained; an error: unreadable).

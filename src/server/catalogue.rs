@@ -32,6 +32,12 @@ impl Summary {
             .collect();
         Ok(Self { facets, stats, taken: std::time::Instant::now() })
     }
+
+    /// [`Summary::of`] when the engine's census is taken, `None` before (it is a walk
+    /// over every record, which a server takes while it listens).
+    pub(super) fn of_warmed(engine: &Engine) -> crate::error::Result<Option<Self>> {
+        if engine.warmed() { Self::of(engine).map(Some) } else { Ok(None) }
+    }
 }
 
 /// Columns with more distinct values than this are not offered as filters.

@@ -244,8 +244,10 @@ impl AppState {
             .map(|p| p.display().to_string())
             .or_else(|| engine.info().catalog.clone())
             .and_then(|location| images::PhotoRoot::open(&location));
-        let (summary, uncounted) = match Summary::of(&engine) {
-            Ok(s) => (s, false),
+        let (summary, uncounted) = match Summary::of_warmed(&engine) {
+            Ok(Some(s)) => (s, false),
+            // Counted when first asked for, after `warm` (see `serve`).
+            Ok(None) => (Summary::default(), true),
             Err(e) => {
                 let e = crate::error::chain(&e);
                 tracing::warn!("cannot count the catalogue's values yet: {e}");
@@ -455,6 +457,27 @@ pub async fn serve(
         "searches run on the pool"
     );
     let listener = listen(addr, opts.listen_backlog)?;
+    if !state.engine.warmed() {
+        // Counted while the server listens: `/healthz` answers meanwhile and `/readyz`
+        // says why it is not ready; a search that comes first waits for the count.
+        let engine = state.engine.clone();
+        tokio::task::spawn_blocking(move || {
+            let started = std::time::Instant::now();
+            // Until it succeeds (the store may be down at start); a search that comes
+            // first takes the count itself.
+            while let Err(e) = engine.warm() {
+                tracing::warn!(
+                    "cannot count the catalogue's values yet: {}",
+                    crate::error::chain(&e)
+                );
+                std::thread::sleep(WARM_RETRY);
+            }
+            tracing::info!(
+                seconds = started.elapsed().as_secs_f64(),
+                "counted the catalogue's values: ready"
+            );
+        });
+    }
     // The loop runs on a worker thread rather than on the thread that waits for it, so
     // that the task it starts for a connection goes first in that worker's queue
     // (tokio's LIFO slot) instead of to the shared queue behind every task a crowd keeps
@@ -494,7 +517,8 @@ pub fn listen(
 const READY_WITHIN: std::time::Duration = std::time::Duration::from_secs(2);
 
 /// Readiness, apart from liveness (`/healthz`): whether the index's store answers (a
-/// folder always does; a Milvus server may not). 503 with the reason (`{"error": ...}`)
+/// folder always does; a Milvus server may not), and, without a snapshot, whether the
+/// catalogue's values are counted ([`crate::engine::Engine::warm`]). 503 with the reason (`{"error": ...}`)
 /// and Retry-After when it does not, so that a balancer sends shoppers to another server meanwhile.
 async fn readyz(State(state): State<Arc<AppState>>) -> Response {
     let engine = state.engine.clone();
@@ -502,6 +526,7 @@ async fn readyz(State(state): State<Arc<AppState>>) -> Response {
         tokio::time::timeout(READY_WITHIN, tokio::task::spawn_blocking(move || engine.ready()))
             .await;
     let reason = match answered {
+        Ok(Ok(Ok(()))) if !state.engine.warmed() => COUNTING,
         Ok(Ok(Ok(()))) => return Json(serde_json::json!({"ready": true})).into_response(),
         Ok(Ok(Err(e))) => {
             tracing::warn!(error = %crate::error::chain(&e), "not ready");
@@ -510,6 +535,18 @@ async fn readyz(State(state): State<Arc<AppState>>) -> Response {
         Ok(Err(_)) => error::UNAVAILABLE,
         Err(_) => "the index's store did not answer within 2 s",
     };
+    unready(reason)
+}
+
+/// How long a server waits to count the catalogue again when its store did not answer.
+const WARM_RETRY: std::time::Duration = std::time::Duration::from_secs(5);
+
+/// Why a server on a Milvus collection is not ready in its first moments.
+const COUNTING: &str = "counting the catalogue's values (facets and the class priors of \
+                        predictions) before the first search";
+
+/// `/readyz`'s 503, with the reason.
+fn unready(reason: &str) -> Response {
     let mut res = (
         StatusCode::SERVICE_UNAVAILABLE,
         // The error shape every failed request has (the error middleware keeps it).
