@@ -175,25 +175,16 @@ pub fn fill(from: &Location, into: &Location, opts: &FillOptions) -> Result<Fill
     })
 }
 
-/// A unit vector near `v`: noise of relative size `sigma` (the sum of three uniform draws,
-/// as [`super::synthesize`]), seeded by the item's place so that any batch size writes the
-/// same catalogue.
+/// A unit vector near `v`: [`super::jitter_into`], seeded by the item's place so that
+/// any batch size writes the same catalogue.
 fn near(v: &[f32], sigma: f32, place: u64) -> Vec<f32> {
     // SplitMix64 of the place: neighbouring places get unrelated streams.
     let mut z = place.wrapping_add(1).wrapping_mul(0x9E37_79B9_7F4A_7C15);
     z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
     z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
     let mut state = (z ^ (z >> 31)) | 1;
-    let scale = sigma / (v.len().max(1) as f32).sqrt() * 1.7;
-    let mut out: Vec<f32> = v
-        .iter()
-        .map(|x| {
-            x + scale
-                * (super::noise(&mut state) + super::noise(&mut state) + super::noise(&mut state))
-        })
-        .collect();
-    let norm = out.iter().map(|x| x * x).sum::<f32>().sqrt().max(f32::MIN_POSITIVE);
-    out.iter_mut().for_each(|x| *x /= norm);
+    let mut out = Vec::with_capacity(v.len());
+    super::jitter_into(v, sigma, &mut state, &mut out);
     out
 }
 

@@ -180,23 +180,26 @@ pub fn synthesize(base: &[f32], dim: usize, target: usize, sigma: f32) -> Vec<f3
     let rows = base.len() / dim;
     let mut out = Vec::with_capacity(target * dim);
     let mut state = 0x9E37_79B9_7F4A_7C15u64;
-    let scale = sigma / (dim as f32).sqrt() * 1.7;
     for i in 0..target {
         let src = &base[(i % rows) * dim..(i % rows + 1) * dim];
-        let start = out.len();
         if i < rows {
             out.extend_from_slice(src);
             continue;
         }
-        out.extend(
-            src.iter()
-                .map(|x| x + scale * (noise(&mut state) + noise(&mut state) + noise(&mut state))),
-        );
-        let v = &mut out[start..];
-        let norm = v.iter().map(|x| x * x).sum::<f32>().sqrt().max(f32::MIN_POSITIVE);
-        v.iter_mut().for_each(|x| *x /= norm);
+        jitter_into(src, sigma, &mut state, &mut out);
     }
     out
+}
+
+/// Append a copy of the unit row `src` with noise of relative size `sigma` (the sum of
+/// three uniform draws per component, from `state`), renormalised to unit length.
+pub(crate) fn jitter_into(src: &[f32], sigma: f32, state: &mut u64, out: &mut Vec<f32>) {
+    let scale = sigma / (src.len().max(1) as f32).sqrt() * 1.7;
+    let start = out.len();
+    out.extend(src.iter().map(|x| x + scale * (noise(state) + noise(state) + noise(state))));
+    let v = &mut out[start..];
+    let norm = v.iter().map(|x| x * x).sum::<f32>().sqrt().max(f32::MIN_POSITIVE);
+    v.iter_mut().for_each(|x| *x /= norm);
 }
 
 /// Measure exact top-k over `matrix` with `queries` (unit rows).
