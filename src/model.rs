@@ -95,22 +95,30 @@ fn builtin(name: &str) -> Option<ModelSpec> {
     let mean = [127.0 / 255.0; 3];
     let std = [128.0 / 255.0; 3];
     let fashion = match name {
-        "fashion" | "fashion-3" | FASHION => Some((FASHION, FASHION_3_CLOSE_MATCH)),
+        "fashion" | "fashion-4" | FASHION => Some((FASHION, FASHION_4_CLOSE_MATCH)),
+        // r3, the default before r4: kept, as the earlier ones below, so the collections
+        // and manifests naming it still find the file whose hash they recorded.
+        "fashion-3" | FASHION_3 => Some((FASHION_3, FASHION_3_CLOSE_MATCH)),
         // r2 and r1, the earlier defaults: kept so the collections and manifests naming
         // them still find the file whose hash they recorded.
         "fashion-2" | FASHION_2 => Some((FASHION_2, FASHION_2_CLOSE_MATCH)),
         "fashion-1" | FASHION_1 => Some((FASHION_1, FASHION_1_CLOSE_MATCH.1)),
-        // r3 quantised to int8 (tools/quantize_fashion.py): 0.7x the time per photo,
-        // 0.0067 less precision@5 on the street photos (BENCHMARKS.md); an option.
-        "fashion-int8" | "fashion-3-int8" | FASHION_INT8 => {
+        // r4 and r3 quantised to int8 (tools/quantize_fashion.py): 0.7x the time per
+        // photo, a little less precision (BENCHMARKS.md); as index models, an option.
+        "fashion-int8" | "fashion-4-int8" | FASHION_INT8 => {
             Some((FASHION_INT8, FASHION_INT8_CLOSE_MATCH))
         }
+        "fashion-3-int8" | FASHION_3_INT8 => Some((FASHION_3_INT8, FASHION_3_INT8_CLOSE_MATCH)),
         _ => None,
     };
     if let Some((full, floor)) = fashion {
-        // The int8 variant shares r3's class heads (the same proxies: its embeddings
-        // are r3's, within quantisation's error).
-        let heads = if full == FASHION_INT8 { FASHION } else { full };
+        // An int8 variant shares its model's class heads (the same proxies: its
+        // embeddings are the model's, within quantisation's error).
+        let heads = match full {
+            FASHION_INT8 => FASHION,
+            FASHION_3_INT8 => FASHION_3,
+            other => other,
+        };
         // Catalogue photos are 60x80 to a few hundred pixels: 128 px holds what they have,
         // and costs a third of 224. Snapshots keep more detail at 160 (trained at both).
         return Some(ModelSpec {
@@ -172,19 +180,33 @@ const FASHION_1_CLOSE_MATCH: (&str, f32) =
     ("3aeab0fb2a60f50b6db4602e36c99b01dfdd13d629af2fded4d3690fad2fa904", 0.665);
 
 /// The default fashion model's floor (its indexes all record it).
+const FASHION_4_CLOSE_MATCH: f32 = 0.725;
+
+/// The third fashion model's floor (its indexes all record it).
 const FASHION_3_CLOSE_MATCH: f32 = 0.71;
 
 /// The second fashion model's floor (its indexes all record it).
 const FASHION_2_CLOSE_MATCH: f32 = 0.695;
 
-/// The int8 variant's floor (calibrated as r3's: bench/close_match.py on its own index).
-const FASHION_INT8_CLOSE_MATCH: f32 = 0.705;
+/// The int8 variant's floor, as an index's own model: the floor of its queries against r4's
+/// fp32 catalogue (bench/close_match.py `--query-precision int8`); an index embedded by
+/// it whole was not calibrated apart.
+const FASHION_INT8_CLOSE_MATCH: f32 = 0.73;
+
+/// r3's int8 variant's floor (calibrated as r3's: bench/close_match.py on its own index).
+const FASHION_3_INT8_CLOSE_MATCH: f32 = 0.705;
 
 /// Full name of the default fashion model quantised to int8.
-pub const FASHION_INT8: &str = "lookalike-fashion-3-int8";
+pub const FASHION_INT8: &str = "lookalike-fashion-4-int8";
 
-/// Full name of the default fashion model (training run r3).
-pub const FASHION: &str = "lookalike-fashion-3";
+/// Full name of the third fashion model quantised to int8.
+pub const FASHION_3_INT8: &str = "lookalike-fashion-3-int8";
+
+/// Full name of the default fashion model (training run r4).
+pub const FASHION: &str = "lookalike-fashion-4";
+
+/// Full name of the third fashion model (training run r3), the default before r4.
+pub const FASHION_3: &str = "lookalike-fashion-3";
 
 /// Full name of the second fashion model (training run r2), the default before r3.
 pub const FASHION_2: &str = "lookalike-fashion-2";
@@ -217,18 +239,44 @@ impl std::str::FromStr for QueryPrecision {
     }
 }
 
-/// The floor of queries embedded by [`FASHION`]'s int8 twin against its fp32 catalogue
-/// vectors (bench/close_match.py with `--query-precision int8`: 0.70, where fp32 queries
-/// give 0.71).
-pub const TWIN_QUERIES_CLOSE_MATCH: f32 = 0.70;
-
-/// The built-in int8 twin of the built-in model `name` (by its full name), whose
-/// embeddings stand for the model's own: queries it embeds are searched among the
-/// catalogue's fp32 vectors (street photos: precision@5 0.0040 below fp32 queries, at
-/// 0.7x the model's time; BENCHMARKS.md "Queries in int8").
-pub fn query_twin(name: &str) -> Option<&'static str> {
-    (name == FASHION).then_some(FASHION_INT8)
+/// The built-in int8 twin of a built-in model (by its full name), whose embeddings stand
+/// for the model's own: queries it embeds are searched among the catalogue's fp32
+/// vectors at 0.7x the model's time (BENCHMARKS.md, "Queries in int8").
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Twin {
+    pub name: &'static str,
+    /// The floor of such queries (bench/close_match.py with `--query-precision int8`).
+    pub close_match: f32,
+    /// Whether `--query-precision auto` picks it where int8 runs fast: only where it
+    /// costs no measurable precision. r3's twin lost 0.004 of street precision@5; r4's
+    /// loses 0.010 and takes shirts under 0.80, so r4's queries stay fp32 unless asked.
+    pub auto: bool,
 }
+
+/// The int8 twin of the built-in model `name` (its full name), if it has one.
+pub fn query_twin(name: &str) -> Option<Twin> {
+    match name {
+        FASHION => Some(Twin {
+            name: FASHION_INT8,
+            close_match: FASHION_TWIN_QUERIES_CLOSE_MATCH,
+            auto: false,
+        }),
+        FASHION_3 => Some(Twin {
+            name: FASHION_3_INT8,
+            close_match: FASHION_3_TWIN_QUERIES_CLOSE_MATCH,
+            auto: true,
+        }),
+        _ => None,
+    }
+}
+
+/// The floor of queries embedded by [`FASHION`]'s int8 twin against its fp32 catalogue
+/// (0.73, where fp32 queries give 0.725).
+const FASHION_TWIN_QUERIES_CLOSE_MATCH: f32 = 0.73;
+
+/// The floor of queries embedded by r3's int8 twin against its fp32 catalogue (0.70,
+/// where fp32 queries give 0.71).
+const FASHION_3_TWIN_QUERIES_CLOSE_MATCH: f32 = 0.70;
 
 /// Whether this processor runs int8 models fast: x86-64 with AVX-512 VNNI or AVX-VNNI
 /// (int8 dot products in one instruction). Without them ONNX Runtime's int8 kernels
@@ -403,10 +451,12 @@ mod tests {
     use super::*;
 
     #[test]
-    fn only_r3_has_an_int8_twin_and_query_precisions_parse() {
-        assert_eq!(query_twin(FASHION), Some(FASHION_INT8));
+    fn only_r4_and_r3_have_int8_twins_and_query_precisions_parse() {
+        assert_eq!(query_twin(FASHION).map(|t| (t.name, t.auto)), Some((FASHION_INT8, false)));
+        assert_eq!(query_twin(FASHION_3).map(|t| (t.name, t.auto)), Some((FASHION_3_INT8, true)));
         assert_eq!(query_twin(FASHION_2), None);
         assert_eq!(query_twin(FASHION_INT8), None);
+        assert_eq!(query_twin(FASHION_3_INT8), None);
         assert_eq!("INT8".parse::<QueryPrecision>(), Ok(QueryPrecision::Int8));
         assert_eq!("fp32".parse::<QueryPrecision>(), Ok(QueryPrecision::Fp32));
         assert_eq!("auto".parse::<QueryPrecision>(), Ok(QueryPrecision::Auto));
@@ -435,11 +485,18 @@ mod tests {
         assert_eq!(builtin(FASHION_2).unwrap(), second);
         assert_eq!(second.file, "lookalike-fashion-2.onnx");
         assert_ne!(second.file, f.file);
-        assert_eq!(builtin("fashion-3").unwrap(), f);
+        assert_eq!(builtin("fashion-4").unwrap(), f);
+        let third = builtin("fashion-3").unwrap();
+        assert_eq!(builtin(FASHION_3).unwrap(), third);
+        assert_eq!(third.file, "lookalike-fashion-3.onnx");
+        assert_ne!(third.file, f.file);
         let int8 = builtin("fashion-int8").unwrap();
-        assert_eq!(int8.file, "lookalike-fashion-3-int8.onnx");
-        assert_eq!(int8.heads, f.heads, "the int8 variant reads r3's heads");
+        assert_eq!(int8.file, "lookalike-fashion-4-int8.onnx");
+        assert_eq!(int8.heads, f.heads, "the int8 variant reads r4's heads");
         assert_eq!((int8.size, int8.dim, int8.input_size(true)), (128, 256, 160));
+        let int8_3 = builtin("fashion-3-int8").unwrap();
+        assert_eq!(int8_3.file, "lookalike-fashion-3-int8.onnx");
+        assert_eq!(int8_3.heads, third.heads, "r3's int8 variant reads r3's heads");
         assert!(builtin("resnet").is_none());
     }
 

@@ -470,7 +470,7 @@ fn bench_fill_grows_a_folder_and_a_collection_alike_and_overwrites_nothing() {
         answers.push(search(into, &[mode]));
         let info = run_json(&["info", "--index", into, "--json"]);
         assert_eq!(info["count"].as_u64(), Some(count), "{info}");
-        assert_eq!(info["model"], "lookalike-fashion-3", "{info}");
+        assert_eq!(info["model"], lookalike::model::FASHION, "{info}");
     }
     // The same rows: a photo's answers from the collection (searched inside Milvus right
     // after the fill, no item held) are the folder's exact ones, copies among them.

@@ -334,6 +334,30 @@ NEIGHBOURS = [
 ]
 
 
+# Colour families: baseColour's near-synonyms, for reporting colour beside the strict 46
+# labels (practitioners merge Navy Blue into Blue and so on). Targets stay strict.
+COLOUR_FAMILIES = {
+    "blue": ["Blue", "Navy Blue", "Teal", "Turquoise Blue"],
+    "white": ["White", "Off White", "Cream"],
+    "black": ["Black", "Charcoal"],
+    "grey": ["Grey", "Grey Melange", "Silver", "Steel", "Metallic"],
+    "brown": ["Brown", "Coffee Brown", "Mushroom Brown", "Beige", "Tan", "Taupe", "Khaki", "Nude", "Skin"],
+    "red": ["Red", "Maroon", "Burgundy", "Rust"],
+    "pink": ["Pink", "Rose", "Magenta", "Peach"],
+    "purple": ["Purple", "Lavender", "Mauve"],
+    "green": ["Green", "Olive", "Sea Green", "Lime Green", "Fluorescent Green"],
+    "yellow": ["Yellow", "Mustard", "Gold"],
+    "orange": ["Orange", "Copper", "Bronze"],
+    "multi": ["Multi"],
+}
+FAMILY_OF = {c: f for f, cs in COLOUR_FAMILIES.items() for c in cs}
+
+
+def colour_family(colour):
+    """The colour's family (COLOUR_FAMILIES), or the colour itself when it has none."""
+    return FAMILY_OF.get(colour, colour)
+
+
 def neighbour_matrix(type_index):
     """[n, n] bool: True where two different types are neighbours (NEIGHBOURS)."""
     n = len(type_index)
@@ -466,9 +490,12 @@ def studio_batch(cat, idx, size, gen):
     return x, m
 
 
-def composite_batch(cat, idx, bank, size, gen):
+def composite_batch(cat, idx, bank, size, gen, clutter=0.0):
     """Catalogue garments cut out by their masks and pasted onto home-like backgrounds,
-    at a random scale, angle and place, under other light, blurred and noisy."""
+    at a random scale, angle and place, under other light, blurred and noisy. With
+    `clutter`, that share of them gets another garment of the batch behind it, centred
+    near or past the frame's edge (above or below more often than beside): what a square
+    cut around one garment of an outfit shows. The mask stays the garment's own."""
     n = len(idx)
     img = to_float(cat.images[idx])
     msk = torch.from_numpy(cat.masks[idx]).float()[:, None]
@@ -487,6 +514,8 @@ def composite_batch(cat, idx, bank, size, gen):
     # A soft shadow of the garment on the background.
     shadow = F.avg_pool2d(F.pad(a, (4, 4, 4, 4), mode="replicate"), 9, 1).roll(shifts=(3, 3), dims=(2, 3))
     bg = bg * (1 - 0.35 * shadow * torch.rand(n, 1, 1, 1, generator=gen))
+    if clutter and n > 1:
+        bg = _clutter(img.roll(1, 0), msk.roll(1, 0), bg, gen, clutter)
     x = a * fg + (1 - a) * bg
     # Uneven light across the photo.
     yy = torch.linspace(-1, 1, size).view(1, 1, size, 1)
@@ -498,6 +527,30 @@ def composite_batch(cat, idx, bank, size, gen):
     x = _blur(x, gen, 0.4, 1.3)
     x = x + torch.randn(x.shape, generator=gen) * float(torch.empty(1).uniform_(0, 0.025, generator=gen))
     return x.clamp(0, 1), a
+
+
+def _clutter(img, msk, bg, gen, share):
+    """Paste `img` (by `msk`) onto the chosen share of `bg`, each centred at a distance of
+    0.85-1.3 half-frames from the middle, at 50-100 % of the frame's size."""
+    n, size = bg.shape[0], bg.shape[-1]
+    pick = torch.rand(n, generator=gen) < share
+    s = torch.empty(n).uniform_(0.5, 1.0, generator=gen)
+    d = torch.empty(n).uniform_(0.85, 1.3, generator=gen)
+    # Mostly above or below (an outfit's neighbours), sometimes beside.
+    vertical = torch.rand(n, generator=gen) < 0.7
+    ang = torch.empty(n).uniform_(-0.5, 0.5, generator=gen)
+    ang = torch.where(vertical, ang + np.pi / 2, ang) + torch.where(torch.rand(n, generator=gen) < 0.5, 0.0, np.pi)
+    cx, cy = d * torch.cos(ang), d * torch.sin(ang)
+    theta = torch.zeros(n, 2, 3)
+    theta[:, 0, 0] = 1 / s
+    theta[:, 1, 1] = 1 / s
+    theta[:, 0, 2] = -cx / s
+    theta[:, 1, 2] = -cy / s
+    grid = F.affine_grid(theta, (n, 3, size, size), align_corners=False)
+    fg = F.grid_sample(img, grid, mode="bilinear", padding_mode="border", align_corners=False)
+    a = F.grid_sample(msk, grid, mode="bilinear", padding_mode="zeros", align_corners=False)
+    a = a * pick.view(n, 1, 1, 1)
+    return a * fg + (1 - a) * bg
 
 
 def snapshot_batch(snaps, idx, size, gen):

@@ -207,13 +207,13 @@ EfficientNet-Lite0 fine-tuned for fashion retrieval by `training/train.py`; expo
   {n_comp} catalogue garments cut out by their white background and pasted onto
   backgrounds ({snap} px: scale 0.55-1.15 of the frame, rotation 25 degrees, shift 30 %, a
   soft shadow, uneven light, brightness/contrast/white balance, blur, noise), and {n_snap}
-  real snapshots ({snap} px: crops of 50-100 %, flips, light jitter).
+  real snapshots ({snap} px: crops of 50-100 %, flips, light jitter).{clutter}
 * Sampling: {sampling}
 * Losses: normalised softmax (cosine classifier, scale {scale:g}) on articleType for
   catalogue photos and composites; the same on baseColour (weight {colour_loss:g}); for
   snapshots, -log of the summed probability of their matching article types; garment mask
   binary cross-entropy on composites and studio shots (weight {mask_loss:g}).{margin}
-* Stem and the first {freeze} blocks frozen (ImageNet's), the rest trained. AdamW, head
+* {start}Stem and the first {freeze} blocks frozen (ImageNet's), the rest trained. AdamW, head
   lr {lr:g}, backbone lr {backbone_lr:g}, weight decay 1e-4, 150 warm-up steps then cosine.
   Dropout 0.2 before the embedding. Seed {seed}.
 * {epochs:g} epochs = {steps} steps ({images} images), {wall} of wall-clock time as
@@ -264,7 +264,19 @@ def card(ckpt, name=NAME, close_match=None):
                   "trousers/shorts/skirt, hoodie/sweatshirt/jacket, caps/hats, vests/T-shirts), "
                   "on catalogue photos, composites and snapshots.").format(m=cfg["neighbour_margin"])
     street_train = f" and `{cfg['street_train']}`" if cfg.get("street_train") else ""
+    clutter = ""
+    if cfg.get("clutter"):
+        clutter = (f"\n* Clutter: {cfg['clutter']:.0%} of the composites have another garment of the batch "
+                   "behind theirs, centred near or past the frame's edge (mostly above or below), as a "
+                   "square cut around one garment of an outfit shows it; the labels and mask stay the "
+                   "garment's own.")
+    start = ""
+    if cfg.get("init"):
+        start = (f"Started from `{os.path.basename(cfg['init'])}` (its folded batch norms re-expanded on "
+                 "calibration photos, `training/warm.py`; its classes, proxies and heads kept), not from "
+                 "ImageNet. ")
     return CARD.format(
+        clutter=clutter, start=start,
         sampling=sampling, margin=margin, street_train=street_train,
         close_match=CLOSE_MATCH.format(floor=close_match) if close_match is not None else "",
         name=name, dim=cfg["dim"], n_types=len(vocab["types"]), n_colours=len(vocab["colours"]), scale=cfg["scale"],

@@ -48,6 +48,7 @@ sys.path.insert(0, HERE)
 
 import data  # noqa: E402
 import lite0  # noqa: E402
+import warm  # noqa: E402
 
 
 def lite0_pth():
@@ -103,6 +104,12 @@ def parse_args(argv=None):
     own.add_argument("--metadata", help="CSV with an `id` column and the label column (default: DIR/styles.csv)")
     own.add_argument("--label", help="the CSV column the model learns to tell apart (e.g. articleType)")
     ap.add_argument("--steps", type=int, default=0, help="train this many steps instead of --epochs' count (smoke runs)")
+    ap.add_argument("--init", default=None,
+                    help="start from a model already exported (models/NAME.onnx, its heads.json beside it) "
+                         "instead of ImageNet's weights (r4: from lookalike-fashion-3)")
+    ap.add_argument("--clutter", type=float, default=0.0,
+                    help="share of composites with another garment pasted at the frame's edge, as in a cut "
+                         "of one garment out of an outfit (r4: 0.4)")
     ap.add_argument("--backbone", choices=("lite0", "tiny"), default="lite0",
                     help="tiny: Lite0's first blocks only, a model of a few hundred KB (test fixtures)")
     args = ap.parse_args(argv)
@@ -112,6 +119,8 @@ def parse_args(argv=None):
         ap.error("--snapshots takes a number (a snapshots CSV needs --catalog)")
     args.snapshots = counts[-1] if counts else 16
     args.snapshots_csv = os.path.abspath(files[-1]) if files else None
+    if args.init:
+        args.init = os.path.abspath(args.init)
     if args.catalog:
         args.catalog = os.path.abspath(args.catalog)
         args.metadata = os.path.abspath(args.metadata or os.path.join(args.catalog, "styles.csv"))
@@ -126,7 +135,7 @@ def parse_args(argv=None):
 
 # Options a run on the Kaggle layout leaves out of its configuration when they are at their
 # defaults, so that the shipped recipe's checkpoint keeps the configuration it always had.
-OWN_OPTIONS = ("catalog", "metadata", "label", "snapshots_csv", "steps", "backbone")
+OWN_OPTIONS = ("catalog", "metadata", "label", "snapshots_csv", "steps", "backbone", "init", "clutter")
 OWN_DEFAULTS = (None, 0, "lite0")
 
 
@@ -216,6 +225,8 @@ def quick_eval(model, cat, vocab, street_test, cfg, limit=0):
     top = sims.topk(5, dim=1).indices.numpy()
     p_type = float((types[top] == types[:, None]).mean())
     p_tc = float(((types[top] == types[:, None]) & (colours[top] == colours[:, None])).mean())
+    families = np.array([data.colour_family(c) for c in colours])
+    p_tf = float(((types[top] == types[:, None]) & (families[top] == families[:, None])).mean())
     tidx = {t: i for i, t in enumerate(vocab["types"])}
     pred = model.type_logits(e).argmax(1).numpy()
     known = np.array([t in tidx for t in types])
@@ -226,8 +237,12 @@ def quick_eval(model, cat, vocab, street_test, cfg, limit=0):
     if cknown.any():  # a shop's catalogue may have no colour head
         cpred = model.colour_logits(e).argmax(1).numpy()
         cacc = float(np.mean([vocab["colours"][p] == c for p, c in zip(cpred[cknown], colours[cknown])]))
+        cfam = float(np.mean([data.colour_family(vocab["colours"][p]) == data.colour_family(c)
+                              for p, c in zip(cpred[cknown], colours[cknown])]))
+    else:
+        cfam = 0.0
     res = {"holdout_items": int(len(rows)), "type_p5": p_type, "type_colour_p5": p_tc,
-           "type_acc": acc, "colour_acc": cacc}
+           "type_family_p5": p_tf, "type_acc": acc, "colour_acc": cacc, "colour_family_acc": cfam}
     if street_test is not None and len(street_test.images):
         xs = []
         for img in street_test.images:
@@ -279,6 +294,9 @@ def main(argv=None):
         train_rows = train_rows[: cfg["limit"]]
     if ckpt:
         vocab = ckpt["vocab"]
+    elif cfg.get("init"):
+        # The shipped model's classes, in its order (its proxies come with them).
+        vocab = warm.vocab_of(cfg["init"])
     else:
         # Classes: every article type and colour seen in the training split.
         types = sorted({cat.types[i] for i in train_rows if cat.types[i]})
@@ -328,6 +346,16 @@ def main(argv=None):
     pth = lite0_pth()
     torch.manual_seed(cfg["seed"])
     model = build(cfg, len(vocab["types"]), len(vocab["colours"]), pth)
+    if cfg.get("init") and not ckpt:
+        g = torch.Generator().manual_seed(cfg["seed"])
+        some = train_rows[torch.randperm(len(train_rows), generator=g)[:96].numpy()]
+        calib = [data.studio_batch(cat, some[:48], cfg["studio_size"], g)[0],
+                 data.composite_batch(cat, some[48:], bank, cfg["snapshot_size"], g)[0]]
+        if len(snaps.images):
+            calib.append(data.snapshot_batch(snaps, np.arange(min(48, len(snaps.images))), cfg["snapshot_size"], g))
+        n = warm.load_exported(model, cfg["init"], cfg["scale"], calib)
+        d = warm.check_against_onnx(model, cfg["init"])
+        data.log(f"started from {cfg['init']}: {n} layers re-expanded, embedding within {d:.1e} of it")
     opt = torch.optim.AdamW(param_groups(model, cfg))
     # An epoch is a pass over the studio photos; balanced composites are drawn apart.
     per_step = cfg["studio"] + (cfg["composites"] if comp_w is None else 0)
@@ -383,7 +411,7 @@ def main(argv=None):
         total_loss = 0.0
         # Studio photos at the catalogue's size.
         xs, ms = data.studio_batch(cat, studio_rows, cfg["studio_size"], gen)
-        xc, mc = data.composite_batch(cat, comp_rows, bank, cfg["snapshot_size"], gen)
+        xc, mc = data.composite_batch(cat, comp_rows, bank, cfg["snapshot_size"], gen, cfg.get("clutter", 0.0))
         if not cfg["snapshots"]:  # a shop's catalogue without snapshots
             snap_idx = np.zeros(0, np.int64)
         elif cfg.get("snapshot_balance", 0.0):

@@ -21,9 +21,10 @@ pub struct BackendArg {
     /// Inference backend: auto (ONNX Runtime if found, else tract), ort, tract.
     #[arg(long, default_value = "auto", value_parser = parse_backend)]
     pub backend: BackendKind,
-    /// What embeds query photos for an index of lookalike-fashion-3: its int8 twin (0.7x
-    /// the model's time, precision@5 within 0.005) or the fp32 model the catalogue was
-    /// embedded with; auto: int8 where the CPU has AVX-512 VNNI or AVX-VNNI.
+    /// What embeds query photos for an index of lookalike-fashion-4 or -3: its int8 twin (0.7x
+    /// the model's time; street precision@5 0.010 lower for -4, 0.004 for -3) or the fp32
+    /// model the catalogue was embedded with; auto: fp32 for -4, and for -3 int8 where the
+    /// CPU has AVX-512 VNNI or AVX-VNNI.
     #[arg(long, value_name = "auto|fp32|int8", default_value = "auto", env = "LOOKALIKE_QUERY_PRECISION", value_parser = parse_query_precision)]
     pub query_precision: QueryPrecision,
 }

@@ -521,14 +521,17 @@ impl Engine {
     /// The twin `p` asks for, loaded; `None` when queries keep the index's model.
     fn query_twin(&self, p: crate::model::QueryPrecision) -> Result<Option<Embedder>> {
         use crate::model::{self, QueryPrecision};
+        let Some(twin) = model::query_twin(&self.info.model.name) else {
+            return Ok(None);
+        };
         let wanted = match p {
             QueryPrecision::Fp32 => false,
             QueryPrecision::Int8 => true,
-            QueryPrecision::Auto => model::int8_is_fast(),
+            QueryPrecision::Auto => twin.auto && model::int8_is_fast(),
         };
-        let Some(twin) = model::query_twin(&self.info.model.name).filter(|_| wanted) else {
+        if !wanted {
             return Ok(None);
-        };
+        }
         if self.embedder.backend_name() != "onnxruntime" {
             return Ok(None);
         }
@@ -538,7 +541,7 @@ impl Engine {
         if crate::location::file_hash(&own.path)? != self.info.model_hash {
             return Ok(None);
         }
-        let twin = model::resolve(twin)?;
+        let twin = model::resolve(twin.name)?;
         let e = Embedder::with_parallelism(&twin, self.backend, self.parallelism)?
             .with_colour(self.info.colour_weight);
         Ok(Some(e))

@@ -137,7 +137,7 @@ impl Engine {
     pub(super) fn weak(&self, answer: &Answer) -> bool {
         let floor = match &self.query_embedder {
             // Its scores against the fp32 catalogue, calibrated as the model's own.
-            Some(_) => Some(crate::model::TWIN_QUERIES_CLOSE_MATCH),
+            Some(_) => crate::model::query_twin(&self.info.model.name).map(|t| t.close_match),
             None => crate::model::close_match_floor(&self.info.model, &self.info.model_hash),
         };
         match floor {

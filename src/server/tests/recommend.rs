@@ -46,8 +46,24 @@ async fn a_dislike_moves_its_lookalikes_down_and_leaves_itself_out() {
     let vec_of = |id: &str| index.vector(index.key_of(id).unwrap()).unwrap().to_vec();
     let u = vec_of(&unliked);
     let closeness = |id: &str| crate::kernel::dot(&vec_of(id), &u);
-    let mean = |list: &[String]| list.iter().take(5).map(|id| closeness(id)).sum::<f32>() / 5.0;
-    assert!(mean(&after) < mean(&first[1..]), "{after:?} vs {first:?}");
+    let score = |v: &Value, id: &str| {
+        v["results"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|r| r["id"] == id)
+            .map(|r| r["score"].as_f64().unwrap())
+    };
+    // Among the results shown both times: the one most like the disliked item loses more
+    // score than the one least like it.
+    let mut both: Vec<(f32, f64)> = first[1..]
+        .iter()
+        .filter_map(|id| Some((closeness(id), score(&liked, id)? - score(&v, id)?)))
+        .collect();
+    assert!(both.len() >= 3, "{after:?} vs {first:?}");
+    both.sort_by(|a, b| a.0.total_cmp(&b.0));
+    let (least, most) = (both[0], both[both.len() - 1]);
+    assert!(most.1 > least.1, "drops by closeness {both:?}");
 }
 
 #[tokio::test]
