@@ -121,6 +121,13 @@ def parse_args(argv=None):
     args.snapshots_csv = os.path.abspath(files[-1]) if files else None
     if args.init:
         args.init = os.path.abspath(args.init)
+        heads = args.init[: -len(".onnx")] + ".heads.json" if args.init.endswith(".onnx") else ""
+        if not heads or not os.path.isfile(args.init) or not os.path.isfile(heads):
+            ap.error(f"--init {args.init}: needs an exported NAME.onnx with its NAME.heads.json beside it")
+        if args.catalog:
+            ap.error("--init starts from a fashion model (articleType, baseColour): not with --catalog")
+    if not 0.0 <= args.clutter <= 1.0:
+        ap.error(f"--clutter {args.clutter} is not a share between 0 and 1")
     if args.catalog:
         args.catalog = os.path.abspath(args.catalog)
         args.metadata = os.path.abspath(args.metadata or os.path.join(args.catalog, "styles.csv"))

@@ -30,7 +30,7 @@ def _initializers(onnx_path):
     from onnx import numpy_helper
 
     model = onnx.load(onnx_path)
-    return {t.name: numpy_helper.to_array(t) for t in model.graph.initializer}
+    return {t.name: numpy_helper.to_array(t).copy() for t in model.graph.initializer}  # writable
 
 
 def vocab_of(onnx_path):
@@ -63,20 +63,18 @@ def load_exported(model, onnx_path, scale, calibration):
     import data
 
     init = _initializers(onnx_path)
-    frozen = {id(m) for m in model.frozen}
-    trainable = [(n, c, bn) for n, c, bn in conv_bn_pairs(model) if id(c) not in frozen and id(bn) not in frozen]
-    # Frozen blocks are compared whole: their convolutions belong to frozen modules.
-    frozen_blocks = {id(m) for blk in model.frozen for m in blk.modules()}
-    trainable = [(n, c, bn) for n, c, bn in trainable if id(c) not in frozen_blocks]
+    # Frozen layers (stem, first blocks) keep ImageNet's weights, as in the shipped run.
+    frozen = {id(m) for part in model.frozen for m in part.modules()}
+    trainable = [(n, c, bn) for n, c, bn in conv_bn_pairs(model) if id(c) not in frozen]
     for name, c, bn in trainable:
         w, b = init[name + ".weight"], init[name + ".bias"]
         if tuple(w.shape) != tuple(c.weight.shape):
             raise SystemExit(f"{onnx_path}: {name} has shape {w.shape}, the network {tuple(c.weight.shape)}")
-        c.weight.copy_(torch.from_numpy(np.array(w)))
+        c.weight.copy_(torch.from_numpy(w))
         bn.running_mean.zero_()
         bn.running_var.fill_(1.0 - bn.eps)
         bn.weight.fill_(1.0)
-        bn.bias.copy_(torch.from_numpy(np.array(b)))
+        bn.bias.copy_(torch.from_numpy(b))
     model.embed.weight.copy_(torch.from_numpy(init["embed.weight"]))
     model.embed.bias.copy_(torch.from_numpy(init["embed.bias"]))
     model.type_proxies.copy_(torch.from_numpy(init["type_proxies.scaled"].T / scale))
