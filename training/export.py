@@ -160,13 +160,19 @@ def build_onnx(sd, blocks, vocab, cfg, graph_name=NAME):
     return model
 
 
+def unit_proxies(prox):
+    """Class proxies as heads.json holds them: each row scaled to unit length, in float32,
+    written with 7 significant digits."""
+    prox = np.asarray(prox, np.float64)
+    prox = (prox / np.linalg.norm(prox, axis=1, keepdims=True)).astype(np.float32)
+    return [[float(f"{v:.7g}") for v in row] for row in prox]
+
+
 def heads_json(sd, vocab, cfg, name=NAME):
     heads = []
     for key, column, output, classes in head_specs(cfg, vocab):
-        prox = sd[key].astype(np.float64)
-        prox = (prox / np.linalg.norm(prox, axis=1, keepdims=True)).astype(np.float32)
         heads.append({"column": column, "output": output, "classes": classes,
-                      "proxies": [[float(f"{v:.7g}") for v in row] for row in prox]})
+                      "proxies": unit_proxies(sd[key])})
     return {"format": 1, "model": name, "dim": cfg["dim"], "scale": cfg["scale"], "heads": heads}
 
 

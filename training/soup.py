@@ -27,6 +27,7 @@ sys.path.insert(0, HERE)
 
 
 def average(a_path, b_path, alpha, name):
+    import export
     import onnx
     from onnx import numpy_helper
 
@@ -55,9 +56,7 @@ def average(a_path, b_path, alpha, name):
     for h, g in zip(ha["heads"], hb["heads"], strict=True):
         if h["classes"] != g["classes"]:
             raise SystemExit(f"the {h['column']} classes differ")
-        p = (1 - alpha) * np.array(h["proxies"]) + alpha * np.array(g["proxies"])
-        p = (p / np.linalg.norm(p, axis=1, keepdims=True)).astype(np.float32)
-        h["proxies"] = [[float(f"{v:.7g}") for v in row] for row in p]  # as export.heads_json
+        h["proxies"] = export.unit_proxies((1 - alpha) * np.array(h["proxies"]) + alpha * np.array(g["proxies"]))
     ha["model"] = name
     return a, ha
 

@@ -240,14 +240,12 @@ def quick_eval(model, cat, vocab, street_test, cfg, limit=0):
     acc = float(np.mean([vocab["types"][p] == t for p, t in zip(pred[known], types[known])]))
     cidx = {c: i for i, c in enumerate(vocab["colours"])}
     cknown = np.array([c in cidx for c in colours], bool)
-    cacc = 0.0
+    cacc = cfam = 0.0
     if cknown.any():  # a shop's catalogue may have no colour head
         cpred = model.colour_logits(e).argmax(1).numpy()
         cacc = float(np.mean([vocab["colours"][p] == c for p, c in zip(cpred[cknown], colours[cknown])]))
         cfam = float(np.mean([data.colour_family(vocab["colours"][p]) == data.colour_family(c)
                               for p, c in zip(cpred[cknown], colours[cknown])]))
-    else:
-        cfam = 0.0
     res = {"holdout_items": int(len(rows)), "type_p5": p_type, "type_colour_p5": p_tc,
            "type_family_p5": p_tf, "type_acc": acc, "colour_acc": cacc, "colour_family_acc": cfam}
     if street_test is not None and len(street_test.images):
