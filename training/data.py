@@ -112,6 +112,8 @@ class Catalogue:
         self.ids = [r["id"].strip() for r in rows]
         self.types = [r.get("articleType", "").strip() for r in rows]
         self.colours = [r.get("baseColour", "").strip() for r in rows]
+        self.masters = [r.get("masterCategory", "").strip() for r in rows]
+        self.subs = [r.get("subCategory", "").strip() for r in rows]
         os.makedirs(cache_dir, exist_ok=True)
         cache = os.path.join(cache_dir, f"catalogue-{len(self.ids)}-{SQUARE}.npy")
         if os.path.exists(cache):

@@ -218,7 +218,7 @@ EfficientNet-Lite0 fine-tuned for fashion retrieval by `training/train.py`; expo
 * Losses: normalised softmax (cosine classifier, scale {scale:g}) on articleType for
   catalogue photos and composites; the same on baseColour (weight {colour_loss:g}); for
   snapshots, -log of the summed probability of their matching article types; garment mask
-  binary cross-entropy on composites and studio shots (weight {mask_loss:g}).{margin}
+  binary cross-entropy on composites and studio shots (weight {mask_loss:g}).{margin}{hierarchy}
 * {start}Stem and the first {freeze} blocks frozen (ImageNet's), the rest trained. AdamW, head
   lr {lr:g}, backbone lr {backbone_lr:g}, weight decay 1e-4, 150 warm-up steps then cosine.
   Dropout 0.2 before the embedding. Seed {seed}.
@@ -276,13 +276,20 @@ def card(ckpt, name=NAME, close_match=None):
                    "behind theirs, centred near or past the frame's edge (mostly above or below), as a "
                    "square cut around one garment of an outfit shows it; the labels and mask stay the "
                    "garment's own.")
+    hierarchy = ""
+    if cfg.get("hierarchy"):
+        levels = ", ".join(f"{len(p)} {n}" for p, n in zip(vocab.get("parents", []), ("masterCategory", "subCategory")))
+        hierarchy = (f"\n* Hierarchical heads (training only, not exported): cosine classifiers on the embedding "
+                     f"for the parents of articleType ({levels}), each weighted {cfg['hierarchy']:g}, started as "
+                     "the mean direction of their article types; a snapshot's parents are those of its matching "
+                     "types.")
     start = ""
     if cfg.get("init"):
         start = (f"Started from `{os.path.basename(cfg['init'])}` (its folded batch norms re-expanded on "
                  "calibration photos, `training/warm.py`; its classes, proxies and heads kept), not from "
                  "ImageNet. ")
     return CARD.format(
-        clutter=clutter, start=start,
+        clutter=clutter, start=start, hierarchy=hierarchy,
         sampling=sampling, margin=margin, street_train=street_train,
         close_match=CLOSE_MATCH.format(floor=close_match) if close_match is not None else "",
         name=name, dim=cfg["dim"], n_types=len(vocab["types"]), n_colours=len(vocab["colours"]), scale=cfg["scale"],
@@ -451,7 +458,7 @@ def load(run):
     ckpt = torch.load(os.path.join(run, "checkpoint.pt"), weights_only=False)
     cfg, vocab = ckpt["cfg"], ckpt["vocab"]
     pth = train.lite0_pth()
-    model = train.build(cfg, len(vocab["types"]), len(vocab["colours"]), pth)
+    model = train.build(cfg, len(vocab["types"]), len(vocab["colours"]), pth, vocab)
     model.load_state_dict(ckpt["model"])
     model.eval()
     return model, ckpt

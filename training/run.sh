@@ -2,14 +2,19 @@
 # The one command that reproduces models/lookalike-fashion-4.{onnx,heads.json,card.md}:
 #   training/run.sh [--data ../shared/data] [train.py options...]
 # Makes training/.venv with the pinned packages, trains (resumable: run it again after an
-# interruption and it continues from the last checkpoint in $RUN), then exports the model
-# and checks it against the trained network.
+# interruption and it continues from the last checkpoint of the run it was in), then
+# exports the model and checks it against the trained network.
 # Run r4 (the default): a fine-tune of the shipped lookalike-fashion-3 (models/, started from
 # its exported weights: training/warm.py) for 3 epochs at lower learning rates, 40 % of its
 # composites cluttered with another garment at the frame's edge (--clutter 0.4); exported
 # into $RUN as lookalike-fashion-r4, then averaged weight by weight with lookalike-fashion-3
 # (training/soup.py): that average is lookalike-fashion-4. About 65 minutes on an idle
 # 2-core machine.
+#   r5: RECIPE=r5 training/run.sh   (measured, not shipped: BENCHMARKS.md, "r5: hierarchical
+#       heads, and three in the soup"): r4 as above ($RUN4, default training/runs/r4), then
+#       r5, the same fine-tune with hierarchical heads (--hierarchy 0.3) and seed 11 ($RUN,
+#       default training/runs/r5), each exported into its run folder, and the three (r3, r4,
+#       r5) averaged in equal shares into $OUT/lookalike-fashion-r345 (default $RUN).
 # The earlier models are the older recipes (train.py's defaults are r3's):
 #   r3: RECIPE=r3 training/run.sh   (from ImageNet: every labelled snapshot, drawn so that
 #       every kind of garment is seen equally often; composites drawn with rare article
@@ -71,21 +76,35 @@ if [ -n "$catalog" ]; then
 else
   RECIPE="${RECIPE:-r4}"
   case "$RECIPE" in
+    r5) RUN="${run:-${RUN:-training/runs/r5}}"; NAME="${name:-${NAME:-lookalike-fashion-r345}}" ;;
     r4) RUN="${run:-${RUN:-training/runs/r4}}"; NAME="${name:-${NAME:-lookalike-fashion-4}}" ;;
     r3) RUN="${run:-${RUN:-training/runs/r3}}"; NAME="${name:-${NAME:-lookalike-fashion-3}}" ;;
-    *) echo "run.sh: RECIPE=$RECIPE is not r4 or r3" >&2; exit 2 ;;
+    *) echo "run.sh: RECIPE=$RECIPE is not r5, r4 or r3" >&2; exit 2 ;;
   esac
   OUT="${out:-models}"
+  if [ "$RECIPE" = r5 ]; then OUT="${out:-$RUN}"; fi
 fi
-preset=()
-if [ "$RECIPE" = r4 ]; then
-  preset=(--init models/lookalike-fashion-3.onnx --clutter 0.4 --epochs 3 --lr 4e-4 --backbone-lr 2e-4)
-fi
-training/.venv/bin/python training/train.py --run "$RUN" ${preset[@]+"${preset[@]}"} ${args[@]+"${args[@]}"}
-if [ "$RECIPE" = r4 ]; then
-  training/.venv/bin/python training/export.py --run "$RUN" --out "$RUN" --name lookalike-fashion-r4
-  training/.venv/bin/python training/soup.py --a models/lookalike-fashion-3 --b "$RUN/lookalike-fashion-r4" \
-    --run "$RUN" --out "$OUT" --name "$NAME"
-else
-  training/.venv/bin/python training/export.py --run "$RUN" --out "$OUT" --name "$NAME"
-fi
+fine_tune=(--init models/lookalike-fashion-3.onnx --clutter 0.4 --epochs 3 --lr 4e-4 --backbone-lr 2e-4)
+train() { training/.venv/bin/python training/train.py "$@" ${args[@]+"${args[@]}"}; }
+case "$RECIPE" in
+  r5)
+    RUN4="${RUN4:-training/runs/r4}"
+    train --run "$RUN4" "${fine_tune[@]}"
+    training/.venv/bin/python training/export.py --run "$RUN4" --out "$RUN4" --name lookalike-fashion-r4
+    train --run "$RUN" "${fine_tune[@]}" --hierarchy 0.3 --seed 11
+    training/.venv/bin/python training/export.py --run "$RUN" --out "$RUN" --name lookalike-fashion-r5
+    training/.venv/bin/python training/soup.py --a models/lookalike-fashion-3 \
+      --b "$RUN4/lookalike-fashion-r4" --b "$RUN/lookalike-fashion-r5" --run "$RUN4" --run "$RUN" \
+      --out "$OUT" --name "$NAME"
+    ;;
+  r4)
+    train --run "$RUN" "${fine_tune[@]}"
+    training/.venv/bin/python training/export.py --run "$RUN" --out "$RUN" --name lookalike-fashion-r4
+    training/.venv/bin/python training/soup.py --a models/lookalike-fashion-3 --b "$RUN/lookalike-fashion-r4" \
+      --run "$RUN" --out "$OUT" --name "$NAME"
+    ;;
+  *)
+    train --run "$RUN"
+    training/.venv/bin/python training/export.py --run "$RUN" --out "$OUT" --name "$NAME"
+    ;;
+esac

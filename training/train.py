@@ -110,6 +110,9 @@ def parse_args(argv=None):
     ap.add_argument("--clutter", type=float, default=0.0,
                     help="share of composites with another garment pasted at the frame's edge, as in a cut "
                          "of one garment out of an outfit (r4: 0.4)")
+    ap.add_argument("--hierarchy", type=float, default=0.0,
+                    help="weight of two more cosine heads on the embedding, masterCategory and subCategory, "
+                         "trained beside articleType (hierarchical heads; not exported; r5: 0.3)")
     ap.add_argument("--backbone", choices=("lite0", "tiny"), default="lite0",
                     help="tiny: Lite0's first blocks only, a model of a few hundred KB (test fixtures)")
     args = ap.parse_args(argv)
@@ -126,6 +129,10 @@ def parse_args(argv=None):
             ap.error(f"--init {args.init}: needs an exported NAME.onnx with its NAME.heads.json beside it")
         if args.catalog:
             ap.error("--init starts from a fashion model (articleType, baseColour): not with --catalog")
+    if args.hierarchy and args.catalog:
+        ap.error("--hierarchy needs the Kaggle layout's masterCategory and subCategory: not with --catalog")
+    if args.hierarchy < 0:
+        ap.error(f"--hierarchy {args.hierarchy} is a loss weight: 0 or more")
     if not 0.0 <= args.clutter <= 1.0:
         ap.error(f"--clutter {args.clutter} is not a share between 0 and 1")
     if args.catalog:
@@ -142,11 +149,11 @@ def parse_args(argv=None):
 
 # Options a run on the Kaggle layout leaves out of its configuration when they are at their
 # defaults, so that the shipped recipe's checkpoint keeps the configuration it always had.
-OWN_OPTIONS = ("catalog", "metadata", "label", "snapshots_csv", "steps", "backbone", "init", "clutter")
+OWN_OPTIONS = ("catalog", "metadata", "label", "snapshots_csv", "steps", "backbone", "init", "clutter", "hierarchy")
 OWN_DEFAULTS = (None, 0, "lite0")
 
 
-def build(cfg, n_types, n_colours, pth):
+def build(cfg, n_types, n_colours, pth, vocab=None):
     blocks = lite0.lite0_blocks(pth)
     if cfg.get("backbone", "lite0") == "tiny":
         blocks = blocks[:lite0.TINY_BLOCKS]
@@ -156,6 +163,10 @@ def build(cfg, n_types, n_colours, pth):
     else:
         model = lite0.FashionNet(blocks, n_types, n_colours, dim=cfg["dim"], scale=cfg["scale"])
         lite0.load_imagenet(model, pth)
+    # Hierarchical heads (--hierarchy): one cosine head per parent level; training only.
+    for k, classes in enumerate((vocab or {}).get("parents", [])):
+        model.register_parameter(f"parent{k}_proxies",
+                                 torch.nn.Parameter(torch.randn(len(classes), cfg["dim"]) / math.sqrt(cfg["dim"])))
     frozen = [model._conv_stem, model._bn0] + list(model._blocks[: cfg["freeze_blocks"]])
     for m in frozen:
         for p in m.parameters():
@@ -175,7 +186,7 @@ def param_groups(model, cfg):
     for name, p in model.named_parameters():
         if not p.requires_grad:
             continue
-        if name.startswith(("embed.", "type_proxies", "colour_proxies", "mask_head.")):
+        if name.startswith(("embed.", "type_proxies", "colour_proxies", "mask_head.", "parent")):
             head.append(p)
         elif p.ndim <= 1:
             no_decay.append(p)
@@ -265,6 +276,27 @@ def quick_eval(model, cat, vocab, street_test, cfg, limit=0):
     return res
 
 
+def hierarchy_vocab(cat, rows, types):
+    """The parent levels' classes (masterCategory, subCategory of the training rows) and,
+    per level, each article type's parent: the one most of its rows have."""
+    parents, type_parent = [], []
+    for values in (cat.masters, cat.subs):
+        classes = sorted({values[i] for i in rows if values[i]})
+        pidx = {c: i for i, c in enumerate(classes)}
+        counts = {}
+        for i in rows:
+            if values[i]:
+                key = (cat.types[i], values[i])
+                counts[key] = counts.get(key, 0) + 1
+        best = {}
+        for (t, v), n in counts.items():
+            if n > best.get(t, ("", 0))[1]:
+                best[t] = (v, n)
+        parents.append(classes)
+        type_parent.append([pidx[best[t][0]] if t in best else -1 for t in types])
+    return {"parents": parents, "type_parent": type_parent}
+
+
 def main(argv=None):
     args = parse_args(argv)
     torch.set_num_threads(args.threads)
@@ -307,6 +339,8 @@ def main(argv=None):
         types = sorted({cat.types[i] for i in train_rows if cat.types[i]})
         colours = sorted({cat.colours[i] for i in train_rows if cat.colours[i] and cat.colours[i] != "NA"})
         vocab = {"types": types, "colours": colours}
+    if cfg.get("hierarchy") and "parents" not in vocab:
+        vocab = {**vocab, **hierarchy_vocab(cat, train_rows, vocab["types"])}
     tidx = {t: i for i, t in enumerate(vocab["types"])}
     cidx = {c: i for i, c in enumerate(vocab["colours"])}
     type_y = np.array([tidx.get(t, -1) for t in cat.types])
@@ -350,7 +384,12 @@ def main(argv=None):
 
     pth = lite0_pth()
     torch.manual_seed(cfg["seed"])
-    model = build(cfg, len(vocab["types"]), len(vocab["colours"]), pth)
+    model = build(cfg, len(vocab["types"]), len(vocab["colours"]), pth, vocab)
+    parent_y = []
+    for k, classes in enumerate(vocab.get("parents", [])):
+        pidx = {c: i for i, c in enumerate(classes)}
+        parent_y.append(np.array([pidx.get(v, -1) for v in (cat.masters, cat.subs)[k]]))
+    type_parent = [torch.tensor(m) for m in vocab.get("type_parent", [])]
     if cfg.get("init") and not ckpt:
         g = torch.Generator().manual_seed(cfg["seed"])
         some = train_rows[torch.randperm(len(train_rows), generator=g)[:96].numpy()]
@@ -361,6 +400,16 @@ def main(argv=None):
         n = warm.load_exported(model, cfg["init"], cfg["scale"], calib)
         d = warm.check_against_onnx(model, cfg["init"])
         data.log(f"started from {cfg['init']}: {n} layers re-expanded, embedding within {d:.1e} of it")
+    if type_parent and not ckpt:
+        with torch.no_grad():  # a parent starts as the mean direction of its kinds
+            unit = F.normalize(model.type_proxies, dim=1)
+            for k, tp in enumerate(type_parent):
+                prox = getattr(model, f"parent{k}_proxies")
+                for j in range(prox.shape[0]):
+                    if (tp == j).any():
+                        prox[j] = F.normalize(unit[tp == j].mean(0), dim=0)
+        data.log("hierarchical heads: " + ", ".join(f"{len(p)} {n}" for p, n in
+                                                     zip(vocab["parents"], ("masterCategory", "subCategory"))))
     opt = torch.optim.AdamW(param_groups(model, cfg))
     # An epoch is a pass over the studio photos; balanced composites are drawn apart.
     per_step = cfg["studio"] + (cfg["composites"] if comp_w is None else 0)
@@ -449,6 +498,23 @@ def main(argv=None):
             losses[key + "_type"] = l_type.item()
             losses[key + "_colour"] = l_col.item()
             losses[key + "_mask"] = l_mask.item()
+            for k, tp in enumerate(type_parent):
+                # Parent levels: the row's own category; a snapshot any parent of its kinds.
+                pl = cfg["scale"] * e @ F.normalize(getattr(model, f"parent{k}_proxies"), dim=1).t()
+                py = torch.from_numpy(parent_y[k][r])
+                keep = py >= 0
+                l_par = F.cross_entropy(pl[:n_cat][keep], py[keep]) if keep.any() else pl.sum() * 0
+                if x is x160 and cfg["snapshots"]:
+                    allowed = torch.zeros(len(snap_idx), pl.shape[1], dtype=torch.bool)
+                    for i, j in enumerate(snap_idx):
+                        parents = tp[snaps.targets[j]]
+                        allowed[i, parents[parents >= 0]] = True
+                    ok = allowed.any(1)  # a snapshot of kinds without a parent adds nothing
+                    if ok.any():
+                        lp = F.log_softmax(pl[n_cat:][ok], dim=1)
+                        l_par = l_par - torch.logsumexp(lp.masked_fill(~allowed[ok], -1e9), dim=1).mean()
+                losses[f"{key}_parent{k}"] = l_par.item()
+                loss = loss + cfg["hierarchy"] * l_par
             if x is x160 and cfg["snapshots"]:
                 # A snapshot is right with any of its matching article types.
                 sl = model.type_logits(e[n_cat:])

@@ -141,7 +141,8 @@ pub struct CategoryArg {
     #[arg(long, default_value = "auto", value_parser = parse_one_pass)]
     pub one_pass: Switch,
     /// With --all-garments (and eval --looks), each garment's results only among items
-    /// of its kind (by the catalogue's subCategory, when the index has that column);
+    /// of its kind (by the catalogue's subCategory, when the index has that column, and
+    /// outerwear by its article types too);
     /// auto: the measured default (BENCHMARKS.md, "Every garment in a photo").
     #[arg(long, default_value = "auto", value_parser = parse_kind_filter)]
     pub kind_filter: Switch,

@@ -156,22 +156,40 @@ impl Engine {
         Ok(Look { garments, answer, embedded, find_ms })
     }
 
-    /// `q`'s filter, and for a garment the finder is sure of (unless `q` says not to, or
-    /// already filters the column) its kind's subCategory values, when the index has that
-    /// column.
+    /// `q`'s filter, and for a garment the finder is sure of (unless `q` says not to)
+    /// its kind ([`keep_to_kind`]).
     fn kind_filter(&self, f: &Found, q: &Query) -> crate::index::Filter {
-        let mut filter = q.filter.clone();
-        let column = self.info.columns.iter().find(|c| c.as_str() == SUB_CATEGORY);
         let wanted = q.kind_filter.unwrap_or(super::KIND_FILTER) && f.confidence >= SURE_OF_KIND;
-        if let Some(column) = column.filter(|_| wanted)
-            && !filter.has_column(column)
-        {
-            for value in f.kind.sub_categories() {
-                filter.add(column, value);
-            }
+        if wanted {
+            keep_to_kind(q.filter.clone(), f.kind, &self.info.columns)
+        } else {
+            q.filter.clone()
         }
-        filter
     }
+}
+
+/// `filter` kept to `kind`: its subCategory values, and for a kind that shares its
+/// subCategory (outerwear in Topwear) its article types, each where the index has the
+/// column and the filter does not already name it. Outerwear kept to Topwear alone got
+/// T-shirts and shirts for a jacket (BENCHMARKS.md, "Every garment in a photo").
+fn keep_to_kind(
+    mut filter: crate::index::Filter,
+    kind: Kind,
+    columns: &[String],
+) -> crate::index::Filter {
+    let has = |name: &str| columns.iter().any(|c| c == name) && !filter.has_column(name);
+    let (subs, types) = (has(SUB_CATEGORY), has(ARTICLE_TYPE));
+    if subs {
+        for value in kind.sub_categories() {
+            filter.add(SUB_CATEGORY, value);
+        }
+    }
+    if let (true, Some(values)) = (subs && types, kind.article_types()) {
+        for value in values {
+            filter.add(ARTICLE_TYPE, value);
+        }
+    }
+    filter
 }
 
 /// A garment's results are kept to its kind only when the finder is this sure of it
@@ -180,6 +198,9 @@ const SURE_OF_KIND: f32 = 0.85;
 
 /// The catalogue column a garment's kind is kept by.
 const SUB_CATEGORY: &str = "subCategory";
+
+/// The column that tells outerwear from the other Topwear.
+const ARTICLE_TYPE: &str = "articleType";
 
 /// A photo's own search was about a garment of a kind when at least this share of its
 /// results are of it: a whole outfit's search, a mix of tops and trousers, is about none
@@ -227,6 +248,36 @@ mod tests {
             no_close_match: false,
             timing: Timing::default(),
         }
+    }
+
+    #[test]
+    fn outerwear_is_kept_to_its_article_types_and_a_top_to_its_sub_category() {
+        let columns: Vec<String> =
+            [SUB_CATEGORY, ARTICLE_TYPE, "baseColour"].map(String::from).to_vec();
+        let clauses = |kind, columns: &[String], filter| {
+            keep_to_kind(filter, kind, columns).clauses().to_vec()
+        };
+        let none = crate::index::Filter::default();
+        let jackets = clauses(Kind::Outerwear, &columns, none.clone());
+        assert_eq!(jackets[0], (SUB_CATEGORY.to_string(), vec!["topwear".to_string()]));
+        assert_eq!(jackets[1].0, ARTICLE_TYPE);
+        assert!(
+            jackets[1].1.contains(&"blazers".to_string())
+                && !jackets[1].1.contains(&"tshirts".to_string())
+        );
+        assert_eq!(clauses(Kind::Top, &columns, none.clone()).len(), 1, "a top is any Topwear");
+        assert_eq!(
+            clauses(Kind::Shoes, &columns, none.clone())[0].1,
+            ["shoes", "sandal", "flip flops"]
+        );
+        // An index without the columns, or a query that already names one, is left alone.
+        assert!(clauses(Kind::Outerwear, &columns[2..], none.clone()).is_empty());
+        let mut own = crate::index::Filter::default();
+        own.add(ARTICLE_TYPE, "Shirts");
+        let kept = clauses(Kind::Outerwear, &columns, own);
+        assert_eq!(kept.len(), 2);
+        assert_eq!(kept[0], (ARTICLE_TYPE.to_string(), vec!["shirts".to_string()]));
+        assert_eq!(kept[1].0, SUB_CATEGORY);
     }
 
     #[test]

@@ -52,6 +52,15 @@ impl Kind {
         }
     }
 
+    /// The catalogue's `articleType` values this kind is kept to besides its
+    /// subCategory, where the subCategory holds other kinds too (outerwear in Topwear).
+    pub fn article_types(self) -> Option<&'static [&'static str]> {
+        match self {
+            Kind::Outerwear => Some(&OUTERWEAR),
+            _ => None,
+        }
+    }
+
     /// The kind of a catalogue item, from its `subCategory` and `articleType` (the
     /// Kaggle catalogue's columns); `None` for everything else (watches, belts, ...).
     pub fn of_item(sub_category: &str, article_type: &str) -> Option<Kind> {
