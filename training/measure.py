@@ -30,10 +30,14 @@ def main(argv=None):
     root = os.path.abspath(args.data)
     cat = data.Catalogue(os.path.join(root, "fashion-product-images-small"), os.path.join(HERE, "cache"))
     cfg = vars(train.parse_args([]))
+    streets = {}  # the test street photos, read once per set of classes
     for path in args.models:
         vocab = warm.vocab_of(path)
         tidx = {t: i for i, t in enumerate(vocab["types"])}
-        street_test = data.Snapshots(os.path.join(root, "street-photos"), None, tidx, "test")
+        key = tuple(vocab["types"])
+        if key not in streets:
+            streets[key] = data.Snapshots(os.path.join(root, "street-photos"), None, tidx, "test")
+        street_test = streets[key]
         model = train.build(cfg, len(vocab["types"]), len(vocab["colours"]), train.lite0_pth())
         warm.load_exported(model, path, cfg["scale"], None)
         warm.check_against_onnx(model, path)
