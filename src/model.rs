@@ -114,11 +114,7 @@ fn builtin(name: &str) -> Option<ModelSpec> {
     if let Some((full, floor)) = fashion {
         // An int8 variant shares its model's class heads (the same proxies: its
         // embeddings are the model's, within quantisation's error).
-        let heads = match full {
-            FASHION_INT8 => FASHION,
-            FASHION_3_INT8 => FASHION_3,
-            other => other,
-        };
+        let heads = TWINS.iter().find(|(_, t)| t.name == full).map_or(full, |(model, _)| model);
         // Catalogue photos are 60x80 to a few hundred pixels: 128 px holds what they have,
         // and costs a third of 224. Snapshots keep more detail at 160 (trained at both).
         return Some(ModelSpec {
@@ -253,30 +249,33 @@ pub struct Twin {
     pub auto: bool,
 }
 
+/// Each built-in model with an int8 twin, and the twin: the one table both
+/// [`query_twin`] and the twins' specs (which read their model's heads) look in.
+const TWINS: [(&str, Twin); 2] = [
+    (
+        FASHION,
+        Twin {
+            name: FASHION_INT8,
+            // 0.73, where fp32 queries give 0.725.
+            close_match: 0.73,
+            auto: false,
+        },
+    ),
+    (
+        FASHION_3,
+        Twin {
+            name: FASHION_3_INT8,
+            // 0.70, where fp32 queries give 0.71.
+            close_match: 0.70,
+            auto: true,
+        },
+    ),
+];
+
 /// The int8 twin of the built-in model `name` (its full name), if it has one.
 pub fn query_twin(name: &str) -> Option<Twin> {
-    match name {
-        FASHION => Some(Twin {
-            name: FASHION_INT8,
-            close_match: FASHION_TWIN_QUERIES_CLOSE_MATCH,
-            auto: false,
-        }),
-        FASHION_3 => Some(Twin {
-            name: FASHION_3_INT8,
-            close_match: FASHION_3_TWIN_QUERIES_CLOSE_MATCH,
-            auto: true,
-        }),
-        _ => None,
-    }
+    TWINS.iter().find(|(model, _)| *model == name).map(|(_, twin)| *twin)
 }
-
-/// The floor of queries embedded by [`FASHION`]'s int8 twin against its fp32 catalogue
-/// (0.73, where fp32 queries give 0.725).
-const FASHION_TWIN_QUERIES_CLOSE_MATCH: f32 = 0.73;
-
-/// The floor of queries embedded by r3's int8 twin against its fp32 catalogue (0.70,
-/// where fp32 queries give 0.71).
-const FASHION_3_TWIN_QUERIES_CLOSE_MATCH: f32 = 0.70;
 
 /// Whether this processor runs int8 models fast: x86-64 with AVX-512 VNNI or AVX-VNNI
 /// (int8 dot products in one instruction). Without them ONNX Runtime's int8 kernels
