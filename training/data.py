@@ -100,6 +100,10 @@ def garment_masks(images):
     return out
 
 
+# The levels above articleType, outermost first (train.py --hierarchy).
+PARENT_COLUMNS = ("masterCategory", "subCategory")
+
+
 class Catalogue:
     """Every catalogue photo with a row, padded to 80x80, plus labels and masks."""
 
@@ -112,8 +116,7 @@ class Catalogue:
         self.ids = [r["id"].strip() for r in rows]
         self.types = [r.get("articleType", "").strip() for r in rows]
         self.colours = [r.get("baseColour", "").strip() for r in rows]
-        self.masters = [r.get("masterCategory", "").strip() for r in rows]
-        self.subs = [r.get("subCategory", "").strip() for r in rows]
+        self.parents = [[r.get(c, "").strip() for r in rows] for c in PARENT_COLUMNS]
         os.makedirs(cache_dir, exist_ok=True)
         cache = os.path.join(cache_dir, f"catalogue-{len(self.ids)}-{SQUARE}.npy")
         if os.path.exists(cache):

@@ -36,6 +36,7 @@ import torch
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, HERE)
 
+import data  # noqa: E402
 import lite0  # noqa: E402
 import train  # noqa: E402
 
@@ -278,7 +279,7 @@ def card(ckpt, name=NAME, close_match=None):
                    "garment's own.")
     hierarchy = ""
     if cfg.get("hierarchy"):
-        levels = ", ".join(f"{len(p)} {n}" for p, n in zip(vocab.get("parents", []), ("masterCategory", "subCategory")))
+        levels = ", ".join(f"{len(p)} {n}" for p, n in zip(vocab.get("parents", []), data.PARENT_COLUMNS))
         hierarchy = (f"\n* Hierarchical heads (training only, not exported): cosine classifiers on the embedding "
                      f"for the parents of articleType ({levels}), each weighted {cfg['hierarchy']:g}, started as "
                      "the mean direction of their article types; a snapshot's parents are those of its matching "

@@ -277,10 +277,10 @@ def quick_eval(model, cat, vocab, street_test, cfg, limit=0):
 
 
 def hierarchy_vocab(cat, rows, types):
-    """The parent levels' classes (masterCategory, subCategory of the training rows) and,
-    per level, each article type's parent: the one most of its rows have."""
+    """The parent levels' classes (data.PARENT_COLUMNS of the training rows) and, per
+    level, each article type's parent: the one most of its rows have."""
     parents, type_parent = [], []
-    for values in (cat.masters, cat.subs):
+    for values in cat.parents:
         classes = sorted({values[i] for i in rows if values[i]})
         pidx = {c: i for i, c in enumerate(classes)}
         counts = {}
@@ -295,6 +295,28 @@ def hierarchy_vocab(cat, rows, types):
         parents.append(classes)
         type_parent.append([pidx[best[t][0]] if t in best else -1 for t in types])
     return {"parents": parents, "type_parent": type_parent}
+
+
+def parent_matrices(vocab):
+    """Per parent level, [types, parents] bool: True where the parent is the type's."""
+    out = []
+    for classes, tp in zip(vocab.get("parents", []), vocab.get("type_parent", [])):
+        tp = torch.tensor(tp)
+        m = torch.zeros(len(tp), len(classes), dtype=torch.bool)
+        known = torch.nonzero(tp >= 0)[:, 0]
+        m[known, tp[known]] = True
+        out.append(m)
+    return out
+
+
+def any_of_nll(logits, allowed):
+    """-log of the summed probability of each row's allowed classes, over the rows that
+    allow any (a snapshot is right with any of its matching classes)."""
+    ok = allowed.any(1)
+    if not ok.any():
+        return logits.sum() * 0
+    lp = F.log_softmax(logits[ok], dim=1)
+    return -torch.logsumexp(lp.masked_fill(~allowed[ok], -1e9), dim=1).mean()
 
 
 def main(argv=None):
@@ -386,10 +408,10 @@ def main(argv=None):
     torch.manual_seed(cfg["seed"])
     model = build(cfg, len(vocab["types"]), len(vocab["colours"]), pth, vocab)
     parent_y = []
-    for k, classes in enumerate(vocab.get("parents", [])):
+    for classes, values in zip(vocab.get("parents", []), cat.parents if cfg.get("hierarchy") else []):
         pidx = {c: i for i, c in enumerate(classes)}
-        parent_y.append(np.array([pidx.get(v, -1) for v in (cat.masters, cat.subs)[k]]))
-    type_parent = [torch.tensor(m) for m in vocab.get("type_parent", [])]
+        parent_y.append(np.array([pidx.get(v, -1) for v in values]))
+    parent_of = parent_matrices(vocab)
     if cfg.get("init") and not ckpt:
         g = torch.Generator().manual_seed(cfg["seed"])
         some = train_rows[torch.randperm(len(train_rows), generator=g)[:96].numpy()]
@@ -400,16 +422,16 @@ def main(argv=None):
         n = warm.load_exported(model, cfg["init"], cfg["scale"], calib)
         d = warm.check_against_onnx(model, cfg["init"])
         data.log(f"started from {cfg['init']}: {n} layers re-expanded, embedding within {d:.1e} of it")
-    if type_parent and not ckpt:
+    if parent_of and not ckpt:
         with torch.no_grad():  # a parent starts as the mean direction of its kinds
             unit = F.normalize(model.type_proxies, dim=1)
-            for k, tp in enumerate(type_parent):
+            for k, m in enumerate(parent_of):
                 prox = getattr(model, f"parent{k}_proxies")
                 for j in range(prox.shape[0]):
-                    if (tp == j).any():
-                        prox[j] = F.normalize(unit[tp == j].mean(0), dim=0)
+                    if m[:, j].any():
+                        prox[j] = F.normalize(unit[m[:, j]].mean(0), dim=0)
         data.log("hierarchical heads: " + ", ".join(f"{len(p)} {n}" for p, n in
-                                                     zip(vocab["parents"], ("masterCategory", "subCategory"))))
+                                                     zip(vocab["parents"], data.PARENT_COLUMNS)))
     opt = torch.optim.AdamW(param_groups(model, cfg))
     # An epoch is a pass over the studio photos; balanced composites are drawn apart.
     per_step = cfg["studio"] + (cfg["composites"] if comp_w is None else 0)
@@ -472,6 +494,10 @@ def main(argv=None):
             snap_idx = torch.multinomial(snap_w, cfg["snapshots"], True, generator=gen).numpy()
         else:  # r1, r2: every photo equally often, drawn as they drew them
             snap_idx = torch.randint(0, len(snaps.images), (cfg["snapshots"],), generator=gen).numpy()
+        # Each snapshot's matching article types.
+        snap_allowed = torch.zeros(len(snap_idx), len(vocab["types"]), dtype=torch.bool)
+        for i, j in enumerate(snap_idx):
+            snap_allowed[i, snaps.targets[j]] = True
         x160 = xc
         if len(snap_idx):
             x160 = torch.cat([xc, data.snapshot_batch(snaps, snap_idx, cfg["snapshot_size"], gen)])
@@ -498,34 +524,23 @@ def main(argv=None):
             losses[key + "_type"] = l_type.item()
             losses[key + "_colour"] = l_col.item()
             losses[key + "_mask"] = l_mask.item()
-            for k, tp in enumerate(type_parent):
+            for k, m in enumerate(parent_of):
                 # Parent levels: the row's own category; a snapshot any parent of its kinds.
                 pl = cfg["scale"] * e @ F.normalize(getattr(model, f"parent{k}_proxies"), dim=1).t()
                 py = torch.from_numpy(parent_y[k][r])
                 keep = py >= 0
                 l_par = F.cross_entropy(pl[:n_cat][keep], py[keep]) if keep.any() else pl.sum() * 0
                 if x is x160 and cfg["snapshots"]:
-                    allowed = torch.zeros(len(snap_idx), pl.shape[1], dtype=torch.bool)
-                    for i, j in enumerate(snap_idx):
-                        parents = tp[snaps.targets[j]]
-                        allowed[i, parents[parents >= 0]] = True
-                    ok = allowed.any(1)  # a snapshot of kinds without a parent adds nothing
-                    if ok.any():
-                        lp = F.log_softmax(pl[n_cat:][ok], dim=1)
-                        l_par = l_par - torch.logsumexp(lp.masked_fill(~allowed[ok], -1e9), dim=1).mean()
+                    l_par = l_par + any_of_nll(pl[n_cat:], (snap_allowed.float() @ m.float()) > 0)
                 losses[f"{key}_parent{k}"] = l_par.item()
                 loss = loss + cfg["hierarchy"] * l_par
             if x is x160 and cfg["snapshots"]:
                 # A snapshot is right with any of its matching article types.
                 sl = model.type_logits(e[n_cat:])
-                allowed = torch.zeros_like(sl, dtype=torch.bool)
-                for i, j in enumerate(snap_idx):
-                    allowed[i, snaps.targets[j]] = True
                 if margin:
-                    hard = (allowed.float() @ neigh).clamp(max=margin) * ~allowed
+                    hard = (snap_allowed.float() @ neigh).clamp(max=margin) * ~snap_allowed
                     sl = sl + hard
-                lp = F.log_softmax(sl, dim=1)
-                l_snap = -torch.logsumexp(lp.masked_fill(~allowed, -1e9), dim=1).mean()
+                l_snap = any_of_nll(sl, snap_allowed)
                 losses["real_snap"] = l_snap.item()
                 loss = loss + l_snap
             total_loss = total_loss + loss
