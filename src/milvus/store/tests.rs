@@ -1,6 +1,8 @@
 //! `MilvusStore` against a real server: the store suite, two processes on one collection,
 //! searching inside Milvus, and a server that is not there.
 
+use std::collections::BTreeMap;
+
 use super::*;
 use crate::store::Change;
 
