@@ -558,13 +558,41 @@ def _clutter(img, msk, bg, gen, share):
     return a * fg + (1 - a) * bg
 
 
-def snapshot_batch(snaps, idx, size, gen):
-    """Real snapshots: random crops (50-100 % of the area), flips, light jitter."""
+def snapshot_batch(snaps, idx, size, gen, strong=False):
+    """Real snapshots: random crops (50-100 % of the area), flips, light jitter. `strong`
+    (for photos seen ~20 times a run, whose homes repeat): crops down to a third of the
+    area, more tilt, full-strength light, a tenth in grey, and half with a patch of noise
+    over 5-25 % of the frame, so that no background, colour cast or single detail of a
+    photo is enough to name its garment."""
     n = len(idx)
     img = to_float(snaps.images[idx])
-    theta = _affine(n, gen, (1.0, 1.4), 10, 0.15)
+    if strong:
+        theta = _affine(n, gen, (1.0, 1.75), 15, 0.25)
+    else:
+        theta = _affine(n, gen, (1.0, 1.4), 10, 0.15)
     grid = F.affine_grid(theta, (n, 3, size, size), align_corners=False)
     x = F.grid_sample(img, grid, mode="bilinear", padding_mode="reflection", align_corners=False)
-    x = _photometric(x, gen, 0.7)
-    x = _blur(x, gen, 0.2, 1.0)
+    x = _photometric(x, gen, 1.0 if strong else 0.7)
+    x = _blur(x, gen, 0.3 if strong else 0.2, 1.2 if strong else 1.0)
+    if strong:
+        grey = torch.rand(n, generator=gen) < 0.1
+        x[grey] = x[grey].mean(dim=1, keepdim=True).expand(-1, 3, -1, -1)
+        x = _erase(x, gen, 0.5, (0.05, 0.25))
+    return x
+
+
+def _erase(x, gen, p, area):
+    """Random erasing: on a share `p` of the photos, a rectangle of `area` (share of the
+    frame, aspect 1/3-3) replaced by noise."""
+    n, _, h, w = x.shape
+    x = x.clone()
+    for i in range(n):
+        if float(torch.rand(1, generator=gen)) >= p:
+            continue
+        a = float(torch.empty(1).uniform_(*area, generator=gen)) * h * w
+        r = float(torch.empty(1).uniform_(np.log(1 / 3), np.log(3), generator=gen).exp())
+        eh, ew = min(h, max(1, round((a * r) ** 0.5))), min(w, max(1, round((a / r) ** 0.5)))
+        y0 = int(torch.randint(0, h - eh + 1, (1,), generator=gen))
+        x0 = int(torch.randint(0, w - ew + 1, (1,), generator=gen))
+        x[i, :, y0:y0 + eh, x0:x0 + ew] = torch.rand(3, eh, ew, generator=gen)
     return x

@@ -277,6 +277,10 @@ def card(ckpt, name=NAME, close_match=None):
                    "behind theirs, centred near or past the frame's edge (mostly above or below), as a "
                    "square cut around one garment of an outfit shows it; the labels and mask stay the "
                    "garment's own.")
+    if cfg.get("snapshot_aug") == "strong":
+        clutter += ("\n* Snapshots augmented strongly: crops down to a third of the area, rotation 15 degrees, "
+                    "shift 25 %, full-strength light jitter, a tenth in grey, and half with a patch of noise over "
+                    "5-25 % of the frame (random erasing).")
     hierarchy = ""
     if cfg.get("hierarchy"):
         levels = ", ".join(f"{len(p)} {n}" for p, n in zip(vocab.get("parents", []), data.PARENT_COLUMNS))

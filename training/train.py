@@ -110,6 +110,8 @@ def parse_args(argv=None):
     ap.add_argument("--clutter", type=float, default=0.0,
                     help="share of composites with another garment pasted at the frame's edge, as in a cut "
                          "of one garment out of an outfit (r4: 0.4)")
+    ap.add_argument("--snapshot-aug", choices=("light", "strong"), default="light",
+                    help="snapshot augmentation: light (r1-r5) or strong (bigger crops and tilt, grey, random erasing)")
     ap.add_argument("--hierarchy", type=float, default=0.0,
                     help="weight of two more cosine heads on the embedding, masterCategory and subCategory, "
                          "trained beside articleType (hierarchical heads; not exported; r5: 0.3)")
@@ -500,7 +502,8 @@ def main(argv=None):
             snap_allowed[i, snaps.targets[j]] = True
         x160 = xc
         if len(snap_idx):
-            x160 = torch.cat([xc, data.snapshot_batch(snaps, snap_idx, cfg["snapshot_size"], gen)])
+            x160 = torch.cat([xc, data.snapshot_batch(snaps, snap_idx, cfg["snapshot_size"], gen,
+                                                         strong=cfg["snapshot_aug"] == "strong")])
         parts = [(xs, ms, studio_rows), (x160, mc, comp_rows)]
         for x, m, r in parts:
             e, mask_logits = model(data.normalise(x).contiguous(memory_format=torch.channels_last))
