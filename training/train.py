@@ -503,7 +503,7 @@ def main(argv=None):
         x160 = xc
         if len(snap_idx):
             x160 = torch.cat([xc, data.snapshot_batch(snaps, snap_idx, cfg["snapshot_size"], gen,
-                                                         strong=cfg["snapshot_aug"] == "strong")])
+                                                         strong=cfg.get("snapshot_aug") == "strong")])
         parts = [(xs, ms, studio_rows), (x160, mc, comp_rows)]
         for x, m, r in parts:
             e, mask_logits = model(data.normalise(x).contiguous(memory_format=torch.channels_last))
