@@ -26,7 +26,7 @@ fn query(name: &str) -> String {
 /// Options a query photo is searched with: the T-shirt's by the whole photo. A known miss
 /// of r3 (issue 28 notes): on this beige shirt on a beige blanket its garment mask is
 /// sure only of the print, and the print's square alone looks like an undershirt; the
-/// golden top 5 (tests/cli.rs) pins that answer until localisation is fixed.
+/// golden top 5 (tests/cli/mod.rs) pins that answer until localisation is fixed.
 fn as_searched(file: &str) -> &'static [&'static str] {
     if file == "tshirt.jpg" { &["--locate", "off"] } else { &[] }
 }
