@@ -140,17 +140,7 @@ impl Client {
             )
             .await?;
         check("Query", name, res.status)?;
-        res.fields_data
-            .into_iter()
-            .map(|f| {
-                let column = from_field(&f).ok_or_else(|| MilvusError::Data {
-                    call: "Query",
-                    collection: name.into(),
-                    message: format!("field {} has a type lookalike does not store", f.field_name),
-                })?;
-                Ok((f.field_name, column))
-            })
-            .collect()
+        columns_of("Query", name, res.fields_data)
     }
 
     /// The `k` rows nearest `vector` by inner product among those matching `expr` (all
@@ -240,16 +230,7 @@ impl Client {
         if ids.len() != data.scores.len() {
             return Err(bad("as many ids as scores were not given"));
         }
-        let columns = data
-            .fields_data
-            .iter()
-            .map(|f| {
-                let column = from_field(f).ok_or_else(|| {
-                    bad(&format!("field {} has a type lookalike does not store", f.field_name))
-                })?;
-                Ok((f.field_name.clone(), column))
-            })
-            .collect::<Result<Vec<_>, MilvusError>>()?;
+        let columns = columns_of("Search", name, data.fields_data)?;
         Ok((ids.into_iter().zip(data.scores).collect(), columns))
     }
 }
@@ -300,6 +281,26 @@ fn to_field(name: &str, column: Column) -> FieldData {
         field: Some(field),
         ..Default::default()
     }
+}
+
+/// An answer's fields as columns, named; one of a type lookalike does not store is an error
+/// of `call`.
+fn columns_of(
+    call: &'static str,
+    collection: &str,
+    fields: Vec<FieldData>,
+) -> Result<Vec<(String, Column)>, MilvusError> {
+    fields
+        .into_iter()
+        .map(|f| {
+            let column = from_field(&f).ok_or_else(|| MilvusError::Data {
+                call,
+                collection: collection.into(),
+                message: format!("field {} has a type lookalike does not store", f.field_name),
+            })?;
+            Ok((f.field_name, column))
+        })
+        .collect()
 }
 
 fn from_field(f: &FieldData) -> Option<Column> {
